@@ -1,0 +1,257 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using Cloud.Contracts.Agent.V1;
+using Google.Protobuf.WellKnownTypes;
+using Microsoft.Extensions.Options;
+
+namespace Cloud.Agent.Hypervisor.Fake;
+
+/// <summary>
+/// VMs simulated in memory, for scale simulation (thousands of hollow nodes in one process).
+/// Follows the same state machine and idempotency rules as the QEMU backend, with latencies
+/// taken from <see cref="FakeHypervisorOptions"/>.
+/// </summary>
+public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, TimeProvider time, string nodeName) : IHypervisor
+{
+    private readonly FakeHypervisorOptions _options = options.Value;
+    private readonly ConcurrentDictionary<string, FakeVm> _vms = new(StringComparer.Ordinal);
+    private readonly EventHub _events = new();
+
+    public string Name => "fake";
+
+    public Task<NodeInfo> GetNodeInfoAsync(CancellationToken cancellationToken)
+    {
+        var info = new NodeInfo
+        {
+            NodeName = nodeName,
+            Hypervisor = Name,
+            Accelerator = Accelerator.Fake,
+            HypervisorVersion = "fake-1",
+            AvailabilityZone = _options.AvailabilityZone,
+            AgentVersion = typeof(FakeHypervisor).Assembly.GetName().Version?.ToString() ?? "0",
+        };
+        info.Inventories.Add(Inventory("VCPU", _options.Vcpus, 16.0));
+        info.Inventories.Add(Inventory("MEMORY_MB", _options.MemoryMb, 1.0));
+        info.Inventories.Add(Inventory("DISK_GB", _options.DiskGb, 1.0));
+        return Task.FromResult(info);
+    }
+
+    private static Inventory Inventory(string resourceClass, long total, double ratio) => new()
+    {
+        ResourceClass = resourceClass,
+        Total = total,
+        AllocationRatio = ratio,
+        MinUnit = 1,
+        MaxUnit = total,
+        StepSize = 1,
+    };
+
+    public Task<IReadOnlyList<Vm>> ListVmsAsync(CancellationToken cancellationToken)
+        => Task.FromResult<IReadOnlyList<Vm>>([.. _vms.Values.Select(v => v.Snapshot(_options.CpuLoad, time))]);
+
+    public async Task<Vm> CreateVmAsync(VmSpec spec, CancellationToken cancellationToken)
+    {
+        VmSpecValidator.Validate(spec);
+        var vm = new FakeVm(spec.Clone(), time.GetUtcNow());
+        var existing = _vms.GetOrAdd(spec.VmId, vm);
+        if (!ReferenceEquals(existing, vm))
+        {
+            if (!existing.Spec.Shape.Equals(spec.Shape) || existing.Spec.Image != spec.Image)
+            {
+                throw new HypervisorException(HypervisorError.AlreadyExists, $"VM {spec.VmId} exists with a different spec.");
+            }
+            return existing.Snapshot(_options.CpuLoad, time);
+        }
+        await Delay(_options.CreateLatency, cancellationToken).ConfigureAwait(false);
+        SetState(vm, VmState.Stopped, "created");
+        return spec.Start ? await StartVmAsync(spec.VmId, cancellationToken).ConfigureAwait(false) : vm.Snapshot(_options.CpuLoad, time);
+    }
+
+    public async Task<Vm> StartVmAsync(string vmId, CancellationToken cancellationToken)
+    {
+        var vm = Get(vmId);
+        if (vm.State is VmState.Running)
+        {
+            return vm.Snapshot(_options.CpuLoad, time);
+        }
+        await Delay(_options.PowerLatency, cancellationToken).ConfigureAwait(false);
+        SetState(vm, VmState.Running, "started");
+        return vm.Snapshot(_options.CpuLoad, time);
+    }
+
+    public async Task<Vm> StopVmAsync(string vmId, bool force, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var vm = Get(vmId);
+        if (vm.State is VmState.Stopped)
+        {
+            return vm.Snapshot(_options.CpuLoad, time);
+        }
+        if (!force)
+        {
+            await Delay(_options.PowerLatency, cancellationToken).ConfigureAwait(false);
+        }
+        SetState(vm, VmState.Stopped, force ? "forced off" : "powered down");
+        return vm.Snapshot(_options.CpuLoad, time);
+    }
+
+    public async Task<Vm> RebootVmAsync(string vmId, CancellationToken cancellationToken)
+    {
+        var vm = Get(vmId);
+        RequireState(vm, VmState.Running, "reboot");
+        await Delay(_options.PowerLatency, cancellationToken).ConfigureAwait(false);
+        SetState(vm, VmState.Running, "rebooted");
+        return vm.Snapshot(_options.CpuLoad, time);
+    }
+
+    public Task DeleteVmAsync(string vmId, CancellationToken cancellationToken)
+    {
+        if (_vms.TryRemove(vmId, out var vm))
+        {
+            SetState(vm, VmState.Deleted, "deleted");
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task<Vm> ResizeVmAsync(string vmId, VmShape shape, bool allowCold, CancellationToken cancellationToken)
+    {
+        var vm = Get(vmId);
+        VmSpecValidator.ValidateShape(shape);
+        var current = vm.Spec.Shape;
+        var shrinks = shape.Vcpus < current.Vcpus || shape.MemoryMb < current.MemoryMb;
+        if (vm.State is VmState.Running && shrinks && !allowCold)
+        {
+            throw new HypervisorException(HypervisorError.FailedPrecondition, "Shrinking vCPUs or memory cannot be done live; allow a cold resize.");
+        }
+        if (shape.DiskGb < current.DiskGb)
+        {
+            throw new HypervisorException(HypervisorError.FailedPrecondition, "A disk cannot shrink.");
+        }
+        vm.Spec.Shape = shape.Clone();
+        return Task.FromResult(vm.Snapshot(_options.CpuLoad, time));
+    }
+
+    public Task<Snapshot> CreateSnapshotAsync(string vmId, string snapshotId, string name, CancellationToken cancellationToken)
+    {
+        var vm = Get(vmId);
+        var snapshot = new Snapshot
+        {
+            SnapshotId = snapshotId,
+            VmId = vmId,
+            Name = name,
+            IncludesMemory = vm.State is VmState.Running,
+            SizeBytes = vm.Spec.Shape.DiskGb * 1024 * 1024,
+            CreatedAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()),
+        };
+        vm.Snapshots[snapshotId] = snapshot;
+        return Task.FromResult(snapshot);
+    }
+
+    public Task<IReadOnlyList<Snapshot>> ListSnapshotsAsync(string vmId, CancellationToken cancellationToken)
+        => Task.FromResult<IReadOnlyList<Snapshot>>([.. Get(vmId).Snapshots.Values]);
+
+    public Task<Vm> RestoreSnapshotAsync(string vmId, string snapshotId, CancellationToken cancellationToken)
+    {
+        var vm = Get(vmId);
+        GetSnapshot(vm, snapshotId);
+        return Task.FromResult(vm.Snapshot(_options.CpuLoad, time));
+    }
+
+    public Task DeleteSnapshotAsync(string vmId, string snapshotId, CancellationToken cancellationToken)
+    {
+        Get(vmId).Snapshots.TryRemove(snapshotId, out _);
+        return Task.CompletedTask;
+    }
+
+    public Task<ExportSnapshotResponse> ExportSnapshotAsync(string vmId, string snapshotId, string imageId, CancellationToken cancellationToken)
+    {
+        var snapshot = GetSnapshot(Get(vmId), snapshotId);
+        return Task.FromResult(new ExportSnapshotResponse { ImageId = imageId, SizeBytes = snapshot.SizeBytes, Sha256 = new string('0', 64) });
+    }
+
+    public Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, CancellationToken cancellationToken)
+    {
+        VmSpecValidator.Validate(spec);
+        var vm = _vms.GetOrAdd(spec.VmId, _ => new FakeVm(spec.Clone(), time.GetUtcNow()));
+        SetState(vm, VmState.Incoming, $"awaiting migration {migrationId}");
+        return Task.FromResult(new PrepareMigrationResponse { MigrationUri = $"fake:{nodeName}:{migrationId}" });
+    }
+
+    public async IAsyncEnumerable<MigrationProgress> MigrateAsync(MigrateRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var vm = Get(request.VmId);
+        RequireState(vm, VmState.Running, "migrate");
+        var total = vm.Spec.Shape.MemoryMb * 1024 * 1024;
+        SetState(vm, VmState.Migrating, $"migration {request.MigrationId}");
+        for (var step = 1; step <= 4; step++)
+        {
+            await Delay(_options.PowerLatency, cancellationToken).ConfigureAwait(false);
+            yield return new MigrationProgress { Phase = MigrationProgress.Types.Phase.Memory, TotalBytes = total, TransferredBytes = total * step / 4, RemainingBytes = total - (total * step / 4) };
+        }
+        _vms.TryRemove(vm.Spec.VmId, out _);
+        SetState(vm, VmState.Deleted, $"migrated away by {request.MigrationId}");
+        yield return new MigrationProgress { Phase = MigrationProgress.Types.Phase.Completed, TotalBytes = total, TransferredBytes = total };
+    }
+
+    public Task AbortMigrationAsync(string vmId, string migrationId, CancellationToken cancellationToken)
+    {
+        if (_vms.TryGetValue(vmId, out var vm))
+        {
+            if (vm.State is VmState.Incoming)
+            {
+                _vms.TryRemove(vmId, out _);
+                SetState(vm, VmState.Deleted, $"migration {migrationId} aborted");
+            }
+            else if (vm.State is VmState.Migrating)
+            {
+                SetState(vm, VmState.Running, $"migration {migrationId} aborted");
+            }
+        }
+        return Task.CompletedTask;
+    }
+
+    public IAsyncEnumerable<VmEvent> WatchEventsAsync(CancellationToken cancellationToken) => _events.WatchAsync(cancellationToken);
+
+    private FakeVm Get(string vmId)
+        => _vms.TryGetValue(vmId, out var vm) ? vm : throw new HypervisorException(HypervisorError.NotFound, $"VM {vmId} is not on this node.");
+
+    private static Snapshot GetSnapshot(FakeVm vm, string snapshotId)
+        => vm.Snapshots.TryGetValue(snapshotId, out var s) ? s : throw new HypervisorException(HypervisorError.NotFound, $"Snapshot {snapshotId} of VM {vm.Spec.VmId} does not exist.");
+
+    private static void RequireState(FakeVm vm, VmState state, string verb)
+    {
+        if (vm.State != state)
+        {
+            throw new HypervisorException(HypervisorError.FailedPrecondition, $"Cannot {verb} VM {vm.Spec.VmId} in state {vm.State}.");
+        }
+    }
+
+    private void SetState(FakeVm vm, VmState state, string reason)
+    {
+        vm.State = state;
+        vm.StateSince = time.GetUtcNow();
+        _events.Publish(new VmEvent { VmId = vm.Spec.VmId, State = state, Reason = reason, At = Timestamp.FromDateTimeOffset(vm.StateSince) });
+    }
+
+    private Task Delay(TimeSpan latency, CancellationToken cancellationToken)
+        => latency <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(latency, time, cancellationToken);
+
+    private sealed class FakeVm(VmSpec spec, DateTimeOffset createdAt)
+    {
+        public VmSpec Spec { get; } = spec;
+        public VmState State { get; set; } = VmState.Creating;
+        public DateTimeOffset StateSince { get; set; } = createdAt;
+        public ConcurrentDictionary<string, Snapshot> Snapshots { get; } = new(StringComparer.Ordinal);
+
+        public Vm Snapshot(double cpuLoad, TimeProvider time) => new()
+        {
+            VmId = Spec.VmId,
+            Name = Spec.Name,
+            State = State,
+            Shape = Spec.Shape.Clone(),
+            StateSince = Timestamp.FromDateTimeOffset(StateSince),
+            Usage = State is VmState.Running
+                ? new VmUsage { CpuUtilization = cpuLoad * Spec.Shape.Vcpus, MemoryUsedMb = Spec.Shape.MemoryMb / 2, SampledAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()) }
+                : null,
+        };
+    }
+}
