@@ -1,0 +1,65 @@
+using System.Net;
+using Cloud.Agent.Hypervisor;
+using Cloud.Agent.Hypervisor.Fake;
+using Cloud.Agent.Qemu;
+using Cloud.Agent.Registration;
+using Cloud.Agent.Rpc;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Contracts.Node.V1;
+using Cloud.Grpc;
+using Cloud.ServiceDefaults;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace Cloud.Agent;
+
+/// <summary>Registration of the agent's parts, so that Program.cs stays a few lines.</summary>
+internal static class AgentExtensions
+{
+    public static WebApplicationBuilder AddAgent(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        var agent = builder.Configuration.GetSection(AgentOptions.SectionName).Get<AgentOptions>() ?? new AgentOptions();
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            var endpoint = ParseListen(agent.Listen);
+            kestrel.Listen(endpoint, listen => listen.Protocols = HttpProtocols.Http2);
+        });
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddGrpc();
+        services.AddGrpcHealthChecks();
+        services.AddCloudTelemetry(builder.Configuration, "cloud-agent");
+
+        if (agent.Backend == "fake")
+        {
+            services.AddOptions<FakeHypervisorOptions>().BindConfiguration(FakeHypervisorOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+            services.AddSingleton<IHypervisor>(sp => new FakeHypervisor(
+                sp.GetRequiredService<IOptions<FakeHypervisorOptions>>(), sp.GetRequiredService<TimeProvider>(), agent.NodeName));
+        }
+        else
+        {
+            services.AddQemuBackend(builder.Configuration);
+        }
+
+        services.AddSingleton(_ => GrpcChannel.ForAddress(agent.ControllerUrl));
+        services.AddSingleton(sp => new NodeRegistryGrpc.NodeRegistryClient(sp.GetRequiredService<GrpcChannel>()));
+        services.AddHostedService<RegistrationLoop>();
+        return builder;
+    }
+
+    public static WebApplication MapAgent(this WebApplication app)
+    {
+        app.MapGrpcService<NodeAgentService>(NodeAgentGrpc.BindService);
+        app.MapGrpcHealthService();
+        return app;
+    }
+
+    /// <summary>"127.0.0.2:7070" or "[::1]:7070"; a host name is refused, so the bind address is never a guess.</summary>
+    internal static IPEndPoint ParseListen(string listen)
+        => IPEndPoint.TryParse(listen, out var endpoint) && endpoint.Port != 0
+            ? endpoint
+            : throw new OptionsValidationException(AgentOptions.SectionName, typeof(AgentOptions), [$"Agent:Listen '{listen}' must be an IP address and port, such as 127.0.0.2:7070."]);
+}

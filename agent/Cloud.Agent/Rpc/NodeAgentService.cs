@@ -1,0 +1,133 @@
+using System.Runtime.CompilerServices;
+using Cloud.Agent.Hypervisor;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Grpc;
+
+namespace Cloud.Agent.Rpc;
+
+/// <summary>The NodeAgent gRPC service: validates each request and hands it to the backend.</summary>
+internal sealed class NodeAgentService(IHypervisor hypervisor) : NodeAgentGrpc.NodeAgentBase
+{
+    private static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(30);
+
+    public override Task<NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context)
+        => Call(() => hypervisor.GetNodeInfoAsync(context.CancellationToken));
+
+    public override Task<ListVmsResponse> ListVms(ListVmsRequest request, ServerCallContext context)
+        => Call(async () => new ListVmsResponse { Vms = { await hypervisor.ListVmsAsync(context.CancellationToken) } });
+
+    public override Task<Vm> CreateVm(CreateVmRequest request, ServerCallContext context)
+        => Call(() => hypervisor.CreateVmAsync(request.Spec ?? throw Invalid("spec is required."), context.CancellationToken));
+
+    public override Task<Vm> StartVm(VmRef request, ServerCallContext context)
+        => Call(() => hypervisor.StartVmAsync(VmId(request.VmId), context.CancellationToken));
+
+    public override Task<Vm> StopVm(StopVmRequest request, ServerCallContext context)
+    {
+        if (request.TimeoutSeconds is < 0 or > 3600)
+        {
+            throw Invalid("timeout_seconds must be between 0 and 3600.");
+        }
+        var timeout = request.TimeoutSeconds == 0 ? DefaultStopTimeout : TimeSpan.FromSeconds(request.TimeoutSeconds);
+        return Call(() => hypervisor.StopVmAsync(VmId(request.VmId), request.Force, timeout, context.CancellationToken));
+    }
+
+    public override Task<Vm> RebootVm(VmRef request, ServerCallContext context)
+        => Call(() => hypervisor.RebootVmAsync(VmId(request.VmId), context.CancellationToken));
+
+    public override Task<DeleteVmResponse> DeleteVm(VmRef request, ServerCallContext context)
+        => Call(async () =>
+        {
+            await hypervisor.DeleteVmAsync(VmId(request.VmId), context.CancellationToken);
+            return new DeleteVmResponse();
+        });
+
+    public override Task<Vm> ResizeVm(ResizeVmRequest request, ServerCallContext context)
+        => Call(() => hypervisor.ResizeVmAsync(VmId(request.VmId), request.Shape ?? throw Invalid("shape is required."), request.AllowCold, context.CancellationToken));
+
+    public override Task<Snapshot> CreateSnapshot(CreateSnapshotRequest request, ServerCallContext context)
+        => Call(() => hypervisor.CreateSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), request.Name, context.CancellationToken));
+
+    public override Task<ListSnapshotsResponse> ListSnapshots(VmRef request, ServerCallContext context)
+        => Call(async () => new ListSnapshotsResponse { Snapshots = { await hypervisor.ListSnapshotsAsync(VmId(request.VmId), context.CancellationToken) } });
+
+    public override Task<Vm> RestoreSnapshot(SnapshotRef request, ServerCallContext context)
+        => Call(() => hypervisor.RestoreSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), context.CancellationToken));
+
+    public override Task<DeleteSnapshotResponse> DeleteSnapshot(SnapshotRef request, ServerCallContext context)
+        => Call(async () =>
+        {
+            await hypervisor.DeleteSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), context.CancellationToken);
+            return new DeleteSnapshotResponse();
+        });
+
+    public override Task<ExportSnapshotResponse> ExportSnapshot(ExportSnapshotRequest request, ServerCallContext context)
+        => Call(() => hypervisor.ExportSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), Id(request.ImageId, "image_id"), context.CancellationToken));
+
+    public override Task<PrepareMigrationResponse> PrepareMigration(PrepareMigrationRequest request, ServerCallContext context)
+        => Call(() => hypervisor.PrepareMigrationAsync(request.Spec ?? throw Invalid("spec is required."), Id(request.MigrationId, "migration_id"), context.CancellationToken));
+
+    public override Task Migrate(MigrateRequest request, IServerStreamWriter<MigrationProgress> responseStream, ServerCallContext context)
+    {
+        VmId(request.VmId);
+        Id(request.MigrationId, "migration_id");
+        return Call(async () =>
+        {
+            await foreach (var progress in hypervisor.MigrateAsync(request, context.CancellationToken))
+            {
+                await responseStream.WriteAsync(progress, context.CancellationToken);
+            }
+            return true;
+        });
+    }
+
+    public override Task<AbortMigrationResponse> AbortMigration(AbortMigrationRequest request, ServerCallContext context)
+        => Call(async () =>
+        {
+            await hypervisor.AbortMigrationAsync(VmId(request.VmId), Id(request.MigrationId, "migration_id"), context.CancellationToken);
+            return new AbortMigrationResponse();
+        });
+
+    public override Task WatchEvents(WatchEventsRequest request, IServerStreamWriter<VmEvent> responseStream, ServerCallContext context)
+        => Call(async () =>
+        {
+            await foreach (var vmEvent in hypervisor.WatchEventsAsync(context.CancellationToken))
+            {
+                await responseStream.WriteAsync(vmEvent, context.CancellationToken);
+            }
+            return true;
+        });
+
+    private static string VmId(string id) => Id(id, "vm_id");
+
+    private static string SnapshotId(string id) => Id(id, "snapshot_id");
+
+    private static string Id(string id, string field)
+        => VmSpecValidator.IsSafeId(id) ? id : throw Invalid($"{field} '{id}' is invalid: use 1-64 letters, digits, '-' or '_'.");
+
+    private static RpcException Invalid(string message) => new(StatusCode.InvalidArgument, message);
+
+    /// <summary>Runs a backend call, turning its failures into the matching gRPC status.</summary>
+    private static async Task<T> Call<T>(Func<Task<T>> action, [CallerMemberName] string verb = "")
+    {
+        try
+        {
+            return await action();
+        }
+        catch (HypervisorException e)
+        {
+            throw new RpcException(ToStatusCode(e.Error), $"{verb}: {e.Message}");
+        }
+    }
+
+    internal static StatusCode ToStatusCode(HypervisorError error) => error switch
+    {
+        HypervisorError.InvalidArgument => StatusCode.InvalidArgument,
+        HypervisorError.NotFound => StatusCode.NotFound,
+        HypervisorError.AlreadyExists => StatusCode.AlreadyExists,
+        HypervisorError.FailedPrecondition => StatusCode.FailedPrecondition,
+        HypervisorError.ResourceExhausted => StatusCode.ResourceExhausted,
+        HypervisorError.Unavailable => StatusCode.Unavailable,
+        _ => StatusCode.Internal,
+    };
+}

@@ -1,0 +1,85 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Google.Protobuf;
+
+namespace Cloud.Cli;
+
+/// <summary>Calls the REST API, whose bodies are the compute API's messages in proto3 JSON.</summary>
+internal sealed class ApiClient(HttpClient http) : IDisposable
+{
+    private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
+
+    public static ApiClient Create(CliProfile profile)
+    {
+        var http = new HttpClient { BaseAddress = new Uri(profile.Url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        if (!string.IsNullOrEmpty(profile.Token))
+        {
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", profile.Token);
+        }
+        return new ApiClient(http);
+    }
+
+    public Task<T> GetAsync<T>(string path, CancellationToken cancellationToken) where T : IMessage<T>, new()
+        => SendAsync<T>(new HttpRequestMessage(HttpMethod.Get, path), cancellationToken);
+
+    public Task<T> PostAsync<T>(string path, IMessage body, string? idempotencyKey, CancellationToken cancellationToken) where T : IMessage<T>, new()
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path)
+        {
+            Content = new StringContent(JsonFormatter.Default.Format(body), Encoding.UTF8, "application/json"),
+        };
+        if (idempotencyKey is not null)
+        {
+            request.Headers.Add("Idempotency-Key", idempotencyKey);
+        }
+        return SendAsync<T>(request, cancellationToken);
+    }
+
+    public Task<T> DeleteAsync<T>(string path, CancellationToken cancellationToken) where T : IMessage<T>, new()
+        => SendAsync<T>(new HttpRequestMessage(HttpMethod.Delete, path), cancellationToken);
+
+    private async Task<T> SendAsync<T>(HttpRequestMessage request, CancellationToken cancellationToken) where T : IMessage<T>, new()
+    {
+        using (request)
+        {
+            HttpResponseMessage response;
+            try
+            {
+                response = await http.SendAsync(request, cancellationToken);
+            }
+            catch (HttpRequestException e)
+            {
+                throw new CliException($"Cannot reach the controller at {http.BaseAddress}: {e.Message}");
+            }
+            using (response)
+            {
+                var text = await response.Content.ReadAsStringAsync(cancellationToken);
+                if (!response.IsSuccessStatusCode)
+                {
+                    throw new CliException(DescribeProblem(response, text));
+                }
+                return Parser.Parse<T>(text);
+            }
+        }
+    }
+
+    /// <summary>"NOT_FOUND: VM x does not exist" from a problem-details body.</summary>
+    private static string DescribeProblem(HttpResponseMessage response, string text)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(text);
+            var root = doc.RootElement;
+            var code = root.TryGetProperty("code", out var c) ? c.GetString() : null;
+            var detail = root.TryGetProperty("detail", out var d) ? d.GetString() : null;
+            return $"{code ?? ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture)}: {detail ?? response.ReasonPhrase}";
+        }
+        catch (JsonException)
+        {
+            return $"HTTP {(int)response.StatusCode} {response.ReasonPhrase}";
+        }
+    }
+
+    public void Dispose() => http.Dispose();
+}

@@ -1,0 +1,61 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Cloud.Cli;
+
+/// <summary>
+/// cloudctl's config file: named profiles, each an API URL and a token. Looked up in --config,
+/// then $CLOUDCTL_CONFIG, then ~/.config/cloud/cloudctl.json.
+/// </summary>
+internal sealed class CliConfig
+{
+    public string CurrentProfile { get; set; } = "default";
+
+    public Dictionary<string, CliProfile> Profiles { get; set; } = [];
+
+    public static string DefaultPath()
+        => Environment.GetEnvironmentVariable("CLOUDCTL_CONFIG") is { Length: > 0 } path
+            ? path
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config", "cloud", "cloudctl.json");
+
+    public static CliConfig Load(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return new CliConfig();
+        }
+        try
+        {
+            return JsonSerializer.Deserialize(File.ReadAllText(path), CliJsonContext.Default.CliConfig) ?? new CliConfig();
+        }
+        catch (JsonException e)
+        {
+            throw new CliException($"Config file {path} is not valid JSON: {e.Message}");
+        }
+    }
+
+    public CliProfile Resolve(string? profileName)
+    {
+        var name = profileName ?? CurrentProfile;
+        return Profiles.TryGetValue(name, out var profile)
+            ? profile
+            : name == "default"
+                ? new CliProfile()
+                : throw new CliException($"Profile '{name}' is not in the config file.");
+    }
+}
+
+internal sealed class CliProfile
+{
+    /// <summary>The controller's REST URL. Default http://127.0.0.1:8080.</summary>
+    public string Url { get; set; } = "http://127.0.0.1:8080";
+
+    public string? Token { get; set; }
+}
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]
+[JsonSerializable(typeof(CliConfig))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;
+
+/// <summary>An error meant for the user: printed without a stack trace, exit code 1.</summary>
+internal sealed class CliException(string message) : Exception(message);

@@ -1,0 +1,13 @@
+using Cloud.Cli;
+using Spectre.Console;
+
+var console = AnsiConsole.Console;
+try
+{
+    return await Commands.Build(console).Parse(args).InvokeAsync();
+}
+catch (CliException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 1;
+}
