@@ -1,0 +1,73 @@
+using Cloud.Controller.Api;
+using Cloud.Controller.Auth;
+using Cloud.Controller.Data;
+using Cloud.Controller.Vms;
+using Cloud.Contracts.Compute.V1;
+using Cloud.Grpc;
+using Microsoft.EntityFrameworkCore;
+
+namespace Cloud.Controller.Catalog;
+
+/// <summary>Flavors and images: what tenants choose from when they create a VM.</summary>
+internal sealed class CatalogService(IDbContextFactory<LedgerDbContext> contexts, TimeProvider time)
+{
+    public const int MaxVcpus = 256;
+    public const long MaxMemoryMb = 4L * 1024 * 1024;
+    public const long MaxDiskGb = 64 * 1024;
+
+    public async Task<ListFlavorsResponse> ListFlavorsAsync(Caller caller, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var flavors = await db.Flavors.AsNoTracking().Where(f => f.IsPublic || caller.IsOperator)
+            .OrderBy(f => f.Vcpus).ThenBy(f => f.MemoryMb).ThenBy(f => f.Name).ToListAsync(cancellationToken);
+        return new ListFlavorsResponse { Flavors = { flavors.Select(ApiMapping.ToProto) } };
+    }
+
+    /// <summary>Operators define flavors; sizes are checked against what any node could ever hold.</summary>
+    public async Task<Flavor> CreateFlavorAsync(Caller caller, Flavor flavor, CancellationToken cancellationToken)
+    {
+        if (!caller.IsOperator)
+        {
+            throw new ApiException(StatusCode.PermissionDenied, "Only operators define flavors.");
+        }
+        VmValidation.RequireResourceName(flavor.Name, "name");
+        if (flavor.Vcpus is < 1 or > MaxVcpus)
+        {
+            throw ApiException.Invalid($"vcpus must be between 1 and {MaxVcpus}, not {flavor.Vcpus}.");
+        }
+        if (flavor.MemoryMb is < 64 or > MaxMemoryMb)
+        {
+            throw ApiException.Invalid($"memory_mb must be between 64 and {MaxMemoryMb}, not {flavor.MemoryMb}.");
+        }
+        if (flavor.DiskGb is < 0 or > MaxDiskGb)
+        {
+            throw ApiException.Invalid($"disk_gb must be between 0 and {MaxDiskGb}, not {flavor.DiskGb}.");
+        }
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        db.Flavors.Add(new FlavorEntity
+        {
+            Name = flavor.Name,
+            Vcpus = flavor.Vcpus,
+            MemoryMb = flavor.MemoryMb,
+            DiskGb = flavor.DiskGb,
+            IsPublic = flavor.IsPublic,
+            CreatedAt = time.GetUtcNow(),
+        });
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+        {
+            throw new ApiException(StatusCode.AlreadyExists, $"Flavor '{flavor.Name}' already exists.");
+        }
+        return flavor;
+    }
+
+    public async Task<ListImagesResponse> ListImagesAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var images = await db.Images.AsNoTracking().OrderBy(i => i.Name).ToListAsync(cancellationToken);
+        return new ListImagesResponse { Images = { images.Select(ApiMapping.ToProto) } };
+    }
+}

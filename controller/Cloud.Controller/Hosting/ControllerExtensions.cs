@@ -1,0 +1,86 @@
+using System.Net;
+using Cloud.Controller.Api;
+using Cloud.Controller.Auth;
+using Cloud.Controller.Catalog;
+using Cloud.Controller.Data;
+using Cloud.Controller.Nodes;
+using Cloud.Controller.Operations;
+using Cloud.Controller.Scheduling;
+using Cloud.Controller.Vms;
+using Cloud.Contracts.Compute.V1;
+using Cloud.Contracts.Node.V1;
+using Cloud.Grpc;
+using Cloud.ServiceDefaults;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Options;
+
+namespace Cloud.Controller.Hosting;
+
+/// <summary>Registration of the controller's parts, so that Program.cs stays a few lines.</summary>
+internal static class ControllerExtensions
+{
+    public static WebApplicationBuilder AddController(this WebApplicationBuilder builder, string connectionString)
+    {
+        var services = builder.Services;
+        var controller = builder.Configuration.GetSection(ControllerOptions.SectionName).Get<ControllerOptions>() ?? new ControllerOptions();
+        services.AddOptions<ControllerOptions>().BindConfiguration(ControllerOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<AuthOptions>().BindConfiguration(AuthOptions.SectionName);
+        services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.SectionName)
+            .Validate(o => o.Policy is "spread" or "pack", "Scheduler:Policy must be 'spread' or 'pack'.")
+            .Validate(o => o.MaxClaimAttempts is >= 1 and <= 100, "Scheduler:MaxClaimAttempts must be between 1 and 100.")
+            .ValidateOnStart();
+        services.AddOptions<OperationOptions>().BindConfiguration(OperationOptions.SectionName)
+            .Validate(o => o.Concurrency is >= 1 and <= 1024, "Operations:Concurrency must be between 1 and 1024.")
+            .Validate(o => o.Lease > TimeSpan.FromSeconds(5), "Operations:Lease must be longer than 5 seconds.")
+            .ValidateOnStart();
+        services.AddOptions<NodeOptions>().BindConfiguration(NodeOptions.SectionName)
+            .Validate(o => o.DownAfter > o.HeartbeatInterval, "Nodes:DownAfter must be longer than Nodes:HeartbeatInterval.")
+            .ValidateOnStart();
+
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Listen(ParseListen(controller.RestListen, "Controller:RestListen"), o => o.Protocols = HttpProtocols.Http1AndHttp2);
+            kestrel.Listen(ParseListen(controller.GrpcListen, "Controller:GrpcListen"), o => o.Protocols = HttpProtocols.Http2);
+            kestrel.Limits.MaxRequestBodySize = 8 * 1024 * 1024;
+        });
+
+        services.AddSingleton(TimeProvider.System);
+        services.AddCloudTelemetry(builder.Configuration, "cloud-controller");
+        services.AddGrpc();
+        services.AddGrpcHealthChecks();
+        services.AddProblemDetails();
+        services.AddLedgerDatabase(connectionString);
+
+        services.AddSingleton<TokenAuthenticator>();
+        services.AddSingleton<AgentConnections>();
+        services.AddSingleton<INodeFilter, NodeUpFilter>();
+        services.AddSingleton<INodeFilter, ResourceFitFilter>();
+        services.AddSingleton<Scheduler>();
+        services.AddSingleton<OperationQueue>();
+        services.AddSingleton<IOperationHandler, CreateVmHandler>();
+        services.AddSingleton<IOperationHandler, DeleteVmHandler>();
+        services.AddSingleton<VmService>();
+        services.AddSingleton<CatalogService>();
+        services.AddSingleton<NodeQueries>();
+        services.AddSingleton<OperationQueries>();
+        services.AddHostedService<OperationRunner>();
+        services.AddHostedService<NodeMonitor>();
+        return builder;
+    }
+
+    public static WebApplication MapController(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.MapRestApi();
+        app.MapGrpcService<ComputeService>(ComputeGrpc.BindService);
+        app.MapGrpcService<NodeRegistryService>(NodeRegistryGrpc.BindService);
+        app.MapGrpcHealthService();
+        app.MapGet("/healthz", () => Results.Ok("ok"));
+        return app;
+    }
+
+    private static IPEndPoint ParseListen(string listen, string setting)
+        => IPEndPoint.TryParse(listen, out var endpoint) && endpoint.Port != 0
+            ? endpoint
+            : throw new OptionsValidationException(setting, typeof(ControllerOptions), [$"{setting} '{listen}' must be an IP address and port, such as 127.0.0.1:8080."]);
+}

@@ -1,0 +1,84 @@
+using System.Collections.Concurrent;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Grpc;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Retry;
+using Polly.Timeout;
+
+namespace Cloud.Controller.Nodes;
+
+/// <summary>
+/// One gRPC channel and one resilience pipeline per agent. Every agent verb is idempotent
+/// (VM ids are chosen by the controller), so transient failures are retried with jittered
+/// backoff; a node that keeps failing trips its own circuit breaker without slowing calls to
+/// the others.
+/// </summary>
+internal sealed class AgentConnections : IDisposable
+{
+    private readonly ConcurrentDictionary<string, Connection> _connections = new(StringComparer.Ordinal);
+
+    /// <summary>Per-attempt deadline of an agent call.</summary>
+    public static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(60);
+
+    public AgentConnection For(string address)
+    {
+        var connection = _connections.GetOrAdd(address, a => new Connection(GrpcChannel.ForAddress(a), BuildPipeline()));
+        return new AgentConnection(new NodeAgentGrpc.NodeAgentClient(connection.Channel), connection.Pipeline);
+    }
+
+    private static ResiliencePipeline BuildPipeline() => new ResiliencePipelineBuilder()
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<RpcException>(IsTransient).Handle<HttpRequestException>(),
+            MaxRetryAttempts = 3,
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            Delay = TimeSpan.FromMilliseconds(200),
+        })
+        .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<RpcException>(IsTransient).Handle<HttpRequestException>(),
+            FailureRatio = 0.5,
+            MinimumThroughput = 5,
+            SamplingDuration = TimeSpan.FromSeconds(30),
+            BreakDuration = TimeSpan.FromSeconds(10),
+        })
+        .AddTimeout(AttemptTimeout)
+        .Build();
+
+    private static bool IsTransient(RpcException e) => e.StatusCode is StatusCode.Unavailable or StatusCode.DeadlineExceeded or StatusCode.ResourceExhausted;
+
+    public void Dispose()
+    {
+        foreach (var connection in _connections.Values)
+        {
+            connection.Channel.Dispose();
+        }
+    }
+
+    private sealed record Connection(GrpcChannel Channel, ResiliencePipeline Pipeline);
+}
+
+/// <summary>An agent's client with its resilience pipeline.</summary>
+internal sealed class AgentConnection(NodeAgentGrpc.NodeAgentClient client, ResiliencePipeline pipeline)
+{
+    /// <summary>Runs an agent call through retries, the node's breaker and a per-attempt deadline.</summary>
+    public async Task<T> CallAsync<T>(Func<NodeAgentGrpc.NodeAgentClient, CallOptions, Task<T>> call, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await pipeline.ExecuteAsync(
+                async ct => await call(client, new CallOptions(Deadline: DateTime.UtcNow + AgentConnections.AttemptTimeout, CancellationToken: ct)),
+                cancellationToken);
+        }
+        catch (BrokenCircuitException e)
+        {
+            throw new RpcException(StatusCode.Unavailable, $"The node is failing; calls are paused: {e.Message}");
+        }
+        catch (TimeoutRejectedException)
+        {
+            throw new RpcException(StatusCode.DeadlineExceeded, "The agent did not answer in time.");
+        }
+    }
+}

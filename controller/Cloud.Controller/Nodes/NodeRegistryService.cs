@@ -1,0 +1,110 @@
+using Cloud.Controller.Auth;
+using Cloud.Controller.Data;
+using Cloud.Controller.Scheduling;
+using Cloud.Controller.Vms;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Contracts.Node.V1;
+using Cloud.Grpc;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Cloud.Controller.Nodes;
+
+/// <summary>Section "Nodes".</summary>
+public sealed class NodeOptions
+{
+    public const string SectionName = "Nodes";
+
+    /// <summary>Heartbeat period asked of agents. Default 5 s.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A node silent for this long is marked DOWN and gets no new VMs. Default 30 s.</summary>
+    public TimeSpan DownAfter { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>
+/// cloud.node.v1.NodeRegistry: agents register their inventory and heartbeat their VMs' actual
+/// state. Everything an agent sends is checked before it reaches the ledger.
+/// </summary>
+internal sealed class NodeRegistryService(
+    CapacityLedger ledger,
+    NpgsqlDataSource dataSource,
+    Scheduler scheduler,
+    TokenAuthenticator authenticator,
+    IOptions<NodeOptions> options) : NodeRegistryGrpc.NodeRegistryBase
+{
+    public override async Task<RegisterResponse> Register(RegisterRequest request, ServerCallContext context)
+    {
+        Authenticate(context);
+        var registration = NodeValidation.Validate(request);
+        var nodeId = await ledger.UpsertNodeAsync(registration, context.CancellationToken);
+        scheduler.InvalidateAll();
+        return new RegisterResponse { NodeId = nodeId.ToString(), HeartbeatIntervalSeconds = (int)options.Value.HeartbeatInterval.TotalSeconds };
+    }
+
+    public override async Task<HeartbeatResponse> Heartbeat(HeartbeatRequest request, ServerCallContext context)
+    {
+        Authenticate(context);
+        if (!Guid.TryParse(request.NodeId, out var nodeId))
+        {
+            throw new RpcException(StatusCode.InvalidArgument, "node_id must be the id Register returned.");
+        }
+        if (request.Vms.Count > NodeValidation.MaxVmsPerHeartbeat)
+        {
+            throw new RpcException(StatusCode.InvalidArgument, $"A heartbeat carries at most {NodeValidation.MaxVmsPerHeartbeat} VMs.");
+        }
+        if (!await ledger.TouchHeartbeatAsync(nodeId, context.CancellationToken))
+        {
+            return new HeartbeatResponse { Known = false };
+        }
+        await ReconcileVmStatesAsync(nodeId, request.Vms, context.CancellationToken);
+        return new HeartbeatResponse { Known = true };
+    }
+
+    /// <summary>
+    /// What the node reports wins for settled VMs: a guest that powered itself off shows as
+    /// STOPPED, one whose QEMU died as ERROR. VMs in the middle of an operation are left to it.
+    /// </summary>
+    private async Task ReconcileVmStatesAsync(Guid nodeId, IEnumerable<Contracts.Agent.V1.Vm> reported, CancellationToken cancellationToken)
+    {
+        var ids = new List<Guid>();
+        var states = new List<string>();
+        foreach (var vm in reported)
+        {
+            var state = vm.State switch
+            {
+                VmState.Running or VmState.Paused => VmStates.Running,
+                VmState.Stopped => VmStates.Stopped,
+                VmState.Crashed => VmStates.Error,
+                _ => null,
+            };
+            if (state is not null && Guid.TryParseExact(vm.VmId, "N", out var id))
+            {
+                ids.Add(id);
+                states.Add(state);
+            }
+        }
+        if (ids.Count == 0)
+        {
+            return;
+        }
+        await using var command = dataSource.CreateCommand(
+            """
+            UPDATE vms v SET state = r.state, updated_at = now()
+              FROM unnest(@ids, @states) AS r(id, state)
+             WHERE v.id = r.id AND v.node_id = @node AND v.state IN ('RUNNING', 'STOPPED', 'ERROR') AND v.state <> r.state
+            """);
+        command.Parameters.AddWithValue("ids", ids.ToArray());
+        command.Parameters.AddWithValue("states", states.ToArray());
+        command.Parameters.AddWithValue("node", nodeId);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private void Authenticate(ServerCallContext context)
+    {
+        if (!authenticator.AuthenticateAgent(context.RequestHeaders.GetValue("authorization")))
+        {
+            throw new RpcException(StatusCode.Unauthenticated, "The node registry needs a valid agent token.");
+        }
+    }
+}

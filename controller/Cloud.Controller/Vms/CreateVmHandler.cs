@@ -1,0 +1,121 @@
+using Cloud.Controller.Api;
+using Cloud.Controller.Data;
+using Cloud.Controller.Nodes;
+using Cloud.Controller.Operations;
+using Cloud.Controller.Scheduling;
+using Cloud.Grpc;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using AgentV1 = Cloud.Contracts.Agent.V1;
+
+namespace Cloud.Controller.Vms;
+
+/// <summary>
+/// vm.create: place and claim, then ask the node's agent to create and start the guest.
+/// Resumable: a VM already placed is not placed again, and the agent's create is idempotent.
+/// If the agent refuses, the claim is released in the same transaction that fails the operation.
+/// </summary>
+internal sealed partial class CreateVmHandler(
+    IDbContextFactory<LedgerDbContext> contexts,
+    NpgsqlDataSource dataSource,
+    Scheduler scheduler,
+    AgentConnections agents,
+    TimeProvider time,
+    ILogger<CreateVmHandler> logger) : IOperationHandler
+{
+    public string Kind => OperationKinds.VmCreate;
+
+    public async Task RunAsync(OperationEntity operation, CancellationToken cancellationToken)
+    {
+        var vmId = Guid.Parse(operation.TargetId);
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var vm = await db.Vms.AsNoTracking().SingleAsync(v => v.Id == vmId, cancellationToken);
+        if (vm.State is VmStates.Deleting or VmStates.Deleted)
+        {
+            await OperationUpdates.FailAsync(contexts, operation.Id, ApiException.CodeName(StatusCode.Aborted), "The VM was deleted before it was created.", time, cancellationToken);
+            return;
+        }
+
+        if (vm.NodeId is null)
+        {
+            await OperationUpdates.ProgressAsync(db, operation.Id, 10, time, cancellationToken);
+            var request = new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb);
+            var placement = await scheduler.PlaceAsync(vm.Id, vm.ProjectId, request,
+                async (transaction, node, ct) =>
+                {
+                    if (!await VmRowUpdates.MarkPlacedAsync(transaction, vm.Id, node.NodeId, time.GetUtcNow(), ct))
+                    {
+                        throw new InvalidOperationException($"VM {vm.Id} changed while it was being placed.");
+                    }
+                },
+                cancellationToken);
+            if (!placement.Placed)
+            {
+                await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(StatusCode.ResourceExhausted), placement.Failure!.Summary, release: false, cancellationToken);
+                return;
+            }
+            vm = await db.Vms.AsNoTracking().SingleAsync(v => v.Id == vmId, cancellationToken);
+        }
+
+        var nodeRow = await db.Nodes.AsNoTracking().SingleAsync(n => n.Id == vm.NodeId, cancellationToken);
+        await OperationUpdates.ProgressAsync(db, operation.Id, 50, time, cancellationToken);
+        var agent = agents.For(nodeRow.Address);
+        try
+        {
+            await agent.CallAsync((client, options) => client.CreateVmAsync(new AgentV1.CreateVmRequest { Spec = ToSpec(vm) }, options), cancellationToken);
+        }
+        catch (RpcException e)
+        {
+            Log.AgentRefused(logger, vm.Id, nodeRow.Name, e.Status.Detail);
+            await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(e.StatusCode), $"Node {nodeRow.Name} could not create the VM: {e.Status.Detail}", release: true, cancellationToken);
+            return;
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        await using (var command = new NpgsqlCommand("UPDATE vms SET state = 'RUNNING', updated_at = @now WHERE id = @id AND state = 'CREATING'", transaction.Connection, transaction))
+        {
+            command.Parameters.AddWithValue("now", now);
+            command.Parameters.AddWithValue("id", vm.Id);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await VmRowUpdates.FinishOperationAsync(transaction, operation.Id, null, null, now, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    private async Task FailUnplacedAsync(Guid operationId, Guid vmId, string code, string message, bool release, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        if (release)
+        {
+            await scheduler.ReleaseAsync(vmId, null, transaction, cancellationToken);
+        }
+        await VmRowUpdates.MarkUnplacedAsync(transaction, vmId, VmStates.Error, message, now, cancellationToken);
+        await VmRowUpdates.FinishOperationAsync(transaction, operationId, code, message, now, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    internal static AgentV1.VmSpec ToSpec(VmEntity vm)
+    {
+        var spec = new AgentV1.VmSpec
+        {
+            VmId = vm.Id.ToString("N"),
+            Name = vm.Name,
+            Shape = new AgentV1.VmShape { Vcpus = vm.Vcpus, MemoryMb = vm.MemoryMb, DiskGb = vm.DiskGb },
+            Image = vm.ImageId ?? "",
+            UserData = vm.UserData ?? "",
+            Start = true,
+        };
+        spec.Labels.Add(vm.Labels);
+        return spec;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Node {NodeName} refused to create VM {VmId}: {Detail}")]
+        public static partial void AgentRefused(ILogger logger, Guid vmId, string nodeName, string detail);
+    }
+}
