@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Starts a whole dev cloud on this machine: an embedded PostgreSQL (inside the controller),
+# the controller (REST 127.0.0.1:8080, gRPC 127.0.0.1:8081) and two agents on the QEMU
+# backend (127.0.0.2:7070 and 127.0.0.3:7070). Ctrl-C stops everything, guests included.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ROOT=$(repo_root)
+cd "$ROOT"
+
+BACKEND=${CLOUD_AGENT_BACKEND:-qemu}
+ensure_apt "${RUNTIME_PACKAGES[@]}"
+ensure_dotnet
+
+echo "Building..."
+dotnet build Cloud.sln -c Release -v quiet -nologo >/dev/null
+
+STATE="$ROOT/.cloud"
+mkdir -p "$STATE/logs"
+chmod 700 "$STATE"
+
+# One operator token per dev cloud, kept across runs; the controller is given only its hash.
+if [ ! -s "$STATE/operator-token" ]; then
+  (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$STATE/operator-token")
+fi
+TOKEN=$(cat "$STATE/operator-token")
+TOKEN_SHA256=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+(umask 077; cat > "$STATE/cloudctl.json" <<JSON
+{
+  "currentProfile": "default",
+  "profiles": {
+    "default": { "url": "http://127.0.0.1:8080", "token": "$TOKEN" }
+  }
+}
+JSON
+)
+mkdir -p "$STATE/bin"
+cat > "$STATE/bin/cloudctl" <<SH
+#!/usr/bin/env bash
+export CLOUDCTL_CONFIG="\${CLOUDCTL_CONFIG:-$STATE/cloudctl.json}"
+exec dotnet "$ROOT/controller/Cloud.Cli/bin/Release/net10.0/cloudctl.dll" "\$@"
+SH
+chmod +x "$STATE/bin/cloudctl"
+
+PIDS=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "Stopping..."
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Guests outlive an agent on purpose (a restarted agent adopts them); a dev cloud that
+  # stops takes its guests with it.
+  for pidfile in "$STATE"/agents/*/vms/*/qemu.pid; do
+    [ -f "$pidfile" ] && kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
+  done
+  if [ -f "$STATE/postgres/data/postmaster.pid" ]; then
+    runuser -u postgres -- /usr/lib/postgresql/*/bin/pg_ctl -D "$STATE/postgres/data" stop -m fast >/dev/null 2>&1 || true
+  fi
+  echo "Stopped."
+}
+trap cleanup INT TERM EXIT
+
+echo "Starting the controller..."
+Auth__OperatorTokenSha256__0="$TOKEN_SHA256" \
+Controller__EmbeddedDatabaseDirectory="$STATE/postgres" \
+  dotnet controller/Cloud.Controller/bin/Release/net10.0/Cloud.Controller.dll \
+  --contentRoot controller/Cloud.Controller >"$STATE/logs/controller.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 120); do
+  curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break
+  kill -0 "${PIDS[0]}" 2>/dev/null || { echo "The controller exited; see $STATE/logs/controller.log" >&2; tail -20 "$STATE/logs/controller.log" >&2; exit 1; }
+  sleep 0.5
+done
+
+for n in 1 2; do
+  address="127.0.0.$((n + 1))"
+  mkdir -p "$STATE/agents/agent-$n"
+  echo "Starting agent-$n on $address:7070 ($BACKEND backend)..."
+  Agent__NodeName="agent-$n" Agent__Listen="$address:7070" Agent__Backend="$BACKEND" \
+  Agent__Qemu__DataDirectory="$STATE/agents/agent-$n" Agent__Qemu__ListenAddress="$address" \
+    dotnet agent/Cloud.Agent/bin/Release/net10.0/Cloud.Agent.dll \
+    --contentRoot agent/Cloud.Agent >"$STATE/logs/agent-$n.log" 2>&1 &
+  PIDS+=($!)
+done
+
+cat <<INFO
+
+Cloud is up.
+  REST API      http://127.0.0.1:8080/v1   (Authorization: Bearer \$(cat $STATE/operator-token))
+  gRPC API      127.0.0.1:8081 (h2c): cloud.compute.v1.Compute, cloud.node.v1.NodeRegistry
+  agents        127.0.0.2:7070, 127.0.0.3:7070 (cloud.agent.v1.NodeAgent)
+  operator token   $STATE/operator-token
+  cloudctl config  $STATE/cloudctl.json
+  logs             $STATE/logs/
+
+Try:
+  export PATH="$STATE/bin:\$PATH"
+  cloudctl vm create --name demo
+  cloudctl vm list
+
+Ctrl-C stops everything.
+INFO
+
+wait -n "${PIDS[@]}" || true
+echo "A process exited; see $STATE/logs/." >&2
