@@ -12,6 +12,10 @@ internal static class Commands
     private static readonly Option<string?> ProfileOption = new("--profile") { Description = "Profile in the config file", Recursive = true };
     private static readonly Option<string> OutputOption = new("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table", Recursive = true };
 
+    /// <summary>Parses and runs; a <see cref="CliException"/> reaches the caller instead of a stack trace on the console.</summary>
+    public static Task<int> Invoke(IAnsiConsole console, string[] args)
+        => Build(console).Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+
     public static RootCommand Build(IAnsiConsole console)
     {
         OutputOption.AcceptOnlyFromAmong("table", "json");

@@ -4,7 +4,7 @@ using Spectre.Console;
 var console = AnsiConsole.Console;
 try
 {
-    return await Commands.Build(console).Parse(args).InvokeAsync();
+    return await Commands.Invoke(console, args);
 }
 catch (CliException e)
 {

@@ -1,0 +1,141 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Cloud.Agent;
+using Cloud.Controller.Auth;
+using Cloud.Controller.Data;
+using Cloud.Controller.Hosting;
+using Cloud.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Cloud.Controller.Tests.Support;
+
+/// <summary>
+/// A small cloud in one process: the controller on a fresh PostgreSQL database, and two agents
+/// (fake backend) on 127.0.0.2 and 127.0.0.3, talking real gRPC over loopback.
+/// </summary>
+public sealed class CloudFixture : IAsyncLifetime
+{
+    public const string OperatorToken = "test-operator-token";
+
+    private readonly List<WebApplication> _apps = [];
+
+    public string ConnectionString { get; private set; } = "";
+    public Uri RestUrl { get; private set; } = null!;
+    public Uri GrpcUrl { get; private set; } = null!;
+    public HttpClient Http { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        ConnectionString = await PostgresFixture.Shared.CreateDatabaseAsync();
+        await DatabaseMigrator.MigrateAsync(ConnectionString, CancellationToken.None);
+
+        var restPort = Ports.Free(IPAddress.Loopback);
+        var grpcPort = Ports.Free(IPAddress.Loopback);
+        RestUrl = new Uri($"http://127.0.0.1:{restPort}");
+        GrpcUrl = new Uri($"http://127.0.0.1:{grpcPort}");
+
+        var controller = NewBuilder(new()
+        {
+            ["Controller:RestListen"] = $"127.0.0.1:{restPort}",
+            ["Controller:GrpcListen"] = $"127.0.0.1:{grpcPort}",
+            ["Auth:OperatorTokenSha256:0"] = TokenAuthenticator.Sha256Hex(OperatorToken),
+            ["Nodes:HeartbeatInterval"] = "00:00:01",
+            ["Nodes:DownAfter"] = "00:00:10",
+            ["Operations:SweepInterval"] = "00:00:01",
+            ["Scheduler:RefreshInterval"] = "00:00:00.200",
+        });
+        controller.AddController(ConnectionString);
+        var controllerApp = controller.Build();
+        controllerApp.MapController();
+        await StartAsync(controllerApp);
+
+        for (var n = 1; n <= 2; n++)
+        {
+            var address = IPAddress.Parse($"127.0.0.{n + 1}");
+            var agent = NewBuilder(new()
+            {
+                ["Agent:NodeName"] = $"test-node-{n}",
+                ["Agent:Listen"] = $"{address}:{Ports.Free(address)}",
+                ["Agent:ControllerUrl"] = GrpcUrl.ToString().TrimEnd('/'),
+                ["Agent:Backend"] = "fake",
+                ["Agent:Fake:Vcpus"] = "4",
+                ["Agent:Fake:MemoryMb"] = "8192",
+                ["Agent:Fake:DiskGb"] = "100",
+            });
+            agent.AddAgent();
+            var agentApp = agent.Build();
+            agentApp.MapAgent();
+            await StartAsync(agentApp);
+        }
+
+        Http = new HttpClient { BaseAddress = RestUrl };
+        Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", OperatorToken);
+        await WaitForNodesAsync(2);
+    }
+
+    private static WebApplicationBuilder NewBuilder(Dictionary<string, string?> settings)
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.Logging.ClearProviders();
+        return builder;
+    }
+
+    private async Task StartAsync(WebApplication app)
+    {
+        _apps.Add(app);
+        await app.StartAsync();
+    }
+
+    /// <summary>Polls the node list until <paramref name="count"/> nodes are UP.</summary>
+    public async Task WaitForNodesAsync(int count)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            using var doc = JsonDocument.Parse(await Http.GetStringAsync("/v1/nodes"));
+            var up = doc.RootElement.GetProperty("nodes").EnumerateArray().Count(n => n.GetProperty("state").GetString() == "UP");
+            if (up >= count)
+            {
+                return;
+            }
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Only {up} of {count} nodes came up.");
+            }
+            await Task.Delay(100);
+        }
+    }
+
+    public async Task<long> ScalarAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public async Task DisposeAsync()
+    {
+        Http?.Dispose();
+        for (var i = _apps.Count - 1; i >= 0; i--)
+        {
+            await _apps[i].StopAsync();
+            await _apps[i].DisposeAsync();
+        }
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class CloudCollection : ICollectionFixture<CloudFixture>
+{
+    public const string Name = "cloud";
+}
