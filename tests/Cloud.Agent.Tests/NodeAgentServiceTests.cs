@@ -1,0 +1,111 @@
+using Cloud.Contracts.Agent.V1;
+using Cloud.Grpc;
+
+namespace Cloud.Agent.Tests;
+
+public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixture<AgentServerFixture>
+{
+    private static CallOptions Deadline => new(Deadline: DateTime.UtcNow.AddSeconds(10));
+
+    private static VmSpec Spec(string id, int vcpus = 1) => new()
+    {
+        VmId = id,
+        Name = "vm-" + id,
+        Shape = new VmShape { Vcpus = vcpus, MemoryMb = 256, DiskGb = 1 },
+        Start = true,
+    };
+
+    [Fact]
+    public async Task GetNodeInfo_reports_the_fake_inventory()
+    {
+        var info = await agent.Client.GetNodeInfoAsync(new GetNodeInfoRequest(), Deadline);
+        Assert.Equal("fake", info.Hypervisor);
+        Assert.Equal(Accelerator.Fake, info.Accelerator);
+        Assert.Equal(8, info.Inventories.Single(i => i.ResourceClass == "VCPU").Total);
+    }
+
+    [Fact]
+    public async Task CreateVm_starts_the_guest_and_a_retry_returns_the_same_vm()
+    {
+        var first = await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("idem1") }, Deadline);
+        var again = await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("idem1") }, Deadline);
+
+        Assert.Equal(VmState.Running, first.State);
+        Assert.Equal(first.VmId, again.VmId);
+        var listed = await agent.Client.ListVmsAsync(new ListVmsRequest(), Deadline);
+        Assert.Single(listed.Vms, v => v.VmId == "idem1");
+    }
+
+    [Fact]
+    public async Task CreateVm_with_the_same_id_and_another_shape_is_already_exists()
+    {
+        await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("clash") }, Deadline);
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("clash", vcpus: 2) }, Deadline));
+        Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("../../etc/passwd")]
+    [InlineData("")]
+    [InlineData("has space")]
+    public async Task Ids_that_could_name_a_path_are_invalid(string id)
+    {
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new VmRef { VmId = id }, Deadline));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_negative_shape_is_invalid_and_creates_nothing()
+    {
+        var spec = Spec("negative");
+        spec.Shape.MemoryMb = -256;
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline));
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Contains("memory_mb", error.Status.Detail, StringComparison.Ordinal);
+        var listed = await agent.Client.ListVmsAsync(new ListVmsRequest(), Deadline);
+        Assert.DoesNotContain(listed.Vms, v => v.VmId == "negative");
+    }
+
+    [Fact]
+    public async Task Verbs_on_an_unknown_vm_are_not_found_and_delete_is_idempotent()
+    {
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new VmRef { VmId = "ghost" }, Deadline));
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        await agent.Client.DeleteVmAsync(new VmRef { VmId = "ghost" }, Deadline);
+    }
+
+    [Fact]
+    public async Task Stop_then_start_changes_state_and_watch_streams_the_events()
+    {
+        await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("watched") }, Deadline);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var watch = agent.Client.WatchEvents(new WatchEventsRequest(), new CallOptions(CancellationToken: cts.Token));
+        // The server subscribes when the call arrives; wait for the response headers so that
+        // the stop below is not published before the watch exists.
+        await watch.ResponseHeadersAsync;
+
+        var stopped = await agent.Client.StopVmAsync(new StopVmRequest { VmId = "watched", Force = true }, Deadline);
+        Assert.Equal(VmState.Stopped, stopped.State);
+        Assert.True(await watch.ResponseStream.MoveNext(cts.Token));
+        Assert.Equal("watched", watch.ResponseStream.Current.VmId);
+        Assert.Equal(VmState.Stopped, watch.ResponseStream.Current.State);
+
+        var started = await agent.Client.StartVmAsync(new VmRef { VmId = "watched" }, Deadline);
+        Assert.Equal(VmState.Running, started.State);
+    }
+
+    [Fact]
+    public async Task Migrate_streams_progress_until_completed()
+    {
+        await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("mover") }, Deadline);
+        using var call = agent.Client.Migrate(new MigrateRequest { VmId = "mover", MigrationId = "m1", MigrationUri = "fake:x" }, Deadline);
+        var phases = new List<MigrationProgress.Types.Phase>();
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            phases.Add(call.ResponseStream.Current.Phase);
+        }
+        Assert.Equal(MigrationProgress.Types.Phase.Completed, phases[^1]);
+        Assert.Contains(MigrationProgress.Types.Phase.Memory, phases);
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+    }
+}
