@@ -91,9 +91,15 @@ internal sealed class NodeAgentService(IHypervisor hypervisor) : NodeAgentGrpc.N
     public override Task WatchEvents(WatchEventsRequest request, IServerStreamWriter<VmEvent> responseStream, ServerCallContext context)
         => Call(async () =>
         {
-            await foreach (var vmEvent in hypervisor.WatchEventsAsync(context.CancellationToken))
+            await using var events = hypervisor.WatchEventsAsync(context.CancellationToken).GetAsyncEnumerator(context.CancellationToken);
+            // Starting the enumeration subscribes; only then do the response headers tell the
+            // client that no event from now on can be missed.
+            var next = events.MoveNextAsync();
+            await context.WriteResponseHeadersAsync(new Metadata());
+            while (await next)
             {
-                await responseStream.WriteAsync(vmEvent, context.CancellationToken);
+                await responseStream.WriteAsync(events.Current, context.CancellationToken);
+                next = events.MoveNextAsync();
             }
             return true;
         });
