@@ -38,7 +38,7 @@ internal static class GrpcTimeout
         }
         foreach (var (unit, unitTicks) in Units)
         {
-            var value = (ticks + unitTicks - 1) / unitTicks;
+            var value = (ticks / unitTicks) + (ticks % unitTicks == 0 ? 0 : 1);
             if (value <= MaxValue)
             {
                 return value.ToString(CultureInfo.InvariantCulture) + unit;
