@@ -54,6 +54,9 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
                 _deadlineCts.Token.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _callCts);
             }
         }
+        // Once headers have arrived SocketsHttpHandler no longer watches the send token; disposing
+        // the response is what resets the stream (RST_STREAM CANCEL), so cancellation does that.
+        _callCts.Token.UnsafeRegister(static s => ((GrpcCall<TRequest, TResponse>)s!).AbortResponse(), this);
         _activity = GrpcTelemetry.StartClient(method.ServiceName, method.Name, channel.Address);
     }
 
@@ -177,7 +180,11 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
             }
             using var httpRequest = BuildRequest(frame);
             var response = await _channel.HttpClient.SendAsync(httpRequest, HttpCompletionOption.ResponseHeadersRead, _callCts.Token).ConfigureAwait(false);
-            _response = response;
+            Volatile.Write(ref _response, response);
+            if (_callCts.IsCancellationRequested)
+            {
+                AbortResponse();
+            }
             if (ReadHeaders(response) is not null)
             {
                 return;
@@ -190,6 +197,20 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
             Finish(ex is RpcException rpc ? rpc.Status : MapException(ex), new Metadata());
         }
     }
+
+    private void CancelCall()
+    {
+        try
+        {
+            _callCts.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed concurrently: the response is being disposed anyway.
+        }
+    }
+
+    private void AbortResponse() => Volatile.Read(ref _response)?.Dispose();
 
     private HttpRequestMessage BuildRequest(byte[] frame)
     {
@@ -334,6 +355,11 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
             }
             var elapsed = _channel.TimeProvider.GetElapsedTime(_startTimestamp);
             GrpcTelemetry.RecordClient(_activity, _method.ServiceName, _method.Name, status.StatusCode, elapsed);
+        }
+        if (status.StatusCode != StatusCode.OK && !_disposed)
+        {
+            // A call that failed on this side (size limit, bad frame) must not leave the stream open.
+            CancelCall();
         }
     }
 
