@@ -50,6 +50,23 @@ public sealed class TlsTests : IAsyncLifetime
         Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
     }
 
+    [Fact]
+    public async Task Http11Request_IsRefusedWith426()
+    {
+        // The endpoint also speaks HTTP/1.1 (for REST); gRPC there would lose its trailers.
+        using var http = new HttpClient(TrustingHandler());
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(_server.Address, "/echo.v1.Echo/Unary"))
+        {
+            Version = System.Net.HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new ByteArrayContent([0, 0, 0, 0, 0]),
+        };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        using var response = await http.SendAsync(request);
+        Assert.Equal(System.Net.HttpStatusCode.UpgradeRequired, response.StatusCode);
+        Assert.Equal("13", response.Headers.GetValues("grpc-status").Single());
+    }
+
     private SocketsHttpHandler TrustingHandler()
     {
         var thumbprint = _certificate.GetCertHashString(HashAlgorithmName.SHA256);

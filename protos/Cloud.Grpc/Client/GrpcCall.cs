@@ -29,6 +29,7 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
     private readonly Activity? _activity;
     private readonly Lock _finishLock = new();
 
+    private HttpRequestMessage? _request;
     private HttpResponseMessage? _response;
     private PipeReader? _reader;
     private Task? _startTask;
@@ -44,16 +45,17 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
         _options = options;
         _startTimestamp = channel.TimeProvider.GetTimestamp();
         _deadline = NormalizeDeadline(options.Deadline);
-        _callCts = CancellationTokenSource.CreateLinkedTokenSource(options.CancellationToken);
         if (_deadline is { } deadline)
         {
             var remaining = deadline - channel.TimeProvider.GetUtcNow().UtcDateTime;
             if (remaining < MaxTimer)
             {
                 _deadlineCts = new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, channel.TimeProvider);
-                _deadlineCts.Token.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _callCts);
             }
         }
+        _callCts = _deadlineCts is null
+            ? CancellationTokenSource.CreateLinkedTokenSource(options.CancellationToken)
+            : CancellationTokenSource.CreateLinkedTokenSource(options.CancellationToken, _deadlineCts.Token);
         // Once headers have arrived SocketsHttpHandler no longer watches the send token; disposing
         // the response is what resets the stream (RST_STREAM CANCEL), so cancellation does that.
         _callCts.Token.UnsafeRegister(static s => ((GrpcCall<TRequest, TResponse>)s!).AbortResponse(), this);
@@ -164,6 +166,7 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
         }
         _callCts.Cancel();
         _response?.Dispose();
+        _request?.Dispose();
         _callCts.Dispose();
         _deadlineCts?.Dispose();
     }
@@ -178,8 +181,10 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
                 Finish(new Status(StatusCode.DeadlineExceeded, "The deadline passed before the call started."), new Metadata());
                 return;
             }
-            using var httpRequest = BuildRequest(frame);
-            var response = await _channel.HttpClient.SendAsync(httpRequest, HttpCompletionOption.ResponseHeadersRead, _callCts.Token).ConfigureAwait(false);
+            // The request lives as long as the call: its body may still be going out while the
+            // response is read (e.g. a server that refuses a large message early).
+            _request = BuildRequest(frame);
+            var response = await _channel.HttpClient.SendAsync(_request, HttpCompletionOption.ResponseHeadersRead, _callCts.Token).ConfigureAwait(false);
             Volatile.Write(ref _response, response);
             if (_callCts.IsCancellationRequested)
             {

@@ -36,25 +36,19 @@ internal sealed class ServerCall : ServerCallContext, IDisposable
         _options = options;
         _logger = logger;
         Method = method;
-        _callCts = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted);
+        Deadline = DateTime.MaxValue;
         if (timeout is { } t)
         {
             Deadline = timeProvider.GetUtcNow().UtcDateTime + t;
             if (t < MaxTimer)
             {
                 _deadlineCts = new CancellationTokenSource(t, timeProvider);
-                _deadlineCts.Token.UnsafeRegister(static s =>
-                {
-                    var call = (ServerCall)s!;
-                    call._deadlineReached.TrySetResult();
-                    call._callCts.Cancel();
-                }, this);
+                _deadlineCts.Token.UnsafeRegister(static s => ((TaskCompletionSource)s!).TrySetResult(), _deadlineReached);
             }
         }
-        else
-        {
-            Deadline = DateTime.MaxValue;
-        }
+        _callCts = _deadlineCts is null
+            ? CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted)
+            : CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, _deadlineCts.Token);
     }
 
     public override string Method { get; }
@@ -223,8 +217,8 @@ internal sealed class ServerCall : ServerCallContext, IDisposable
 
     public void Dispose()
     {
-        _deadlineCts?.Dispose();
         _callCts.Dispose();
+        _deadlineCts?.Dispose();
         _writeLock.Dispose();
     }
 
