@@ -165,6 +165,12 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
             Finish(new Status(StatusCode.Cancelled, "The call was disposed before it completed."), new Metadata());
         }
         _callCts.Cancel();
+        if (!_reading)
+        {
+            // Returns the pipe's pooled buffers; a read still in flight fails on the aborted
+            // response instead and its buffers go with the response.
+            _reader?.Complete();
+        }
         _response?.Dispose();
         _request?.Dispose();
         _callCts.Dispose();
