@@ -273,7 +273,12 @@ internal sealed class GrpcCall<TRequest, TResponse> : IAsyncServerStreamingCall<
         {
             // Trailers-Only: the status came in the only HEADERS frame.
             _headers.TrySetResult(headerMetadata);
-            Finish(StatusCodec.Parse(trailersOnlyStatus, HeaderValue(response.Headers, GrpcProtocol.MessageHeader)), headerMetadata);
+            var status = StatusCodec.Parse(trailersOnlyStatus, HeaderValue(response.Headers, GrpcProtocol.MessageHeader));
+            if (status.StatusCode == StatusCode.OK && _method.Type == MethodType.Unary)
+            {
+                status = new Status(StatusCode.Unimplemented, "The server ended a unary call with status OK but no response message.");
+            }
+            Finish(status, headerMetadata);
             return _status;
         }
         var contentType = response.Content.Headers.ContentType?.ToString();

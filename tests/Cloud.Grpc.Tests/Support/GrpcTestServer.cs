@@ -57,6 +57,7 @@ internal sealed class GrpcTestServer : IAsyncDisposable
         // A REST route of the same two-segment shape as gRPC paths: the UNIMPLEMENTED fallback
         // must not take it over.
         app.MapPost("/rest.v1/{name}", (string name) => Results.Text($"rest {name}"));
+        app.MapPost("/quirks.v1.Quirks/{name}", QuirkyServer.RespondAsync);
         app.MapGrpcService<EchoService>(EchoService.Bind);
         app.MapGrpcHealthService();
         await app.StartAsync();

@@ -27,8 +27,18 @@ public sealed class PythonInteropFixture : IAsyncLifetime
 
     internal static string ScriptDirectory => Path.Combine(AppContext.BaseDirectory, "Interop");
 
+    private const string PythonPlugin = "/usr/bin/grpc_python_plugin";
+
     public async Task InitializeAsync()
     {
+        foreach (var required in new[] { PythonProcess.Interpreter, PythonPlugin })
+        {
+            if (!File.Exists(required))
+            {
+                throw new InvalidOperationException(
+                    $"{required} is missing: the interop tests need Debian's python3-grpcio, protobuf-compiler and protobuf-compiler-grpc.");
+            }
+        }
         Directory.CreateDirectory(_stubs);
         var protos = Path.Combine(ScriptDirectory, "protos");
         var info = new ProcessStartInfo("protoc")
@@ -42,7 +52,7 @@ public sealed class PythonInteropFixture : IAsyncLifetime
                      "-I", protos,
                      "--python_out=" + _stubs,
                      "--grpc_python_out=" + _stubs,
-                     "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+                     "--plugin=protoc-gen-grpc_python=" + PythonPlugin,
                      "echo.proto", "health.proto",
                  })
         {
