@@ -77,8 +77,9 @@ internal sealed class ServerCall : ServerCallContext, IDisposable
     internal Status? FinalStatus { get; private set; }
 
     /// <summary>
-    /// Reads the call's headers. Returns null with an error status when the request cannot be
-    /// served (the caller answers with it as a trailers-only response).
+    /// Starts the server side of a call from its headers. When they are invalid (a malformed
+    /// grpc-timeout), <paramref name="error"/> is the status to answer with instead of running
+    /// the handler.
     /// </summary>
     internal static ServerCall Create(HttpContext http, string method, GrpcServerOptions options, ILogger logger, TimeProvider timeProvider, out Status? error)
     {
