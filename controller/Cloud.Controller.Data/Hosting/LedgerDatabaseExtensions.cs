@@ -1,0 +1,46 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Cloud.Controller.Data;
+
+/// <summary>Registration of the data layer.</summary>
+internal static class LedgerDatabaseExtensions
+{
+    /// <summary>
+    /// Registers one <see cref="NpgsqlDataSource"/> (a singleton: it owns the connection pool;
+    /// Npgsql's own tracing stays on, so its spans nest under the ledger's), a pooled
+    /// <see cref="IDbContextFactory{LedgerDbContext}"/> over that data source, and the
+    /// <see cref="CapacityLedger"/>.
+    /// </summary>
+    public static IServiceCollection AddLedgerDatabase(this IServiceCollection services, string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentException.ThrowIfNullOrWhiteSpace(connectionString);
+        try
+        {
+            _ = new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"The ledger's connection string is not valid: {e.Message}", nameof(connectionString), e);
+        }
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(provider =>
+        {
+            var builder = new NpgsqlDataSourceBuilder(connectionString) { Name = "ledger" };
+            if (provider.GetService<ILoggerFactory>() is { } loggers)
+            {
+                builder.UseLoggerFactory(loggers);
+            }
+            return builder.Build();
+        });
+        services.AddPooledDbContextFactory<LedgerDbContext>(
+            (provider, options) => LedgerDbContext.Configure(options, provider.GetRequiredService<NpgsqlDataSource>()));
+        services.TryAddSingleton<CapacityLedger>();
+        return services;
+    }
+}

@@ -1,0 +1,99 @@
+using System.Globalization;
+using Npgsql;
+
+namespace Cloud.Controller.Data;
+
+/// <summary>
+/// Checks, by SQL over the whole database, what the ledger promises: no node holds more than its
+/// capacity, no allocation outlives its consumer, and a VM's capacity is where the VM is. Run
+/// after benchmarks, chaos tests and on operator demand; an empty list means all is well.
+/// </summary>
+internal static class LedgerInvariants
+{
+    /// <summary>Usage above floor((total - reserved) * ratio), or usage of a class the node does not offer.</summary>
+    private const string Overcommitted = $"""
+        SELECT n.name, n.id, a.resource_class, a.used, {LedgerSql.Capacity}
+          FROM (SELECT node_id, resource_class, sum(used)::bigint AS used FROM allocations GROUP BY node_id, resource_class) AS a
+          JOIN nodes AS n ON n.id = a.node_id
+          LEFT JOIN inventories AS i ON i.node_id = a.node_id AND i.resource_class = a.resource_class
+         WHERE i.node_id IS NULL OR a.used > {LedgerSql.Capacity}
+         ORDER BY n.name, a.resource_class
+        """;
+
+    /// <summary>
+    /// Allocations whose consumer is dead: a VM consumer whose VM is missing or DELETED; a
+    /// migration consumer whose operation (same id) is missing or finished.
+    /// </summary>
+    private const string DeadConsumers = """
+        SELECT a.consumer_id, coalesce(c.kind, '(none)'), count(*)
+          FROM allocations AS a
+          LEFT JOIN consumers AS c ON c.id = a.consumer_id
+          LEFT JOIN vms AS v ON v.id = a.consumer_id
+          LEFT JOIN operations AS o ON o.id = a.consumer_id
+         WHERE c.id IS NULL
+            OR (c.kind = 'vm' AND (v.id IS NULL OR v.state = 'DELETED'))
+            OR (c.kind = 'migration' AND (o.id IS NULL OR o.state NOT IN ('PENDING', 'RUNNING')))
+            OR c.kind NOT IN ('vm', 'migration')
+         GROUP BY a.consumer_id, c.kind
+         ORDER BY a.consumer_id
+        """;
+
+    /// <summary>
+    /// A VM's allocations on a node other than the VM's own, unless a live migration of that VM
+    /// (a migration consumer whose unfinished operation targets the VM) explains them.
+    /// </summary>
+    private const string Misplaced = """
+        SELECT v.id, a.node_id, v.node_id, count(*)
+          FROM allocations AS a
+          JOIN consumers AS c ON c.id = a.consumer_id AND c.kind = 'vm'
+          JOIN vms AS v ON v.id = c.id
+         WHERE v.node_id IS DISTINCT FROM a.node_id
+           AND NOT EXISTS (SELECT 1
+                             FROM consumers AS m
+                             JOIN operations AS o ON o.id = m.id
+                            WHERE m.kind = 'migration' AND o.target_id = v.id::text AND o.state IN ('PENDING', 'RUNNING'))
+         GROUP BY v.id, a.node_id, v.node_id
+         ORDER BY v.id
+        """;
+
+    /// <summary>Runs every check in one snapshot and describes each violation in a sentence.</summary>
+    public static async Task<IReadOnlyList<string>> CheckAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(dataSource);
+        var violations = new List<string>();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        // One snapshot for the three checks, so that a claim committing in between cannot make
+        // them disagree with each other.
+        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
+        await using var batch = new NpgsqlBatch(connection, transaction)
+        {
+            BatchCommands = { new(Overcommitted), new(DeadConsumers), new(Misplaced) },
+        };
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                violations.Add(string.Format(CultureInfo.InvariantCulture,
+                    "overcommit: node {0} ({1}) uses {2} {3} of a capacity of {4}",
+                    reader.GetString(0), reader.GetGuid(1), reader.GetInt64(3), reader.GetString(2),
+                    reader.IsDBNull(4) ? "0 (no inventory)" : reader.GetInt64(4).ToString(CultureInfo.InvariantCulture)));
+            }
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                violations.Add(string.Format(CultureInfo.InvariantCulture,
+                    "orphan: consumer {0} (kind {1}) is dead but holds {2} allocation(s)",
+                    reader.GetGuid(0), reader.GetString(1), reader.GetInt64(2)));
+            }
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                violations.Add(string.Format(CultureInfo.InvariantCulture,
+                    "misplaced: VM {0} holds {3} allocation(s) on node {1} but runs on {2}, and no migration is in flight",
+                    reader.GetGuid(0), reader.GetGuid(1), reader.IsDBNull(2) ? "no node" : reader.GetGuid(2).ToString(), reader.GetInt64(3)));
+            }
+        }
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return violations;
+    }
+}

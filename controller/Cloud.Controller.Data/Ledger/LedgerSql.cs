@@ -1,0 +1,170 @@
+namespace Cloud.Controller.Data;
+
+/// <summary>
+/// The ledger's SQL, in one place so that the statements that must agree (the capacity formula
+/// above all) can be read side by side. Parameters are positional ($1, $2, ...).
+/// </summary>
+internal static class LedgerSql
+{
+    /// <summary>
+    /// floor((total - reserved) * ratio) in double precision, the same arithmetic as
+    /// <see cref="ResourceInventory.Capacity"/>.
+    /// </summary>
+    public const string Capacity = "floor((i.total - i.reserved) * i.allocation_ratio)::bigint";
+
+    /// <summary>
+    /// One row per node with its inventories and usage as parallel arrays: one statement, so
+    /// one snapshot, and a few bytes per node rather than one row per node and class.
+    /// </summary>
+    public static string Load(bool singleNode)
+    {
+        var inner = singleNode ? "WHERE node_id = $1" : "";
+        var outer = singleNode ? "WHERE n.id = $1" : "";
+        return $"""
+            SELECT n.id, n.name, n.address, n.state, n.schedulable, n.availability_zone, n.traits, n.generation,
+                   i.classes, i.totals, i.reserved, i.ratios, i.min_units, i.max_units, i.step_sizes,
+                   u.classes, u.used
+              FROM nodes AS n
+              LEFT JOIN (SELECT node_id,
+                                array_agg(resource_class ORDER BY resource_class) AS classes,
+                                array_agg(total ORDER BY resource_class) AS totals,
+                                array_agg(reserved ORDER BY resource_class) AS reserved,
+                                array_agg(allocation_ratio ORDER BY resource_class) AS ratios,
+                                array_agg(min_unit ORDER BY resource_class) AS min_units,
+                                array_agg(max_unit ORDER BY resource_class) AS max_units,
+                                array_agg(step_size ORDER BY resource_class) AS step_sizes
+                           FROM inventories {inner}
+                          GROUP BY node_id) AS i ON i.node_id = n.id
+              LEFT JOIN (SELECT node_id, array_agg(resource_class) AS classes, array_agg(used) AS used
+                           FROM (SELECT node_id, resource_class, sum(used)::bigint AS used
+                                   FROM allocations {inner}
+                                  GROUP BY node_id, resource_class) AS a
+                          GROUP BY node_id) AS u ON u.node_id = n.id
+             {outer}
+             ORDER BY n.name
+            """;
+    }
+
+    /// <summary>$1 node ids. Locks in id order so that concurrent batches queue instead of deadlocking.</summary>
+    public const string LockNodes = "SELECT id, generation FROM nodes WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
+
+    /// <summary>$1 node ids, $2 expected generations. The optimistic check: returns the nodes bumped.</summary>
+    public const string BumpExpectedGenerations = """
+        UPDATE nodes AS n SET generation = n.generation + 1
+          FROM unnest($1::uuid[], $2::bigint[]) AS c(id, expected)
+         WHERE n.id = c.id AND n.generation = c.expected
+        RETURNING n.id
+        """;
+
+    /// <summary>$1 ids, $2 kinds, $3 projects, $4 now. A consumer that exists must keep its kind and project.</summary>
+    public const string UpsertConsumers = """
+        INSERT INTO consumers (id, kind, project_id, created_at, generation)
+        SELECT c.id, c.kind, c.project_id, $4, 0
+          FROM unnest($1::uuid[], $2::text[], $3::text[]) AS c(id, kind, project_id)
+        ON CONFLICT (id) DO UPDATE SET generation = consumers.generation + 1
+         WHERE consumers.kind = excluded.kind AND consumers.project_id = excluded.project_id
+        """;
+
+    /// <summary>
+    /// $1 consumers, $2 nodes, $3 classes, $4 amounts. Adds to what a consumer already holds.
+    /// Rows for a node that is gone are skipped; the generation check has refused it already.
+    /// </summary>
+    public const string AddAllocations = """
+        INSERT INTO allocations (consumer_id, node_id, resource_class, used)
+        SELECT c.consumer_id, c.node_id, c.resource_class, c.used
+          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[]) AS c(consumer_id, node_id, resource_class, used)
+         WHERE EXISTS (SELECT 1 FROM nodes AS n WHERE n.id = c.node_id)
+        ON CONFLICT (consumer_id, node_id, resource_class) DO UPDATE SET used = allocations.used + excluded.used
+        """;
+
+    /// <summary>
+    /// $1 consumers, $2 nodes, $3 classes of the batch's allocations. The safety net, run after
+    /// the batch's allocations are in: the nodes where a class the batch touched is now above
+    /// capacity (or has no inventory at all), or where one of the batch's allocations breaks
+    /// min_unit, max_unit or step_size.
+    /// </summary>
+    public const string CheckCapacity = $"""
+        SELECT t.node_id
+          FROM (SELECT DISTINCT node_id, resource_class FROM unnest($2::uuid[], $3::text[]) AS x(node_id, resource_class)) AS t
+          LEFT JOIN inventories AS i ON i.node_id = t.node_id AND i.resource_class = t.resource_class
+         CROSS JOIN LATERAL (SELECT coalesce(sum(a.used), 0)::bigint AS used
+                               FROM allocations AS a
+                              WHERE a.node_id = t.node_id AND a.resource_class = t.resource_class) AS u
+         WHERE i.node_id IS NULL OR u.used > {Capacity}
+        UNION
+        SELECT c.node_id
+          FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS c(consumer_id, node_id, resource_class)
+          JOIN allocations AS a ON a.consumer_id = c.consumer_id AND a.node_id = c.node_id AND a.resource_class = c.resource_class
+          JOIN inventories AS i ON i.node_id = c.node_id AND i.resource_class = c.resource_class
+         WHERE a.used < i.min_unit OR a.used > i.max_unit OR a.used % i.step_size <> 0
+        """;
+
+    /// <summary>$1 consumer.</summary>
+    public const string LockConsumerNodes = """
+        SELECT id FROM nodes
+         WHERE id IN (SELECT node_id FROM allocations WHERE consumer_id = $1)
+         ORDER BY id FOR NO KEY UPDATE
+        """;
+
+    /// <summary>$1 consumer. Returns the nodes bumped.</summary>
+    public const string BumpConsumerNodes = """
+        UPDATE nodes SET generation = generation + 1
+         WHERE id IN (SELECT node_id FROM allocations WHERE consumer_id = $1)
+        RETURNING id
+        """;
+
+    /// <summary>$1 consumer. Its allocations go with it (ON DELETE CASCADE).</summary>
+    public const string DeleteConsumer = "DELETE FROM consumers WHERE id = $1";
+
+    /// <summary>$1 new id, $2 name, $3 address, $4 hypervisor, $5 accelerator, $6 zone, $7 traits, $8 now.</summary>
+    public const string UpsertNode = """
+        INSERT INTO nodes (id, name, address, hypervisor, accelerator, availability_zone, traits, state, schedulable, generation, registered_at, last_heartbeat_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, 'UP', true, 0, $8, $8)
+        ON CONFLICT (name) DO UPDATE
+           SET address = excluded.address, hypervisor = excluded.hypervisor, accelerator = excluded.accelerator,
+               availability_zone = excluded.availability_zone, traits = excluded.traits, state = 'UP',
+               last_heartbeat_at = excluded.last_heartbeat_at
+        RETURNING id
+        """;
+
+    /// <summary>$1 node name.</summary>
+    public const string NodeInventories = """
+        SELECT i.resource_class, i.total, i.reserved, i.allocation_ratio, i.min_unit, i.max_unit, i.step_size
+          FROM inventories AS i JOIN nodes AS n ON n.id = i.node_id
+         WHERE n.name = $1
+        """;
+
+    /// <summary>$1 node, $2 classes to keep.</summary>
+    public const string DeleteOtherInventories = "DELETE FROM inventories WHERE node_id = $1 AND resource_class <> ALL($2::text[])";
+
+    /// <summary>$1 node, $2.. $8 classes, totals, reserved, ratios, min units, max units, step sizes.</summary>
+    public const string UpsertInventories = """
+        INSERT INTO inventories (node_id, resource_class, total, reserved, allocation_ratio, min_unit, max_unit, step_size)
+        SELECT $1, v.resource_class, v.total, v.reserved, v.allocation_ratio, v.min_unit, v.max_unit, v.step_size
+          FROM unnest($2::text[], $3::bigint[], $4::bigint[], $5::float8[], $6::bigint[], $7::bigint[], $8::bigint[])
+               AS v(resource_class, total, reserved, allocation_ratio, min_unit, max_unit, step_size)
+        ON CONFLICT (node_id, resource_class) DO UPDATE
+           SET total = excluded.total, reserved = excluded.reserved, allocation_ratio = excluded.allocation_ratio,
+               min_unit = excluded.min_unit, max_unit = excluded.max_unit, step_size = excluded.step_size
+        """;
+
+    /// <summary>$1 node.</summary>
+    public const string BumpNode = "UPDATE nodes SET generation = generation + 1 WHERE id = $1";
+
+    /// <summary>$1 node. Classes whose usage exceeds capacity: class, capacity, used.</summary>
+    public const string OvercommittedClasses = $"""
+        SELECT a.resource_class, coalesce({Capacity}, 0), a.used
+          FROM (SELECT resource_class, sum(used)::bigint AS used FROM allocations WHERE node_id = $1 GROUP BY resource_class) AS a
+          LEFT JOIN inventories AS i ON i.node_id = $1 AND i.resource_class = a.resource_class
+         WHERE i.node_id IS NULL OR a.used > {Capacity}
+        """;
+
+    /// <summary>$1 node, $2 now.</summary>
+    public const string TouchHeartbeat = "UPDATE nodes SET last_heartbeat_at = $2, state = 'UP' WHERE id = $1";
+
+    /// <summary>$1 cutoff.</summary>
+    public const string MarkStaleNodesDown = """
+        UPDATE nodes SET state = 'DOWN'
+         WHERE state = 'UP' AND (last_heartbeat_at IS NULL OR last_heartbeat_at < $1)
+        """;
+}
