@@ -189,11 +189,8 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
         }
     }
 
-    private static string Hash(IMessage request)
-    {
-        var copy = request.Clone();
-        return Convert.ToHexStringLower(SHA256.HashData(copy.ToByteArray()));
-    }
+    /// <summary>Identifies a request's content, to tell a retry from a different request under the same key.</summary>
+    private static string Hash(IMessage request) => Convert.ToHexStringLower(SHA256.HashData(request.ToByteArray()));
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }
