@@ -302,6 +302,7 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
 
         Guid nodeId;
+        bool inserted;
         var existing = new Dictionary<string, ResourceInventory>(StringComparer.Ordinal);
         await using (var batch = new NpgsqlBatch(connection, transaction)
         {
@@ -316,6 +317,7 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
             nodeId = reader.GetGuid(0);
+            inserted = reader.GetBoolean(1);
             await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -337,10 +339,15 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
                         values.Select(v => v.Total).ToArray(), values.Select(v => v.Reserved).ToArray(),
                         values.Select(v => v.AllocationRatio).ToArray(), values.Select(v => v.MinUnit).ToArray(),
                         values.Select(v => v.MaxUnit).ToArray(), values.Select(v => v.StepSize).ToArray()),
-                    Command(LedgerSql.BumpNode, nodeId),
                     Command(LedgerSql.OvercommittedClasses, nodeId),
                 },
             };
+            if (!inserted)
+            {
+                // A new node starts at generation 0 with its first inventory; nobody can have
+                // read it before, so there is no stale view to refuse.
+                batch.BatchCommands.Insert(2, Command(LedgerSql.BumpNode, nodeId));
+            }
             await using var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {

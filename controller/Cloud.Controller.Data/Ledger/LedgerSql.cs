@@ -116,7 +116,10 @@ internal static class LedgerSql
     /// <summary>$1 consumer. Its allocations go with it (ON DELETE CASCADE).</summary>
     public const string DeleteConsumer = "DELETE FROM consumers WHERE id = $1";
 
-    /// <summary>$1 new id, $2 name, $3 address, $4 hypervisor, $5 accelerator, $6 zone, $7 traits, $8 now.</summary>
+    /// <summary>
+    /// $1 new id, $2 name, $3 address, $4 hypervisor, $5 accelerator, $6 zone, $7 traits, $8 now.
+    /// Returns the id and whether the row is new (xmax is 0 only for a row this statement inserted).
+    /// </summary>
     public const string UpsertNode = """
         INSERT INTO nodes (id, name, address, hypervisor, accelerator, availability_zone, traits, state, schedulable, generation, registered_at, last_heartbeat_at)
         VALUES ($1, $2, $3, $4, $5, $6, $7, 'UP', true, 0, $8, $8)
@@ -124,7 +127,7 @@ internal static class LedgerSql
            SET address = excluded.address, hypervisor = excluded.hypervisor, accelerator = excluded.accelerator,
                availability_zone = excluded.availability_zone, traits = excluded.traits, state = 'UP',
                last_heartbeat_at = excluded.last_heartbeat_at
-        RETURNING id
+        RETURNING id, xmax = 0 AS inserted
         """;
 
     /// <summary>$1 node name.</summary>

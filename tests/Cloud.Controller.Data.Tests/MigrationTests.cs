@@ -1,0 +1,153 @@
+using Cloud.Controller.Data.Tests.Support;
+using Cloud.Testing;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace Cloud.Controller.Data.Tests;
+
+/// <summary>
+/// The migrations are written by hand and there is no model snapshot, so these tests are what
+/// keeps them honest: the schema they build must be exactly the one the EF model describes.
+/// </summary>
+public sealed class MigrationTests
+{
+    [Fact]
+    public async Task Migrate_FreshDatabase_SchemaEqualsTheModel()
+    {
+        var migrated = await PostgresFixture.Shared.CreateDatabaseAsync();
+        var created = await PostgresFixture.Shared.CreateDatabaseAsync();
+        await DatabaseMigrator.MigrateAsync(migrated, CancellationToken.None);
+        await using (var dataSource = NpgsqlDataSource.Create(created))
+        await using (var db = DatabaseMigrator.CreateContext(dataSource))
+        {
+            Assert.True(await db.Database.EnsureCreatedAsync());
+        }
+
+        var fromMigrations = await SchemaAsync(migrated);
+        var fromModel = await SchemaAsync(created);
+
+        // Guard against comparing two empty schemas: the description must hold the real thing.
+        Assert.Contains(fromModel.Columns, c => c.StartsWith("allocations.used bigint", StringComparison.Ordinal));
+        Assert.Contains(fromModel.Constraints, c => c.Contains("ck_inventories_total", StringComparison.Ordinal));
+        Assert.Contains(fromModel.Indexes, i => i.Contains("ux_operations_project_id_idempotency_key", StringComparison.Ordinal));
+        Assert.Equal(fromModel.Columns, fromMigrations.Columns);
+        Assert.Equal(fromModel.Constraints, fromMigrations.Constraints);
+        Assert.Equal(fromModel.Indexes, fromMigrations.Indexes);
+        Assert.Equal(fromModel.Flavors, fromMigrations.Flavors);
+    }
+
+    [Fact]
+    public async Task Migrate_Twice_ChangesNothingTheSecondTime()
+    {
+        var connectionString = await PostgresFixture.Shared.CreateDatabaseAsync();
+        await DatabaseMigrator.MigrateAsync(connectionString, CancellationToken.None);
+        var first = await SchemaAsync(connectionString);
+
+        await DatabaseMigrator.MigrateAsync(connectionString, CancellationToken.None);
+
+        var second = await SchemaAsync(connectionString);
+        Assert.Equal(first.Columns, second.Columns);
+        Assert.Equal(first.Constraints, second.Constraints);
+        Assert.Equal(first.Indexes, second.Indexes);
+        Assert.Equal(first.Flavors, second.Flavors);
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using var db = DatabaseMigrator.CreateContext(dataSource);
+        Assert.Equal(["2026112200000_Initial"], await db.Database.GetAppliedMigrationsAsync());
+        Assert.Empty(await db.Database.GetPendingMigrationsAsync());
+    }
+
+    [Fact]
+    public async Task Migrate_FreshDatabase_SeedsTheStandardFlavors()
+    {
+        var connectionString = await PostgresFixture.Shared.CreateDatabaseAsync();
+        await DatabaseMigrator.MigrateAsync(connectionString, CancellationToken.None);
+
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using var db = DatabaseMigrator.CreateContext(dataSource);
+        var flavors = await db.Flavors.AsNoTracking().OrderBy(f => f.Vcpus).ThenBy(f => f.MemoryMb)
+            .Select(f => new { f.Name, f.Vcpus, f.MemoryMb, f.DiskGb, f.IsPublic }).ToListAsync();
+        Assert.Equal(
+            [
+                new { Name = "m1.tiny", Vcpus = 1, MemoryMb = 512L, DiskGb = 1L, IsPublic = true },
+                new { Name = "m1.small", Vcpus = 1, MemoryMb = 2048L, DiskGb = 20L, IsPublic = true },
+                new { Name = "m1.medium", Vcpus = 2, MemoryMb = 4096L, DiskGb = 40L, IsPublic = true },
+                new { Name = "m1.large", Vcpus = 4, MemoryMb = 8192L, DiskGb = 80L, IsPublic = true },
+                new { Name = "m1.xlarge", Vcpus = 8, MemoryMb = 16384L, DiskGb = 160L, IsPublic = true },
+            ],
+            flavors);
+    }
+
+    [Fact]
+    public async Task VmVersion_RowChangedBySqlSinceRead_EfUpdateIsRefused()
+    {
+        await using var database = await LedgerDatabase.CreateAsync();
+        var id = Guid.NewGuid();
+        await using (var db = DatabaseMigrator.CreateContext(database.DataSource))
+        {
+            db.Vms.Add(new VmEntity
+            {
+                Id = id, ProjectId = "p", Name = "web-1", FlavorName = "m1.tiny", State = "PENDING", Vcpus = 1, MemoryMb = 512, DiskGb = 1,
+                Labels = new Dictionary<string, string> { ["tier"] = "web", ["owner"] = "ops" },
+                CreatedAt = database.Time.GetUtcNow(), UpdatedAt = database.Time.GetUtcNow(),
+            });
+            await db.SaveChangesAsync();
+        }
+
+        await using var stale = DatabaseMigrator.CreateContext(database.DataSource);
+        var vm = await stale.Vms.SingleAsync(v => v.Id == id);
+        Assert.Equal("web", vm.Labels["tier"]);
+        Assert.Equal("ops", vm.Labels["owner"]);
+        // The claim path writes with plain SQL; xmin still moves, so EF notices.
+        await database.ExecuteAsync("UPDATE vms SET state = 'CREATING' WHERE id = $1", id);
+        vm.State = "DELETING";
+
+        await Assert.ThrowsAsync<DbUpdateConcurrencyException>(() => stale.SaveChangesAsync());
+        Assert.Equal("CREATING", await database.ScalarAsync<string>("SELECT state FROM vms WHERE id = $1", id));
+    }
+
+    private sealed record Schema(List<string> Columns, List<string> Constraints, List<string> Indexes, List<string> Flavors);
+
+    private static async Task<Schema> SchemaAsync(string connectionString)
+    {
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        return new Schema(
+            await ListAsync(dataSource, """
+                SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || udt_name
+                       || ' nullable=' || is_nullable || ' default=' || coalesce(column_default, '-')
+                       || ' length=' || coalesce(character_maximum_length::text, '-')
+                  FROM information_schema.columns
+                 WHERE table_schema = 'public' AND table_name <> '__EFMigrationsHistory'
+                 ORDER BY 1
+                """),
+            await ListAsync(dataSource, """
+                SELECT rel.relname || ' ' || con.conname || ' ' || con.contype::text || ' ' || pg_get_constraintdef(con.oid)
+                  FROM pg_constraint AS con
+                  JOIN pg_class AS rel ON rel.oid = con.conrelid
+                  JOIN pg_namespace AS ns ON ns.oid = rel.relnamespace
+                 WHERE ns.nspname = 'public' AND rel.relname <> '__EFMigrationsHistory'
+                 ORDER BY 1
+                """),
+            await ListAsync(dataSource, """
+                SELECT tablename || ' ' || indexname || ' ' || indexdef
+                  FROM pg_indexes
+                 WHERE schemaname = 'public' AND tablename <> '__EFMigrationsHistory'
+                 ORDER BY 1
+                """),
+            await ListAsync(dataSource, """
+                SELECT name || ' ' || vcpus || ' ' || memory_mb || ' ' || disk_gb || ' ' || is_public || ' ' || created_at
+                  FROM flavors ORDER BY name
+                """));
+    }
+
+    private static async Task<List<string>> ListAsync(NpgsqlDataSource dataSource, string sql)
+    {
+        await using var command = dataSource.CreateCommand(sql);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+        {
+            rows.Add(reader.GetString(0));
+        }
+        return rows;
+    }
+}
