@@ -40,13 +40,14 @@ internal static class LedgerInvariants
 
     /// <summary>
     /// A VM's allocations on a node other than the VM's own, unless a live migration of that VM
-    /// (a migration consumer whose unfinished operation targets the VM) explains them.
+    /// (a migration consumer whose unfinished operation targets the VM) explains them. A deleted
+    /// VM's allocations are reported as dead instead.
     /// </summary>
     private const string Misplaced = """
         SELECT v.id, a.node_id, v.node_id, count(*)
           FROM allocations AS a
           JOIN consumers AS c ON c.id = a.consumer_id AND c.kind = 'vm'
-          JOIN vms AS v ON v.id = c.id
+          JOIN vms AS v ON v.id = c.id AND v.state <> 'DELETED'
          WHERE v.node_id IS DISTINCT FROM a.node_id
            AND NOT EXISTS (SELECT 1
                              FROM consumers AS m
