@@ -68,13 +68,17 @@ public sealed class VmLifecycleTests(CloudFixture cloud)
     [Fact]
     public async Task A_vm_larger_than_any_node_fails_with_the_reason_and_claims_nothing()
     {
-        // Nodes have 4 vCPUs at ratio 16 but only 8192 MB: m1.xlarge asks for 16384 MB.
-        var (_, operation) = await cloud.Http.PostAsync("/v1/vms", """{"name":"too-big","flavor":"m1.xlarge"}""");
+        // Nodes have 8192 MB: a flavor of 1 vCPU and 16384 MB fits no node by memory alone.
+        var (flavorStatus, _) = await cloud.Http.PostAsync("/v1/flavors", """{"name":"mem-heavy","vcpus":1,"memoryMb":"16384","diskGb":"1","isPublic":true}""");
+        Assert.Equal(HttpStatusCode.Created, flavorStatus);
+
+        var (_, operation) = await cloud.Http.PostAsync("/v1/vms", """{"name":"too-big","flavor":"mem-heavy"}""");
         var done = await cloud.Http.WaitForOperationAsync(operation.Str("id"));
         Assert.Equal("FAILED", done.Str("state"));
         Assert.Equal("RESOURCE_EXHAUSTED", done.Str("errorCode"));
-        Assert.Contains("resource-fit", done.Str("errorMessage"), StringComparison.Ordinal);
+        Assert.Contains("2 rejected by resource-fit", done.Str("errorMessage"), StringComparison.Ordinal);
         Assert.Contains("MEMORY_MB", done.Str("errorMessage"), StringComparison.Ordinal);
+        Assert.Contains("16384", done.Str("errorMessage"), StringComparison.Ordinal);
 
         var (_, vm) = await cloud.Http.GetJsonAsync($"/v1/vms/{operation.Str("targetId")}");
         Assert.Equal("ERROR", vm.Str("state"));
