@@ -216,6 +216,39 @@ public sealed class ClaimTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TryClaim_NodeLockedByAnotherTransaction_ReportsContentionAndKeepsTheCallersTransactionUsable()
+    {
+        var node = await _db.AddNodeAsync("n1");
+        var vm = Guid.NewGuid();
+        await using var holder = await _db.DataSource.OpenConnectionAsync();
+        await using var holding = await holder.BeginTransactionAsync();
+        await using (var lockNode = new Npgsql.NpgsqlCommand("SELECT 1 FROM nodes WHERE id = $1 FOR UPDATE", holder, holding) { Parameters = { new() { Value = node } } })
+        {
+            await lockNode.ExecuteNonQueryAsync();
+        }
+
+        await using (var connection = await _db.DataSource.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await _db.InsertVmAsync(vm, null, transaction: transaction);
+            await using (var timeout = new Npgsql.NpgsqlCommand("SET LOCAL lock_timeout = '200ms'", connection, transaction))
+            {
+                await timeout.ExecuteNonQueryAsync();
+            }
+
+            var result = await _db.Ledger.TryClaimAsync([LedgerDatabase.ClaimFor(vm, node, 0, 1, 512)], transaction, CancellationToken.None);
+
+            Assert.Equal([new ClaimConflict(node, ClaimConflictReason.Contention)], result.Conflicts);
+            await transaction.CommitAsync();
+        }
+        await holding.RollbackAsync();
+
+        Assert.Equal(1, await _db.ScalarAsync<long>("SELECT count(*) FROM vms WHERE id = $1", vm));
+        Assert.Equal(0, await _db.ScalarAsync<long>("SELECT count(*) FROM allocations"));
+        Assert.Equal(0, await _db.GenerationAsync(node));
+    }
+
+    [Fact]
     public async Task TryClaim_MalformedClaims_AreRefusedWithAClearError()
     {
         var node = await _db.AddNodeAsync("n1");
