@@ -11,12 +11,17 @@ BACKEND=${CLOUD_AGENT_BACKEND:-qemu}
 ensure_apt "${RUNTIME_PACKAGES[@]}"
 ensure_dotnet
 
-echo "Building..."
-dotnet build Cloud.sln -c Release -v quiet -nologo >/dev/null
-
 STATE="$ROOT/.cloud"
+BIN="$STATE/bin"
 mkdir -p "$STATE/logs"
-chmod 700 "$STATE"
+# Searchable (not listable) by others: the postgres user must reach the cluster inside;
+# the secrets in it are files of mode 600.
+chmod 711 "$STATE"
+
+echo "Building..."
+dotnet publish controller/Cloud.Controller -c Release -o "$BIN/controller" -v quiet -nologo >/dev/null
+dotnet publish agent/Cloud.Agent -c Release -o "$BIN/agent" -v quiet -nologo >/dev/null
+dotnet publish controller/Cloud.Cli -c Release -o "$BIN/cli" -v quiet -nologo >/dev/null
 
 # One operator token per dev cloud, kept across runs; the controller is given only its hash.
 if [ ! -s "$STATE/operator-token" ]; then
@@ -33,17 +38,18 @@ TOKEN_SHA256=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
 }
 JSON
 )
-mkdir -p "$STATE/bin"
-cat > "$STATE/bin/cloudctl" <<SH
+cat > "$BIN/cloudctl" <<SH
 #!/usr/bin/env bash
 export CLOUDCTL_CONFIG="\${CLOUDCTL_CONFIG:-$STATE/cloudctl.json}"
-exec dotnet "$ROOT/controller/Cloud.Cli/bin/Release/net10.0/cloudctl.dll" "\$@"
+exec dotnet "$BIN/cli/cloudctl.dll" "\$@"
 SH
-chmod +x "$STATE/bin/cloudctl"
+chmod +x "$BIN/cloudctl"
 
 PIDS=()
+STOPPING=""
 cleanup() {
   trap - INT TERM EXIT
+  STOPPING=1
   echo
   echo "Stopping..."
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
@@ -63,8 +69,7 @@ trap cleanup INT TERM EXIT
 echo "Starting the controller..."
 Auth__OperatorTokenSha256__0="$TOKEN_SHA256" \
 Controller__EmbeddedDatabaseDirectory="$STATE/postgres" \
-  dotnet controller/Cloud.Controller/bin/Release/net10.0/Cloud.Controller.dll \
-  --contentRoot controller/Cloud.Controller >"$STATE/logs/controller.log" 2>&1 &
+  dotnet "$BIN/controller/Cloud.Controller.dll" --contentRoot "$BIN/controller" >"$STATE/logs/controller.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 120); do
   curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break
@@ -78,8 +83,7 @@ for n in 1 2; do
   echo "Starting agent-$n on $address:7070 ($BACKEND backend)..."
   Agent__NodeName="agent-$n" Agent__Listen="$address:7070" Agent__Backend="$BACKEND" \
   Agent__Qemu__DataDirectory="$STATE/agents/agent-$n" Agent__Qemu__ListenAddress="$address" \
-    dotnet agent/Cloud.Agent/bin/Release/net10.0/Cloud.Agent.dll \
-    --contentRoot agent/Cloud.Agent >"$STATE/logs/agent-$n.log" 2>&1 &
+    dotnet "$BIN/agent/Cloud.Agent.dll" --contentRoot "$BIN/agent" >"$STATE/logs/agent-$n.log" 2>&1 &
   PIDS+=($!)
 done
 
@@ -94,7 +98,7 @@ Cloud is up.
   logs             $STATE/logs/
 
 Try:
-  export PATH="$STATE/bin:\$PATH"
+  export PATH="$BIN:\$PATH"
   cloudctl vm create --name demo
   cloudctl vm list
 
@@ -102,4 +106,4 @@ Ctrl-C stops everything.
 INFO
 
 wait -n "${PIDS[@]}" || true
-echo "A process exited; see $STATE/logs/." >&2
+[ -z "$STOPPING" ] && echo "A process exited; see $STATE/logs/." >&2
