@@ -52,7 +52,7 @@ public sealed class QmpEndpoint
             : $"socket,host={TcpEndPoint!.Address},port={TcpEndPoint.Port},server=on,wait=off";
 
     /// <summary>QEMU option values use ',' as separator; a literal comma is written twice.</summary>
-    internal static string EscapeOption(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+    public static string EscapeOption(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
 
     internal async Task<Socket> ConnectAsync(CancellationToken cancellationToken)
     {

@@ -1,0 +1,94 @@
+namespace Cloud.Agent.Qemu;
+
+/// <summary>Settings of the QEMU backend, bound from the configuration section "Agent:Qemu".</summary>
+public sealed class QemuOptions
+{
+    public const string SectionName = "Agent:Qemu";
+
+    /// <summary>
+    /// Root of everything the backend keeps on disk: images/ (the image store) and vms/ (one folder
+    /// per VM with its spec, disk overlay, QMP socket, pid file and serial log). Must be absolute.
+    /// Default /var/lib/cloud/agent (Linux) or %ProgramData%\Cloud\Agent (Windows).
+    /// </summary>
+    public string DataDirectory { get; set; } = OperatingSystem.IsWindows()
+        ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.CommonApplicationData), "Cloud", "Agent")
+        : "/var/lib/cloud/agent";
+
+    /// <summary>The QEMU system emulator, a path or a name on PATH. Default qemu-system-x86_64.</summary>
+    public string QemuBinary { get; set; } = "qemu-system-x86_64";
+
+    /// <summary>The disk image tool, a path or a name on PATH. Default qemu-img.</summary>
+    public string QemuImgBinary { get; set; } = "qemu-img";
+
+    /// <summary>auto (KVM when /dev/kvm is usable, WHPX on Windows, else TCG), kvm, whpx or tcg. Default auto.</summary>
+    public string Accelerator { get; set; } = "auto";
+
+    /// <summary>
+    /// The unprivileged user QEMU drops to (-runas) when the agent runs as root on Linux; created as
+    /// a system user when missing. Empty disables the drop (not recommended). Default cloud-qemu.
+    /// </summary>
+    public string RunAsUser { get; set; } = "cloud-qemu";
+
+    /// <summary>Ports for incoming migration streams and NBD disk exports, "first-last". Default 49152-49407.</summary>
+    public string MigrationPortRange { get; set; } = "49152-49407";
+
+    /// <summary>
+    /// The agent's own address that migration sources connect to (migration stream and NBD). A
+    /// literal IP address. Default 127.0.0.1.
+    /// </summary>
+    public string ListenAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>vCPUs offered to the scheduler; 0 = the host's logical processors.</summary>
+    public int TotalVcpus { get; set; }
+
+    /// <summary>Memory offered to the scheduler in MiB; 0 = the host's physical memory.</summary>
+    public long TotalMemoryMb { get; set; }
+
+    /// <summary>Disk offered to the scheduler in GiB; 0 = the size of the file system holding DataDirectory.</summary>
+    public long TotalDiskGb { get; set; }
+
+    /// <summary>vCPUs kept for the host. Default 0.</summary>
+    public int ReservedVcpus { get; set; }
+
+    /// <summary>Memory kept for the host, in MiB. Default 0.</summary>
+    public long ReservedMemoryMb { get; set; }
+
+    /// <summary>Disk kept for the host, in GiB. Default 0.</summary>
+    public long ReservedDiskGb { get; set; }
+
+    /// <summary>vCPU overcommit the scheduler may apply. Default 4.</summary>
+    public double CpuAllocationRatio { get; set; } = 4.0;
+
+    /// <summary>Memory overcommit. Default 1 (none).</summary>
+    public double MemoryAllocationRatio { get; set; } = 1.0;
+
+    /// <summary>Disk overcommit (overlays are thin). Default 1.</summary>
+    public double DiskAllocationRatio { get; set; } = 1.0;
+
+    /// <summary>QEMU machine type. Default q35 (needed for PCIe and memory hotplug).</summary>
+    public string MachineType { get; set; } = "q35";
+
+    /// <summary>Hotplug memory slots given to a VM whose max_memory_mb exceeds memory_mb. Default 4.</summary>
+    public int MemorySlots { get; set; } = 4;
+
+    /// <summary>Node name reported in NodeInfo. Default: Agent:NodeName, else the machine name.</summary>
+    public string NodeName { get; set; } = Environment.MachineName.ToLowerInvariant();
+
+    /// <summary>Availability zone reported in NodeInfo. Default empty.</summary>
+    public string AvailabilityZone { get; set; } = "";
+
+    /// <summary>Reply timeout of ordinary QMP commands. Default 30 s.</summary>
+    public TimeSpan QmpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long QEMU may take to start (parent of -daemonize returning). Default 60 s.</summary>
+    public TimeSpan StartTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a cold resize waits for a graceful powerdown before forcing. Default 30 s.</summary>
+    public TimeSpan ColdResizeStopTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often a running migration's progress is sampled. Default 100 ms.</summary>
+    public TimeSpan MigrationPollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How long a migration may run before it is cancelled. Default 1 h.</summary>
+    public TimeSpan MigrationTimeout { get; set; } = TimeSpan.FromHours(1);
+}

@@ -1,0 +1,32 @@
+namespace Cloud.Agent.Qemu;
+
+/// <summary>What an image store entry holds.</summary>
+public enum ImageKind
+{
+    /// <summary>A bootable disk (raw or qcow2) that VMs get a copy-on-write overlay of.</summary>
+    Disk,
+
+    /// <summary>
+    /// A kernel (and optional initrd and command line) booted directly by QEMU; the VM gets a blank
+    /// disk of its disk_gb. Handy for appliances and for the tests' tiny Linux guest.
+    /// </summary>
+    Kernel,
+}
+
+/// <summary>An image in the node's store.</summary>
+public sealed record ImageInfo(string ImageId, ImageKind Kind, string Format, string Sha256, long SizeBytes, long VirtualSizeBytes, string KernelAppend, DateTimeOffset CreatedAt);
+
+/// <summary>images/&lt;id&gt;/manifest.json.</summary>
+internal sealed class ImageManifest
+{
+    public int Version { get; set; } = 1;
+    public string ImageId { get; set; } = "";
+    public ImageKind Kind { get; set; }
+    public string Format { get; set; } = "";
+    public string Sha256 { get; set; } = "";
+    public long SizeBytes { get; set; }
+    public long VirtualSizeBytes { get; set; }
+    public bool HasInitrd { get; set; }
+    public string KernelAppend { get; set; } = "";
+    public DateTimeOffset CreatedAt { get; set; }
+}

@@ -1,0 +1,105 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Cloud.Agent.Qemu;
+
+internal sealed record QemuImageInfo(string Format, long VirtualSize, long ActualSize, string? BackingFile, bool HasDataFile, IReadOnlyList<QemuImageSnapshot> Snapshots);
+
+internal sealed record QemuImageSnapshot(string Name, long VmStateSize, DateTimeOffset CreatedAt);
+
+/// <summary>
+/// qemu-img, for what happens to disks while QEMU is not running them. Reads of a disk that a
+/// running QEMU holds use --force-share; they only ever read immutable snapshot data.
+/// </summary>
+internal sealed class QemuImg(string binary)
+{
+    private static readonly TimeSpan ShortTimeout = TimeSpan.FromMinutes(2);
+    private static readonly TimeSpan LongTimeout = TimeSpan.FromHours(2);
+
+    public async Task<QemuImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken)
+    {
+        var args = new List<string> { "info", "--output=json" };
+        if (forceShare)
+        {
+            args.Add("--force-share");
+        }
+        args.Add(path);
+        var result = await RunAsync(args, ShortTimeout, cancellationToken).ConfigureAwait(false);
+        return ParseInfo(result.Stdout);
+    }
+
+    /// <summary>Validates qemu-img's JSON (a hostile image must not be able to confuse the store).</summary>
+    internal static QemuImageInfo ParseInfo(string json)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+            var root = document.RootElement;
+            var format = root.GetProperty("format").GetString() ?? throw new FormatException("format is null");
+            var virtualSize = root.GetProperty("virtual-size").GetInt64();
+            var actualSize = root.TryGetProperty("actual-size", out var a) ? a.GetInt64() : 0;
+            var backing = root.TryGetProperty("backing-filename", out var b) ? b.GetString() : null;
+            var hasDataFile = root.TryGetProperty("format-specific", out var specific)
+                && specific.TryGetProperty("data", out var data)
+                && data.TryGetProperty("data-file", out _);
+            var snapshots = new List<QemuImageSnapshot>();
+            if (root.TryGetProperty("snapshots", out var list))
+            {
+                foreach (var s in list.EnumerateArray())
+                {
+                    var created = DateTimeOffset.FromUnixTimeSeconds(s.GetProperty("date-sec").GetInt64());
+                    snapshots.Add(new QemuImageSnapshot(s.GetProperty("name").GetString() ?? "", s.GetProperty("vm-state-size").GetInt64(), created));
+                }
+            }
+            if (virtualSize < 0)
+            {
+                throw new FormatException("negative virtual-size");
+            }
+            return new QemuImageInfo(format, virtualSize, actualSize, backing, hasDataFile, snapshots);
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new HypervisorToolException($"qemu-img info gave output that cannot be understood: {ex.Message}", ex);
+        }
+    }
+
+    public Task CreateBlankAsync(string path, long sizeBytes, CancellationToken cancellationToken)
+        => RunAsync(["create", "-q", "-f", "qcow2", path, sizeBytes.ToString(CultureInfo.InvariantCulture)], ShortTimeout, cancellationToken);
+
+    public Task CreateOverlayAsync(string path, string backingPath, string backingFormat, long sizeBytes, CancellationToken cancellationToken)
+        => RunAsync(["create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", backingPath, path, sizeBytes.ToString(CultureInfo.InvariantCulture)], ShortTimeout, cancellationToken);
+
+    public Task SnapshotCreateAsync(string path, string tag, CancellationToken cancellationToken)
+        => RunAsync(["snapshot", "-c", tag, path], ShortTimeout, cancellationToken);
+
+    public Task SnapshotApplyAsync(string path, string tag, CancellationToken cancellationToken)
+        => RunAsync(["snapshot", "-a", tag, path], ShortTimeout, cancellationToken);
+
+    public Task SnapshotDeleteAsync(string path, string tag, CancellationToken cancellationToken)
+        => RunAsync(["snapshot", "-d", tag, path], ShortTimeout, cancellationToken);
+
+    /// <summary>Writes one internal snapshot of a disk, with its backing chain flattened, as a standalone qcow2.</summary>
+    public Task ConvertSnapshotAsync(string source, string tag, string destination, bool forceShare, CancellationToken cancellationToken)
+    {
+        var args = new List<string> { "convert", "-q", "-O", "qcow2", "-l", "snapshot.name=" + tag };
+        if (forceShare)
+        {
+            args.Add("-U");
+        }
+        args.AddRange([source, destination]);
+        return RunAsync(args, LongTimeout, cancellationToken);
+    }
+
+    public Task ResizeAsync(string path, long sizeBytes, CancellationToken cancellationToken)
+        => RunAsync(["resize", "-q", path, sizeBytes.ToString(CultureInfo.InvariantCulture)], ShortTimeout, cancellationToken);
+
+    private async Task<ProcessResult> RunAsync(IReadOnlyList<string> args, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var result = await ProcessRunner.RunAsync(binary, args, timeout, cancellationToken).ConfigureAwait(false);
+        if (result.ExitCode != 0)
+        {
+            throw new HypervisorToolException($"qemu-img {args[0]} failed: {result.ErrorText}");
+        }
+        return result;
+    }
+}

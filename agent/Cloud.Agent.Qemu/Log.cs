@@ -1,0 +1,34 @@
+using Microsoft.Extensions.Logging;
+
+namespace Cloud.Agent.Qemu;
+
+/// <summary>The backend's log messages; event ids 4000-4099.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(4000, LogLevel.Information, "VM {VmId}: {State} ({Reason})")]
+    public static partial void StateChanged(ILogger logger, string vmId, string state, string reason);
+
+    [LoggerMessage(4001, LogLevel.Information, "VM {VmId}: QEMU started, pid {Pid}")]
+    public static partial void QemuStarted(ILogger logger, string vmId, int pid);
+
+    [LoggerMessage(4002, LogLevel.Warning, "VM {VmId}: QEMU exited unexpectedly ({Reason})")]
+    public static partial void QemuCrashed(ILogger logger, string vmId, string reason);
+
+    [LoggerMessage(4003, LogLevel.Information, "VM {VmId}: re-adopted running QEMU pid {Pid}")]
+    public static partial void Adopted(ILogger logger, string vmId, int pid);
+
+    [LoggerMessage(4004, LogLevel.Warning, "Ignoring {Path}: {Reason}")]
+    public static partial void IgnoredVmDirectory(ILogger logger, string path, string reason);
+
+    [LoggerMessage(4005, LogLevel.Warning, "VM {VmId}: {Action} failed")]
+    public static partial void ActionFailed(ILogger logger, Exception exception, string vmId, string action);
+
+    [LoggerMessage(4006, LogLevel.Information, "VM {VmId}: migration {MigrationId} {Status}")]
+    public static partial void Migration(ILogger logger, string vmId, string migrationId, string status);
+
+    [LoggerMessage(4007, LogLevel.Debug, "VM {VmId}: QMP event {Event}")]
+    public static partial void QmpEvent(ILogger logger, string vmId, string @event);
+
+    [LoggerMessage(4008, LogLevel.Information, "QEMU backend: {Accelerator} accelerator, QEMU {Version}, data in {DataDirectory}")]
+    public static partial void BackendReady(ILogger logger, string accelerator, string version, string dataDirectory);
+}

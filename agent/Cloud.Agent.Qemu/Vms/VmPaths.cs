@@ -1,0 +1,54 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Cloud.Agent.Qemu;
+
+/// <summary>
+/// The files of one VM under DataDirectory/vms/&lt;vm_id&gt;/. Only validated ids reach here, so
+/// every path stays inside the data folder.
+/// </summary>
+internal sealed class VmPaths
+{
+    // sun_path is 108 bytes; a socket path longer than this cannot be bound.
+    private const int MaxSocketPath = 107;
+
+    public VmPaths(string dataDirectory, string vmId)
+    {
+        Directory = Path.Combine(dataDirectory, "vms", vmId);
+        var socket = Path.Combine(Directory, "qmp.sock");
+        // A deep data folder plus a long id can overflow sun_path; such sockets live in a short,
+        // deterministic place instead, so that re-adoption finds them again.
+        QmpSocket = Encoding.UTF8.GetByteCount(socket) <= MaxSocketPath
+            ? socket
+            : Path.Combine(dataDirectory, "run", Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(vmId)))[..16] + ".sock");
+    }
+
+    public string Directory { get; }
+
+    /// <summary>The VM's spec (protobuf JSON of VmSpec, with its current shape).</summary>
+    public string SpecFile => Path.Combine(Directory, "vm.json");
+
+    public string DiskFile => Path.Combine(Directory, "disk.qcow2");
+
+    public string QmpSocket { get; }
+
+    /// <summary>Windows: the loopback TCP port of the QMP server.</summary>
+    public string QmpPortFile => Path.Combine(Directory, "qmp.port");
+
+    public string PidFile => Path.Combine(Directory, "qemu.pid");
+
+    public string SerialLog => Path.Combine(Directory, "serial.log");
+
+    /// <summary>QEMU's own stdout/stderr: the first place to look when it would not start.</summary>
+    public string QemuLog => Path.Combine(Directory, "qemu.log");
+
+    /// <summary>Facts about the running QEMU (hotplugged devices); removed when it stops.</summary>
+    public string RuntimeFile => Path.Combine(Directory, "runtime.json");
+
+    /// <summary>The destination side of an incoming migration.</summary>
+    public string MigrationFile => Path.Combine(Directory, "migration.json");
+
+    public string SnapshotsDirectory => Path.Combine(Directory, "snapshots");
+
+    public string SnapshotFile(string snapshotId) => Path.Combine(SnapshotsDirectory, snapshotId + ".json");
+}
