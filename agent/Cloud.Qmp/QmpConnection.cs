@@ -150,9 +150,18 @@ internal sealed class QmpConnection : IAsyncDisposable
         {
             error = ex;
         }
+        catch (IOException ex) when (ex.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset })
+        {
+            // A QEMU that exits with bytes unread by it resets the connection: that is still just "gone".
+        }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
             error = _shutdown.IsCancellationRequested ? null : ex;
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or FormatException)
+        {
+            // Defensive: a message shape the checks above did not foresee is still the peer's fault.
+            error = new QmpProtocolException("QMP peer sent a message of an unexpected shape: " + ex.Message, ex);
         }
         Close(error);
     }
@@ -239,8 +248,8 @@ internal sealed class QmpConnection : IAsyncDisposable
         if (root.TryGetProperty("timestamp", out var ts))
         {
             if (ts.ValueKind != JsonValueKind.Object
-                || !ts.TryGetProperty("seconds", out var s) || !s.TryGetInt64(out var seconds)
-                || !ts.TryGetProperty("microseconds", out var us) || !us.TryGetInt64(out var micros)
+                || !ts.TryGetProperty("seconds", out var s) || s.ValueKind != JsonValueKind.Number || !s.TryGetInt64(out var seconds)
+                || !ts.TryGetProperty("microseconds", out var us) || us.ValueKind != JsonValueKind.Number || !us.TryGetInt64(out var micros)
                 || seconds < 0 || micros is < 0 or >= 1_000_000)
             {
                 throw new QmpProtocolException($"QMP event {name.GetString()} has a malformed timestamp: {ts}.");
