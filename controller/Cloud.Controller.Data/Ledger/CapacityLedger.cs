@@ -140,7 +140,8 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         {
             var reason = result.Conflicts[0].Reason.ToString();
             LedgerTelemetry.ClaimConflicts.Add(1, new KeyValuePair<string, object?>("reason", reason));
-            activity?.SetTag("cloud.ledger.conflicts", result.Conflicts.Count).SetStatus(ActivityStatusCode.Ok, reason);
+            // A refusal is an expected outcome of optimism, not an error: the span's status stays unset.
+            activity?.SetTag("cloud.ledger.conflicts", result.Conflicts.Count).SetTag("cloud.ledger.conflict_reason", reason);
             Log.ClaimRefused(_logger, claims.Count, result.Conflicts.Count, reason);
         }
         activity?.SetTag("cloud.ledger.outcome", outcome);
