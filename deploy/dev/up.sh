@@ -49,6 +49,8 @@ PIDS=()
 STOPPING=""
 cleanup() {
   trap - INT TERM EXIT
+  # Finish the cleanup even when the terminal or a pipe reading our output is gone.
+  trap '' PIPE HUP
   STOPPING=1
   echo
   echo "Stopping..."
