@@ -63,40 +63,49 @@ internal sealed class NodeRegistryService(
 
     /// <summary>
     /// What the node reports wins for settled VMs: a guest that powered itself off shows as
-    /// STOPPED, one whose QEMU died as ERROR. VMs in the middle of an operation are left to it.
+    /// STOPPED, one whose QEMU died as ERROR, and one the node no longer has at all as ERROR.
+    /// VMs in the middle of an operation are left to it.
     /// </summary>
     private async Task ReconcileVmStatesAsync(Guid nodeId, IEnumerable<Contracts.Agent.V1.Vm> reported, CancellationToken cancellationToken)
     {
         var ids = new List<Guid>();
-        var states = new List<string>();
+        var states = new List<string?>();
         foreach (var vm in reported)
         {
-            var state = vm.State switch
-            {
-                VmState.Running or VmState.Paused => VmStates.Running,
-                VmState.Stopped => VmStates.Stopped,
-                VmState.Crashed => VmStates.Error,
-                _ => null,
-            };
-            if (state is not null && Guid.TryParseExact(vm.VmId, "N", out var id))
+            if (Guid.TryParseExact(vm.VmId, "N", out var id))
             {
                 ids.Add(id);
-                states.Add(state);
+                // Null: the node has the VM but it is between states; nothing to settle.
+                states.Add(vm.State switch
+                {
+                    VmState.Running or VmState.Paused => VmStates.Running,
+                    VmState.Stopped => VmStates.Stopped,
+                    VmState.Crashed => VmStates.Error,
+                    _ => null,
+                });
             }
         }
-        if (ids.Count == 0)
-        {
-            return;
-        }
+        // A VM changed within the last two heartbeats may be newer than this report: it is only
+        // declared lost once the node has had time to report it.
         await using var command = dataSource.CreateCommand(
             """
-            UPDATE vms v SET state = r.state, updated_at = now()
-              FROM unnest(@ids, @states) AS r(id, state)
-             WHERE v.id = r.id AND v.node_id = @node AND v.state IN ('RUNNING', 'STOPPED', 'ERROR') AND v.state <> r.state
+            WITH reported AS (SELECT * FROM unnest(@ids::uuid[], @states::text[]) AS r(id, state)),
+                 observed AS (
+                   SELECT v.id, CASE WHEN r.id IS NULL THEN 'ERROR' ELSE r.state END AS state, r.id IS NULL AS lost
+                     FROM vms v LEFT JOIN reported r ON r.id = v.id
+                    WHERE v.node_id = @node AND v.state IN ('RUNNING', 'STOPPED', 'ERROR')
+                      AND (r.id IS NOT NULL OR v.updated_at < now() - @grace))
+            UPDATE vms v
+               SET state = o.state,
+                   error = CASE WHEN o.lost THEN 'The node no longer reports this VM.' WHEN o.state = 'ERROR' THEN 'The guest crashed.' ELSE NULL END,
+                   updated_at = now()
+              FROM observed o
+             WHERE v.id = o.id AND o.state IS NOT NULL AND v.state <> o.state
             """);
         command.Parameters.AddWithValue("ids", ids.ToArray());
         command.Parameters.AddWithValue("states", states.ToArray());
         command.Parameters.AddWithValue("node", nodeId);
+        command.Parameters.AddWithValue("grace", options.Value.HeartbeatInterval * 2);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
