@@ -51,7 +51,7 @@ internal static class RestApi
             ProtoJson.Result(await operations.ListAsync(CallerOf(http), new ListOperationsRequest { PageSize = page_size ?? 0, PageToken = page_token ?? "" }, ct)));
     }
 
-    private static Caller CallerOf(HttpContext http) => (Caller)http.Items[typeof(Caller)]!;
+    internal static Caller CallerOf(HttpContext http) => (Caller)http.Items[typeof(Caller)]!;
 
     private static string IdempotencyKey(HttpContext http, string fromBody)
     {
@@ -62,40 +62,40 @@ internal static class RestApi
         }
         return header.Count == 1 ? header[0] ?? "" : fromBody;
     }
+}
 
-    /// <summary>Authenticates every /v1 call and turns <see cref="ApiException"/>s into problem details.</summary>
-    private sealed class ApiErrorFilter(TokenAuthenticator authenticator) : IEndpointFilter
+/// <summary>Authenticates every /v1 call and turns <see cref="ApiException"/>s into problem details.</summary>
+internal sealed class ApiErrorFilter(TokenAuthenticator authenticator) : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
-        public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+        var http = context.HttpContext;
+        try
         {
-            var http = context.HttpContext;
-            try
-            {
-                var caller = authenticator.AuthenticateApi(http.Request.Headers.Authorization)
-                    ?? throw new ApiException(StatusCode.Unauthenticated, "Send a valid API token: Authorization: Bearer <token>.");
-                http.Items[typeof(Caller)] = caller;
-                return await next(context);
-            }
-            catch (ApiException e)
-            {
-                return Problem(e);
-            }
-            catch (BadHttpRequestException e)
-            {
-                return Problem(ApiException.Invalid(e.Message));
-            }
+            var caller = authenticator.AuthenticateApi(http.Request.Headers.Authorization)
+                ?? throw new ApiException(StatusCode.Unauthenticated, "Send a valid API token: Authorization: Bearer <token>.");
+            http.Items[typeof(Caller)] = caller;
+            return await next(context);
         }
+        catch (ApiException e)
+        {
+            return Problem(e);
+        }
+        catch (BadHttpRequestException e)
+        {
+            return Problem(ApiException.Invalid(e.Message));
+        }
+    }
 
-        private static IResult Problem(ApiException e)
+    private static IResult Problem(ApiException e)
+    {
+        var status = e.Details.TryGetValue("httpStatus", out var s) && s is int explicitStatus ? explicitStatus : ApiException.HttpStatus(e.Code);
+        var extensions = new Dictionary<string, object?> { ["code"] = ApiException.CodeName(e.Code) };
+        var details = e.Details.Where(kv => kv.Key != "httpStatus").ToDictionary();
+        if (details.Count > 0)
         {
-            var status = e.Details.TryGetValue("httpStatus", out var s) && s is int explicitStatus ? explicitStatus : ApiException.HttpStatus(e.Code);
-            var extensions = new Dictionary<string, object?> { ["code"] = ApiException.CodeName(e.Code) };
-            var details = e.Details.Where(kv => kv.Key != "httpStatus").ToDictionary();
-            if (details.Count > 0)
-            {
-                extensions["details"] = details;
-            }
-            return Results.Problem(detail: e.Message, statusCode: status, title: ApiException.CodeName(e.Code), extensions: extensions);
+            extensions["details"] = details;
         }
+        return Results.Problem(detail: e.Message, statusCode: status, title: ApiException.CodeName(e.Code), extensions: extensions);
     }
 }
