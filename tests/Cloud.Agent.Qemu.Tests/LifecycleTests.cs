@@ -26,7 +26,7 @@ public sealed class LifecycleTests
             Assert.True(File.Exists(Path.Combine(dir, file)), file + " is missing");
         }
         Assert.Equal(vm.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(dir, "qemu.pid")).Trim());
-        Assert.Contains(events.Events, e => e.VmId == "vm-a" && e.State == VmState.Stopped && e.Reason == "created");
+        await events.WaitForAsync(e => e.VmId == "vm-a" && e.State == VmState.Stopped && e.Reason == "created", Wait);
         await events.WaitForAsync(e => e.VmId == "vm-a" && e.State == VmState.Running, Wait);
         var listed = await node.GetVmAsync("vm-a");
         Assert.Equal(VmState.Running, listed.State);
@@ -77,8 +77,8 @@ public sealed class LifecycleTests
         Assert.True(timer.Elapsed >= TimeSpan.FromSeconds(1), "stopped before the timeout");
         Assert.Equal(VmState.Stopped, stopped.State);
         Assert.Equal(0, stopped.Pid);
-        Assert.Contains(events.Events, e => e.State == VmState.Stopping && e.Reason == "ACPI powerdown");
-        Assert.Contains(events.Events, e => e.State == VmState.Stopped && e.Reason.Contains("forced off after the powerdown timeout", StringComparison.Ordinal));
+        await events.WaitForAsync(e => e.State == VmState.Stopping && e.Reason == "ACPI powerdown", Wait);
+        await events.WaitForAsync(e => e.State == VmState.Stopped && e.Reason.Contains("forced off after the powerdown timeout", StringComparison.Ordinal), Wait);
         Assert.False(File.Exists(Path.Combine(node.VmDirectory("vm-stop"), "qmp.sock")));
     }
 

@@ -288,16 +288,22 @@ public sealed partial class EmbeddedPostgres : IAsyncDisposable
 
     /// <summary>
     /// A small shell loop, in its own session and as the server's user, that stops the cluster
-    /// when the owning process is gone (killed, crashed), so that nothing outlives it. It ends by
-    /// itself once the cluster is stopped.
+    /// when the owning process is gone (killed, crashed), so that nothing outlives it. A
+    /// throwaway cluster's folder is removed too: the watchdog waits for the owner to be gone or
+    /// the folder deleted, because a test host may be killed between stopping the server and
+    /// deleting the folder. A persistent cluster's watchdog ends once the server is stopped.
     /// </summary>
     private void StartWatchdog(int ownerProcessId)
     {
         const string Script = """
             exec >/dev/null 2>&1 </dev/null
             owner="$1"; pg_ctl="$2"; pgdata="$3"; mode="$4"; remove="$5"
-            while [ -e "/proc/$owner" ] && [ -f "$pgdata/postmaster.pid" ]; do sleep 1; done
-            [ -e "/proc/$owner" ] && exit 0
+            if [ -n "$remove" ]; then
+              while [ -e "/proc/$owner" ] && [ -d "$remove" ]; do sleep 1; done
+            else
+              while [ -e "/proc/$owner" ] && [ -f "$pgdata/postmaster.pid" ]; do sleep 1; done
+              [ -e "/proc/$owner" ] && exit 0
+            fi
             [ -f "$pgdata/postmaster.pid" ] && "$pg_ctl" -D "$pgdata" stop -m "$mode" -w -t 60
             [ -n "$remove" ] && rm -rf -- "$remove"
             exit 0
