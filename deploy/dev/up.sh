@@ -50,7 +50,9 @@ STOPPING=""
 cleanup() {
   trap - INT TERM EXIT
   # Finish the cleanup even when the terminal or a pipe reading our output is gone.
+  # A failed echo (its reader gone) must not end the cleanup half-way.
   trap '' PIPE HUP
+  set +e
   STOPPING=1
   echo
   echo "Stopping..."
