@@ -59,12 +59,14 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   # Guests outlive an agent on purpose (a restarted agent adopts them); a dev cloud that
-  # stops takes its guests with it.
+  # stops takes its guests with it. Without their pid files the next start finds them
+  # stopped rather than crashed.
   for pidfile in "$STATE"/agents/*/vms/*/qemu.pid; do
-    [ -f "$pidfile" ] && kill -KILL "$(cat "$pidfile")" 2>/dev/null || true
+    [ -f "$pidfile" ] && kill -KILL "$(cat "$pidfile")" 2>/dev/null
+    rm -f "$pidfile"
   done
-  if [ -f "$STATE/postgres/data/postmaster.pid" ]; then
-    runuser -u postgres -- /usr/lib/postgresql/*/bin/pg_ctl -D "$STATE/postgres/data" stop -m fast >/dev/null 2>&1 || true
+  if [ -f "$STATE/postgres/pgdata/postmaster.pid" ]; then
+    runuser -u postgres -- /usr/lib/postgresql/*/bin/pg_ctl -D "$STATE/postgres/pgdata" stop -m fast >/dev/null 2>&1 || true
   fi
   echo "Stopped."
 }
