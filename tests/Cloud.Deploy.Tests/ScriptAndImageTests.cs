@@ -1,0 +1,55 @@
+using System.Text.RegularExpressions;
+
+namespace Cloud.Deploy.Tests;
+
+/// <summary>The dev scripts and the container images' build files.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed partial class ScriptAndImageTests
+{
+    public static TheoryData<string> Scripts => [".ci/run", "deploy/dev/common.sh", "deploy/dev/test.sh", "deploy/dev/up.sh"];
+
+    public static TheoryData<string> Dockerfiles => ["deploy/docker/controller.Dockerfile", "deploy/docker/agent.Dockerfile"];
+
+    [Theory]
+    [MemberData(nameof(Scripts))]
+    public void Script_parses(string script)
+    {
+        var (code, _, stderr) = RepoFiles.Run("bash", ["-n", RepoFiles.PathOf(script)]);
+
+        Assert.True(code == 0, $"{script}: {stderr}");
+    }
+
+    [Fact]
+    public void Readme_commands_are_executable()
+    {
+        var readme = RepoFiles.Read("README.md");
+
+        foreach (var command in new[] { "deploy/dev/up.sh", "deploy/dev/test.sh" })
+        {
+            Assert.Contains(command, readme, StringComparison.Ordinal);
+            Assert.True(File.GetUnixFileMode(RepoFiles.PathOf(command)).HasFlag(UnixFileMode.UserExecute), command + " is not executable");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Dockerfiles))]
+    public void Dockerfile_publishes_a_project_that_exists_and_starts_its_assembly(string dockerfile)
+    {
+        var text = RepoFiles.Read(dockerfile);
+        var project = PublishPattern().Match(text);
+        var entry = EntryPointPattern().Match(text);
+
+        Assert.True(project.Success, dockerfile + " publishes nothing");
+        Assert.True(entry.Success, dockerfile + " has no dotnet ENTRYPOINT");
+        var folder = project.Groups["folder"].Value;
+        var name = Path.GetFileName(folder);
+        Assert.True(File.Exists(RepoFiles.PathOf(Path.Combine(folder, name + ".csproj"))), $"{dockerfile} publishes {folder}, which has no {name}.csproj");
+        Assert.Equal(name + ".dll", entry.Groups["dll"].Value);
+    }
+
+    [GeneratedRegex(@"dotnet publish (?<folder>\S+)")]
+    private static partial Regex PublishPattern();
+
+    [GeneratedRegex(@"ENTRYPOINT \[""dotnet"", ""(?<dll>[^""]+)""")]
+    private static partial Regex EntryPointPattern();
+}
