@@ -81,7 +81,11 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
                 reader.GetFieldValue<string[]>(6),
                 reader.GetInt64(7),
                 inventories,
-                used));
+                used)
+            {
+                Hypervisor = reader.GetString(17),
+                Aggregates = reader.IsDBNull(18) ? [] : reader.GetFieldValue<string[]>(18),
+            });
         }
         return nodes;
     }

@@ -29,6 +29,12 @@ internal sealed record NodeCapacity(
     IReadOnlyDictionary<string, ResourceInventory> Inventories,
     IReadOnlyDictionary<string, long> Used)
 {
+    /// <summary>The node's hypervisor (qemu, fake...), for the hypervisor filter.</summary>
+    public string Hypervisor { get; init; } = "";
+
+    /// <summary>Names of the host aggregates the node is in, sorted.</summary>
+    public IReadOnlyList<string> Aggregates { get; init; } = [];
+
     /// <summary>
     /// floor((total - reserved) * ratio) - used. Negative when the node is overcommitted (its
     /// inventory shrank below what it holds); minus the usage when it has no such inventory.
