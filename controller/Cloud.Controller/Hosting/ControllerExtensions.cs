@@ -56,6 +56,7 @@ internal static class ControllerExtensions
         services.AddSingleton<INodeFilter, NodeUpFilter>();
         services.AddSingleton<INodeFilter, ResourceFitFilter>();
         services.AddSingleton<Scheduler>();
+        services.AddScheduling();
         services.AddSingleton<OperationQueue>();
         services.AddSingleton<IOperationHandler, CreateVmHandler>();
         services.AddSingleton<IOperationHandler, DeleteVmHandler>();
