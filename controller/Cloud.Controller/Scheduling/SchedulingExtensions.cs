@@ -1,4 +1,5 @@
 using Cloud.Controller.Data;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Cloud.Controller.Scheduling;
@@ -7,24 +8,33 @@ namespace Cloud.Controller.Scheduling;
 internal static class SchedulingExtensions
 {
     /// <summary>
-    /// Adds the filters and weighers beyond node-up and resource-fit, the engine, the view and
-    /// the decision store. More filters or weighers: register another <see cref="INodeFilter"/>
+    /// Adds the scheduler with its filters, weighers, engine, view and decision store, bound to
+    /// the "Scheduler" section (also enough on its own, for tools and tests on the ledger). More filters or weighers: register another <see cref="INodeFilter"/>
     /// or <see cref="INodeWeigher"/>.
     /// </summary>
     public static IServiceCollection AddScheduling(this IServiceCollection services)
     {
-        services.AddSingleton<IValidateOptions<SchedulerOptions>, SchedulerOptionsValidation>();
-        services.AddSingleton<INodeFilter, AvailabilityZoneFilter>();
-        services.AddSingleton<INodeFilter, AggregateFilter>();
-        services.AddSingleton<INodeFilter, HypervisorFilter>();
-        services.AddSingleton<INodeFilter, TraitsFilter>();
-        services.AddSingleton<INodeFilter, ServerGroupFilter>();
-        services.AddSingleton<INodeWeigher, ResourceWeigher>();
-        services.AddSingleton<INodeWeigher, FragmentationWeigher>();
-        services.AddSingleton<INodeWeigher, ServerGroupSoftWeigher>();
-        services.AddSingleton<PlacementEngine>();
-        services.AddSingleton<CapacityView>();
-        services.AddSingleton<PlacementStore>();
+        services.AddOptions<SchedulerOptions>().BindConfiguration(SchedulerOptions.SectionName).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<SchedulerOptions>, SchedulerOptionsValidation>());
+        services.TryAddSingleton(TimeProvider.System);
+        // TryAdd throughout: the host may have registered some of these already.
+        services.TryAddEnumerable(
+        [
+            ServiceDescriptor.Singleton<INodeFilter, NodeUpFilter>(),
+            ServiceDescriptor.Singleton<INodeFilter, AvailabilityZoneFilter>(),
+            ServiceDescriptor.Singleton<INodeFilter, AggregateFilter>(),
+            ServiceDescriptor.Singleton<INodeFilter, HypervisorFilter>(),
+            ServiceDescriptor.Singleton<INodeFilter, TraitsFilter>(),
+            ServiceDescriptor.Singleton<INodeFilter, ServerGroupFilter>(),
+            ServiceDescriptor.Singleton<INodeFilter, ResourceFitFilter>(),
+            ServiceDescriptor.Singleton<INodeWeigher, ResourceWeigher>(),
+            ServiceDescriptor.Singleton<INodeWeigher, FragmentationWeigher>(),
+            ServiceDescriptor.Singleton<INodeWeigher, ServerGroupSoftWeigher>(),
+        ]);
+        services.TryAddSingleton<PlacementEngine>();
+        services.TryAddSingleton<CapacityView>();
+        services.TryAddSingleton<PlacementStore>();
+        services.TryAddSingleton<Scheduler>();
         return services;
     }
 }
