@@ -56,7 +56,15 @@ internal sealed record Claim(
     string ProjectId,
     Guid NodeId,
     long ExpectedGeneration,
-    IReadOnlyDictionary<string, long> Resources);
+    IReadOnlyDictionary<string, long> Resources)
+{
+    /// <summary>
+    /// A conditional claim: it goes through whatever the node's generation, as long as the
+    /// capacity check under the node's lock passes. For decisions that depend on the node's
+    /// capacity alone, where a stale view costs a refusal only when the node is really full.
+    /// </summary>
+    public const long AnyGeneration = -1;
+}
 
 /// <summary>Why a claim was refused on a node.</summary>
 internal enum ClaimConflictReason

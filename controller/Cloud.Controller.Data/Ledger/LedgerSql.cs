@@ -53,11 +53,13 @@ internal static class LedgerSql
     /// <summary>$1 node ids. Locks in id order so that concurrent batches queue instead of deadlocking.</summary>
     public const string LockNodes = "SELECT id, generation FROM nodes WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
 
-    /// <summary>$1 node ids, $2 expected generations. The optimistic check: returns the nodes bumped.</summary>
+    /// <summary>
+    /// $1 node ids, $2 expected generations (-1: any). The optimistic check: returns the nodes bumped.
+    /// </summary>
     public const string BumpExpectedGenerations = """
         UPDATE nodes AS n SET generation = n.generation + 1
           FROM unnest($1::uuid[], $2::bigint[]) AS c(id, expected)
-         WHERE n.id = c.id AND n.generation = c.expected
+         WHERE n.id = c.id AND (n.generation = c.expected OR c.expected = -1)
         RETURNING n.id
         """;
 

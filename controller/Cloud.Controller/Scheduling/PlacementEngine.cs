@@ -61,7 +61,7 @@ internal sealed class PlacementEngine
     /// <summary>
     /// One pass. Unless <paramref name="scanAll"/>, it stops once
     /// <see cref="SchedulerOptions.MaxFeasibleNodes"/> nodes passed the filters, starting where
-    /// the previous pass started plus one, so that consecutive requests look at different nodes
+    /// the previous pass stopped, so that consecutive requests look at different nodes
     /// (kube-scheduler's percentageOfNodesToScore). The counts then cover the nodes looked at.
     /// </summary>
     public PlacementOutcome Evaluate(IReadOnlyList<NodeCapacity> nodes, PlacementRequest request, bool scanAll = false)
@@ -70,7 +70,9 @@ internal sealed class PlacementEngine
         ArgumentNullException.ThrowIfNull(request);
         var count = nodes.Count;
         var limit = scanAll || _maxFeasible <= 0 ? int.MaxValue : _maxFeasible;
-        var start = count == 0 || limit == int.MaxValue ? 0 : (int)((uint)Interlocked.Increment(ref _start) % (uint)count);
+        // Successive passes look at successive windows, not windows shifted by one node: two
+        // requests deciding at once then rarely want the same node, and rarely race for it.
+        var start = count == 0 || limit == int.MaxValue ? 0 : (int)((ulong)(uint)Interlocked.Increment(ref _start) * (ulong)limit % (uint)count);
         var rejected = new int[_filters.Length];
         var examples = new string?[_filters.Length];
         string? nearestMiss = null;

@@ -32,10 +32,11 @@ internal sealed record DryRunResult(PlacementOutcome Outcome, PlacementFailure? 
 
 /// <summary>
 /// Places VMs on nodes. Filters and weighs an in-memory view of capacity, then commits the claim
-/// in PostgreSQL, where the node's generation makes it optimistic: a claim based on a stale
-/// view is refused, the node is reloaded, and the placement is tried again. No lock is held
-/// while deciding, so any number of controller replicas can place at once. Every decision,
-/// placed or not, is recorded.
+/// in PostgreSQL as a conditional update: under the node's row lock, the capacity check refuses
+/// a claim that no longer fits (the view was stale), the node is reloaded, and the placement is
+/// tried again. Claims do not insist on the node's generation, since another replica's claim on
+/// a roomy node would otherwise refuse ours for nothing (docs/design/006-scheduling.md). No lock
+/// is held while deciding, so any number of replicas place at once. Every decision is recorded.
 /// </summary>
 internal sealed partial class Scheduler(
     CapacityLedger ledger,
@@ -97,7 +98,7 @@ internal sealed partial class Scheduler(
                 return await FailAsync(item, outcome.Failure!, "place", attempt, cancellationToken);
             }
 
-            var claim = new Claim(consumerId, ConsumerKinds.Vm, projectId, node.NodeId, node.Generation, request.Resources.ToAmounts());
+            var claim = new Claim(consumerId, ConsumerKinds.Vm, projectId, node.NodeId, Claim.AnyGeneration, request.Resources.ToAmounts());
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             var result = await ledger.TryClaimAsync([claim], transaction, cancellationToken);
@@ -217,9 +218,8 @@ internal sealed partial class Scheduler(
                 return new BatchResult([], [.. items.Select((item, k) => (item, PlacementFailure.Because(decisions[k].Summary)))], attempt);
             }
 
-            // Claims on one node share the generation the pass saw, as the ledger requires.
             var claims = placed.Select(p => new Claim(p.Assignment.Item.ConsumerId, ConsumerKinds.Vm, p.Assignment.Item.ProjectId,
-                p.Assignment.Node.NodeId, p.Assignment.Node.Generation, p.Request.Resources.ToAmounts())).ToList();
+                p.Assignment.Node.NodeId, Claim.AnyGeneration, p.Request.Resources.ToAmounts())).ToList();
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             var result = await ledger.TryClaimAsync(claims, transaction, cancellationToken);
