@@ -2,7 +2,8 @@
 # Runs the benchmarks and prints every figure on a line of its own, "metric: value unit".
 #   deploy/dev/bench.sh            every benchmark
 #   deploy/dev/bench.sh NAME       one of them: scheduler (all of the scheduler's), or one
-#                                  scheduler benchmark: batch, single, latency, packing, memory
+#                                  scheduler benchmark: batch, single, latency, packing, memory,
+#                                  chaos (kill -9 of PostgreSQL mid-run)
 # Extra arguments go to the benchmark, e.g. deploy/dev/bench.sh batch --nodes 2000 --vms 20000.
 # Exits non-zero when a benchmark fails or finds a broken invariant.
 set -uo pipefail
@@ -16,7 +17,7 @@ ensure_dotnet
 NAME=${1:-all}
 shift $(( $# > 0 ? 1 : 0 ))
 
-SCHEDULER_BENCHMARKS="batch single latency packing memory"
+SCHEDULER_BENCHMARKS="batch single latency packing memory chaos"
 status=0
 
 run_scheduler() {

@@ -1,6 +1,6 @@
 using Cloud.Scheduler.Benchmarks;
 
-// Usage: Cloud.Scheduler.Benchmarks [all|batch|single|latency|packing|memory] [--nodes N] [--vms N] [--seconds N]
+// Usage: Cloud.Scheduler.Benchmarks [all|batch|single|latency|packing|memory|chaos] [--nodes N] [--vms N] [--seconds N]
 // Prints one "metric: value unit" line per figure; exits non-zero when an invariant is broken.
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 string? Option(string option) => args.SkipWhile(a => a != option).Skip(1).FirstOrDefault();
@@ -10,9 +10,9 @@ var settings = new BenchSettings
     Vms = int.TryParse(Option("--vms"), out var vms) ? vms : 200_000,
     Seconds = int.TryParse(Option("--seconds"), out var seconds) ? seconds : 10,
 };
-if (name is not ("all" or "batch" or "single" or "latency" or "packing" or "memory"))
+if (name is not ("all" or "batch" or "single" or "latency" or "packing" or "memory" or "chaos" or "place-worker"))
 {
-    Console.Error.WriteLine($"Unknown benchmark '{name}': all, batch, single, latency, packing or memory.");
+    Console.Error.WriteLine($"Unknown benchmark '{name}': all, batch, single, latency, packing, memory or chaos.");
     return 2;
 }
 using var cancellation = new CancellationTokenSource();
@@ -21,5 +21,18 @@ Console.CancelKeyPress += (_, e) =>
     e.Cancel = true;
     cancellation.Cancel();
 };
-await using var bench = await SchedulerBench.StartAsync(settings, cancellation.Token);
-return await bench.RunAsync(name, cancellation.Token);
+if (name == "place-worker")
+{
+    return await ChaosBench.PlaceWorkerAsync(cancellation.Token);
+}
+if (name == "chaos")
+{
+    return await ChaosBench.RunAsync(cancellation.Token);
+}
+var status = 0;
+await using (var bench = await SchedulerBench.StartAsync(settings, cancellation.Token))
+{
+    status = await bench.RunAsync(name, cancellation.Token);
+}
+// "all" ends with the crash test, on a cluster of its own.
+return name == "all" ? Math.Max(status, await ChaosBench.RunAsync(cancellation.Token)) : status;
