@@ -60,4 +60,27 @@ public sealed class ConditionalClaimTests : IAsyncLifetime
 
         Assert.Contains("generations start at 0", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Statements_sent_alongside_a_claim_commit_with_it_and_are_undone_with_a_refusal()
+    {
+        var node = await _db.AddNodeAsync("n1", vcpus: 2, memoryMb: 4096);
+        PlacementDecisionEntity Decision() => new()
+        {
+            Id = Guid.NewGuid(), ProjectId = LedgerDatabase.Project, Kind = "place", Outcome = "placed", NodeId = node, NodeName = "n1",
+            NodesConsidered = 1, Summary = "test", Attempts = 1, CreatedAt = _db.Time.GetUtcNow(),
+        };
+
+        var placed = await _db.Ledger.TryClaimAsync([LedgerDatabase.ClaimFor(Guid.NewGuid(), node, Claim.AnyGeneration, 2, 512)], null,
+            [PlacementStore.RecordCommand([Decision()])], CancellationToken.None);
+        await using var connection = await _db.DataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        var refused = await _db.Ledger.TryClaimAsync([LedgerDatabase.ClaimFor(Guid.NewGuid(), node, Claim.AnyGeneration, 1, 512)], transaction,
+            [PlacementStore.RecordCommand([Decision()])], CancellationToken.None);
+        await transaction.CommitAsync();
+
+        Assert.True(placed.Succeeded);
+        Assert.False(refused.Succeeded);
+        Assert.Equal(1, await _db.ScalarAsync<long>("SELECT count(*) FROM placement_decisions"));
+    }
 }

@@ -91,21 +91,29 @@ internal sealed class PlacementStore(NpgsqlDataSource dataSource)
         };
     }
 
-    /// <summary>Records decisions in one statement, in the caller's transaction when there is one.</summary>
-    public async Task RecordAsync(IReadOnlyList<PlacementDecisionEntity> decisions, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
+    /// <summary>Records decisions in one statement, on a connection of its own.</summary>
+    public async Task RecordAsync(IReadOnlyList<PlacementDecisionEntity> decisions, CancellationToken cancellationToken)
     {
         if (decisions.Count == 0)
         {
             return;
         }
+        await using var batch = dataSource.CreateBatch();
+        batch.BatchCommands.Add(RecordCommand(decisions));
+        await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The statement that records decisions, to send alongside a claim (in its round trip, undone with it).</summary>
+    public static NpgsqlBatchCommand RecordCommand(IReadOnlyList<PlacementDecisionEntity> decisions)
+    {
+        ArgumentNullException.ThrowIfNull(decisions);
         const string Sql = """
             INSERT INTO placement_decisions (id, consumer_id, project_id, kind, outcome, node_id, node_name, nodes_considered,
                                              rejections, nearest_miss, summary, request, attempts, created_at)
             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[], $8::int[],
                                  $9::jsonb[], $10::text[], $11::text[], $12::jsonb[], $13::int[], $14::timestamptz[])
             """;
-        var parameters = new object[]
-        {
+        return Command(Sql,
             decisions.Select(d => d.Id).ToArray(),
             decisions.Select(d => d.ConsumerId).ToArray(),
             decisions.Select(d => d.ProjectId).ToArray(),
@@ -119,26 +127,7 @@ internal sealed class PlacementStore(NpgsqlDataSource dataSource)
             decisions.Select(d => d.Summary).ToArray(),
             decisions.Select(d => d.Request).ToArray(),
             decisions.Select(d => d.Attempts).ToArray(),
-            decisions.Select(d => d.CreatedAt).ToArray(),
-        };
-        if (transaction is not null)
-        {
-            await using var command = new NpgsqlCommand(Sql, transaction.Connection, transaction);
-            Add(command.Parameters, parameters);
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            return;
-        }
-        await using var own = dataSource.CreateCommand(Sql);
-        Add(own.Parameters, parameters);
-        await own.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private static void Add(NpgsqlParameterCollection collection, object[] values)
-    {
-        foreach (var value in values)
-        {
-            collection.Add(new NpgsqlParameter { Value = value });
-        }
+            decisions.Select(d => d.CreatedAt).ToArray());
     }
 
     private static NpgsqlBatchCommand Command(string sql, params object[] parameters)

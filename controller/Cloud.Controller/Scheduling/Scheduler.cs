@@ -99,9 +99,10 @@ internal sealed partial class Scheduler(
             }
 
             var claim = new Claim(consumerId, ConsumerKinds.Vm, projectId, node.NodeId, Claim.AnyGeneration, request.Resources.ToAmounts());
+            var decision = Decision(item, "place", outcome, node, attempt);
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var result = await ledger.TryClaimAsync([claim], transaction, cancellationToken);
+            var result = await ledger.TryClaimAsync([claim], transaction, [PlacementStore.RecordCommand([decision])], cancellationToken);
             if (!result.Succeeded)
             {
                 await transaction.RollbackAsync(cancellationToken);
@@ -118,8 +119,6 @@ internal sealed partial class Scheduler(
                 (group, _) = await LoadGroupAsync(groupId, projectId, cancellationToken);
                 continue;
             }
-            var decision = Decision(item, "place", outcome, node, attempt);
-            await store.RecordAsync([decision], transaction, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             view.Apply(node.NodeId, [request], node.Generation + 1);
             span?.SetTag("cloud.node", node.Name).SetTag("cloud.attempts", attempt);
@@ -213,16 +212,19 @@ internal sealed partial class Scheduler(
                     var failure = own.Failure is { } f ? f with { Reason = $"{why} This VM: {f.Summary}" } : PlacementFailure.Because(why);
                     return Decision(item, "batch", own.Outcome, null, attempt, failure);
                 }).ToList();
-                await store.RecordAsync(decisions, null, cancellationToken);
+                await store.RecordAsync(decisions, cancellationToken);
                 span?.SetTag("cloud.batch.placed", 0);
                 return new BatchResult([], [.. items.Select((item, k) => (item, PlacementFailure.Because(decisions[k].Summary)))], attempt);
             }
 
             var claims = placed.Select(p => new Claim(p.Assignment.Item.ConsumerId, ConsumerKinds.Vm, p.Assignment.Item.ProjectId,
                 p.Assignment.Node.NodeId, Claim.AnyGeneration, p.Request.Resources.ToAmounts())).ToList();
+            var records = placed.Select(p => Decision(p.Assignment.Item, "batch", p.Outcome, p.Assignment.Node, attempt))
+                .Concat(unplaced.Select(u => Decision(u.Item, "batch", u.Outcome, null, attempt, u.Failure)))
+                .ToList();
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var result = await ledger.TryClaimAsync(claims, transaction, cancellationToken);
+            var result = await ledger.TryClaimAsync(claims, transaction, [PlacementStore.RecordCommand(records)], cancellationToken);
             if (!result.Succeeded)
             {
                 await transaction.RollbackAsync(cancellationToken);
@@ -257,10 +259,6 @@ internal sealed partial class Scheduler(
                 }
                 continue;
             }
-            var records = placed.Select(p => Decision(p.Assignment.Item, "batch", p.Outcome, p.Assignment.Node, attempt))
-                .Concat(unplaced.Select(u => Decision(u.Item, "batch", u.Outcome, null, attempt, u.Failure)))
-                .ToList();
-            await store.RecordAsync(records, transaction, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             foreach (var byNode in placed.GroupBy(p => p.Assignment.Node.NodeId))
             {
@@ -270,7 +268,7 @@ internal sealed partial class Scheduler(
             return new BatchResult(assignments, [.. unplaced.Select(u => (u.Item, u.Failure))], attempt);
         }
         var lost = PlacementFailure.Because($"The batch's claim lost {attempts} races for capacity; try again.");
-        await store.RecordAsync([.. items.Select(i => Decision(i, "batch", null, null, attempts, lost))], null, cancellationToken);
+        await store.RecordAsync([.. items.Select(i => Decision(i, "batch", null, null, attempts, lost))], cancellationToken);
         return new BatchResult([], [.. items.Select(i => (i, lost))], attempts);
     }
 
@@ -293,7 +291,7 @@ internal sealed partial class Scheduler(
         var outcome = engine.Evaluate(view.Nodes, request.WithGroup(group), scanAll: true);
         var failure = groupFailure ?? outcome.Failure;
         var decision = Decision(item, "dry-run", outcome, groupFailure is null ? outcome.Node : null, 0, failure);
-        await store.RecordAsync([decision], null, cancellationToken);
+        await store.RecordAsync([decision], cancellationToken);
         return new DryRunResult(outcome, failure, explanation, decision.Id);
     }
 
@@ -341,7 +339,7 @@ internal sealed partial class Scheduler(
     private async Task<PlacementResult> FailAsync(BatchItem item, PlacementFailure failure, string kind, int attempts, CancellationToken cancellationToken)
     {
         var decision = Decision(item, kind, null, null, attempts, failure);
-        await store.RecordAsync([decision], null, cancellationToken);
+        await store.RecordAsync([decision], cancellationToken);
         return new PlacementResult(null, failure) { DecisionId = decision.Id };
     }
 
