@@ -23,7 +23,8 @@ internal interface INodeWeigher
 /// </summary>
 internal sealed class ResourceWeigher(Microsoft.Extensions.Options.IOptions<SchedulerOptions> options) : INodeWeigher
 {
-    private readonly bool _pack = options.Value.Policy == "pack";
+    // Read on first use, not in the constructor: validating the options lists the weighers.
+    private readonly Lazy<bool> _pack = new(() => options.Value.Policy == "pack");
 
     public string Name => "resources";
 
@@ -33,7 +34,7 @@ internal sealed class ResourceWeigher(Microsoft.Extensions.Options.IOptions<Sche
     {
         var free = (Capacity.FreeFractionAfter(node, ResourceClasses.Vcpu, request.Resources.Vcpus)
             + Capacity.FreeFractionAfter(node, ResourceClasses.MemoryMb, request.Resources.MemoryMb)) / 2;
-        return _pack ? 1 - free : free;
+        return _pack.Value ? 1 - free : free;
     }
 }
 

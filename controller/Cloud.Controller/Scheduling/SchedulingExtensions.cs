@@ -40,11 +40,20 @@ internal static class SchedulingExtensions
 }
 
 /// <summary>The scheduler's cross-field rules; messages name the setting.</summary>
-internal sealed class SchedulerOptionsValidation : IValidateOptions<SchedulerOptions>
+/// <remarks>
+/// The weighers are resolved when validating, not injected: a weigher may depend on these
+/// options, and injecting them would make the options depend on themselves.
+/// </remarks>
+internal sealed class SchedulerOptionsValidation(IServiceProvider services) : IValidateOptions<SchedulerOptions>
 {
     public ValidateOptionsResult Validate(string? name, SchedulerOptions options)
     {
         var failures = new List<string>();
+        var known = services.GetServices<INodeWeigher>().Select(w => w.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var weigher in options.Weights.Keys.Where(k => !known.Contains(k)))
+        {
+            failures.Add($"Scheduler:Weights names '{weigher}', which is not a weigher; the weighers are {string.Join(", ", known.Order(StringComparer.Ordinal))}.");
+        }
         if (options.MaxFeasibleNodes < 0)
         {
             failures.Add($"Scheduler:MaxFeasibleNodes must be 0 (weigh every node) or more, not {options.MaxFeasibleNodes}.");
