@@ -210,4 +210,18 @@ public sealed class SchedulerLedgerTests : IAsyncLifetime
         Assert.Contains("names each VM once", twice.Message, StringComparison.Ordinal);
         Assert.Equal(0, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions"));
     }
+
+    [Fact]
+    public async Task Decisions_older_than_the_retention_are_deleted_and_newer_ones_kept()
+    {
+        await _db.AddNodeAsync("n1");
+        var scheduler = _db.NewReplica();
+        await scheduler.PlaceBatchAsync([SchedulerReplicas.Item(), SchedulerReplicas.Item()], 1, InsertVms, CancellationToken.None);
+        await _db.ExecuteAsync("UPDATE placement_decisions SET created_at = now() - interval '8 days' WHERE id = (SELECT id FROM placement_decisions ORDER BY id LIMIT 1)");
+
+        var deleted = await _db.Janitor().PruneAsync(CancellationToken.None);
+
+        Assert.Equal(1, deleted);
+        Assert.Equal(1, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions"));
+    }
 }

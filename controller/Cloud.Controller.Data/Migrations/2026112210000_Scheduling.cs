@@ -107,6 +107,7 @@ internal sealed class Scheduling : Migration
             });
         migrationBuilder.CreateIndex(name: "ix_placement_decisions_consumer_id", table: "placement_decisions", column: "consumer_id");
         migrationBuilder.CreateIndex(name: "ix_placement_decisions_project_id_created_at", table: "placement_decisions", columns: ["project_id", "created_at"]);
+        migrationBuilder.CreateIndex(name: "ix_placement_decisions_created_at", table: "placement_decisions", column: "created_at");
     }
 
     protected override void Down(MigrationBuilder migrationBuilder)

@@ -100,5 +100,6 @@ internal sealed class PlacementDecisionConfiguration : IEntityTypeConfiguration<
         builder.Property(d => d.CreatedAt).HasColumnName("created_at").HasColumnType("timestamp with time zone");
         builder.HasIndex(d => d.ConsumerId).HasDatabaseName("ix_placement_decisions_consumer_id");
         builder.HasIndex(d => new { d.ProjectId, d.CreatedAt }).HasDatabaseName("ix_placement_decisions_project_id_created_at");
+        builder.HasIndex(d => d.CreatedAt).HasDatabaseName("ix_placement_decisions_created_at");
     }
 }

@@ -26,4 +26,7 @@ public sealed class SchedulerOptions
 
     /// <summary>Largest batch placed in one pass. Default 1,000.</summary>
     public int MaxBatchSize { get; set; } = 1000;
+
+    /// <summary>How long placement decisions are kept; older ones are deleted every hour. Default 7 days.</summary>
+    public TimeSpan DecisionRetention { get; set; } = TimeSpan.FromDays(7);
 }

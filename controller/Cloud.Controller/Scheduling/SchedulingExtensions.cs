@@ -35,6 +35,8 @@ internal static class SchedulingExtensions
         services.TryAddSingleton<CapacityView>();
         services.TryAddSingleton<PlacementStore>();
         services.TryAddSingleton<Scheduler>();
+        services.TryAddSingleton<DecisionJanitor>();
+        services.AddHostedService(provider => provider.GetRequiredService<DecisionJanitor>());
         return services;
     }
 }
@@ -61,6 +63,10 @@ internal sealed class SchedulerOptionsValidation(IServiceProvider services) : IV
         if (options.MaxBatchSize is < 1 or > CapacityLedger.MaxClaimsPerBatch)
         {
             failures.Add($"Scheduler:MaxBatchSize must be between 1 and {CapacityLedger.MaxClaimsPerBatch}, not {options.MaxBatchSize}.");
+        }
+        if (options.DecisionRetention < TimeSpan.FromHours(1))
+        {
+            failures.Add($"Scheduler:DecisionRetention must be at least an hour, not {options.DecisionRetention}.");
         }
         if (options.RefreshInterval <= TimeSpan.Zero)
         {

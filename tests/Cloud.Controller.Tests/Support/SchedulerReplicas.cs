@@ -51,6 +51,13 @@ internal sealed class SchedulerReplicas : IAsyncDisposable
         return provider.GetRequiredService<Scheduler>();
     }
 
+    /// <summary>The decision janitor of a replica, on the real clock.</summary>
+    public DecisionJanitor Janitor()
+    {
+        NewReplica();
+        return _providers[^1].GetRequiredService<DecisionJanitor>();
+    }
+
     public Task<Guid> AddNodeAsync(string name, long vcpus = 4, long memoryMb = 8192, string zone = "az1", string[]? traits = null)
         => Ledger.UpsertNodeAsync(new NodeRegistration(name, "http://127.0.0.2:7070", "fake", "none", zone, traits ?? [],
             new Dictionary<string, ResourceInventory>
