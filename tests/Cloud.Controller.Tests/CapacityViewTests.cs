@@ -20,8 +20,9 @@ public sealed class CapacityViewTests
         var node = Node("a", generation: 4, vcpuUsed: 1);
         view.Replace([node, Node("b")], DateTimeOffset.UnixEpoch);
         var before = view.Nodes;
+        var epoch = view.EpochOf(node.NodeId);
 
-        view.Apply(node.NodeId, [Request(2), Request(1)], 5);
+        Assert.True(view.Apply(node.NodeId, [Request(2), Request(1)], epoch));
 
         var applied = view.Find(node.NodeId)!;
         Assert.Equal(4, applied.Used["VCPU"]);
@@ -32,15 +33,33 @@ public sealed class CapacityViewTests
     }
 
     [Fact]
-    public void Apply_after_a_newer_reload_changes_nothing()
+    public void Two_claims_decided_on_the_same_load_both_count()
     {
         var view = new CapacityView();
-        var reloaded = Node("a", generation: 9, vcpuUsed: 3);
-        view.Replace([reloaded], DateTimeOffset.UnixEpoch);
+        var node = Node("a");
+        view.Replace([node], DateTimeOffset.UnixEpoch);
+        var epoch = view.EpochOf(node.NodeId);
 
-        view.Apply(reloaded.NodeId, [Request(2)], 8);
+        Assert.True(view.Apply(node.NodeId, [Request(2)], epoch));
+        Assert.True(view.Apply(node.NodeId, [Request(3)], epoch));
 
-        Assert.Same(reloaded, view.Find(reloaded.NodeId));
+        Assert.Equal(5, view.Find(node.NodeId)!.Used["VCPU"]);
+    }
+
+    [Fact]
+    public void A_claim_decided_before_the_node_was_reloaded_is_not_added_again()
+    {
+        var view = new CapacityView();
+        var node = Node("a");
+        view.Replace([node], DateTimeOffset.UnixEpoch);
+        var epoch = view.EpochOf(node.NodeId);
+        // The reload already holds the claim.
+        var reloaded = Node("a", generation: 9, vcpuUsed: 2) with { NodeId = node.NodeId };
+        view.Set(node.NodeId, reloaded);
+
+        Assert.False(view.Apply(node.NodeId, [Request(2)], epoch));
+
+        Assert.Same(reloaded, view.Find(node.NodeId));
     }
 
     [Fact]

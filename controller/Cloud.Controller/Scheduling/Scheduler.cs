@@ -98,6 +98,7 @@ internal sealed partial class Scheduler(
                 return await FailAsync(item, outcome.Failure!, "place", attempt, cancellationToken);
             }
 
+            var epoch = view.EpochOf(node.NodeId);
             var claim = new Claim(consumerId, ConsumerKinds.Vm, projectId, node.NodeId, Claim.AnyGeneration, request.Resources.ToAmounts());
             var decision = Decision(item, "place", outcome, node, attempt);
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
@@ -120,7 +121,7 @@ internal sealed partial class Scheduler(
                 continue;
             }
             await transaction.CommitAsync(cancellationToken);
-            view.Apply(node.NodeId, [request], node.Generation + 1);
+            view.Apply(node.NodeId, [request], epoch);
             span?.SetTag("cloud.node", node.Name).SetTag("cloud.attempts", attempt);
             return new PlacementResult(node, null) { DecisionId = decision.Id };
         }
@@ -217,6 +218,7 @@ internal sealed partial class Scheduler(
                 return new BatchResult([], [.. items.Select((item, k) => (item, PlacementFailure.Because(decisions[k].Summary)))], attempt);
             }
 
+            var epochs = placed.Select(p => p.Assignment.Node.NodeId).Distinct().ToDictionary(id => id, view.EpochOf);
             var claims = placed.Select(p => new Claim(p.Assignment.Item.ConsumerId, ConsumerKinds.Vm, p.Assignment.Item.ProjectId,
                 p.Assignment.Node.NodeId, Claim.AnyGeneration, p.Request.Resources.ToAmounts())).ToList();
             var records = placed.Select(p => Decision(p.Assignment.Item, "batch", p.Outcome, p.Assignment.Node, attempt))
@@ -262,7 +264,7 @@ internal sealed partial class Scheduler(
             await transaction.CommitAsync(cancellationToken);
             foreach (var byNode in placed.GroupBy(p => p.Assignment.Node.NodeId))
             {
-                view.Apply(byNode.Key, [.. byNode.Select(p => p.Request)], byNode.First().Assignment.Node.Generation + 1);
+                view.Apply(byNode.Key, [.. byNode.Select(p => p.Request)], epochs[byNode.Key]);
             }
             span?.SetTag("cloud.batch.placed", placed.Count).SetTag("cloud.attempts", attempt);
             return new BatchResult(assignments, [.. unplaced.Select(u => (u.Item, u.Failure))], attempt);
