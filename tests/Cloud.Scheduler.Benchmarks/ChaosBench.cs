@@ -171,32 +171,14 @@ internal static class ChaosBench
                 {
                     if (w < 4)
                     {
-                        var sizes = new Dictionary<Guid, VmSize>();
-                        var items = Enumerable.Range(0, 50).Select(_ =>
-                        {
-                            var size = trace.Next();
-                            var item = SimulatorSql.Item(size);
-                            sizes[item.ConsumerId] = size;
-                            return item;
-                        }).ToList();
-                        var result = await scheduler.PlaceBatchAsync(items, 1,
-                            (tx, placed, ct) => SimulatorSql.InsertVmsAsync(tx, [.. placed.Select(p => (p.Item.ConsumerId, p.Node.NodeId, sizes[p.Item.ConsumerId]))], ct),
-                            cancellationToken);
-                        foreach (var placed in result.Placed)
+                        foreach (var placed in (await TracePlacement.PlaceBatchAsync(scheduler, trace, 50, cancellationToken)).Placed)
                         {
                             acknowledge(placed.Item.ConsumerId);
                         }
                     }
-                    else
+                    else if (await TracePlacement.PlaceOneAsync(scheduler, trace.Next(), cancellationToken) is { } vm)
                     {
-                        var vm = Guid.CreateVersion7();
-                        var size = trace.Next();
-                        var result = await scheduler.PlaceAsync(vm, SimulatorSql.Project, new ResourceRequest(size.Vcpus, size.MemoryMb, 0),
-                            (tx, node, ct) => SimulatorSql.InsertVmsAsync(tx, [(vm, node.NodeId, size)], ct), cancellationToken);
-                        if (result.Placed)
-                        {
-                            acknowledge(vm);
-                        }
+                        acknowledge(vm);
                     }
                 }
             }

@@ -103,17 +103,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         while (placed < total)
         {
-            var sizes = new Dictionary<Guid, VmSize>();
-            var items = Enumerable.Range(0, Math.Min(BatchSize, total - placed)).Select(_ =>
-            {
-                var size = trace.Next();
-                var item = SimulatorSql.Item(size);
-                sizes[item.ConsumerId] = size;
-                return item;
-            }).ToList();
-            var result = await scheduler.PlaceBatchAsync(items, minimum: 1,
-                (tx, assignments, ct) => SimulatorSql.InsertVmsAsync(tx, [.. assignments.Select(a => (a.Item.ConsumerId, a.Node.NodeId, sizes[a.Item.ConsumerId]))], ct),
-                cancellationToken);
+            var result = await TracePlacement.PlaceBatchAsync(scheduler, trace, Math.Min(BatchSize, total - placed), cancellationToken);
             if (result.Placed.Count == 0)
             {
                 break;
@@ -156,17 +146,15 @@ internal sealed class SchedulerBench : IAsyncDisposable
 
     private static async Task<bool> PlaceOneAsync(Cloud cloud, Controller.Scheduling.Scheduler scheduler, VmSize size, CancellationToken cancellationToken)
     {
-        var vm = Guid.CreateVersion7();
-        var result = await scheduler.PlaceAsync(vm, SimulatorSql.Project, new ResourceRequest(size.Vcpus, size.MemoryMb, 0),
-            (tx, node, ct) => SimulatorSql.InsertVmsAsync(tx, [(vm, node.NodeId, size)], ct), cancellationToken);
-        if (result.Placed)
+        if (await TracePlacement.PlaceOneAsync(scheduler, size, cancellationToken) is not { } vm)
         {
-            lock (cloud.Live)
-            {
-                cloud.Live.Add(vm);
-            }
+            return false;
         }
-        return result.Placed;
+        lock (cloud.Live)
+        {
+            cloud.Live.Add(vm);
+        }
+        return true;
     }
 
     /// <summary>
@@ -265,17 +253,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         var started = Stopwatch.GetTimestamp();
         for (var round = 0; round < 300; round++)
         {
-            var sizes = new Dictionary<Guid, VmSize>();
-            var items = Enumerable.Range(0, 100).Select(_ =>
-            {
-                var size = trace.Next();
-                var item = SimulatorSql.Item(size);
-                sizes[item.ConsumerId] = size;
-                return item;
-            }).ToList();
-            var result = await scheduler.PlaceBatchAsync(items, minimum: 1,
-                (tx, assignments, ct) => SimulatorSql.InsertVmsAsync(tx, [.. assignments.Select(a => (a.Item.ConsumerId, a.Node.NodeId, sizes[a.Item.ConsumerId]))], ct),
-                cancellationToken);
+            var result = await TracePlacement.PlaceBatchAsync(scheduler, trace, 100, cancellationToken);
             arrivals += result.Placed.Count;
             live.AddRange(result.Placed.Select(p => p.Item.ConsumerId));
             var departing = new List<Guid>();

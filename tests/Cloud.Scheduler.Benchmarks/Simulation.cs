@@ -181,3 +181,32 @@ internal static class SimulatorSql
         return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
     }
 }
+
+/// <summary>VMs of a trace placed the way the API places them: claim, VM row and decision in one transaction.</summary>
+internal static class TracePlacement
+{
+    /// <summary>The next <paramref name="count"/> VMs of the trace, as one batch with a minimum of one.</summary>
+    public static Task<BatchResult> PlaceBatchAsync(Controller.Scheduling.Scheduler scheduler, VmTrace trace, int count, CancellationToken cancellationToken)
+    {
+        var sizes = new Dictionary<Guid, VmSize>(count);
+        var items = Enumerable.Range(0, count).Select(_ =>
+        {
+            var size = trace.Next();
+            var item = SimulatorSql.Item(size);
+            sizes[item.ConsumerId] = size;
+            return item;
+        }).ToList();
+        return scheduler.PlaceBatchAsync(items, minimum: 1,
+            (tx, placed, ct) => SimulatorSql.InsertVmsAsync(tx, [.. placed.Select(p => (p.Item.ConsumerId, p.Node.NodeId, sizes[p.Item.ConsumerId]))], ct),
+            cancellationToken);
+    }
+
+    /// <summary>One VM; its id when it was placed.</summary>
+    public static async Task<Guid?> PlaceOneAsync(Controller.Scheduling.Scheduler scheduler, VmSize size, CancellationToken cancellationToken)
+    {
+        var vm = Guid.CreateVersion7();
+        var result = await scheduler.PlaceAsync(vm, SimulatorSql.Project, new ResourceRequest(size.Vcpus, size.MemoryMb, 0),
+            (tx, node, ct) => SimulatorSql.InsertVmsAsync(tx, [(vm, node.NodeId, size)], ct), cancellationToken);
+        return result.Placed ? vm : null;
+    }
+}
