@@ -7,8 +7,11 @@ namespace Cloud.Controller.Tests;
 /// <summary>Filtering and weighing over an in-memory view; no I/O.</summary>
 public sealed class SchedulerChooseTests
 {
-    private static Scheduler NewScheduler(string policy = "spread")
-        => new(null!, null!, [new NodeUpFilter(), new ResourceFitFilter()], Options.Create(new SchedulerOptions { Policy = policy }), TimeProvider.System);
+    private static PlacementEngine NewScheduler(string policy = "spread")
+    {
+        var options = Options.Create(new SchedulerOptions { Policy = policy });
+        return new([new NodeUpFilter(), new ResourceFitFilter()], [new ResourceWeigher(options)], options);
+    }
 
     private static NodeCapacity Node(string name, long vcpuUsed, long memoryUsed, string state = "UP", bool schedulable = true, double cpuRatio = 1.0)
         => new(Guid.NewGuid(), name, $"http://{name}:7070", state, schedulable, "zone-a", [], 1,

@@ -81,7 +81,11 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
                 reader.GetFieldValue<string[]>(6),
                 reader.GetInt64(7),
                 inventories,
-                used));
+                used)
+            {
+                Hypervisor = reader.GetString(17),
+                Aggregates = reader.IsDBNull(18) ? [] : reader.GetFieldValue<string[]>(18),
+            });
         }
         return nodes;
     }
@@ -95,8 +99,17 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
     /// that a refusal leaves the caller's earlier work intact) and the caller commits.
     /// </summary>
     /// <exception cref="ArgumentException">A claim is malformed (no resources, an amount that is not positive, ...).</exception>
-    public async Task<ClaimResult> TryClaimAsync(IReadOnlyList<Claim> claims, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
+    public Task<ClaimResult> TryClaimAsync(IReadOnlyList<Claim> claims, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
+        => TryClaimAsync(claims, transaction, [], cancellationToken);
+
+    /// <summary>
+    /// As <see cref="TryClaimAsync(IReadOnlyList{Claim}, NpgsqlTransaction?, CancellationToken)"/>,
+    /// with <paramref name="alongside"/> (statements that return no rows, such as the record of
+    /// the decision) sent in the claim's round trip and undone with it when it is refused.
+    /// </summary>
+    public async Task<ClaimResult> TryClaimAsync(IReadOnlyList<Claim> claims, NpgsqlTransaction? transaction, IReadOnlyList<NpgsqlBatchCommand> alongside, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(alongside);
         var plan = ClaimPlan.Build(claims);
         if (plan.Allocations.Count == 0)
         {
@@ -115,7 +128,7 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using var owned = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            result = await ClaimInAsync(owned, plan, useSavepoint: false, cancellationToken).ConfigureAwait(false);
+            result = await ClaimInAsync(owned, plan, useSavepoint: false, cancellationToken, alongside).ConfigureAwait(false);
             if (result.Succeeded)
             {
                 await owned.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -127,7 +140,7 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         }
         else
         {
-            result = await ClaimInAsync(transaction, plan, useSavepoint: true, cancellationToken).ConfigureAwait(false);
+            result = await ClaimInAsync(transaction, plan, useSavepoint: true, cancellationToken, alongside).ConfigureAwait(false);
         }
 
         var outcome = result.Succeeded ? "committed" : "conflict";
@@ -148,7 +161,8 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         return result;
     }
 
-    private async Task<ClaimResult> ClaimInAsync(NpgsqlTransaction transaction, ClaimPlan plan, bool useSavepoint, CancellationToken cancellationToken)
+    private async Task<ClaimResult> ClaimInAsync(NpgsqlTransaction transaction, ClaimPlan plan, bool useSavepoint, CancellationToken cancellationToken,
+        IReadOnlyList<NpgsqlBatchCommand>? alongside = null)
     {
         var connection = transaction.Connection!;
         await using var batch = new NpgsqlBatch(connection, transaction);
@@ -165,6 +179,10 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         batch.BatchCommands.Add(consumers);
         batch.BatchCommands.Add(Command(LedgerSql.AddAllocations, plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses, plan.AllocationAmounts));
         batch.BatchCommands.Add(Command(LedgerSql.CheckCapacity, plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses));
+        foreach (var command in alongside ?? [])
+        {
+            batch.BatchCommands.Add(command);
+        }
 
         var current = new Dictionary<Guid, long>(plan.NodeIds.Length);
         var bumped = new HashSet<Guid>();

@@ -59,9 +59,9 @@ internal sealed partial class ClaimPlan
             {
                 throw Invalid(index, "has no project id");
             }
-            if (claim.ExpectedGeneration < 0)
+            if (claim.ExpectedGeneration < Claim.AnyGeneration)
             {
-                throw Invalid(index, $"expects generation {claim.ExpectedGeneration}; generations start at 0");
+                throw Invalid(index, $"expects generation {claim.ExpectedGeneration}; generations start at 0 ({Claim.AnyGeneration} for a claim checked on capacity alone)");
             }
             if (claim.Resources is null || claim.Resources.Count == 0)
             {

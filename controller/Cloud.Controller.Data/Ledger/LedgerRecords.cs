@@ -29,6 +29,12 @@ internal sealed record NodeCapacity(
     IReadOnlyDictionary<string, ResourceInventory> Inventories,
     IReadOnlyDictionary<string, long> Used)
 {
+    /// <summary>The node's hypervisor (qemu, fake...), for the hypervisor filter.</summary>
+    public string Hypervisor { get; init; } = "";
+
+    /// <summary>Names of the host aggregates the node is in, sorted.</summary>
+    public IReadOnlyList<string> Aggregates { get; init; } = [];
+
     /// <summary>
     /// floor((total - reserved) * ratio) - used. Negative when the node is overcommitted (its
     /// inventory shrank below what it holds); minus the usage when it has no such inventory.
@@ -50,7 +56,15 @@ internal sealed record Claim(
     string ProjectId,
     Guid NodeId,
     long ExpectedGeneration,
-    IReadOnlyDictionary<string, long> Resources);
+    IReadOnlyDictionary<string, long> Resources)
+{
+    /// <summary>
+    /// A conditional claim: it goes through whatever the node's generation, as long as the
+    /// capacity check under the node's lock passes. For decisions that depend on the node's
+    /// capacity alone, where a stale view costs a refusal only when the node is really full.
+    /// </summary>
+    public const long AnyGeneration = -1;
+}
 
 /// <summary>Why a claim was refused on a node.</summary>
 internal enum ClaimConflictReason

@@ -20,10 +20,12 @@ internal static class LedgerSql
     {
         var inner = singleNode ? "WHERE node_id = $1" : "";
         var outer = singleNode ? "WHERE n.id = $1" : "";
+        // An aggregate with a zone puts its nodes in that zone, whatever their agents report.
+        var aggregates = singleNode ? "WHERE an.node_id = $1" : "";
         return $"""
-            SELECT n.id, n.name, n.address, n.state, n.schedulable, n.availability_zone, n.traits, n.generation,
+            SELECT n.id, n.name, n.address, n.state, n.schedulable, coalesce(g.zone, n.availability_zone), n.traits, n.generation,
                    i.classes, i.totals, i.reserved, i.ratios, i.min_units, i.max_units, i.step_sizes,
-                   u.classes, u.used
+                   u.classes, u.used, n.hypervisor, g.names
               FROM nodes AS n
               LEFT JOIN (SELECT node_id,
                                 array_agg(resource_class ORDER BY resource_class) AS classes,
@@ -40,6 +42,9 @@ internal static class LedgerSql
                                    FROM allocations {inner}
                                   GROUP BY node_id, resource_class) AS a
                           GROUP BY node_id) AS u ON u.node_id = n.id
+              LEFT JOIN (SELECT an.node_id, array_agg(ag.name ORDER BY ag.name) AS names, max(ag.availability_zone) AS zone
+                           FROM aggregate_nodes AS an JOIN aggregates AS ag ON ag.id = an.aggregate_id {aggregates}
+                          GROUP BY an.node_id) AS g ON g.node_id = n.id
              {outer}
              ORDER BY n.name
             """;
@@ -48,11 +53,13 @@ internal static class LedgerSql
     /// <summary>$1 node ids. Locks in id order so that concurrent batches queue instead of deadlocking.</summary>
     public const string LockNodes = "SELECT id, generation FROM nodes WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE";
 
-    /// <summary>$1 node ids, $2 expected generations. The optimistic check: returns the nodes bumped.</summary>
+    /// <summary>
+    /// $1 node ids, $2 expected generations (-1: any). The optimistic check: returns the nodes bumped.
+    /// </summary>
     public const string BumpExpectedGenerations = """
         UPDATE nodes AS n SET generation = n.generation + 1
           FROM unnest($1::uuid[], $2::bigint[]) AS c(id, expected)
-         WHERE n.id = c.id AND n.generation = c.expected
+         WHERE n.id = c.id AND (n.generation = c.expected OR c.expected = -1)
         RETURNING n.id
         """;
 

@@ -5,6 +5,7 @@ using Cloud.Controller.Catalog;
 using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
+using Cloud.Controller.Placement;
 using Cloud.Controller.Scheduling;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
@@ -56,6 +57,8 @@ internal static class ControllerExtensions
         services.AddSingleton<INodeFilter, NodeUpFilter>();
         services.AddSingleton<INodeFilter, ResourceFitFilter>();
         services.AddSingleton<Scheduler>();
+        services.AddScheduling();
+        services.AddPlacementApi();
         services.AddSingleton<OperationQueue>();
         services.AddSingleton<IOperationHandler, CreateVmHandler>();
         services.AddSingleton<IOperationHandler, DeleteVmHandler>();
@@ -72,6 +75,7 @@ internal static class ControllerExtensions
     {
         app.UseExceptionHandler();
         app.MapRestApi();
+        app.MapPlacementApi();
         app.MapGrpcService<ComputeService>(ComputeGrpc.BindService);
         app.MapGrpcService<NodeRegistryService>(NodeRegistryGrpc.BindService);
         app.MapGrpcHealthService();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using Cloud.Controller.Data;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -9,27 +10,59 @@ namespace Cloud.Controller.Scheduling;
 internal sealed record PlacementResult(NodeCapacity? Node, PlacementFailure? Failure)
 {
     public bool Placed => Node is not null;
+
+    /// <summary>The recorded decision, readable through the placement API.</summary>
+    public Guid DecisionId { get; init; }
 }
+
+/// <summary>One VM of a batch.</summary>
+internal sealed record BatchItem(Guid ConsumerId, string ProjectId, PlacementRequest Request);
+
+/// <summary>A VM of a batch and the node it was placed on.</summary>
+internal sealed record BatchAssignment(BatchItem Item, NodeCapacity Node);
+
+/// <summary>
+/// The outcome of a batch: the VMs placed (all claimed in one transaction) and the ones that
+/// did not fit. When fewer than the minimum fit, nothing is placed.
+/// </summary>
+internal sealed record BatchResult(IReadOnlyList<BatchAssignment> Placed, IReadOnlyList<(BatchItem Item, PlacementFailure Failure)> Unplaced, int Attempts);
+
+/// <summary>The answer to "where would this go, and why not on node X?".</summary>
+internal sealed record DryRunResult(PlacementOutcome Outcome, PlacementFailure? Failure, NodeExplanation? Explanation, Guid DecisionId);
 
 /// <summary>
 /// Places VMs on nodes. Filters and weighs an in-memory view of capacity, then commits the claim
-/// in PostgreSQL, where the node's generation makes it optimistic: a claim based on a stale
-/// view is refused, the node is reloaded, and the placement is tried again. No lock is held
-/// while deciding, so any number of controller replicas can place at once.
+/// in PostgreSQL as a conditional update: under the node's row lock, the capacity check refuses
+/// a claim that no longer fits (the view was stale), the node is reloaded, and the placement is
+/// tried again. Claims do not insist on the node's generation, since another replica's claim on
+/// a roomy node would otherwise refuse ours for nothing (docs/design/006-scheduling.md). No lock
+/// is held while deciding, so any number of replicas place at once. Every decision is recorded.
 /// </summary>
-internal sealed class Scheduler(
+internal sealed partial class Scheduler(
     CapacityLedger ledger,
     NpgsqlDataSource dataSource,
-    IEnumerable<INodeFilter> filters,
+    PlacementEngine engine,
+    PlacementStore store,
+    CapacityView view,
     IOptions<SchedulerOptions> options,
-    TimeProvider time)
+    TimeProvider time,
+    ILogger<Scheduler> logger)
 {
     internal static readonly ActivitySource Activity = new("Cloud.Scheduler");
 
-    private readonly INodeFilter[] _filters = [.. filters];
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
     private readonly SemaphoreSlim _refreshGate = new(1, 1);
-    private Dictionary<Guid, NodeCapacity> _view = [];
-    private DateTimeOffset _loadedAt = DateTimeOffset.MinValue;
+    private readonly HashSet<Guid> _dirty = [];
+
+    /// <summary>Places one VM on resources alone; see the overload with constraints.</summary>
+    public Task<PlacementResult> PlaceAsync(
+        Guid consumerId,
+        string projectId,
+        ResourceRequest request,
+        Func<NpgsqlTransaction, NodeCapacity, CancellationToken, Task> inTransaction,
+        CancellationToken cancellationToken)
+        => PlaceAsync(consumerId, projectId, new PlacementRequest(request), inTransaction, cancellationToken);
 
     /// <summary>
     /// Places one consumer and claims its resources. <paramref name="inTransaction"/> runs in the
@@ -38,171 +71,364 @@ internal sealed class Scheduler(
     public async Task<PlacementResult> PlaceAsync(
         Guid consumerId,
         string projectId,
-        ResourceRequest request,
+        PlacementRequest request,
         Func<NpgsqlTransaction, NodeCapacity, CancellationToken, Task> inTransaction,
         CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(inTransaction);
         using var span = Activity.StartActivity("schedule");
         span?.SetTag("cloud.consumer_id", consumerId);
-        var excluded = new HashSet<Guid>();
-        for (var attempt = 1; attempt <= options.Value.MaxClaimAttempts; attempt++)
+        var item = new BatchItem(consumerId, projectId, request);
+        var (group, groupFailure) = await LoadGroupAsync(request.Constraints.ServerGroupId, projectId, cancellationToken);
+        if (groupFailure is not null)
         {
-            var view = await GetViewAsync(cancellationToken).ConfigureAwait(false);
-            var (node, failure) = Choose(view.Values.Where(n => !excluded.Contains(n.NodeId)), request);
-            if (node is null)
+            return await FailAsync(item, groupFailure, "place", 1, cancellationToken);
+        }
+
+        var attempts = options.Value.MaxClaimAttempts;
+        for (var attempt = 1; attempt <= attempts; attempt++)
+        {
+            await EnsureViewAsync(cancellationToken);
+            var placing = request.WithGroup(group?.Clone());
+            var outcome = engine.Evaluate(view.Nodes, placing);
+            if (outcome.Node is not { } node)
             {
                 span?.SetTag("cloud.placed", false);
-                return new PlacementResult(null, failure);
+                return await FailAsync(item, outcome.Failure!, "place", attempt, cancellationToken);
             }
 
-            var claim = new Claim(consumerId, "vm", projectId, node.NodeId, node.Generation, request.ToAmounts());
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            var result = await ledger.TryClaimAsync([claim], transaction, cancellationToken).ConfigureAwait(false);
-            if (result.Succeeded)
+            var epoch = view.EpochOf(node.NodeId);
+            var claim = new Claim(consumerId, ConsumerKinds.Vm, projectId, node.NodeId, Claim.AnyGeneration, request.Resources.ToAmounts());
+            var decision = Decision(item, "place", outcome, node, attempt);
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var result = await ledger.TryClaimAsync([claim], transaction, [PlacementStore.RecordCommand([decision])], cancellationToken);
+            if (!result.Succeeded)
             {
-                await inTransaction(transaction, node, cancellationToken).ConfigureAwait(false);
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                Apply(node.NodeId, request, +1);
-                span?.SetTag("cloud.node", node.Name).SetTag("cloud.attempts", attempt);
-                return new PlacementResult(node, null);
+                await transaction.RollbackAsync(cancellationToken);
+                await RefreshNodesAsync(result.ConflictingNodeIds, cancellationToken);
+                continue;
             }
-
-            await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
-            await RefreshNodeAsync(node.NodeId, cancellationToken).ConfigureAwait(false);
-        }
-        return new PlacementResult(null, new PlacementFailure(_view.Count, new Dictionary<string, int> { ["claim-conflict"] = 1 },
-            $"the claim lost {options.Value.MaxClaimAttempts} races for capacity; try again"));
-    }
-
-    /// <summary>Releases a consumer's claim and returns its resources to the view.</summary>
-    public async Task ReleaseAsync(Guid consumerId, Guid? nodeId, NpgsqlTransaction transaction, CancellationToken cancellationToken)
-    {
-        await ledger.ReleaseAsync(consumerId, transaction, cancellationToken).ConfigureAwait(false);
-        if (nodeId is { } id)
-        {
-            // The generation moved; reload the node on its next use rather than guess.
-            Invalidate(id);
-        }
-    }
-
-    /// <summary>Filters then weighs; pure over the view, so it is cheap and testable.</summary>
-    internal (NodeCapacity? Node, PlacementFailure? Failure) Choose(IEnumerable<NodeCapacity> nodes, ResourceRequest request)
-    {
-        var rejected = new Dictionary<string, int>();
-        string? nearestMiss = null;
-        var considered = 0;
-        NodeCapacity? best = null;
-        var bestScore = double.NegativeInfinity;
-        var pack = options.Value.Policy == "pack";
-        foreach (var node in nodes)
-        {
-            considered++;
-            string? reason = null;
-            foreach (var filter in _filters)
+            await inTransaction(transaction, node, cancellationToken);
+            if (group is not null && await PlacementStore.AddMembersAsync(transaction, group.Id, [consumerId], cancellationToken) is { } violation)
             {
-                reason = filter.Reject(node, request);
-                if (reason is not null)
+                // Another replica placed a member meanwhile: decide again with the group as it is now.
+                await transaction.RollbackAsync(cancellationToken);
+                Log.GroupRace(logger, consumerId, violation);
+                var groupId = group.Id;
+                (group, _) = await LoadGroupAsync(groupId, projectId, cancellationToken);
+                continue;
+            }
+            await transaction.CommitAsync(cancellationToken);
+            view.Apply(node.NodeId, [request], epoch);
+            span?.SetTag("cloud.node", node.Name).SetTag("cloud.attempts", attempt);
+            return new PlacementResult(node, null) { DecisionId = decision.Id };
+        }
+        return await FailAsync(item, PlacementFailure.Because($"The claim lost {attempts} races for capacity; try again."), "place", attempts, cancellationToken);
+    }
+
+    /// <summary>
+    /// Places a batch in one pass over the view and claims it in one transaction: every VM that
+    /// fits, as long as at least <paramref name="minimum"/> do; otherwise none. A claim refused
+    /// because another replica got there first reloads those nodes and redoes the pass.
+    /// </summary>
+    /// <exception cref="ArgumentException">The batch is empty, too large, repeats a consumer, or asks for an impossible minimum.</exception>
+    public async Task<BatchResult> PlaceBatchAsync(
+        IReadOnlyList<BatchItem> items,
+        int minimum,
+        Func<NpgsqlTransaction, IReadOnlyList<BatchAssignment>, CancellationToken, Task>? inTransaction,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        if (items.Count == 0 || items.Count > options.Value.MaxBatchSize)
+        {
+            throw new ArgumentException($"A batch holds 1 to {options.Value.MaxBatchSize} VMs, not {items.Count}.", nameof(items));
+        }
+        if (minimum < 1 || minimum > items.Count)
+        {
+            throw new ArgumentException($"The minimum must be between 1 and the batch's size {items.Count}, not {minimum}.", nameof(minimum));
+        }
+        if (items.Select(i => i.ConsumerId).Distinct().Count() != items.Count)
+        {
+            throw new ArgumentException("A batch names each VM once.", nameof(items));
+        }
+        using var span = Activity.StartActivity("schedule.batch");
+        span?.SetTag("cloud.batch.size", items.Count).SetTag("cloud.batch.minimum", minimum);
+
+        var groups = new Dictionary<Guid, ServerGroupState>();
+        var groupFailures = new Dictionary<Guid, PlacementFailure>();
+        foreach (var item in items)
+        {
+            if (item.Request.Constraints.ServerGroupId is { } id && !groups.ContainsKey(id) && !groupFailures.ContainsKey(id))
+            {
+                var (group, failure) = await LoadGroupAsync(id, item.ProjectId, cancellationToken);
+                if (group is not null)
                 {
-                    rejected[filter.Name] = rejected.GetValueOrDefault(filter.Name) + 1;
-                    // The last filter to reject is the one the node got furthest through.
-                    nearestMiss = filter == _filters[^1] || nearestMiss is null ? reason : nearestMiss;
+                    groups[id] = group;
+                }
+                else
+                {
+                    groupFailures[id] = failure!;
+                }
+            }
+        }
+
+        var attempts = options.Value.MaxClaimAttempts;
+        for (var attempt = 1; attempt <= attempts; attempt++)
+        {
+            await EnsureViewAsync(cancellationToken);
+            var nodes = view.Nodes.ToArray();
+            var passGroups = groups.ToDictionary(g => g.Key, g => g.Value.Clone());
+            var placed = new List<(BatchAssignment Assignment, PlacementOutcome Outcome, PlacementRequest Request)>(items.Count);
+            var unplaced = new List<(BatchItem Item, PlacementFailure Failure, PlacementOutcome? Outcome)>();
+            foreach (var item in items)
+            {
+                var groupId = item.Request.Constraints.ServerGroupId;
+                if (groupId is { } gid && groupFailures.TryGetValue(gid, out var groupFailure))
+                {
+                    unplaced.Add((item, groupFailure, null));
+                    continue;
+                }
+                var group = groupId is { } g ? passGroups[g] : null;
+                var request = item.Request.WithGroup(group);
+                var outcome = engine.Evaluate(nodes, request);
+                if (outcome.Node is not { } node)
+                {
+                    unplaced.Add((item, outcome.Failure!, outcome));
+                    continue;
+                }
+                // Later VMs of the batch see this one: its usage, and its group membership.
+                nodes[outcome.Index] = CapacityView.WithUsage(node, [request]);
+                group?.Add(node.NodeId);
+                placed.Add((new BatchAssignment(item, node), outcome, request));
+            }
+
+            if (placed.Count < minimum)
+            {
+                var why = $"Only {placed.Count} of {items.Count} VMs fit, fewer than the minimum of {minimum}; none was placed.";
+                var decisions = items.Select(item =>
+                {
+                    var own = unplaced.FirstOrDefault(u => u.Item == item);
+                    var failure = own.Failure is { } f ? f with { Reason = $"{why} This VM: {f.Summary}" } : PlacementFailure.Because(why);
+                    return Decision(item, "batch", own.Outcome, null, attempt, failure);
+                }).ToList();
+                await store.RecordAsync(decisions, cancellationToken);
+                span?.SetTag("cloud.batch.placed", 0);
+                return new BatchResult([], [.. items.Select((item, k) => (item, PlacementFailure.Because(decisions[k].Summary)))], attempt);
+            }
+
+            var epochs = placed.Select(p => p.Assignment.Node.NodeId).Distinct().ToDictionary(id => id, view.EpochOf);
+            var claims = placed.Select(p => new Claim(p.Assignment.Item.ConsumerId, ConsumerKinds.Vm, p.Assignment.Item.ProjectId,
+                p.Assignment.Node.NodeId, Claim.AnyGeneration, p.Request.Resources.ToAmounts())).ToList();
+            var records = placed.Select(p => Decision(p.Assignment.Item, "batch", p.Outcome, p.Assignment.Node, attempt))
+                .Concat(unplaced.Select(u => Decision(u.Item, "batch", u.Outcome, null, attempt, u.Failure)))
+                .ToList();
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            var result = await ledger.TryClaimAsync(claims, transaction, [PlacementStore.RecordCommand(records)], cancellationToken);
+            if (!result.Succeeded)
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                await RefreshNodesAsync(result.ConflictingNodeIds, cancellationToken);
+                continue;
+            }
+            var assignments = placed.Select(p => p.Assignment).ToList();
+            if (inTransaction is not null)
+            {
+                await inTransaction(transaction, assignments, cancellationToken);
+            }
+            string? violation = null;
+            foreach (var group in groups.Values)
+            {
+                var members = placed.Where(p => p.Assignment.Item.Request.Constraints.ServerGroupId == group.Id).Select(p => p.Assignment.Item.ConsumerId).ToArray();
+                if (members.Length > 0 && (violation = await PlacementStore.AddMembersAsync(transaction, group.Id, members, cancellationToken)) is not null)
+                {
                     break;
                 }
             }
-            if (reason is not null)
+            if (violation is not null)
             {
+                await transaction.RollbackAsync(cancellationToken);
+                Log.GroupRace(logger, items[0].ConsumerId, violation);
+                foreach (var id in groups.Keys.ToList())
+                {
+                    var (fresh, _) = await LoadGroupAsync(id, items[0].ProjectId, cancellationToken);
+                    if (fresh is not null)
+                    {
+                        groups[id] = fresh;
+                    }
+                }
                 continue;
             }
-            var score = FreeFraction(node);
-            score = pack ? -score : score;
-            if (score > bestScore)
+            await transaction.CommitAsync(cancellationToken);
+            foreach (var byNode in placed.GroupBy(p => p.Assignment.Node.NodeId))
             {
-                best = node;
-                bestScore = score;
+                view.Apply(byNode.Key, [.. byNode.Select(p => p.Request)], epochs[byNode.Key]);
             }
+            span?.SetTag("cloud.batch.placed", placed.Count).SetTag("cloud.attempts", attempt);
+            return new BatchResult(assignments, [.. unplaced.Select(u => (u.Item, u.Failure))], attempt);
         }
-        return best is not null ? (best, null) : (null, new PlacementFailure(considered, rejected, nearestMiss));
+        var lost = PlacementFailure.Because($"The batch's claim lost {attempts} races for capacity; try again.");
+        await store.RecordAsync([.. items.Select(i => Decision(i, "batch", null, null, attempts, lost))], cancellationToken);
+        return new BatchResult([], [.. items.Select(i => (i, lost))], attempts);
     }
 
-    /// <summary>The tighter of the node's free CPU and memory fractions.</summary>
-    private static double FreeFraction(NodeCapacity node)
+    /// <summary>
+    /// Where would this go, and why not on <paramref name="explainNode"/>? Weighs every node,
+    /// claims nothing, and records the answer as a dry-run decision.
+    /// </summary>
+    public async Task<DryRunResult> DryRunAsync(string projectId, PlacementRequest request, string? explainNode, CancellationToken cancellationToken)
     {
-        var fraction = 1.0;
-        foreach (var resourceClass in (ReadOnlySpan<string>)[ResourceClasses.Vcpu, ResourceClasses.MemoryMb])
+        ArgumentNullException.ThrowIfNull(request);
+        var item = new BatchItem(Guid.Empty, projectId, request);
+        var (group, groupFailure) = await LoadGroupAsync(request.Constraints.ServerGroupId, projectId, cancellationToken);
+        await EnsureViewAsync(cancellationToken);
+        NodeExplanation? explanation = null;
+        if (explainNode is not null)
         {
-            if (node.Inventories.TryGetValue(resourceClass, out var inventory))
-            {
-                var capacity = (inventory.Total - inventory.Reserved) * inventory.AllocationRatio;
-                fraction = Math.Min(fraction, capacity <= 0 ? 0 : node.Free(resourceClass) / capacity);
-            }
+            var node = view.FindByName(explainNode) ?? throw new KeyNotFoundException(explainNode);
+            explanation = engine.Explain(node, request.WithGroup(group));
         }
-        return fraction;
+        var outcome = engine.Evaluate(view.Nodes, request.WithGroup(group), scanAll: true);
+        var failure = groupFailure ?? outcome.Failure;
+        var decision = Decision(item, "dry-run", outcome, groupFailure is null ? outcome.Node : null, 0, failure);
+        await store.RecordAsync([decision], cancellationToken);
+        return new DryRunResult(outcome, failure, explanation, decision.Id);
     }
 
-    private async Task<IReadOnlyDictionary<Guid, NodeCapacity>> GetViewAsync(CancellationToken cancellationToken)
+    /// <summary>Releases a consumer's claim; its nodes are reloaded on the next placement.</summary>
+    public async Task ReleaseAsync(Guid consumerId, Guid? nodeId, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
-        if (time.GetUtcNow() - _loadedAt < options.Value.RefreshInterval)
+        var nodes = await ledger.ReleaseAsync(consumerId, transaction, cancellationToken);
+        lock (_dirty)
         {
-            return _view;
-        }
-        await _refreshGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            if (time.GetUtcNow() - _loadedAt >= options.Value.RefreshInterval)
+            // The caller commits later; reloading these nodes then is enough, since until
+            // then the view only under-states what is free.
+            _dirty.UnionWith(nodes);
+            if (nodeId is { } id)
             {
-                var nodes = await ledger.LoadAsync(cancellationToken).ConfigureAwait(false);
-                _view = nodes.ToDictionary(n => n.NodeId);
-                _loadedAt = time.GetUtcNow();
+                _dirty.Add(id);
             }
-            return _view;
-        }
-        finally
-        {
-            _refreshGate.Release();
         }
     }
 
     /// <summary>Forces a full reload on the next placement (a node registered, changed or went down).</summary>
-    public void InvalidateAll() => _loadedAt = DateTimeOffset.MinValue;
+    public void InvalidateAll() => view.Expire();
 
-    private void Invalidate(Guid nodeId)
+    /// <summary>The nodes as the scheduler sees them now, loading them first if needed.</summary>
+    public async Task<IReadOnlyList<NodeCapacity>> NodesAsync(CancellationToken cancellationToken)
     {
-        var view = new Dictionary<Guid, NodeCapacity>(_view);
-        view.Remove(nodeId);
-        _view = view;
-        InvalidateAll();
+        await EnsureViewAsync(cancellationToken);
+        return view.Nodes;
     }
 
-    private async Task RefreshNodeAsync(Guid nodeId, CancellationToken cancellationToken)
+    private async Task<(ServerGroupState? Group, PlacementFailure? Failure)> LoadGroupAsync(Guid? groupId, string projectId, CancellationToken cancellationToken)
     {
-        var fresh = await ledger.LoadNodeAsync(nodeId, cancellationToken).ConfigureAwait(false);
-        var view = new Dictionary<Guid, NodeCapacity>(_view);
-        if (fresh is null)
+        if (groupId is not { } id)
         {
-            view.Remove(nodeId);
+            return (null, null);
         }
-        else
+        var snapshot = await store.LoadGroupAsync(id, cancellationToken);
+        // Another project's group is as good as missing: its existence is not the caller's business.
+        if (snapshot is null || !string.Equals(snapshot.ProjectId, projectId, StringComparison.Ordinal))
         {
-            view[nodeId] = fresh;
+            return (null, PlacementFailure.Because($"Server group '{id}' does not exist."));
         }
-        _view = view;
+        return (new ServerGroupState(snapshot.Id, snapshot.Name, snapshot.Policy, snapshot.MaxMembers, snapshot.Members, new Dictionary<Guid, int>(snapshot.MembersPerNode)), null);
     }
 
-    /// <summary>Applies our own committed claim to the view: its usage and the generation it bumped.</summary>
-    private void Apply(Guid nodeId, ResourceRequest request, int sign)
+    private async Task<PlacementResult> FailAsync(BatchItem item, PlacementFailure failure, string kind, int attempts, CancellationToken cancellationToken)
     {
-        var view = new Dictionary<Guid, NodeCapacity>(_view);
-        if (!view.TryGetValue(nodeId, out var node))
+        var decision = Decision(item, kind, null, null, attempts, failure);
+        await store.RecordAsync([decision], cancellationToken);
+        return new PlacementResult(null, failure) { DecisionId = decision.Id };
+    }
+
+    private PlacementDecisionEntity Decision(BatchItem item, string kind, PlacementOutcome? outcome, NodeCapacity? node, int attempts, PlacementFailure? failure = null)
+    {
+        var rejected = outcome?.RejectedByFilter ?? failure?.RejectedByFilter ?? new Dictionary<string, int>();
+        var constraints = item.Request.Constraints;
+        var resources = item.Request.Resources;
+        return new PlacementDecisionEntity
         {
-            return;
-        }
-        var used = new Dictionary<string, long>(node.Used);
-        foreach (var (resourceClass, amount) in request.ToAmounts())
+            Id = Guid.CreateVersion7(time.GetUtcNow()),
+            ConsumerId = item.ConsumerId == Guid.Empty ? null : item.ConsumerId,
+            ProjectId = item.ProjectId,
+            Kind = kind,
+            Outcome = node is not null ? "placed" : "failed",
+            NodeId = node?.NodeId,
+            NodeName = node?.Name,
+            NodesConsidered = outcome?.NodesConsidered ?? failure?.NodesConsidered ?? 0,
+            Rejections = JsonSerializer.Serialize(rejected, Json),
+            NearestMiss = node is null ? failure?.NearestMiss : null,
+            Summary = node is not null
+                ? $"Placed on {node.Name}: {outcome!.Feasible} of {outcome.NodesConsidered} nodes passed the filters."
+                : failure?.Summary ?? "Not placed.",
+            Request = JsonSerializer.Serialize(new DecisionRequest(resources.Vcpus, resources.MemoryMb, resources.DiskGb, constraints.AvailabilityZone,
+                constraints.Aggregate, constraints.Hypervisor, constraints.RequiredTraits, constraints.ForbiddenTraits, constraints.ServerGroupId), Json),
+            Attempts = attempts,
+            CreatedAt = time.GetUtcNow(),
+        };
+    }
+
+    /// <summary>What a decision records of the request.</summary>
+    private sealed record DecisionRequest(int Vcpus, long MemoryMb, long DiskGb, string? AvailabilityZone, string? Aggregate, string? Hypervisor,
+        IReadOnlyList<string> RequiredTraits, IReadOnlyList<string> ForbiddenTraits, Guid? ServerGroupId);
+
+    /// <summary>
+    /// Reloads the whole view when it is older than the refresh interval (one caller reloads,
+    /// the others go on with the old view unless there is none yet), and the nodes released since.
+    /// </summary>
+    private async Task EnsureViewAsync(CancellationToken cancellationToken)
+    {
+        if (time.GetUtcNow() - view.LoadedAt >= options.Value.RefreshInterval)
         {
-            used[resourceClass] = used.GetValueOrDefault(resourceClass) + (sign * amount);
+            var mustWait = view.LoadedAt == DateTimeOffset.MinValue;
+            if (await _refreshGate.WaitAsync(mustWait ? Timeout.InfiniteTimeSpan : TimeSpan.Zero, cancellationToken))
+            {
+                try
+                {
+                    if (time.GetUtcNow() - view.LoadedAt >= options.Value.RefreshInterval)
+                    {
+                        lock (_dirty)
+                        {
+                            _dirty.Clear();
+                        }
+                        var loadedAt = time.GetUtcNow();
+                        view.Replace(await ledger.LoadAsync(cancellationToken), loadedAt);
+                    }
+                }
+                finally
+                {
+                    _refreshGate.Release();
+                }
+            }
         }
-        view[nodeId] = node with { Used = used, Generation = node.Generation + 1 };
-        _view = view;
+        Guid[] dirty;
+        lock (_dirty)
+        {
+            if (_dirty.Count == 0)
+            {
+                return;
+            }
+            dirty = [.. _dirty];
+            _dirty.Clear();
+        }
+        await RefreshNodesAsync(dirty, cancellationToken);
+    }
+
+    private async Task RefreshNodesAsync(IReadOnlyList<Guid> nodeIds, CancellationToken cancellationToken)
+    {
+        foreach (var nodeId in nodeIds)
+        {
+            view.Set(nodeId, await ledger.LoadNodeAsync(nodeId, cancellationToken));
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 6001, Level = LogLevel.Debug, Message = "A server group changed while {ConsumerId} was placed ({Violation}); deciding again")]
+        public static partial void GroupRace(ILogger logger, Guid consumerId, string violation);
     }
 }

@@ -13,4 +13,20 @@ public sealed class SchedulerOptions
 
     /// <summary>Claims retried after generation conflicts before the request fails. Default 8.</summary>
     public int MaxClaimAttempts { get; set; } = 8;
+
+    /// <summary>
+    /// Stop a pass once this many nodes passed the filters, and weigh only those; 0 (the
+    /// default) weighs every node. A few hundred keeps a pass short on a very large cloud at
+    /// the cost of a slightly less optimal choice; packing wants 0.
+    /// </summary>
+    public int MaxFeasibleNodes { get; set; }
+
+    /// <summary>Weigher multipliers by weigher name (resources, fragmentation, server-group); a weigher not named keeps its default.</summary>
+    public Dictionary<string, double> Weights { get; set; } = [];
+
+    /// <summary>Largest batch placed in one pass. Default 1,000.</summary>
+    public int MaxBatchSize { get; set; } = 1000;
+
+    /// <summary>How long placement decisions are kept; older ones are deleted every hour. Default 7 days.</summary>
+    public TimeSpan DecisionRetention { get; set; } = TimeSpan.FromDays(7);
 }

@@ -39,7 +39,12 @@ internal sealed partial class CreateVmHandler(
         if (vm.NodeId is null)
         {
             await OperationUpdates.ProgressAsync(db, operation.Id, 10, time, cancellationToken);
-            var request = new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb);
+            if (!PlacementHints.TryParse(vm.Labels, out var constraints, out var hintError))
+            {
+                await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(StatusCode.InvalidArgument), hintError!, release: false, cancellationToken);
+                return;
+            }
+            var request = new PlacementRequest(new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb), constraints);
             var placement = await scheduler.PlaceAsync(vm.Id, vm.ProjectId, request,
                 async (transaction, node, ct) =>
                 {

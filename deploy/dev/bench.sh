@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and prints every figure on a line of its own, "metric: value unit".
+#   deploy/dev/bench.sh            every benchmark
+#   deploy/dev/bench.sh NAME       one of them: scheduler (all of the scheduler's), or one
+#                                  scheduler benchmark: batch, single, latency, packing, memory,
+#                                  chaos (kill -9 of PostgreSQL mid-run)
+# Extra arguments go to the benchmark, e.g. deploy/dev/bench.sh batch --nodes 2000 --vms 20000.
+# Exits non-zero when a benchmark fails or finds a broken invariant.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ROOT=$(repo_root)
+cd "$ROOT"
+
+ensure_apt "${RUNTIME_PACKAGES[@]}"
+ensure_dotnet
+
+NAME=${1:-all}
+shift $(( $# > 0 ? 1 : 0 ))
+
+SCHEDULER_BENCHMARKS="batch single latency packing memory chaos"
+status=0
+
+run_scheduler() {
+  dotnet run -c Release --project tests/Cloud.Scheduler.Benchmarks -- "$1" "${@:2}" || status=1
+}
+
+case "$NAME" in
+  all)
+    run_scheduler all "$@"
+    # Agent benchmarks are added here:
+    # dotnet run -c Release --project tests/Cloud.Agent.Qemu.Benchmarks -- <name> || status=1
+    ;;
+  scheduler)
+    run_scheduler all "$@"
+    ;;
+  *)
+    if [[ " $SCHEDULER_BENCHMARKS " == *" $NAME "* ]]; then
+      run_scheduler "$NAME" "$@"
+    # Agent benchmarks by name are added here:
+    # elif ...; then dotnet run -c Release --project tests/Cloud.Agent.Qemu.Benchmarks -- "$NAME" || status=1
+    else
+      echo "Unknown benchmark '$NAME': all, scheduler, $SCHEDULER_BENCHMARKS." >&2
+      exit 2
+    fi
+    ;;
+esac
+exit $status

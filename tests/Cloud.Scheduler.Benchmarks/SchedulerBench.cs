@@ -1,0 +1,358 @@
+using System.Diagnostics;
+using System.Globalization;
+using Cloud.Controller.Data;
+using Cloud.Controller.Data.Embedded;
+using Cloud.Controller.Scheduling;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace Cloud.Scheduler.Benchmarks;
+
+internal sealed class BenchSettings
+{
+    public int Nodes { get; init; }
+    public int Vms { get; init; }
+    public int Seconds { get; init; }
+}
+
+/// <summary>
+/// The benchmarks. Each cloud is a fresh database on one durable embedded PostgreSQL
+/// (fsync and synchronous_commit on, its defaults), with controllers hosted in this process.
+/// </summary>
+internal sealed class SchedulerBench : IAsyncDisposable
+{
+    private const int BatchSize = 500;
+
+    private readonly BenchSettings _settings;
+    private readonly EmbeddedPostgres _postgres;
+    private int _violations;
+
+    private SchedulerBench(BenchSettings settings, EmbeddedPostgres postgres)
+    {
+        _settings = settings;
+        _postgres = postgres;
+    }
+
+    public static async Task<SchedulerBench> StartAsync(BenchSettings settings, CancellationToken cancellationToken)
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"cloud-bench-{Environment.ProcessId}");
+        var postgres = await EmbeddedPostgres.StartAsync(
+            new EmbeddedPostgresOptions { DataDirectory = folder, Durable = true, DeleteOnStop = true, MaxConnections = 300 },
+            NullLogger.Instance, cancellationToken);
+        return new SchedulerBench(settings, postgres);
+    }
+
+    public async Task<int> RunAsync(string name, CancellationToken cancellationToken)
+    {
+        Metric("synchronous_commit", await SettingAsync("synchronous_commit", cancellationToken), "");
+        if (name is "all" or "batch" or "single" or "latency" or "memory")
+        {
+            await using var cloud = await NewCloudAsync("large", _settings.Nodes, vcpus: 64, cpuRatio: 2.0, memoryMb: 512 * 1024, policy: "spread", maxFeasible: 100, cancellationToken);
+            if (name is "all" or "batch" or "memory")
+            {
+                await BatchAsync(cloud, name == "batch" ? Math.Min(_settings.Vms, 50_000) : _settings.Vms, cancellationToken);
+            }
+            if (name is "all" or "single")
+            {
+                await SingleAsync(cloud, cancellationToken);
+            }
+            if (name is "all" or "latency")
+            {
+                await LatencyAsync(cloud, cancellationToken);
+            }
+            if (name is "all" or "memory")
+            {
+                await MemoryAsync(cloud, cancellationToken);
+            }
+            await CheckAsync(cloud, cancellationToken);
+        }
+        if (name is "all" or "packing")
+        {
+            // Nodes shaped like the trace (3.25 GB per vCPU on average): were they shaped
+            // otherwise, one resource would run out first on every node and the other strand
+            // whatever the scheduler did. The stranding measured is then the scheduler's own.
+            await using var cloud = await NewCloudAsync("packing", 2_000, vcpus: 64, cpuRatio: 1.0, memoryMb: 208 * 1024, policy: "pack", maxFeasible: 0, cancellationToken);
+            await PackingAsync(cloud, cancellationToken);
+            await CheckAsync(cloud, cancellationToken);
+        }
+        return _violations == 0 ? 0 : 1;
+    }
+
+    private async Task<Cloud> NewCloudAsync(string name, int nodes, long vcpus, double cpuRatio, long memoryMb, string policy, int maxFeasible, CancellationToken cancellationToken)
+    {
+        var connectionString = await CreateDatabaseAsync($"bench_{name}", cancellationToken);
+        await DatabaseMigrator.MigrateAsync(connectionString, cancellationToken);
+        var replicas = new[]
+        {
+            await ControllerReplica.StartAsync(connectionString, policy, maxFeasible),
+            await ControllerReplica.StartAsync(connectionString, policy, maxFeasible),
+        };
+        var started = Stopwatch.GetTimestamp();
+        await HollowNodes.RegisterAsync(replicas[0].GrpcUrl, nodes, vcpus, cpuRatio, memoryMb, cancellationToken);
+        Metric($"{name}_hollow_nodes", nodes, "nodes");
+        Metric($"{name}_node_registrations_per_s", nodes / Stopwatch.GetElapsedTime(started).TotalSeconds, "registrations/s");
+        return new Cloud(NpgsqlDataSource.Create(connectionString), replicas, vcpus * cpuRatio, memoryMb);
+    }
+
+    /// <summary>Batches of 500 VMs, one pass and one transaction each, until <paramref name="total"/> VMs are placed.</summary>
+    private static async Task BatchAsync(Cloud cloud, int total, CancellationToken cancellationToken)
+    {
+        var trace = new VmTrace(1);
+        var scheduler = cloud.Replicas[0].Scheduler;
+        var placed = 0;
+        var started = Stopwatch.GetTimestamp();
+        while (placed < total)
+        {
+            var result = await TracePlacement.PlaceBatchAsync(scheduler, trace, Math.Min(BatchSize, total - placed), cancellationToken);
+            if (result.Placed.Count == 0)
+            {
+                break;
+            }
+            placed += result.Placed.Count;
+            cloud.Live.AddRange(result.Placed.Select(p => p.Item.ConsumerId));
+        }
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        Metric("batch_vms_placed", placed, "VMs");
+        Metric("batch_vms_per_s", placed / elapsed, "VMs/s");
+    }
+
+    /// <summary>One VM per request, from many callers at once, spread over two controller replicas.</summary>
+    private async Task SingleAsync(Cloud cloud, CancellationToken cancellationToken)
+    {
+        var trace = new VmTrace(2);
+        var total = Math.Max(2_000, _settings.Seconds * 1_000);
+        var sizes = Enumerable.Range(0, total).Select(_ => trace.Next()).ToArray();
+        var next = -1;
+        var placed = 0;
+        var started = Stopwatch.GetTimestamp();
+        await Parallel.ForEachAsync(Enumerable.Range(0, 32), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = cancellationToken }, async (worker, ct) =>
+        {
+            var scheduler = cloud.Replicas[worker % 2].Scheduler;
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < total)
+            {
+                if (await PlaceOneAsync(cloud, scheduler, sizes[i], ct))
+                {
+                    Interlocked.Increment(ref placed);
+                }
+            }
+        });
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        Metric("single_vms_placed", placed, "VMs");
+        Metric("single_vms_per_s_2_replicas", placed / elapsed, "VMs/s");
+        Metric("single_claim_attempts_per_vm", await SimulatorSql.ScalarAsync(cloud.DataSource,
+            "SELECT round(avg(attempts) * 1000) FROM placement_decisions WHERE kind = 'place'", cancellationToken) / 1000.0, "attempts");
+    }
+
+    private static async Task<bool> PlaceOneAsync(Cloud cloud, Controller.Scheduling.Scheduler scheduler, VmSize size, CancellationToken cancellationToken)
+    {
+        if (await TracePlacement.PlaceOneAsync(scheduler, size, cancellationToken) is not { } vm)
+        {
+            return false;
+        }
+        lock (cloud.Live)
+        {
+            cloud.Live.Add(vm);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// One request at a time first (the cost of a request with no queue), then an open loop:
+    /// requests start on a fixed schedule, whatever the ones before took, so queueing counts.
+    /// </summary>
+    private async Task LatencyAsync(Cloud cloud, CancellationToken cancellationToken)
+    {
+        const int Rate = 500;
+        var trace = new VmTrace(3);
+        var serial = new double[500];
+        for (var i = 0; i < serial.Length; i++)
+        {
+            var begun = Stopwatch.GetTimestamp();
+            await PlaceOneAsync(cloud, cloud.Replicas[0].Scheduler, trace.Next(), cancellationToken);
+            serial[i] = Stopwatch.GetElapsedTime(begun).TotalMilliseconds;
+        }
+        Array.Sort(serial);
+        Metric("latency_serial_p50", serial[serial.Length / 2], "ms");
+        Metric("latency_serial_p99", serial[(int)(serial.Length * 0.99)], "ms");
+
+        var count = Rate * _settings.Seconds;
+        var latencies = new double[count];
+        var scheduler = cloud.Replicas[0].Scheduler;
+        var tasks = new List<Task>(count);
+        var errors = 0;
+        var started = Stopwatch.GetTimestamp();
+        for (var i = 0; i < count; i++)
+        {
+            var due = TimeSpan.FromSeconds((double)i / Rate);
+            var wait = due - Stopwatch.GetElapsedTime(started);
+            if (wait > TimeSpan.FromMilliseconds(1))
+            {
+                await Task.Delay(wait, cancellationToken);
+            }
+            var index = i;
+            var size = trace.Next();
+            tasks.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    await PlaceOneAsync(cloud, scheduler, size, cancellationToken);
+                }
+                catch (NpgsqlException)
+                {
+                    // An overloaded run: counted, and its latency is the time it took to fail.
+                    Interlocked.Increment(ref errors);
+                }
+                latencies[index] = (Stopwatch.GetElapsedTime(started) - due).TotalMilliseconds;
+            }, cancellationToken));
+        }
+        await Task.WhenAll(tasks);
+        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        Array.Sort(latencies);
+        Metric("latency_offered_rate", Rate, "requests/s");
+        Metric("latency_achieved_rate", count / elapsed, "requests/s");
+        Metric("latency_p50", latencies[count / 2], "ms");
+        Metric("latency_p99", latencies[(int)(count * 0.99)], "ms");
+        Metric("latency_errors", errors, "requests");
+    }
+
+    /// <summary>Tops the cloud up to the VM count asked, then reads this process's memory with the view reloaded.</summary>
+    private async Task MemoryAsync(Cloud cloud, CancellationToken cancellationToken)
+    {
+        var live = await SimulatorSql.ScalarAsync(cloud.DataSource, "SELECT count(*) FROM vms WHERE state = 'RUNNING'", cancellationToken);
+        if (live < _settings.Vms)
+        {
+            await BatchAsync(cloud, _settings.Vms - (int)live, cancellationToken);
+        }
+        foreach (var replica in cloud.Replicas)
+        {
+            replica.Scheduler.InvalidateAll();
+            await replica.Scheduler.NodesAsync(cancellationToken);
+        }
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        using var process = Process.GetCurrentProcess();
+        process.Refresh();
+        Metric("memory_vms", await SimulatorSql.ScalarAsync(cloud.DataSource, "SELECT count(*) FROM vms WHERE state = 'RUNNING'", cancellationToken), "VMs");
+        Metric("memory_nodes", cloud.Replicas[0].Scheduler is { } s ? (await s.NodesAsync(cancellationToken)).Count : 0, "nodes");
+        Metric("process_rss_2_replicas", process.WorkingSet64 / (1024.0 * 1024.0), "MB");
+        Metric("managed_heap_2_replicas", GC.GetTotalMemory(false) / (1024.0 * 1024.0), "MB");
+    }
+
+    /// <summary>
+    /// The pack policy on a mixed trace that arrives and departs: 2,000 nodes of 64 vCPUs and
+    /// 208 GB, VMs arriving in batches of 100 in trace order, one in five departing at random.
+    /// </summary>
+    private static async Task PackingAsync(Cloud cloud, CancellationToken cancellationToken)
+    {
+        var trace = new VmTrace(4);
+        var scheduler = cloud.Replicas[0].Scheduler;
+        var live = new List<Guid>();
+        var arrivals = 0;
+        var started = Stopwatch.GetTimestamp();
+        for (var round = 0; round < 300; round++)
+        {
+            var result = await TracePlacement.PlaceBatchAsync(scheduler, trace, 100, cancellationToken);
+            arrivals += result.Placed.Count;
+            live.AddRange(result.Placed.Select(p => p.Item.ConsumerId));
+            var departing = new List<Guid>();
+            for (var d = 0; d < 20 && live.Count > 0; d++)
+            {
+                var k = trace.Random.Next(live.Count);
+                departing.Add(live[k]);
+                live[k] = live[^1];
+                live.RemoveAt(live.Count - 1);
+            }
+            await SimulatorSql.DepartAsync(cloud.DataSource, scheduler, departing, cancellationToken);
+        }
+        Metric("packing_arrivals", arrivals, "VMs");
+        Metric("packing_live_vms", live.Count, "VMs");
+        Metric("packing_seconds", Stopwatch.GetElapsedTime(started).TotalSeconds, "s");
+
+        await using var command = cloud.DataSource.CreateCommand("""
+            SELECT count(*) FILTER (WHERE vcpu > 0 OR mem > 0),
+                   coalesce(sum(vcpu), 0)::bigint, coalesce(sum(mem), 0)::bigint,
+                   coalesce(sum(CASE WHEN (vcpu > 0 OR mem > 0) AND $2 - mem < $4 THEN $1 - vcpu ELSE 0 END), 0)::bigint,
+                   coalesce(sum(CASE WHEN (vcpu > 0 OR mem > 0) AND $1 - vcpu < $3 THEN $2 - mem ELSE 0 END), 0)::bigint
+              FROM (SELECT n.id,
+                           coalesce(sum(a.used) FILTER (WHERE a.resource_class = 'VCPU'), 0) AS vcpu,
+                           coalesce(sum(a.used) FILTER (WHERE a.resource_class = 'MEMORY_MB'), 0) AS mem
+                      FROM nodes AS n LEFT JOIN allocations AS a ON a.node_id = n.id
+                     GROUP BY n.id) AS per_node
+            """);
+        var smallest = VmTrace.Sizes[0];
+        command.Parameters.Add(new NpgsqlParameter { Value = (long)cloud.NodeVcpus });
+        command.Parameters.Add(new NpgsqlParameter { Value = cloud.NodeMemoryMb });
+        command.Parameters.Add(new NpgsqlParameter { Value = (long)smallest.Vcpus });
+        command.Parameters.Add(new NpgsqlParameter { Value = smallest.MemoryMb });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        var used = reader.GetInt64(0);
+        var (vcpus, memory, strandedCpu, strandedMemory) = (reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4));
+        // The lower bound: the most nodes any one resource needs, were VMs divisible.
+        var bound = Math.Max(Math.Ceiling(vcpus / cloud.NodeVcpus), Math.Ceiling((double)memory / cloud.NodeMemoryMb));
+        Metric("packing_nodes_used", used, "nodes");
+        Metric("packing_lower_bound", bound, "nodes");
+        Metric("packing_ratio", used / bound, "x");
+        Metric("packing_stranded_cpu", 100.0 * strandedCpu / (used * cloud.NodeVcpus), "%");
+        Metric("packing_stranded_memory", 100.0 * strandedMemory / (used * cloud.NodeMemoryMb), "%");
+    }
+
+    private async Task CheckAsync(Cloud cloud, CancellationToken cancellationToken)
+    {
+        var violations = await LedgerInvariants.CheckAsync(cloud.DataSource, cancellationToken);
+        foreach (var violation in violations.Take(10))
+        {
+            Console.Error.WriteLine(violation);
+        }
+        _violations += violations.Count;
+        Metric("invariant_violations", violations.Count, "violations");
+    }
+
+    private async Task<string> CreateDatabaseAsync(string name, CancellationToken cancellationToken)
+    {
+        var admin = new NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { Database = "postgres", Pooling = false };
+        await using (var connection = new NpgsqlConnection(admin.ConnectionString))
+        {
+            await connection.OpenAsync(cancellationToken);
+            await using var command = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        return new NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { Database = name, MaxPoolSize = 100 }.ConnectionString;
+    }
+
+    private async Task<string> SettingAsync(string setting, CancellationToken cancellationToken)
+    {
+        await using var dataSource = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        await using var command = dataSource.CreateCommand($"SHOW {setting}");
+        return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static void Metric(string name, double value, string unit)
+        => Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name}: {value:0.###} {unit}").TrimEnd());
+
+    private static void Metric(string name, string value, string unit)
+        => Console.WriteLine($"{name}: {value} {unit}".TrimEnd());
+
+    public async ValueTask DisposeAsync() => await _postgres.DisposeAsync();
+
+    /// <summary>One simulated cloud: its database and its two controller replicas.</summary>
+    private sealed class Cloud(NpgsqlDataSource dataSource, ControllerReplica[] replicas, double nodeVcpus, long nodeMemoryMb) : IAsyncDisposable
+    {
+        public NpgsqlDataSource DataSource { get; } = dataSource;
+        public ControllerReplica[] Replicas { get; } = replicas;
+        public double NodeVcpus { get; } = nodeVcpus;
+        public long NodeMemoryMb { get; } = nodeMemoryMb;
+        public List<Guid> Live { get; } = [];
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var replica in Replicas)
+            {
+                await replica.DisposeAsync();
+            }
+            await DataSource.DisposeAsync();
+        }
+    }
+}

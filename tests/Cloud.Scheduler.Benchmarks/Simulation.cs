@@ -1,0 +1,212 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Contracts.Node.V1;
+using Cloud.Controller.Auth;
+using Cloud.Controller.Data;
+using Cloud.Controller.Hosting;
+using Cloud.Controller.Scheduling;
+using Cloud.Grpc;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Cloud.Scheduler.Benchmarks;
+
+/// <summary>A controller replica in this process, as the controller's own host builds it.</summary>
+internal sealed class ControllerReplica : IAsyncDisposable
+{
+    private const string OperatorToken = "bench-operator-token";
+
+    private readonly WebApplication _app;
+
+    private ControllerReplica(WebApplication app, Uri grpcUrl)
+    {
+        _app = app;
+        GrpcUrl = grpcUrl;
+    }
+
+    public Uri GrpcUrl { get; }
+
+    public Controller.Scheduling.Scheduler Scheduler => _app.Services.GetRequiredService<Controller.Scheduling.Scheduler>();
+
+    public static async Task<ControllerReplica> StartAsync(string connectionString, string policy, int maxFeasibleNodes)
+    {
+        var rest = FreePort();
+        var grpc = FreePort();
+        var builder = WebApplication.CreateBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Controller:RestListen"] = $"127.0.0.1:{rest}",
+            ["Controller:GrpcListen"] = $"127.0.0.1:{grpc}",
+            ["Auth:OperatorTokenSha256:0"] = TokenAuthenticator.Sha256Hex(OperatorToken),
+            // Hollow nodes register but do not heartbeat during a run: keep them UP.
+            ["Nodes:HeartbeatInterval"] = "00:01:00",
+            ["Nodes:DownAfter"] = "01:00:00",
+            ["Scheduler:Policy"] = policy,
+            ["Scheduler:MaxFeasibleNodes"] = maxFeasibleNodes.ToString(CultureInfo.InvariantCulture),
+            ["Scheduler:RefreshInterval"] = "00:00:30",
+            ["Scheduler:MaxClaimAttempts"] = "50",
+        });
+        builder.Logging.ClearProviders();
+        builder.AddController(connectionString);
+        var app = builder.Build();
+        app.MapController();
+        await app.StartAsync();
+        return new ControllerReplica(app, new Uri($"http://127.0.0.1:{grpc}"));
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
+
+/// <summary>
+/// Hollow nodes, as kubemark has them: no hypervisor behind them, only the agent's side of the
+/// node registry, registering their inventory over real gRPC with the controller.
+/// </summary>
+internal static class HollowNodes
+{
+    public static async Task RegisterAsync(Uri controller, int count, long vcpus, double cpuRatio, long memoryMb, CancellationToken cancellationToken)
+    {
+        using var channel = GrpcChannel.ForAddress(controller);
+        var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
+        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 64, CancellationToken = cancellationToken }, async (i, ct) =>
+        {
+            var node = new NodeInfo
+            {
+                NodeName = $"hollow-{i:D5}",
+                Hypervisor = "fake",
+                Accelerator = Accelerator.Fake,
+                AvailabilityZone = $"zone-{i % 3}",
+            };
+            node.Inventories.Add(new Inventory { ResourceClass = "VCPU", Total = vcpus, AllocationRatio = cpuRatio, MinUnit = 1, MaxUnit = vcpus, StepSize = 1 });
+            node.Inventories.Add(new Inventory { ResourceClass = "MEMORY_MB", Total = memoryMb, AllocationRatio = 1.0, MinUnit = 1, MaxUnit = memoryMb, StepSize = 1 });
+            // Loopback addresses only; nothing listens there, since placement never calls the agent.
+            await registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = $"http://127.0.{1 + (i / 250 % 250)}.{2 + (i % 250)}:7070" },
+                new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(60), CancellationToken: ct));
+        });
+    }
+}
+
+/// <summary>A VM size of the trace.</summary>
+internal sealed record VmSize(string Name, int Vcpus, long MemoryMb, double Share);
+
+/// <summary>
+/// A mixed-size trace, small to large, shaped like public clouds' size mixes: most VMs are
+/// small, a few are large. Seeded, so that every run places the same VMs.
+/// </summary>
+internal sealed class VmTrace(int seed)
+{
+    public static readonly VmSize[] Sizes =
+    [
+        new("1x2", 1, 2048, 0.30), new("2x4", 2, 4096, 0.25), new("2x8", 2, 8192, 0.15), new("4x8", 4, 8192, 0.10),
+        new("4x16", 4, 16384, 0.10), new("8x32", 8, 32768, 0.06), new("16x64", 16, 65536, 0.03), new("32x128", 32, 131072, 0.01),
+    ];
+
+    private readonly Random _random = new(seed);
+
+    public Random Random => _random;
+
+    public VmSize Next()
+    {
+        var roll = _random.NextDouble();
+        foreach (var size in Sizes)
+        {
+            if ((roll -= size.Share) < 0)
+            {
+                return size;
+            }
+        }
+        return Sizes[^1];
+    }
+}
+
+/// <summary>Database helpers of the simulator: VM rows, as the API writes them, in the claim's transaction.</summary>
+internal static class SimulatorSql
+{
+    public const string Project = "bench";
+
+    public static async Task InsertVmsAsync(NpgsqlTransaction transaction, IReadOnlyList<(Guid Vm, Guid Node, VmSize Size)> vms, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            INSERT INTO vms (id, project_id, name, flavor_name, state, node_id, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
+            SELECT v.id, $1, 'vm-' || left(v.id::text, 8), v.flavor, 'RUNNING', v.node_id, v.vcpus, v.memory_mb, 0, '{}', now(), now()
+              FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::bigint[]) AS v(id, node_id, flavor, vcpus, memory_mb)
+            """, transaction.Connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = Project });
+        command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Vm).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Node).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Size.Name).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Size.Vcpus).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Size.MemoryMb).ToArray() });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>VMs depart: their claims are released and their rows marked deleted, in one transaction.</summary>
+    public static async Task DepartAsync(NpgsqlDataSource dataSource, Controller.Scheduling.Scheduler scheduler, IReadOnlyList<Guid> vms, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        foreach (var vm in vms)
+        {
+            await scheduler.ReleaseAsync(vm, null, transaction, cancellationToken);
+        }
+        await using (var command = new NpgsqlCommand("UPDATE vms SET state = 'DELETED', node_id = NULL WHERE id = ANY($1)", connection, transaction))
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = vms.ToArray() });
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    public static BatchItem Item(VmSize size)
+        => new(Guid.CreateVersion7(), Project, new PlacementRequest(new ResourceRequest(size.Vcpus, size.MemoryMb, 0)));
+
+    public static async Task<long> ScalarAsync(NpgsqlDataSource dataSource, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(sql);
+        return Convert.ToInt64(await command.ExecuteScalarAsync(cancellationToken), CultureInfo.InvariantCulture);
+    }
+}
+
+/// <summary>VMs of a trace placed the way the API places them: claim, VM row and decision in one transaction.</summary>
+internal static class TracePlacement
+{
+    /// <summary>The next <paramref name="count"/> VMs of the trace, as one batch with a minimum of one.</summary>
+    public static Task<BatchResult> PlaceBatchAsync(Controller.Scheduling.Scheduler scheduler, VmTrace trace, int count, CancellationToken cancellationToken)
+    {
+        var sizes = new Dictionary<Guid, VmSize>(count);
+        var items = Enumerable.Range(0, count).Select(_ =>
+        {
+            var size = trace.Next();
+            var item = SimulatorSql.Item(size);
+            sizes[item.ConsumerId] = size;
+            return item;
+        }).ToList();
+        return scheduler.PlaceBatchAsync(items, minimum: 1,
+            (tx, placed, ct) => SimulatorSql.InsertVmsAsync(tx, [.. placed.Select(p => (p.Item.ConsumerId, p.Node.NodeId, sizes[p.Item.ConsumerId]))], ct),
+            cancellationToken);
+    }
+
+    /// <summary>One VM; its id when it was placed.</summary>
+    public static async Task<Guid?> PlaceOneAsync(Controller.Scheduling.Scheduler scheduler, VmSize size, CancellationToken cancellationToken)
+    {
+        var vm = Guid.CreateVersion7();
+        var result = await scheduler.PlaceAsync(vm, SimulatorSql.Project, new ResourceRequest(size.Vcpus, size.MemoryMb, 0),
+            (tx, node, ct) => SimulatorSql.InsertVmsAsync(tx, [(vm, node.NodeId, size)], ct), cancellationToken);
+        return result.Placed ? vm : null;
+    }
+}
