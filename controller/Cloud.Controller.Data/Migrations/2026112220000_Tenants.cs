@@ -88,6 +88,7 @@ internal sealed class Tenants : Migration
         migrationBuilder.CreateIndex(name: "ix_snapshots_vm_id", table: "snapshots", column: "vm_id");
 
         migrationBuilder.AddColumn<string>(name: "recovery", table: "operations", type: "text", nullable: true);
+        migrationBuilder.AddColumn<string>(name: "request", table: "operations", type: "text", nullable: true);
         migrationBuilder.CreateIndex(
             name: "ix_operations_target_id_unfinished", table: "operations", column: "target_id", filter: "state IN ('PENDING', 'RUNNING')");
     }
@@ -95,6 +96,7 @@ internal sealed class Tenants : Migration
     protected override void Down(MigrationBuilder migrationBuilder)
     {
         migrationBuilder.DropIndex(name: "ix_operations_target_id_unfinished", table: "operations");
+        migrationBuilder.DropColumn(name: "request", table: "operations");
         migrationBuilder.DropColumn(name: "recovery", table: "operations");
         migrationBuilder.DropTable(name: "snapshots");
         migrationBuilder.DropTable(name: "api_tokens");

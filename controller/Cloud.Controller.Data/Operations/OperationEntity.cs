@@ -45,4 +45,7 @@ internal sealed class OperationEntity
     /// work went on from where it was) or ROLLED_BACK (what was done was undone). Null otherwise.
     /// </summary>
     public string? Recovery { get; set; }
+
+    /// <summary>The handler's input as proto3 JSON (the resize's flavor, the snapshot's id, ...); null when the target says it all.</summary>
+    public string? Request { get; set; }
 }

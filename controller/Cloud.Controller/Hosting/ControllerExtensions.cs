@@ -59,6 +59,7 @@ internal static class ControllerExtensions
         services.AddSingleton<OperationQueue>();
         services.AddSingleton<IOperationHandler, CreateVmHandler>();
         services.AddSingleton<IOperationHandler, DeleteVmHandler>();
+        services.AddTenantSelfService();
         services.AddSingleton<VmService>();
         services.AddSingleton<CatalogService>();
         services.AddSingleton<NodeQueries>();

@@ -121,7 +121,12 @@ internal sealed partial class OperationRunner(
             .Where(o => o.Id == id
                 && (o.State == OperationStates.Pending || o.State == OperationStates.Running)
                 && (o.Owner == null || o.Owner == Owner || o.LeaseExpiresAt == null || o.LeaseExpiresAt < now))
-            .ExecuteUpdateAsync(s => s.SetProperty(o => o.Owner, Owner).SetProperty(o => o.LeaseExpiresAt, until), cancellationToken);
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(o => o.Owner, Owner)
+                .SetProperty(o => o.LeaseExpiresAt, until)
+                // Another replica had it and stopped: every handler resumes where the rows say it
+                // was (its steps are idempotent); one that undoes instead overwrites this.
+                .SetProperty(o => o.Recovery, o => o.Owner != null && o.Owner != Owner ? OperationStates.Resumed : o.Recovery), cancellationToken);
         return taken == 1;
     }
 

@@ -7,7 +7,7 @@ namespace Cloud.Controller.Operations;
 internal static class OperationUpdates
 {
     public static Task ProgressAsync(LedgerDbContext db, Guid id, int progress, TimeProvider time, CancellationToken cancellationToken)
-        => db.Operations.Where(o => o.Id == id).ExecuteUpdateAsync(
+        => db.Operations.Where(o => o.Id == id && (o.State == OperationStates.Pending || o.State == OperationStates.Running)).ExecuteUpdateAsync(
             s => s.SetProperty(o => o.State, OperationStates.Running).SetProperty(o => o.Progress, progress).SetProperty(o => o.UpdatedAt, time.GetUtcNow()),
             cancellationToken);
 

@@ -2,6 +2,7 @@ using Cloud.Controller.Api;
 using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
+using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
 using Cloud.Grpc;
 using Microsoft.EntityFrameworkCore;
@@ -40,15 +41,26 @@ internal sealed partial class CreateVmHandler(
         {
             await OperationUpdates.ProgressAsync(db, operation.Id, 10, time, cancellationToken);
             var request = new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb);
-            var placement = await scheduler.PlaceAsync(vm.Id, vm.ProjectId, request,
-                async (transaction, node, ct) =>
-                {
-                    if (!await VmRowUpdates.MarkPlacedAsync(transaction, vm.Id, node.NodeId, time.GetUtcNow(), ct))
+            PlacementResult placement;
+            try
+            {
+                placement = await scheduler.PlaceAsync(vm.Id, vm.ProjectId, request,
+                    async (transaction, node, ct) =>
                     {
-                        throw new InvalidOperationException($"VM {vm.Id} changed while it was being placed.");
-                    }
-                },
-                cancellationToken);
+                        if (!await VmRowUpdates.MarkPlacedAsync(transaction, vm.Id, node.NodeId, time.GetUtcNow(), ct))
+                        {
+                            throw new InvalidOperationException($"VM {vm.Id} changed while it was being placed.");
+                        }
+                        // The quota is charged in the claim's transaction: a refusal throws and the claim rolls back with it.
+                        await QuotaLedger.ChargeAsync(transaction, vm.ProjectId, QuotaUsage.ForVm(vm.Vcpus, vm.MemoryMb, vm.DiskGb), ct);
+                    },
+                    cancellationToken);
+            }
+            catch (QuotaExceededException e)
+            {
+                await FailOverQuotaAsync(operation.Id, vm.Id, e.Message, cancellationToken);
+                return;
+            }
             if (!placement.Placed)
             {
                 await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(StatusCode.ResourceExhausted), placement.Failure!.Summary, release: false, cancellationToken);
@@ -91,10 +103,22 @@ internal sealed partial class CreateVmHandler(
         var now = time.GetUtcNow();
         if (release)
         {
+            await QuotaLedger.ReleaseVmAsync(transaction, vmId, cancellationToken);
             await scheduler.ReleaseAsync(vmId, null, transaction, cancellationToken);
         }
         await VmRowUpdates.MarkUnplacedAsync(transaction, vmId, VmStates.Error, message, now, cancellationToken);
         await VmRowUpdates.FinishOperationAsync(transaction, operationId, code, message, now, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>A VM the quota refused never existed anywhere: it is DELETED, the operation says why.</summary>
+    private async Task FailOverQuotaAsync(Guid operationId, Guid vmId, string message, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        await VmRowUpdates.MarkUnplacedAsync(transaction, vmId, VmStates.Deleted, message, now, cancellationToken);
+        await VmRowUpdates.FinishOperationAsync(transaction, operationId, ApiException.CodeName(StatusCode.ResourceExhausted), message, now, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 
