@@ -73,6 +73,7 @@ internal static class ControllerExtensions
     {
         app.UseExceptionHandler();
         app.MapRestApi();
+        app.MapOpenApi();
         app.MapGrpcService<ComputeService>(ComputeGrpc.BindService);
         app.MapGrpcService<NodeRegistryService>(NodeRegistryGrpc.BindService);
         app.MapGrpcHealthService();

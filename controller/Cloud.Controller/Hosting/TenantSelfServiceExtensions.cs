@@ -9,6 +9,8 @@ internal static class TenantSelfServiceExtensions
 {
     public static IServiceCollection AddTenantSelfService(this IServiceCollection services)
     {
+        // The REST endpoints' OpenAPI document, served at /openapi/v1.json.
+        services.AddOpenApi();
         services.AddSingleton<TenantService>();
         services.AddSingleton<OperationStarter>();
         services.AddSingleton<SnapshotService>();
