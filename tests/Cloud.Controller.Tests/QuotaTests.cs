@@ -23,7 +23,8 @@ public sealed class QuotaTests(CloudFixture cloud)
         Assert.All(answers, a => Assert.True(a.Status is HttpStatusCode.Accepted or HttpStatusCode.TooManyRequests, a.Body.ToString()));
         var finished = await Task.WhenAll(answers.Where(a => a.Status == HttpStatusCode.Accepted)
             .Select(a => tenant.Member.WaitForOperationAsync(a.Body.Str("id"))));
-        Assert.Equal(10, finished.Count(o => o.Str("state") == "SUCCEEDED"));
+        Assert.True(finished.Count(o => o.Str("state") == "SUCCEEDED") == 10,
+            string.Join('\n', finished.Where(o => o.Str("state") != "SUCCEEDED").Select(o => o.Str("errorMessage")).Distinct()));
         Assert.All(finished.Where(o => o.Str("state") != "SUCCEEDED"), o => Assert.Equal("RESOURCE_EXHAUSTED", o.Str("errorCode")));
         Assert.All(answers.Where(a => a.Status == HttpStatusCode.TooManyRequests), a => Assert.Equal("RESOURCE_EXHAUSTED", a.Body.Str("code")));
 

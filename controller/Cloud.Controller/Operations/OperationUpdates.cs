@@ -34,6 +34,11 @@ internal static class OperationUpdates
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var operation = await db.Operations.SingleAsync(o => o.Id == id, cancellationToken);
+        if (OperationStates.IsFinal(operation.State))
+        {
+            // Finished (or cancelled) meanwhile: the first outcome stands.
+            return;
+        }
         Fail(operation, code, message, time.GetUtcNow());
         await db.SaveChangesAsync(cancellationToken);
     }
