@@ -28,7 +28,8 @@ public sealed class QuotaTests(CloudFixture cloud)
         Assert.All(finished.Where(o => o.Str("state") != "SUCCEEDED"), o => Assert.Equal("RESOURCE_EXHAUSTED", o.Str("errorCode")));
         Assert.All(answers.Where(a => a.Status == HttpStatusCode.TooManyRequests), a => Assert.Equal("RESOURCE_EXHAUSTED", a.Body.Str("code")));
 
-        Assert.Equal(10, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p AND state <> 'DELETED'", ("p", tenant.Id)));
+        Assert.True(10 == await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p AND state <> 'DELETED'", ("p", tenant.Id)),
+            (string?)await cloud.QueryAsync("SELECT string_agg(state || ' ' || coalesce(error, '-'), E'\n') FROM vms WHERE project_id = @p AND state <> 'DELETED'", ("p", tenant.Id)));
         Assert.Equal(10, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p AND state = 'RUNNING' AND node_id IS NOT NULL", ("p", tenant.Id)));
         Assert.Equal(10, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE project_id = @p", ("p", tenant.Id)));
         Assert.Equal(10, await cloud.ScalarAsync("SELECT used_instances FROM tenants WHERE id = @p", ("p", tenant.Id)));
@@ -128,4 +129,46 @@ public sealed class QuotaTests(CloudFixture cloud)
         => (await cloud.ScalarAsync("SELECT used_instances FROM tenants WHERE id = @p", ("p", project)),
             await cloud.ScalarAsync("SELECT used_vcpus FROM tenants WHERE id = @p", ("p", project)),
             await cloud.ScalarAsync("SELECT used_memory_mb FROM tenants WHERE id = @p", ("p", project)));
+}
+
+/// <summary>The charge itself, without the API in front: racing transactions against one tenant row.</summary>
+[Collection(CloudCollection.Name)]
+public sealed class QuotaLedgerTests(CloudFixture cloud)
+{
+    [Fact]
+    public async Task Fifty_racing_charges_against_a_quota_of_ten_commit_exactly_ten()
+    {
+        var tenant = $"ledger-{Guid.NewGuid():N}"[..20];
+        await cloud.ScalarAsync(
+            """
+            WITH t AS (INSERT INTO tenants (id, display_name, created_at, max_instances, max_vcpus, max_memory_mb, max_disk_gb, max_snapshots,
+                                            used_instances, used_vcpus, used_memory_mb, used_disk_gb, used_snapshots)
+                       VALUES (@id, 'ledger', now(), 10, 1000, 100000, 1000, 0, 0, 0, 0, 0, 0) RETURNING 1)
+            SELECT count(*) FROM t
+            """, ("id", tenant));
+        await using var dataSource = Npgsql.NpgsqlDataSource.Create(cloud.ConnectionString);
+        using var start = new ManualResetEventSlim();
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(async () =>
+        {
+            await using var connection = await dataSource.OpenConnectionAsync();
+            await using var transaction = await connection.BeginTransactionAsync();
+            start.Wait();
+            try
+            {
+                await Quotas.QuotaLedger.ChargeAsync(transaction, tenant, Quotas.QuotaUsage.ForVm(1, 64, 0), CancellationToken.None);
+                await transaction.CommitAsync();
+                return true;
+            }
+            catch (Quotas.QuotaExceededException)
+            {
+                await transaction.RollbackAsync();
+                return false;
+            }
+        })).Append(Task.Run(() => { start.Set(); return true; })));
+
+        Assert.Equal(10 + 1, outcomes.Count(o => o));
+        Assert.Equal(10, await cloud.ScalarAsync("SELECT used_instances FROM tenants WHERE id = @id", ("id", tenant)));
+        Assert.Equal(640, await cloud.ScalarAsync("SELECT used_memory_mb FROM tenants WHERE id = @id", ("id", tenant)));
+    }
 }

@@ -2,6 +2,7 @@ using Cloud.Controller.Api;
 using Cloud.Controller.Data;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Grpc;
+using Microsoft.EntityFrameworkCore;
 using Npgsql;
 
 namespace Cloud.Controller.Quotas;
@@ -112,6 +113,30 @@ internal static class QuotaLedger
             """, transaction.Connection, transaction);
         command.Parameters.Add(new NpgsqlParameter { Value = vmId });
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>What <paramref name="asked"/> would exceed as usage stands now, or null; a read, not a charge.</summary>
+    public static async Task<string?> ExcessAsync(LedgerDbContext db, string projectId, QuotaUsage asked, CancellationToken cancellationToken)
+    {
+        var tenant = await db.Tenants.AsNoTracking().SingleOrDefaultAsync(t => t.Id == projectId, cancellationToken);
+        if (tenant is null)
+        {
+            return null;
+        }
+        var exceeded = new List<string>();
+        void Check(string name, long used, long more, long max)
+        {
+            if (more > 0 && used + more > max)
+            {
+                exceeded.Add($"{name} {used} used + {more} asked > {max} allowed");
+            }
+        }
+        Check("instances", tenant.UsedInstances, asked.Instances, tenant.MaxInstances);
+        Check("vcpus", tenant.UsedVcpus, asked.Vcpus, tenant.MaxVcpus);
+        Check("memory_mb", tenant.UsedMemoryMb, asked.MemoryMb, tenant.MaxMemoryMb);
+        Check("disk_gb", tenant.UsedDiskGb, asked.DiskGb, tenant.MaxDiskGb);
+        Check("snapshots", tenant.UsedSnapshots, asked.Snapshots, tenant.MaxSnapshots);
+        return exceeded.Count == 0 ? null : $"Quota exceeded for tenant '{projectId}': {string.Join("; ", exceeded)}.";
     }
 
     private static void AddUsage(NpgsqlCommand command, string projectId, QuotaUsage usage)

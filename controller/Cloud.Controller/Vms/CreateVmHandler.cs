@@ -41,6 +41,12 @@ internal sealed partial class CreateVmHandler(
         {
             await OperationUpdates.ProgressAsync(db, operation.Id, 10, time, cancellationToken);
             var request = new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb);
+            // A VM the quota already rules out does not compete for capacity; the charge below decides.
+            if (await QuotaLedger.ExcessAsync(db, vm.ProjectId, QuotaUsage.ForVm(vm.Vcpus, vm.MemoryMb, vm.DiskGb), cancellationToken) is { } excess)
+            {
+                await FailOverQuotaAsync(operation.Id, vm.Id, excess, cancellationToken);
+                return;
+            }
             PlacementResult placement;
             try
             {

@@ -169,27 +169,9 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
     /// </summary>
     internal static async Task RefuseOverQuotaAsync(LedgerDbContext db, Caller caller, QuotaUsage asked, CancellationToken cancellationToken)
     {
-        var tenant = await db.Tenants.AsNoTracking().SingleOrDefaultAsync(t => t.Id == caller.ProjectId, cancellationToken);
-        if (tenant is null)
+        if (await QuotaLedger.ExcessAsync(db, caller.ProjectId, asked, cancellationToken) is { } excess)
         {
-            return;
-        }
-        var exceeded = new List<string>();
-        void Check(string name, long used, long more, long max)
-        {
-            if (more > 0 && used + more > max)
-            {
-                exceeded.Add($"{name} {used} used + {more} asked > {max} allowed");
-            }
-        }
-        Check("instances", tenant.UsedInstances, asked.Instances, tenant.MaxInstances);
-        Check("vcpus", tenant.UsedVcpus, asked.Vcpus, tenant.MaxVcpus);
-        Check("memory_mb", tenant.UsedMemoryMb, asked.MemoryMb, tenant.MaxMemoryMb);
-        Check("disk_gb", tenant.UsedDiskGb, asked.DiskGb, tenant.MaxDiskGb);
-        Check("snapshots", tenant.UsedSnapshots, asked.Snapshots, tenant.MaxSnapshots);
-        if (exceeded.Count > 0)
-        {
-            throw new QuotaExceededException($"Quota exceeded for tenant '{tenant.Id}': {string.Join("; ", exceeded)}.").ToApi();
+            throw new QuotaExceededException(excess).ToApi();
         }
     }
 }

@@ -47,6 +47,8 @@ public sealed class CloudFixture : IAsyncLifetime
             ["Nodes:DownAfter"] = "00:00:10",
             ["Operations:SweepInterval"] = "00:00:01",
             ["Scheduler:RefreshInterval"] = "00:00:00.200",
+            // Tests place dozens of VMs at once on two nodes: a herd that loses many claim races.
+            ["Scheduler:MaxClaimAttempts"] = "64",
         });
         controller.AddController(ConnectionString);
         var controllerApp = controller.Build();
