@@ -178,7 +178,13 @@ internal static class RestApi
         {
             throw ApiException.Invalid("Send one Idempotency-Key header.");
         }
-        return header.Count == 1 ? header[0] ?? "" : fromBody;
+        if (header.Count == 0)
+        {
+            return fromBody;
+        }
+        // A header sent empty is a client bug, not "no key": refuse it rather than lose the retry safety.
+        VmValidation.RequireIdempotencyKey(header[0] ?? "");
+        return header[0]!;
     }
 
     /// <summary>text/event-stream of VM changes: one "vm" event per change, its data the VM as JSON.</summary>
