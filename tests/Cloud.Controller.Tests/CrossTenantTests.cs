@@ -189,6 +189,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
         { "DELETE", "/v1/tokens/{token}", null },
         { "POST", "/v1/flavors", """{"name":"mine","vcpus":1,"memoryMb":"64"}""" },
         { "GET", "/v1/nodes", null },
+        { "POST", "/v1/vms/{vm}/migrate", """{"node":"test-node-1"}""" },
     };
 
     [Theory]

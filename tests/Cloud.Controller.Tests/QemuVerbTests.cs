@@ -108,6 +108,35 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
     }
 
     [Fact]
+    public async Task An_operator_live_migrates_a_tenants_vm_and_the_claims_follow_it()
+    {
+        using var tenant = await cloud.CreateTenantAsync("qmigrate");
+        var vmId = await tenant.Member.CreateRunningVmAsync("traveller", flavor: "m1.tiny");
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        var source = vm.Str("node");
+        var target = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
+        var sourceAgent = await AgentOfAsync(source);
+        var targetAgent = await AgentOfAsync(target);
+        var body = $$"""{"node":"{{target}}"}""";
+
+        var (denied, problem) = await tenant.Member.PostAsync($"/v1/vms/{vmId}/migrate", body);
+        Assert.Equal(HttpStatusCode.Forbidden, denied);
+        Assert.Equal("PERMISSION_DENIED", problem.Str("code"));
+
+        var migrated = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/migrate", body);
+
+        Assert.True(migrated.Str("state") == "SUCCEEDED", migrated.ToString());
+        Assert.Equal(100, migrated.GetProperty("progress").GetInt32());
+        Assert.Equal(target, (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node"));
+        Assert.Equal(AgentV1.VmState.Running, (await GuestAsync(targetAgent, vmId)).State);
+        Assert.DoesNotContain((await sourceAgent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms, v => v.VmId == Guid.Parse(vmId).ToString("N"));
+        Assert.Equal(3, await cloud.ScalarAsync(
+            "SELECT count(*) FROM allocations a JOIN nodes n ON n.id = a.node_id WHERE a.consumer_id = @v AND n.name = @t", ("v", Guid.Parse(vmId)), ("t", target)));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+    }
+
+    [Fact]
     public async Task An_agent_refusal_fails_the_operation_with_the_agents_code_and_changes_nothing()
     {
         using var tenant = await cloud.CreateTenantAsync("qrefuse");

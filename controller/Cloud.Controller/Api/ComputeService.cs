@@ -44,6 +44,9 @@ internal sealed class ComputeService(
     public override Task<Operation> ResizeVm(ResizeVmRequest request, ServerCallContext context)
         => Call(context, caller => vms.ResizeAsync(caller, request, context.CancellationToken));
 
+    public override Task<Operation> MigrateVm(MigrateVmRequest request, ServerCallContext context)
+        => Call(context, caller => vms.MigrateAsync(caller, request, context.CancellationToken));
+
     public override Task<Operation> CreateSnapshot(CreateSnapshotRequest request, ServerCallContext context)
         => Call(context, caller => snapshots.CreateAsync(caller, request, context.CancellationToken));
 

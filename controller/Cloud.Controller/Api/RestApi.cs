@@ -67,6 +67,12 @@ internal static class RestApi
             request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
             return Accepted(await vms.ResizeAsync(CallerOf(http), request, ct));
         });
+        v1.MapPost("/vms/{id}/migrate", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<MigrateVmRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await vms.MigrateAsync(CallerOf(http), request, ct));
+        });
         v1.MapPost("/vms/{id}/snapshots", async (HttpContext http, SnapshotService snapshots, string id, CancellationToken ct) =>
         {
             var request = await ReadForAsync<CreateSnapshotRequest>(http, id, r => r.VmId, (r, v) => r.VmId = v, ct);

@@ -21,6 +21,7 @@ internal static class TenantSelfServiceExtensions
             services.AddSingleton<IOperationHandler>(sp => new PowerVerbHandler(kind, sp.GetRequiredService<VmHandlerSupport>()));
         }
         services.AddSingleton<IOperationHandler, ResizeVmHandler>();
+        services.AddSingleton<IOperationHandler, MigrateVmHandler>();
         services.AddSingleton<IOperationHandler, SnapshotCreateHandler>();
         services.AddSingleton<IOperationHandler, SnapshotRestoreHandler>();
         services.AddSingleton<IOperationHandler, SnapshotDeleteHandler>();

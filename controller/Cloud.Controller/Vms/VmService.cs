@@ -102,6 +102,30 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
         }, cancellationToken);
     }
 
+    /// <summary>Live migration to a named node; operators only (tenants do not see nodes).</summary>
+    public async Task<Operation> MigrateAsync(Caller caller, MigrateVmRequest request, CancellationToken cancellationToken)
+    {
+        caller.RequireOperator("migrate VMs");
+        VmValidation.RequireName(request.Node, "node");
+        return await operations.StartAsync(caller, OperationKinds.VmMigrate, request, request.IdempotencyKey, request, async (db, _, now) =>
+        {
+            var vm = await OperationStarter.LockVmAsync(db, caller, request.Id, cancellationToken);
+            RequireState(vm, OperationKinds.VmMigrate, [VmStates.Running]);
+            var node = await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Name == request.Node, cancellationToken)
+                ?? throw ApiException.NotFound("Node", request.Node);
+            if (node.Id == vm.NodeId)
+            {
+                throw new ApiException(StatusCode.FailedPrecondition, $"VM '{request.Id}' already runs on node '{node.Name}'.");
+            }
+            if (node.State != NodeStates.Up)
+            {
+                throw new ApiException(StatusCode.FailedPrecondition, $"Node '{node.Name}' is {node.State}.");
+            }
+            vm.UpdatedAt = now;
+            return vm.Id.ToString();
+        }, cancellationToken);
+    }
+
     public async Task<Vm> GetAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         var guid = VmValidation.RequireId(id, "VM");
