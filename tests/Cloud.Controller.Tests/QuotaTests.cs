@@ -62,6 +62,10 @@ public sealed class QuotaTests(CloudFixture cloud)
         Assert.Contains(resource, problem.Str("detail"), StringComparison.Ordinal);
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
         Assert.Contains(resource, error.Status.Detail, StringComparison.Ordinal);
+        // One error shape: the same code and details on both wires.
+        Assert.Equal("QUOTA_EXCEEDED", problem.GetProperty("details").Str("reason"));
+        Assert.Equal(problem.Str("code"), error.Trailers.GetValue("cloud-error-code"));
+        Assert.Contains("\"reason\":\"QUOTA_EXCEEDED\"", error.Trailers.GetValue("cloud-error-details"), StringComparison.Ordinal);
         Assert.Equal(before, await CountsAsync(tenant.Id));
     }
 

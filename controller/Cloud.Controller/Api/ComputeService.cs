@@ -110,6 +110,21 @@ internal sealed class ComputeService(
     public override Task<ApiToken> RevokeToken(RevokeTokenRequest request, ServerCallContext context)
         => Call(context, caller => tenants.RevokeTokenAsync(caller, request.Id, context.CancellationToken));
 
+    /// <summary>
+    /// The status carries the code and the message; the details travel as trailers, the same
+    /// names and values as the problem details' "details" on REST.
+    /// </summary>
+    internal static RpcException ToRpc(ApiException e)
+    {
+        var trailers = new Metadata().Add("cloud-error-code", ApiException.CodeName(e.Code));
+        var details = e.Details.Where(kv => kv.Key != "httpStatus").ToDictionary();
+        if (details.Count > 0)
+        {
+            trailers.Add("cloud-error-details", System.Text.Json.JsonSerializer.Serialize(details));
+        }
+        return new RpcException(new Status(e.Code, e.Message), trailers);
+    }
+
     private async Task<T> Call<T>(ServerCallContext context, Func<Caller, Task<T>> action)
     {
         try
@@ -120,7 +135,7 @@ internal sealed class ComputeService(
         }
         catch (ApiException e)
         {
-            throw new RpcException(new Status(e.Code, e.Message));
+            throw ToRpc(e);
         }
     }
 }
