@@ -66,6 +66,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
         { "POST", "/v1/operations/{operation}/cancel", null },
         { "GET", "/v1/tenants/{tenant}", null },
         { "GET", "/v1/tokens?tenant={tenant}", null },
+        { "POST", "/v1/vms", """{"name":"stolen","flavor":"t.nano","snapshot":"{snapshot}"}""" },
     };
 
     [Theory]
@@ -75,7 +76,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
         var world = await WorldAsync();
         var before = await FootprintAsync(world);
 
-        var (status, problem) = await world.B.Member.SendAsync(new HttpMethod(method), Expand(template, world), body);
+        var (status, problem) = await world.B.Member.SendAsync(new HttpMethod(method), Expand(template, world), body is null ? null : Expand(body, world));
 
         Assert.Equal(HttpStatusCode.NotFound, status);
         Assert.Equal("NOT_FOUND", problem.Str("code"));
@@ -89,8 +90,8 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
         var world = await WorldAsync();
         var missing = new World(world.A with { Id = "no-such-tenant" }, world.B, Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), Guid.NewGuid().ToString(), world.TokenId);
 
-        var (foreignStatus, foreign) = await world.B.Member.SendAsync(new HttpMethod(method), Expand(template, world), body);
-        var (missingStatus, absent) = await world.B.Member.SendAsync(new HttpMethod(method), Expand(template, missing), body);
+        var (foreignStatus, foreign) = await world.B.Member.SendAsync(new HttpMethod(method), Expand(template, world), body is null ? null : Expand(body, world));
+        var (missingStatus, absent) = await world.B.Member.SendAsync(new HttpMethod(method), Expand(template, missing), body is null ? null : Expand(body, missing));
 
         Assert.Equal(missingStatus, foreignStatus);
         Assert.Equal(absent.Str("code"), foreign.Str("code"));
@@ -98,7 +99,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
         Assert.Equal(Normalize(absent.Str("detail"), missing), Normalize(foreign.Str("detail"), world));
     }
 
-    public static TheoryData<string> GrpcCalls => new() { "GetVm", "DeleteVm", "StartVm", "StopVm", "RebootVm", "ResizeVm", "CreateSnapshot", "ListSnapshots", "GetSnapshot", "DeleteSnapshot", "RestoreSnapshot", "GetOperation", "CancelOperation", "GetTenant", "ListTokens" };
+    public static TheoryData<string> GrpcCalls => new() { "GetVm", "DeleteVm", "StartVm", "StopVm", "RebootVm", "ResizeVm", "CreateSnapshot", "ListSnapshots", "GetSnapshot", "DeleteSnapshot", "RestoreSnapshot", "GetOperation", "CancelOperation", "GetTenant", "ListTokens", "CreateVmFromSnapshot" };
 
     [Theory]
     [MemberData(nameof(GrpcCalls))]
@@ -264,6 +265,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
         "CancelOperation" => compute.CancelOperationAsync(new CancelOperationRequest { Id = world.OperationId }, options),
         "GetTenant" => compute.GetTenantAsync(new GetTenantRequest { Id = world.A.Id }, options),
         "ListTokens" => compute.ListTokensAsync(new ListTokensRequest { Tenant = world.A.Id }, options),
+        "CreateVmFromSnapshot" => compute.CreateVmAsync(new CreateVmRequest { Name = "stolen", Flavor = "t.nano", Snapshot = world.SnapshotId }, options),
         _ => throw new ArgumentOutOfRangeException(nameof(call), call, null),
     };
 

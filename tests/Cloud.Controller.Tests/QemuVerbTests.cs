@@ -137,6 +137,37 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
     }
 
     [Fact]
+    public async Task A_vm_created_from_a_snapshot_starts_from_its_disk_on_the_snapshots_node()
+    {
+        using var tenant = await cloud.CreateTenantAsync("qclone");
+        var sourceId = await tenant.Member.CreateRunningVmAsync("original", flavor: "m1.tiny");
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{sourceId}/snapshots", """{"name":"golden"}""")).Str("state"));
+        var (_, snapshots) = await tenant.Member.GetJsonAsync($"/v1/vms/{sourceId}/snapshots");
+        var snapshotId = snapshots.GetProperty("snapshots")[0].Str("id");
+
+        var (status, operation) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"clone","flavor":"m1.tiny","snapshot":"{{snapshotId}}"}""");
+        Assert.Equal(HttpStatusCode.Accepted, status);
+        Assert.Equal("vm.create_from_snapshot", operation.Str("kind"));
+        var done = await tenant.Member.WaitForOperationAsync(operation.Str("id"));
+        Assert.True(done.Str("state") == "SUCCEEDED", done.ToString());
+
+        var (_, source) = await tenant.Member.GetJsonAsync($"/v1/vms/{sourceId}");
+        var (_, clone) = await tenant.Member.GetJsonAsync($"/v1/vms/{operation.Str("targetId")}");
+        Assert.Equal("RUNNING", clone.Str("state"));
+        Assert.Equal(source.Str("node"), clone.Str("node"));
+        Assert.Equal($"snap-{Guid.Parse(snapshotId):N}", clone.Str("image"));
+        var agent = await AgentOfAsync(clone.Str("node"));
+        Assert.Equal(AgentV1.VmState.Running, (await GuestAsync(agent, operation.Str("targetId"))).State);
+        Assert.Equal(2, await cloud.ScalarAsync("SELECT used_instances FROM tenants WHERE id = @p", ("p", tenant.Id)));
+
+        var (bad, problem) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"both","flavor":"m1.tiny","snapshot":"{{snapshotId}}","image":"x"}""");
+        Assert.Equal(HttpStatusCode.BadRequest, bad);
+        Assert.Contains("not both", problem.Str("detail"), StringComparison.Ordinal);
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{operation.Str("targetId")}")).Str("state"));
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{sourceId}")).Str("state"));
+    }
+
+    [Fact]
     public async Task An_agent_refusal_fails_the_operation_with_the_agents_code_and_changes_nothing()
     {
         using var tenant = await cloud.CreateTenantAsync("qrefuse");

@@ -22,6 +22,7 @@ internal static class TenantSelfServiceExtensions
         }
         services.AddSingleton<IOperationHandler, ResizeVmHandler>();
         services.AddSingleton<IOperationHandler, MigrateVmHandler>();
+        services.AddSingleton<IOperationHandler, CreateFromSnapshotHandler>();
         services.AddSingleton<IOperationHandler, SnapshotCreateHandler>();
         services.AddSingleton<IOperationHandler, SnapshotRestoreHandler>();
         services.AddSingleton<IOperationHandler, SnapshotDeleteHandler>();

@@ -79,7 +79,7 @@ internal sealed class OperationQueries(IDbContextFactory<LedgerDbContext> contex
         var npgsql = (Npgsql.NpgsqlTransaction)transaction.GetDbTransaction();
         switch (operation.Kind)
         {
-            case OperationKinds.VmCreate:
+            case OperationKinds.VmCreate or OperationKinds.VmCreateFromSnapshot:
                 await VmHandlerSupport.ExecuteAsync(npgsql, "UPDATE vms SET state = 'DELETED', error = 'Its creation was cancelled.', updated_at = $2 WHERE id = $1 AND node_id IS NULL",
                     cancellationToken, Guid.Parse(operation.TargetId), now);
                 break;

@@ -22,10 +22,25 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
     {
         caller.RequireWrite();
         VmValidation.Validate(request);
-        return await operations.StartAsync(caller, OperationKinds.VmCreate, request, request.IdempotencyKey, null, async (db, transaction, now) =>
+        var fromSnapshot = request.Snapshot.Length > 0;
+        return await operations.StartAsync(caller, fromSnapshot ? OperationKinds.VmCreateFromSnapshot : OperationKinds.VmCreate, request, request.IdempotencyKey,
+            fromSnapshot ? request : null, async (db, transaction, now) =>
         {
             var flavor = await db.Flavors.AsNoTracking().SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
                 ?? throw ApiException.NotFound("Flavor", request.Flavor);
+            string? imageId = request.Image.Length == 0 ? null : request.Image;
+            if (fromSnapshot)
+            {
+                var snapshotId = VmValidation.RequireId(request.Snapshot, "Snapshot");
+                var snapshot = await db.Snapshots.AsNoTracking().SingleOrDefaultAsync(
+                    s => s.Id == snapshotId && s.State != SnapshotStates.Deleted && (caller.IsOperator || s.ProjectId == caller.ProjectId), cancellationToken)
+                    ?? throw ApiException.NotFound("Snapshot", request.Snapshot);
+                if (snapshot.State != SnapshotStates.Ready)
+                {
+                    throw new ApiException(StatusCode.FailedPrecondition, $"Snapshot '{request.Snapshot}' is {snapshot.State}; only a READY snapshot can be created from.");
+                }
+                imageId = SnapshotImageId(snapshotId);
+            }
             if (request.Image.Length > 0 && !await db.Images.AnyAsync(i => i.Id == request.Image, cancellationToken))
             {
                 throw ApiException.NotFound("Image", request.Image);
@@ -37,7 +52,7 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
                 ProjectId = caller.ProjectId,
                 Name = request.Name,
                 FlavorName = flavor.Name,
-                ImageId = request.Image.Length == 0 ? null : request.Image,
+                ImageId = imageId,
                 State = VmStates.Pending,
                 Vcpus = flavor.Vcpus,
                 MemoryMb = flavor.MemoryMb,
@@ -51,6 +66,9 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
             return vm.Id.ToString();
         }, cancellationToken);
     }
+
+    /// <summary>The id, in the node's image store, of the image a snapshot is exported to.</summary>
+    internal static string SnapshotImageId(Guid snapshotId) => "snap-" + snapshotId.ToString("N");
 
     public Task<Operation> DeleteAsync(Caller caller, DeleteVmRequest request, CancellationToken cancellationToken)
         => operations.StartAsync(caller, OperationKinds.VmDelete, request, request.IdempotencyKey, null, async (db, _, now) =>

@@ -32,6 +32,10 @@ internal static partial class VmValidation
         {
             RequireResourceName(request.Image, "image");
         }
+        if (request.Snapshot.Length > 0 && request.Image.Length > 0)
+        {
+            throw ApiException.Invalid("Give image or snapshot, not both.");
+        }
         if (request.Labels.Count > MaxLabels)
         {
             throw ApiException.Invalid($"labels has {request.Labels.Count} entries; at most {MaxLabels} are allowed.");
