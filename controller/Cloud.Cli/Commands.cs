@@ -47,10 +47,17 @@ internal static partial class Commands
         var wait = new Option<bool>("--wait") { Description = "Wait for the operation to finish", DefaultValueFactory = _ => true };
         var key = new Option<string?>("--idempotency-key") { Description = "Makes a retried create safe" };
         var userData = new Option<string?>("--user-data-file") { Description = "File whose content the guest gets as user data (cloud-init)" };
-        var create = new Command("create", "Create and start a VM") { name, flavor, image, labels, userData, wait, key };
+        var fromSnapshot = new Option<string?>("--snapshot") { Description = "Start from this snapshot's disk instead of an image" };
+        var create = new Command("create", "Create and start a VM") { name, flavor, image, fromSnapshot, labels, userData, wait, key };
         create.SetAction(async (parse, ct) =>
         {
-            var request = new CreateVmRequest { Name = parse.GetValue(name)!, Flavor = parse.GetValue(flavor)!, Image = parse.GetValue(image) ?? "" };
+            var request = new CreateVmRequest
+            {
+                Name = parse.GetValue(name)!,
+                Flavor = parse.GetValue(flavor)!,
+                Image = parse.GetValue(image) ?? "",
+                Snapshot = parse.GetValue(fromSnapshot) ?? "",
+            };
             if (parse.GetValue(userData) is { } file)
             {
                 request.UserData = File.Exists(file) ? await File.ReadAllTextAsync(file, ct) : throw new CliException($"--user-data-file '{file}' does not exist.");
