@@ -68,6 +68,7 @@ internal sealed partial class MigrateVmHandler(
         }
         await support.ProgressAsync(operation.Id, 10, cancellationToken);
 
+        AgentV1.VmState arrived;
         try
         {
             var prepared = await targetAgent.CallAsync(
@@ -97,6 +98,7 @@ internal sealed partial class MigrateVmHandler(
             {
                 throw new RpcException(StatusCode.Aborted, $"The migration ended {last?.Phase.ToString() ?? "without a word"}: {last?.Error}");
             }
+            arrived = await WaitForArrivalAsync(targetAgent, vmRef, cancellationToken);
         }
         catch (RpcException e)
         {
@@ -118,9 +120,30 @@ internal sealed partial class MigrateVmHandler(
                 // The migration consumer held exactly this capacity a statement ago, in this transaction.
                 throw new InvalidOperationException($"The VM's claim on {target.Name} was refused after its migration: {claim.Conflicts[0].Reason}.");
             }
-            await VmHandlerSupport.ExecuteAsync(t, "UPDATE vms SET node_id = $2, state = 'RUNNING', updated_at = $3 WHERE id = $1",
+            await VmHandlerSupport.ExecuteAsync(t, "UPDATE vms SET node_id = $2, updated_at = $3 WHERE id = $1",
                 cancellationToken, vm.Id, target.Id, support.Time.GetUtcNow());
+            await support.SetStateAsync(t, vm.Id, arrived, cancellationToken);
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// The source's stream ends when it handed the guest over; the target resumes it on its own
+    /// event a moment later. Waits (polling, with a deadline) until the target runs it, and
+    /// answers the state the target reports then.
+    /// </summary>
+    private async Task<AgentV1.VmState> WaitForArrivalAsync(AgentConnection target, string vmRef, CancellationToken cancellationToken)
+    {
+        var deadline = support.Time.GetUtcNow() + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var vms = await target.CallAsync((c, o) => c.ListVmsAsync(new AgentV1.ListVmsRequest(), o), cancellationToken);
+            var state = vms.Vms.FirstOrDefault(v => v.VmId == vmRef)?.State ?? AgentV1.VmState.Unspecified;
+            if (state is not (AgentV1.VmState.Incoming or AgentV1.VmState.Unspecified) || support.Time.GetUtcNow() > deadline)
+            {
+                return state;
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(100), support.Time, cancellationToken);
+        }
     }
 
     /// <summary>Claims the VM's size on the target for the migration; the refusal, or null. A retry finds the claim made.</summary>
