@@ -35,6 +35,8 @@ internal sealed class LedgerDbContext(DbContextOptions<LedgerDbContext> options)
 
     public DbSet<SnapshotEntity> Snapshots => Set<SnapshotEntity>();
 
+    public DbSet<FlavorAccessEntity> FlavorAccess => Set<FlavorAccessEntity>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
         => modelBuilder.ApplyConfigurationsFromAssembly(typeof(LedgerDbContext).Assembly);
 

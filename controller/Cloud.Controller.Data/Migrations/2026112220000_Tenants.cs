@@ -4,7 +4,7 @@ using Microsoft.EntityFrameworkCore.Migrations;
 namespace Cloud.Controller.Data.Migrations;
 
 /// <summary>
-/// Tenants with their quotas and usage, API tokens (hashed), snapshots, and what operations
+/// Tenants with their quotas and usage, API tokens (hashed), private flavors' access, snapshots, and what operations
 /// need for recovery and the one-at-a-time rule. Written by hand (docs/design/002).
 /// </summary>
 [DbContext(typeof(LedgerDbContext))]
@@ -64,6 +64,21 @@ internal sealed class Tenants : Migration
         migrationBuilder.CreateIndex(name: "ix_api_tokens_tenant_id", table: "api_tokens", column: "tenant_id");
 
         migrationBuilder.CreateTable(
+            name: "flavor_access",
+            columns: table => new
+            {
+                flavor_name = table.Column<string>(type: "text", nullable: false),
+                tenant_id = table.Column<string>(type: "text", nullable: false),
+            },
+            constraints: table =>
+            {
+                table.PrimaryKey("pk_flavor_access", x => new { x.flavor_name, x.tenant_id });
+                table.ForeignKey("fk_flavor_access_flavors_flavor_name", x => x.flavor_name, "flavors", "name", onDelete: ReferentialAction.Cascade);
+                table.ForeignKey("fk_flavor_access_tenants_tenant_id", x => x.tenant_id, "tenants", "id", onDelete: ReferentialAction.Cascade);
+            });
+        migrationBuilder.CreateIndex(name: "ix_flavor_access_tenant_id", table: "flavor_access", column: "tenant_id");
+
+        migrationBuilder.CreateTable(
             name: "snapshots",
             columns: table => new
             {
@@ -99,6 +114,7 @@ internal sealed class Tenants : Migration
         migrationBuilder.DropColumn(name: "request", table: "operations");
         migrationBuilder.DropColumn(name: "recovery", table: "operations");
         migrationBuilder.DropTable(name: "snapshots");
+        migrationBuilder.DropTable(name: "flavor_access");
         migrationBuilder.DropTable(name: "api_tokens");
         migrationBuilder.DropTable(name: "tenants");
     }

@@ -57,3 +57,27 @@ internal sealed class ApiTokenConfiguration : IEntityTypeConfiguration<ApiTokenE
             .HasConstraintName("fk_api_tokens_tenants_tenant_id").OnDelete(DeleteBehavior.Cascade);
     }
 }
+
+/// <summary>A tenant allowed to use a private flavor.</summary>
+internal sealed class FlavorAccessEntity
+{
+    public string FlavorName { get; set; } = "";
+
+    public string TenantId { get; set; } = "";
+}
+
+internal sealed class FlavorAccessConfiguration : IEntityTypeConfiguration<FlavorAccessEntity>
+{
+    public void Configure(EntityTypeBuilder<FlavorAccessEntity> builder)
+    {
+        builder.ToTable("flavor_access");
+        builder.HasKey(a => new { a.FlavorName, a.TenantId }).HasName("pk_flavor_access");
+        builder.Property(a => a.FlavorName).HasColumnName("flavor_name").HasColumnType("text");
+        builder.Property(a => a.TenantId).HasColumnName("tenant_id").HasColumnType("text");
+        builder.HasIndex(a => a.TenantId).HasDatabaseName("ix_flavor_access_tenant_id");
+        builder.HasOne<FlavorEntity>().WithMany().HasForeignKey(a => a.FlavorName)
+            .HasConstraintName("fk_flavor_access_flavors_flavor_name").OnDelete(DeleteBehavior.Cascade);
+        builder.HasOne<TenantEntity>().WithMany().HasForeignKey(a => a.TenantId)
+            .HasConstraintName("fk_flavor_access_tenants_tenant_id").OnDelete(DeleteBehavior.Cascade);
+    }
+}

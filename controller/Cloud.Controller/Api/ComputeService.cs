@@ -80,6 +80,12 @@ internal sealed class ComputeService(
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)
         => Call(context, caller => nodes.ListAsync(caller, context.CancellationToken));
 
+    public override Task<Flavor> AddFlavorAccess(FlavorAccessRequest request, ServerCallContext context)
+        => Call(context, caller => catalog.SetAccessAsync(caller, request, granted: true, context.CancellationToken));
+
+    public override Task<Flavor> RemoveFlavorAccess(FlavorAccessRequest request, ServerCallContext context)
+        => Call(context, caller => catalog.SetAccessAsync(caller, request, granted: false, context.CancellationToken));
+
     public override Task<Operation> GetOperation(GetOperationRequest request, ServerCallContext context)
         => Call(context, caller => operations.GetAsync(caller, request.Id, context.CancellationToken));
 

@@ -121,6 +121,10 @@ internal static class RestApi
             var flavor = await catalog.CreateFlavorAsync(CallerOf(http), await ProtoJson.ReadAsync<Flavor>(http.Request, ct), ct);
             return ProtoJson.Result(flavor, StatusCodes.Status201Created, $"/v1/flavors/{flavor.Name}");
         });
+        v1.MapPut("/flavors/{name}/access/{tenant}", async (HttpContext http, CatalogService catalog, string name, string tenant, CancellationToken ct) =>
+            ProtoJson.Result(await catalog.SetAccessAsync(CallerOf(http), new FlavorAccessRequest { Flavor = name, Tenant = tenant }, granted: true, ct)));
+        v1.MapDelete("/flavors/{name}/access/{tenant}", async (HttpContext http, CatalogService catalog, string name, string tenant, CancellationToken ct) =>
+            ProtoJson.Result(await catalog.SetAccessAsync(CallerOf(http), new FlavorAccessRequest { Flavor = name, Tenant = tenant }, granted: false, ct)));
         v1.MapGet("/images", async (CatalogService catalog, CancellationToken ct) =>
             ProtoJson.Result(await catalog.ListImagesAsync(ct)));
         v1.MapGet("/nodes", async (HttpContext http, NodeQueries nodes, CancellationToken ct) =>

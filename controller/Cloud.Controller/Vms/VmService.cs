@@ -26,7 +26,7 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
         return await operations.StartAsync(caller, fromSnapshot ? OperationKinds.VmCreateFromSnapshot : OperationKinds.VmCreate, request, request.IdempotencyKey,
             fromSnapshot ? request : null, async (db, transaction, now) =>
         {
-            var flavor = await db.Flavors.AsNoTracking().SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
+            var flavor = await Catalog.CatalogService.Usable(db, caller).SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
                 ?? throw ApiException.NotFound("Flavor", request.Flavor);
             string? imageId = request.Image.Length == 0 ? null : request.Image;
             if (fromSnapshot)
@@ -104,7 +104,7 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
         {
             var vm = await OperationStarter.LockVmAsync(db, caller, request.Id, cancellationToken);
             RequireState(vm, OperationKinds.VmResize, [VmStates.Running, VmStates.Stopped]);
-            var flavor = await db.Flavors.AsNoTracking().SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
+            var flavor = await Catalog.CatalogService.Usable(db, caller).SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
                 ?? throw ApiException.NotFound("Flavor", request.Flavor);
             if (flavor.DiskGb < vm.DiskGb)
             {

@@ -35,6 +35,8 @@ public static class ComputeGrpc
     public static readonly Method<CreateTokenRequest, ApiToken> CreateTokenMethod = Methods.Unary<CreateTokenRequest, ApiToken>(ServiceName, "CreateToken");
     public static readonly Method<ListTokensRequest, ListTokensResponse> ListTokensMethod = Methods.Unary<ListTokensRequest, ListTokensResponse>(ServiceName, "ListTokens");
     public static readonly Method<RevokeTokenRequest, ApiToken> RevokeTokenMethod = Methods.Unary<RevokeTokenRequest, ApiToken>(ServiceName, "RevokeToken");
+    public static readonly Method<FlavorAccessRequest, Flavor> AddFlavorAccessMethod = Methods.Unary<FlavorAccessRequest, Flavor>(ServiceName, "AddFlavorAccess");
+    public static readonly Method<FlavorAccessRequest, Flavor> RemoveFlavorAccessMethod = Methods.Unary<FlavorAccessRequest, Flavor>(ServiceName, "RemoveFlavorAccess");
 
     public abstract class ComputeBase
     {
@@ -66,6 +68,8 @@ public static class ComputeGrpc
         public virtual Task<ApiToken> CreateToken(CreateTokenRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "CreateToken");
         public virtual Task<ListTokensResponse> ListTokens(ListTokensRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ListTokens");
         public virtual Task<ApiToken> RevokeToken(RevokeTokenRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "RevokeToken");
+        public virtual Task<Flavor> AddFlavorAccess(FlavorAccessRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "AddFlavorAccess");
+        public virtual Task<Flavor> RemoveFlavorAccess(FlavorAccessRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "RemoveFlavorAccess");
     }
 
     public static void BindService<TService>(GrpcServiceBinder<TService> binder)
@@ -100,6 +104,8 @@ public static class ComputeGrpc
         binder.AddUnary(CreateTokenMethod, (s, r, c) => s.CreateToken(r, c));
         binder.AddUnary(ListTokensMethod, (s, r, c) => s.ListTokens(r, c));
         binder.AddUnary(RevokeTokenMethod, (s, r, c) => s.RevokeToken(r, c));
+        binder.AddUnary(AddFlavorAccessMethod, (s, r, c) => s.AddFlavorAccess(r, c));
+        binder.AddUnary(RemoveFlavorAccessMethod, (s, r, c) => s.RemoveFlavorAccess(r, c));
     }
 
     public sealed class ComputeClient(CallInvoker invoker)
@@ -132,5 +138,7 @@ public static class ComputeGrpc
         public Task<ApiToken> CreateTokenAsync(CreateTokenRequest request, CallOptions options = default) => invoker.UnaryAsync(CreateTokenMethod, request, options);
         public Task<ListTokensResponse> ListTokensAsync(ListTokensRequest request, CallOptions options = default) => invoker.UnaryAsync(ListTokensMethod, request, options);
         public Task<ApiToken> RevokeTokenAsync(RevokeTokenRequest request, CallOptions options = default) => invoker.UnaryAsync(RevokeTokenMethod, request, options);
+        public Task<Flavor> AddFlavorAccessAsync(FlavorAccessRequest request, CallOptions options = default) => invoker.UnaryAsync(AddFlavorAccessMethod, request, options);
+        public Task<Flavor> RemoveFlavorAccessAsync(FlavorAccessRequest request, CallOptions options = default) => invoker.UnaryAsync(RemoveFlavorAccessMethod, request, options);
     }
 }
