@@ -52,6 +52,21 @@ internal static partial class Commands
         return snapshot;
     }
 
+    private static Command FlavorAccessCommand(IAnsiConsole console, string name, string description, HttpMethod method)
+    {
+        var flavor = new Argument<string>("flavor") { Description = "Private flavor" };
+        var tenant = new Argument<string>("tenant") { Description = "Tenant id" };
+        var command = new Command(name, description) { flavor, tenant };
+        command.SetAction(async (parse, ct) =>
+        {
+            using var api = Api(parse);
+            var path = $"v1/flavors/{Uri.EscapeDataString(parse.GetValue(flavor)!)}/access/{Uri.EscapeDataString(parse.GetValue(tenant)!)}";
+            var f = method == HttpMethod.Put ? await api.PutAsync<Flavor>(path, new FlavorAccessRequest(), ct) : await api.DeleteAsync<Flavor>(path, ct);
+            console.MarkupLineInterpolated($"Flavor [bold]{f.Name}[/]: {(method == HttpMethod.Put ? "granted to" : "withdrawn from")} {parse.GetValue(tenant)}.");
+        });
+        return command;
+    }
+
     private static Command TenantCommands(IAnsiConsole console)
     {
         var tenant = new Command("tenant", "Tenants and their quotas (operators manage them)");

@@ -21,8 +21,11 @@ internal static partial class Commands
         OutputOption.AcceptOnlyFromAmong("table", "json");
         var root = new RootCommand("cloudctl: manage VMs on the Cloud control plane") { ConfigOption, ProfileOption, OutputOption };
         root.Subcommands.Add(VmCommands(console));
-        root.Subcommands.Add(List<ListFlavorsResponse, Flavor>(console, "flavor", "Flavors (VM sizes)", "v1/flavors", r => r.Flavors,
-            ["NAME", "VCPUS", "MEMORY_MB", "DISK_GB"], f => [f.Name, Str(f.Vcpus), Str(f.MemoryMb), Str(f.DiskGb)]));
+        var flavors = List<ListFlavorsResponse, Flavor>(console, "flavor", "Flavors (VM sizes)", "v1/flavors", r => r.Flavors,
+            ["NAME", "VCPUS", "MEMORY_MB", "DISK_GB", "PUBLIC"], f => [f.Name, Str(f.Vcpus), Str(f.MemoryMb), Str(f.DiskGb), f.IsPublic ? "yes" : "no"]);
+        flavors.Subcommands.Add(FlavorAccessCommand(console, "grant", "Let a tenant use a private flavor (operator)", HttpMethod.Put));
+        flavors.Subcommands.Add(FlavorAccessCommand(console, "revoke", "Withdraw a tenant's use of a private flavor (operator)", HttpMethod.Delete));
+        root.Subcommands.Add(flavors);
         root.Subcommands.Add(List<ListNodesResponse, Node>(console, "node", "Nodes (operator)", "v1/nodes", r => r.Nodes,
             ["NAME", "STATE", "ADDRESS", "HYPERVISOR", "VCPU USED/CAP", "MEMORY_MB USED/CAP"],
             n => [n.Name, n.State, n.Address, $"{n.Hypervisor}/{n.Accelerator}", Usage(n, "VCPU"), Usage(n, "MEMORY_MB")]));

@@ -70,6 +70,13 @@ public sealed class CloudctlVerbTests(CloudFixture cloud) : IDisposable
         Assert.Equal(3, tenant.GetProperty("instances").GetInt32());
         Assert.Equal(7, tenant.GetProperty("vcpus").GetInt32());
 
+        var flavor = $"c.{Guid.NewGuid():N}"[..16];
+        await cloud.Http.PostAsync("/v1/flavors", $$"""{"name":"{{flavor}}","vcpus":1,"memoryMb":"64","isPublic":false}""");
+        Assert.Equal(0, (await Cloudctl.RunAsync(config, "flavor", "grant", flavor, id)).Exit);
+        Assert.Equal(1, await cloud.ScalarAsync("SELECT count(*) FROM flavor_access WHERE flavor_name = @f AND tenant_id = @t", ("f", flavor), ("t", id)));
+        Assert.Equal(0, (await Cloudctl.RunAsync(config, "flavor", "revoke", flavor, id)).Exit);
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM flavor_access WHERE flavor_name = @f", ("f", flavor)));
+
         var (_, issued) = await Cloudctl.RunAsync(config, "token", "create", "--tenant", id, "--role", "reader", "--name", "ci", "-o", "json");
         var token = JsonDocument.Parse(issued).RootElement;
         var secret = token.GetProperty("secret").GetString()!;
