@@ -36,8 +36,36 @@ internal sealed class ApiClient(HttpClient http) : IDisposable
         return SendAsync<T>(request, cancellationToken);
     }
 
+    public Task<T> PutAsync<T>(string path, IMessage body, CancellationToken cancellationToken) where T : IMessage<T>, new()
+        => SendAsync<T>(new HttpRequestMessage(HttpMethod.Put, path)
+        {
+            Content = new StringContent(JsonFormatter.Default.Format(body), Encoding.UTF8, "application/json"),
+        }, cancellationToken);
+
     public Task<T> DeleteAsync<T>(string path, CancellationToken cancellationToken) where T : IMessage<T>, new()
         => SendAsync<T>(new HttpRequestMessage(HttpMethod.Delete, path), cancellationToken);
+
+    /// <summary>The data lines of a Server-Sent Events stream, parsed, until it ends or is cancelled.</summary>
+    public async IAsyncEnumerable<T> StreamAsync<T>(string path, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+        where T : IMessage<T>, new()
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        using var streaming = new HttpClient { BaseAddress = http.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
+        streaming.DefaultRequestHeaders.Authorization = http.DefaultRequestHeaders.Authorization;
+        using var response = await streaming.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new CliException(DescribeProblem(response, await response.Content.ReadAsStringAsync(cancellationToken)));
+        }
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                yield return Parser.Parse<T>(line["data: ".Length..]);
+            }
+        }
+    }
 
     private async Task<T> SendAsync<T>(HttpRequestMessage request, CancellationToken cancellationToken) where T : IMessage<T>, new()
     {

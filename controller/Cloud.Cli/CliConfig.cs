@@ -34,6 +34,17 @@ internal sealed class CliConfig
         }
     }
 
+    /// <summary>Writes the file readable by its owner only: it holds tokens.</summary>
+    public void Save(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        File.WriteAllText(path, JsonSerializer.Serialize(this, CliJsonContext.Default.CliConfig));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+    }
+
     public CliProfile Resolve(string? profileName)
     {
         var name = profileName ?? CurrentProfile;

@@ -6,7 +6,7 @@ using Spectre.Console;
 namespace Cloud.Cli;
 
 /// <summary>The command tree. Each verb maps onto one REST call (plus polling for --wait).</summary>
-internal static class Commands
+internal static partial class Commands
 {
     private static readonly Option<string?> ConfigOption = new("--config") { Description = "Config file (default: $CLOUDCTL_CONFIG or ~/.config/cloud/cloudctl.json)", Recursive = true };
     private static readonly Option<string?> ProfileOption = new("--profile") { Description = "Profile in the config file", Recursive = true };
@@ -21,12 +21,21 @@ internal static class Commands
         OutputOption.AcceptOnlyFromAmong("table", "json");
         var root = new RootCommand("cloudctl: manage VMs on the Cloud control plane") { ConfigOption, ProfileOption, OutputOption };
         root.Subcommands.Add(VmCommands(console));
-        root.Subcommands.Add(List<ListFlavorsResponse, Flavor>(console, "flavor", "Flavors (VM sizes)", "v1/flavors", r => r.Flavors,
-            ["NAME", "VCPUS", "MEMORY_MB", "DISK_GB"], f => [f.Name, Str(f.Vcpus), Str(f.MemoryMb), Str(f.DiskGb)]));
+        var flavors = List<ListFlavorsResponse, Flavor>(console, "flavor", "Flavors (VM sizes)", "v1/flavors", r => r.Flavors,
+            ["NAME", "VCPUS", "MEMORY_MB", "DISK_GB", "PUBLIC"], f => [f.Name, Str(f.Vcpus), Str(f.MemoryMb), Str(f.DiskGb), f.IsPublic ? "yes" : "no"]);
+        flavors.Subcommands.Add(FlavorAccessCommand(console, "grant", "Let a tenant use a private flavor (operator)", HttpMethod.Put));
+        flavors.Subcommands.Add(FlavorAccessCommand(console, "revoke", "Withdraw a tenant's use of a private flavor (operator)", HttpMethod.Delete));
+        root.Subcommands.Add(flavors);
         root.Subcommands.Add(List<ListNodesResponse, Node>(console, "node", "Nodes (operator)", "v1/nodes", r => r.Nodes,
             ["NAME", "STATE", "ADDRESS", "HYPERVISOR", "VCPU USED/CAP", "MEMORY_MB USED/CAP"],
             n => [n.Name, n.State, n.Address, $"{n.Hypervisor}/{n.Accelerator}", Usage(n, "VCPU"), Usage(n, "MEMORY_MB")]));
         root.Subcommands.Add(OperationCommands(console));
+        root.Subcommands.Add(SnapshotCommands(console));
+        root.Subcommands.Add(TenantCommands(console));
+        root.Subcommands.Add(TokenCommands(console));
+        root.Subcommands.Add(ConfigCommands(console));
+        root.Subcommands.Add(CompletionCommands(console));
+        root.Subcommands.Add(CompleteCommand(console));
         return root;
     }
 
@@ -40,10 +49,22 @@ internal static class Commands
         var labels = new Option<string[]>("--label") { Description = "key=value, repeatable", AllowMultipleArgumentsPerToken = false };
         var wait = new Option<bool>("--wait") { Description = "Wait for the operation to finish", DefaultValueFactory = _ => true };
         var key = new Option<string?>("--idempotency-key") { Description = "Makes a retried create safe" };
-        var create = new Command("create", "Create and start a VM") { name, flavor, image, labels, wait, key };
+        var userData = new Option<string?>("--user-data-file") { Description = "File whose content the guest gets as user data (cloud-init)" };
+        var fromSnapshot = new Option<string?>("--snapshot") { Description = "Start from this snapshot's disk instead of an image" };
+        var create = new Command("create", "Create and start a VM") { name, flavor, image, fromSnapshot, labels, userData, wait, key };
         create.SetAction(async (parse, ct) =>
         {
-            var request = new CreateVmRequest { Name = parse.GetValue(name)!, Flavor = parse.GetValue(flavor)!, Image = parse.GetValue(image) ?? "" };
+            var request = new CreateVmRequest
+            {
+                Name = parse.GetValue(name)!,
+                Flavor = parse.GetValue(flavor)!,
+                Image = parse.GetValue(image) ?? "",
+                Snapshot = parse.GetValue(fromSnapshot) ?? "",
+            };
+            if (parse.GetValue(userData) is { } file)
+            {
+                request.UserData = File.Exists(file) ? await File.ReadAllTextAsync(file, ct) : throw new CliException($"--user-data-file '{file}' does not exist.");
+            }
             foreach (var label in parse.GetValue(labels) ?? [])
             {
                 var parts = label.Split('=', 2);
@@ -58,11 +79,21 @@ internal static class Commands
             await FinishAsync(console, parse, api, operation, parse.GetValue(wait), ct);
         });
 
-        var list = new Command("list", "List VMs");
+        var selector = new Option<string?>("--selector", "-l") { Description = "Only VMs with these labels: key=value,key2=value2" };
+        var list = new Command("list", "List VMs (every page)") { selector };
         list.SetAction(async (parse, ct) =>
         {
             using var api = Api(parse);
-            var response = await api.GetAsync<ListVmsResponse>("v1/vms", ct);
+            var response = new ListVmsResponse();
+            var token = "";
+            do
+            {
+                var page = await api.GetAsync<ListVmsResponse>(
+                    $"v1/vms?page_size=500&label_selector={Uri.EscapeDataString(parse.GetValue(selector) ?? "")}&page_token={Uri.EscapeDataString(token)}", ct);
+                response.Vms.AddRange(page.Vms);
+                token = page.NextPageToken;
+            }
+            while (token.Length > 0);
             Print(console, parse, response, response.Vms, ["ID", "NAME", "STATE", "FLAVOR", "NODE", "VCPUS", "MEMORY_MB"],
                 v => [v.Id, v.Name, v.State, v.Flavor, v.Node, Str(v.Vcpus), Str(v.MemoryMb)]);
         });
@@ -88,7 +119,51 @@ internal static class Commands
         vm.Subcommands.Add(list);
         vm.Subcommands.Add(get);
         vm.Subcommands.Add(delete);
+        vm.Subcommands.Add(Verb(console, "start", "Start a stopped VM", id, wait, key, _ => new VmActionRequest(), "start"));
+        var force = new Option<bool>("--force") { Description = "Power off at once instead of asking the guest" };
+        vm.Subcommands.Add(Verb(console, "stop", "Stop a VM", id, wait, key, p => new StopVmRequest { Force = p.GetValue(force) }, "stop", force));
+        vm.Subcommands.Add(Verb(console, "reboot", "Reboot a VM", id, wait, key, _ => new VmActionRequest(), "reboot"));
+        var newFlavor = new Option<string>("--flavor") { Description = "The new flavor", Required = true };
+        vm.Subcommands.Add(Verb(console, "resize", "Resize a VM to another flavor (live when possible)", id, wait, key,
+            p => new ResizeVmRequest { Flavor = p.GetValue(newFlavor)! }, "resize", newFlavor));
+        var node = new Option<string>("--node") { Description = "Target node", Required = true };
+        vm.Subcommands.Add(Verb(console, "migrate", "Live-migrate a VM to another node (operator)", id, wait, key,
+            p => new MigrateVmRequest { Node = p.GetValue(node)! }, "migrate", node));
+        var snapshotName = new Option<string>("--name") { Description = "Snapshot name", Required = true };
+        vm.Subcommands.Add(Verb(console, "snapshot", "Snapshot a VM (with its memory when it runs)", id, wait, key,
+            p => new CreateSnapshotRequest { Name = p.GetValue(snapshotName)! }, "snapshots", snapshotName));
+
+        var watch = new Command("watch", "Print every change of a VM's state until interrupted") { selector };
+        watch.SetAction(async (parse, ct) =>
+        {
+            using var api = Api(parse);
+            var json = parse.GetValue(OutputOption) == "json";
+            await foreach (var v in api.StreamAsync<Vm>($"v1/vms/watch?label_selector={Uri.EscapeDataString(parse.GetValue(selector) ?? "")}", ct))
+            {
+                console.Profile.Out.Writer.WriteLine(json ? JsonFormatter.Default.Format(v) : $"{v.UpdatedAt?.ToDateTimeOffset():u}  {v.Id}  {v.Name,-20} {v.State,-9} {v.Node}");
+            }
+        });
+        vm.Subcommands.Add(watch);
         return vm;
+    }
+
+    /// <summary>A verb on a VM: POST v1/vms/{id}/{path} with the request the options make, then the operation.</summary>
+    private static Command Verb<T>(IAnsiConsole console, string name, string description, Argument<string> id, Option<bool> wait, Option<string?> key,
+        Func<System.CommandLine.ParseResult, T> request, string path, params Option[] options)
+        where T : IMessage
+    {
+        var command = new Command(name, description) { id, wait, key };
+        foreach (var option in options)
+        {
+            command.Options.Add(option);
+        }
+        command.SetAction(async (parse, ct) =>
+        {
+            using var api = Api(parse);
+            var operation = await api.PostAsync<Operation>($"v1/vms/{Uri.EscapeDataString(parse.GetValue(id)!)}/{path}", request(parse), parse.GetValue(key), ct);
+            await FinishAsync(console, parse, api, operation, parse.GetValue(wait), ct);
+        });
+        return command;
     }
 
     private static Command OperationCommands(IAnsiConsole console)
@@ -103,6 +178,29 @@ internal static class Commands
             PrintOperation(console, parse, await api.GetAsync<Operation>($"v1/operations/{Uri.EscapeDataString(parse.GetValue(id)!)}", ct));
         });
         operation.Subcommands.Add(get);
+        var list = new Command("list", "List recent operations");
+        list.SetAction(async (parse, ct) =>
+        {
+            using var api = Api(parse);
+            var response = await api.GetAsync<ListOperationsResponse>("v1/operations?page_size=100", ct);
+            Print(console, parse, response, response.Operations, ["OPERATION", "KIND", "TARGET", "STATE", "PROGRESS", "ERROR"], OperationRow);
+        });
+        var cancel = new Command("cancel", "Cancel an operation that has not started") { id };
+        cancel.SetAction(async (parse, ct) =>
+        {
+            using var api = Api(parse);
+            PrintOperation(console, parse, await api.PostAsync<Operation>($"v1/operations/{Uri.EscapeDataString(parse.GetValue(id)!)}/cancel", new CancelOperationRequest(), null, ct));
+        });
+        var waitFor = new Command("wait", "Wait for an operation to end, showing its progress") { id };
+        waitFor.SetAction(async (parse, ct) =>
+        {
+            using var api = Api(parse);
+            var o = await api.GetAsync<Operation>($"v1/operations/{Uri.EscapeDataString(parse.GetValue(id)!)}", ct);
+            await FinishAsync(console, parse, api, o, wait: true, ct);
+        });
+        operation.Subcommands.Add(list);
+        operation.Subcommands.Add(cancel);
+        operation.Subcommands.Add(waitFor);
         return operation;
     }
 
@@ -127,12 +225,9 @@ internal static class Commands
     {
         if (wait && !IsDone(operation))
         {
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10);
-            while (!IsDone(operation) && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
-                operation = await api.GetAsync<Operation>($"v1/operations/{operation.Id}", ct);
-            }
+            operation = parse.GetValue(OutputOption) == "table" && console.Profile.Capabilities.Interactive
+                ? await ProgressBarAsync(console, api, operation, ct)
+                : await PollAsync(api, operation, progress => console.Profile.Out.Writer.WriteLine($"{operation.Kind} {progress}%"), parse.GetValue(OutputOption) == "table", ct);
         }
         PrintOperation(console, parse, operation);
         if (operation.State == "FAILED")
@@ -141,11 +236,41 @@ internal static class Commands
         }
     }
 
+    /// <summary>Polls until the operation ends, telling <paramref name="report"/> each new progress.</summary>
+    private static async Task<Operation> PollAsync(ApiClient api, Operation operation, Action<int> report, bool reportProgress, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(30);
+        var shown = -1;
+        while (!IsDone(operation) && DateTime.UtcNow < deadline)
+        {
+            if (reportProgress && operation.Progress != shown)
+            {
+                shown = operation.Progress;
+                report(shown);
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(250), ct);
+            operation = await api.GetAsync<Operation>($"v1/operations/{operation.Id}", ct);
+        }
+        return operation;
+    }
+
+    /// <summary>A progress bar on a terminal: migrations and snapshots take a while.</summary>
+    private static async Task<Operation> ProgressBarAsync(IAnsiConsole console, ApiClient api, Operation operation, CancellationToken ct)
+        => await console.Progress().AutoClear(true).StartAsync(async context =>
+        {
+            var task = context.AddTask($"{operation.Kind} {operation.TargetId}", maxValue: 100);
+            var result = await PollAsync(api, operation, progress => task.Value = progress, reportProgress: true, ct);
+            task.Value = 100;
+            return result;
+        });
+
     private static bool IsDone(Operation operation) => operation.State is "SUCCEEDED" or "FAILED";
 
     private static void PrintOperation(IAnsiConsole console, System.CommandLine.ParseResult parse, Operation o)
-        => Print(console, parse, o, [o], ["OPERATION", "KIND", "TARGET", "STATE", "PROGRESS", "ERROR"],
-            x => [x.Id, x.Kind, x.TargetId, x.State, $"{x.Progress}%", string.IsNullOrEmpty(x.ErrorCode) ? "" : $"{x.ErrorCode}: {x.ErrorMessage}"]);
+        => Print(console, parse, o, [o], ["OPERATION", "KIND", "TARGET", "STATE", "PROGRESS", "ERROR"], OperationRow);
+
+    private static string[] OperationRow(Operation x)
+        => [x.Id, x.Kind, x.TargetId, x.State + (x.Recovery.Length > 0 ? $" ({x.Recovery})" : ""), $"{x.Progress}%", string.IsNullOrEmpty(x.ErrorCode) ? "" : $"{x.ErrorCode}: {x.ErrorMessage}"];
 
     private static void Print<T>(IAnsiConsole console, System.CommandLine.ParseResult parse, IMessage whole, IEnumerable<T> items, string[] columns, Func<T, string[]> row)
     {
@@ -166,9 +291,11 @@ internal static class Commands
         console.Write(table);
     }
 
+    internal static string ConfigPath(System.CommandLine.ParseResult parse) => parse.GetValue(ConfigOption) ?? CliConfig.DefaultPath();
+
     private static ApiClient Api(System.CommandLine.ParseResult parse)
     {
-        var config = CliConfig.Load(parse.GetValue(ConfigOption) ?? CliConfig.DefaultPath());
+        var config = CliConfig.Load(ConfigPath(parse));
         var profile = config.Resolve(parse.GetValue(ProfileOption));
         if (Environment.GetEnvironmentVariable("CLOUDCTL_URL") is { Length: > 0 } url)
         {

@@ -29,6 +29,14 @@ internal sealed class LedgerDbContext(DbContextOptions<LedgerDbContext> options)
 
     public DbSet<OperationEntity> Operations => Set<OperationEntity>();
 
+    public DbSet<TenantEntity> Tenants => Set<TenantEntity>();
+
+    public DbSet<ApiTokenEntity> ApiTokens => Set<ApiTokenEntity>();
+
+    public DbSet<SnapshotEntity> Snapshots => Set<SnapshotEntity>();
+
+    public DbSet<FlavorAccessEntity> FlavorAccess => Set<FlavorAccessEntity>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
         => modelBuilder.ApplyConfigurationsFromAssembly(typeof(LedgerDbContext).Assembly);
 

@@ -1,6 +1,5 @@
 using Cloud.Cli;
 using Cloud.Controller.Tests.Support;
-using Spectre.Console;
 
 namespace Cloud.Controller.Tests;
 
@@ -40,29 +39,9 @@ public sealed class CloudctlTests(CloudFixture cloud) : IDisposable
         Assert.Equal("NOT_FOUND: Flavor 'missing' does not exist.", error.Message);
     }
 
-    private async Task<(int Exit, string Output)> RunAsync(params string[] args)
-    {
-        var output = new StringWriter();
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Ansi = AnsiSupport.No,
-            ColorSystem = ColorSystemSupport.NoColors,
-            Out = new AnsiConsoleOutput(output),
-        });
-        console.Profile.Width = 240;
-        var exit = await Commands.Invoke(console, [.. args, "--config", _config]);
-        return (exit, output.ToString());
-    }
+    private Task<(int Exit, string Output)> RunAsync(params string[] args) => Cloudctl.RunAsync(_config, args);
 
-    private static string WriteConfig(CloudFixture cloud)
-    {
-        var path = Path.Combine(Path.GetTempPath(), $"cloudctl-{Guid.NewGuid():N}.json");
-        File.WriteAllText(path, $$"""
-            { "currentProfile": "default",
-              "profiles": { "default": { "url": "{{cloud.RestUrl}}", "token": "{{CloudFixture.OperatorToken}}" } } }
-            """);
-        return path;
-    }
+    private static string WriteConfig(CloudFixture cloud) => Cloudctl.WriteConfig(cloud.RestUrl, CloudFixture.OperatorToken);
 
     public void Dispose() => File.Delete(_config);
 }

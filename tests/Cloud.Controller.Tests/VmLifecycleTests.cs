@@ -61,7 +61,7 @@ public sealed class VmLifecycleTests(CloudFixture cloud)
         Assert.Equal(1, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE name = 'once'"));
 
         var (conflict, problem) = await cloud.Http.PostAsync("/v1/vms", """{"name":"other","flavor":"m1.tiny"}""", idempotencyKey: "create-once-1");
-        Assert.Equal(HttpStatusCode.BadRequest, conflict);
+        Assert.Equal(HttpStatusCode.Conflict, conflict);
         Assert.Equal("FAILED_PRECONDITION", problem.Str("code"));
     }
 

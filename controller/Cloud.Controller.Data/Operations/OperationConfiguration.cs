@@ -27,10 +27,14 @@ internal sealed class OperationConfiguration : IEntityTypeConfiguration<Operatio
         builder.Property(o => o.UpdatedAt).HasColumnName("updated_at").HasColumnType("timestamp with time zone");
         builder.Property(o => o.Owner).HasColumnName("owner").HasColumnType("text");
         builder.Property(o => o.LeaseExpiresAt).HasColumnName("lease_expires_at").HasColumnType("timestamp with time zone");
+        builder.Property(o => o.Recovery).HasColumnName("recovery").HasColumnType("text");
+        builder.Property(o => o.Request).HasColumnName("request").HasColumnType("text");
         builder.HasIndex(o => new { o.ProjectId, o.IdempotencyKey }).IsUnique()
             .HasFilter("idempotency_key IS NOT NULL").HasDatabaseName("ux_operations_project_id_idempotency_key");
         // The sweep that resumes abandoned operations looks for unfinished ones; finished
         // operations are the vast majority and stay out of the index.
+        // One mutating operation at a time per resource: the check looks up its unfinished ones.
+        builder.HasIndex(o => o.TargetId).HasFilter("state IN ('PENDING', 'RUNNING')").HasDatabaseName("ix_operations_target_id_unfinished");
         builder.HasIndex(o => o.State).HasFilter("state IN ('PENDING', 'RUNNING')").HasDatabaseName("ix_operations_state");
     }
 }

@@ -39,4 +39,13 @@ internal sealed class OperationEntity
     public string? Owner { get; set; }
 
     public DateTimeOffset? LeaseExpiresAt { get; set; }
+
+    /// <summary>
+    /// Set when a replica took the operation over from one that stopped mid-way: RESUMED (the
+    /// work went on from where it was) or ROLLED_BACK (what was done was undone). Null otherwise.
+    /// </summary>
+    public string? Recovery { get; set; }
+
+    /// <summary>The handler's input as proto3 JSON (the resize's flavor, the snapshot's id, ...); null when the target says it all.</summary>
+    public string? Request { get; set; }
 }

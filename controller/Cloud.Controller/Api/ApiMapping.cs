@@ -39,6 +39,40 @@ internal static class ApiMapping
         ErrorMessage = operation.ErrorMessage ?? "",
         CreatedAt = Timestamp.FromDateTimeOffset(operation.CreatedAt),
         UpdatedAt = Timestamp.FromDateTimeOffset(operation.UpdatedAt),
+        Recovery = operation.Recovery ?? "",
+        Project = operation.ProjectId,
+    };
+
+    public static Snapshot ToProto(SnapshotEntity snapshot) => new()
+    {
+        Id = snapshot.Id.ToString(),
+        VmId = snapshot.VmId.ToString(),
+        Name = snapshot.Name,
+        State = snapshot.State,
+        IncludesMemory = snapshot.IncludesMemory,
+        SizeBytes = snapshot.SizeBytes,
+        Error = snapshot.Error ?? "",
+        CreatedAt = Timestamp.FromDateTimeOffset(snapshot.CreatedAt),
+    };
+
+    public static Tenant ToProto(TenantEntity tenant) => new()
+    {
+        Id = tenant.Id,
+        DisplayName = tenant.DisplayName,
+        Quota = new Quota { Instances = tenant.MaxInstances, Vcpus = tenant.MaxVcpus, MemoryMb = tenant.MaxMemoryMb, DiskGb = tenant.MaxDiskGb, Snapshots = tenant.MaxSnapshots },
+        Usage = new Quota { Instances = tenant.UsedInstances, Vcpus = tenant.UsedVcpus, MemoryMb = tenant.UsedMemoryMb, DiskGb = tenant.UsedDiskGb, Snapshots = tenant.UsedSnapshots },
+        CreatedAt = Timestamp.FromDateTimeOffset(tenant.CreatedAt),
+    };
+
+    public static ApiToken ToProto(ApiTokenEntity token) => new()
+    {
+        Id = token.Id.ToString(),
+        Tenant = token.TenantId ?? "",
+        Name = token.Name,
+        Role = token.Role,
+        CreatedAt = Timestamp.FromDateTimeOffset(token.CreatedAt),
+        ExpiresAt = token.ExpiresAt is { } expires ? Timestamp.FromDateTimeOffset(expires) : null,
+        RevokedAt = token.RevokedAt is { } revoked ? Timestamp.FromDateTimeOffset(revoked) : null,
     };
 
     public static Flavor ToProto(FlavorEntity flavor) => new()

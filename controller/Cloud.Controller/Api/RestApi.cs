@@ -2,9 +2,11 @@ using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
+using Cloud.Controller.Tenants;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Grpc;
+using Google.Protobuf;
 
 namespace Cloud.Controller.Api;
 
@@ -16,24 +18,102 @@ internal static class RestApi
     public static void MapRestApi(this IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1").AddEndpointFilter<ApiErrorFilter>();
+        MapVms(v1);
+        MapSnapshots(v1);
+        MapOperations(v1);
+        MapCatalog(v1);
+        MapTenants(v1);
+    }
 
+    private static void MapVms(RouteGroupBuilder v1)
+    {
         v1.MapPost("/vms", async (HttpContext http, VmService vms, CancellationToken ct) =>
         {
             var request = await ProtoJson.ReadAsync<CreateVmRequest>(http.Request, ct);
             request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
-            var operation = await vms.CreateAsync(CallerOf(http), request, ct);
-            return ProtoJson.Result(operation, StatusCodes.Status202Accepted, $"/v1/operations/{operation.Id}");
+            return Accepted(await vms.CreateAsync(CallerOf(http), request, ct));
         });
-        v1.MapGet("/vms", async (HttpContext http, VmService vms, int? page_size, string? page_token, CancellationToken ct) =>
-            ProtoJson.Result(await vms.ListAsync(CallerOf(http), new ListVmsRequest { PageSize = page_size ?? 0, PageToken = page_token ?? "" }, ct)));
+        v1.MapGet("/vms", async (HttpContext http, VmService vms, int? page_size, string? page_token, string? label_selector, CancellationToken ct) =>
+            ProtoJson.Result(await vms.ListAsync(CallerOf(http),
+                new ListVmsRequest { PageSize = page_size ?? 0, PageToken = page_token ?? "", LabelSelector = label_selector ?? "" }, ct)));
+        v1.MapGet("/vms/watch", (HttpContext http, VmWatch watch, string? label_selector, CancellationToken ct) =>
+            // Parsed before the stream starts, so a bad selector is still a problem-details answer.
+            new ServerSentEvents(watch.WatchAsync(CallerOf(http), LabelSelector.Parse(label_selector ?? ""), ct)));
         v1.MapGet("/vms/{id}", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
             ProtoJson.Result(await vms.GetAsync(CallerOf(http), id, ct)));
         v1.MapDelete("/vms/{id}", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
+            Accepted(await vms.DeleteAsync(CallerOf(http), new DeleteVmRequest { Id = id, IdempotencyKey = IdempotencyKey(http, "") }, ct)));
+        v1.MapPost("/vms/{id}/start", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
         {
-            var operation = await vms.DeleteAsync(CallerOf(http), new DeleteVmRequest { Id = id, IdempotencyKey = IdempotencyKey(http, "") }, ct);
-            return ProtoJson.Result(operation, StatusCodes.Status202Accepted, $"/v1/operations/{operation.Id}");
+            var request = await ReadForAsync<VmActionRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await vms.StartAsync(CallerOf(http), request, ct));
         });
+        v1.MapPost("/vms/{id}/stop", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<StopVmRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await vms.StopAsync(CallerOf(http), request, ct));
+        });
+        v1.MapPost("/vms/{id}/reboot", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<VmActionRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await vms.RebootAsync(CallerOf(http), request, ct));
+        });
+        v1.MapPost("/vms/{id}/resize", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<ResizeVmRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await vms.ResizeAsync(CallerOf(http), request, ct));
+        });
+        v1.MapPost("/vms/{id}/migrate", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<MigrateVmRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await vms.MigrateAsync(CallerOf(http), request, ct));
+        });
+        v1.MapPost("/vms/{id}/snapshots", async (HttpContext http, SnapshotService snapshots, string id, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<CreateSnapshotRequest>(http, id, r => r.VmId, (r, v) => r.VmId = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await snapshots.CreateAsync(CallerOf(http), request, ct));
+        });
+        v1.MapGet("/vms/{id}/snapshots", async (HttpContext http, SnapshotService snapshots, string id, CancellationToken ct) =>
+            ProtoJson.Result(await snapshots.ListAsync(CallerOf(http), new ListSnapshotsRequest { VmId = id }, ct)));
+    }
 
+    private static void MapSnapshots(RouteGroupBuilder v1)
+    {
+        v1.MapGet("/snapshots", async (HttpContext http, SnapshotService snapshots, CancellationToken ct) =>
+            ProtoJson.Result(await snapshots.ListAsync(CallerOf(http), new ListSnapshotsRequest(), ct)));
+        v1.MapGet("/snapshots/{id}", async (HttpContext http, SnapshotService snapshots, string id, CancellationToken ct) =>
+            ProtoJson.Result(await snapshots.GetAsync(CallerOf(http), id, ct)));
+        v1.MapDelete("/snapshots/{id}", async (HttpContext http, SnapshotService snapshots, string id, CancellationToken ct) =>
+            Accepted(await snapshots.DeleteAsync(CallerOf(http), new DeleteSnapshotRequest { Id = id, IdempotencyKey = IdempotencyKey(http, "") }, ct)));
+        v1.MapPost("/snapshots/{id}/restore", async (HttpContext http, SnapshotService snapshots, string id, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<RestoreSnapshotRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await snapshots.RestoreAsync(CallerOf(http), request, ct));
+        });
+    }
+
+    private static void MapOperations(RouteGroupBuilder v1)
+    {
+        v1.MapGet("/operations/{id}", async (HttpContext http, OperationQueries operations, string id, CancellationToken ct) =>
+            ProtoJson.Result(await operations.GetAsync(CallerOf(http), id, ct)));
+        v1.MapGet("/operations", async (HttpContext http, OperationQueries operations, int? page_size, string? page_token, CancellationToken ct) =>
+            ProtoJson.Result(await operations.ListAsync(CallerOf(http), new ListOperationsRequest { PageSize = page_size ?? 0, PageToken = page_token ?? "" }, ct)));
+        v1.MapPost("/operations/{id}/cancel", async (HttpContext http, OperationQueries operations, string id, CancellationToken ct) =>
+        {
+            await ReadForAsync<CancelOperationRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
+            return ProtoJson.Result(await operations.CancelAsync(CallerOf(http), id, ct));
+        });
+    }
+
+    private static void MapCatalog(RouteGroupBuilder v1)
+    {
         v1.MapGet("/flavors", async (HttpContext http, CatalogService catalog, CancellationToken ct) =>
             ProtoJson.Result(await catalog.ListFlavorsAsync(CallerOf(http), ct)));
         v1.MapPost("/flavors", async (HttpContext http, CatalogService catalog, CancellationToken ct) =>
@@ -41,17 +121,65 @@ internal static class RestApi
             var flavor = await catalog.CreateFlavorAsync(CallerOf(http), await ProtoJson.ReadAsync<Flavor>(http.Request, ct), ct);
             return ProtoJson.Result(flavor, StatusCodes.Status201Created, $"/v1/flavors/{flavor.Name}");
         });
+        v1.MapPut("/flavors/{name}/access/{tenant}", async (HttpContext http, CatalogService catalog, string name, string tenant, CancellationToken ct) =>
+            ProtoJson.Result(await catalog.SetAccessAsync(CallerOf(http), new FlavorAccessRequest { Flavor = name, Tenant = tenant }, granted: true, ct)));
+        v1.MapDelete("/flavors/{name}/access/{tenant}", async (HttpContext http, CatalogService catalog, string name, string tenant, CancellationToken ct) =>
+            ProtoJson.Result(await catalog.SetAccessAsync(CallerOf(http), new FlavorAccessRequest { Flavor = name, Tenant = tenant }, granted: false, ct)));
         v1.MapGet("/images", async (CatalogService catalog, CancellationToken ct) =>
             ProtoJson.Result(await catalog.ListImagesAsync(ct)));
         v1.MapGet("/nodes", async (HttpContext http, NodeQueries nodes, CancellationToken ct) =>
             ProtoJson.Result(await nodes.ListAsync(CallerOf(http), ct)));
-        v1.MapGet("/operations/{id}", async (HttpContext http, OperationQueries operations, string id, CancellationToken ct) =>
-            ProtoJson.Result(await operations.GetAsync(CallerOf(http), id, ct)));
-        v1.MapGet("/operations", async (HttpContext http, OperationQueries operations, int? page_size, string? page_token, CancellationToken ct) =>
-            ProtoJson.Result(await operations.ListAsync(CallerOf(http), new ListOperationsRequest { PageSize = page_size ?? 0, PageToken = page_token ?? "" }, ct)));
+    }
+
+    private static void MapTenants(RouteGroupBuilder v1)
+    {
+        v1.MapPost("/tenants", async (HttpContext http, TenantService tenants, CancellationToken ct) =>
+        {
+            var tenant = await tenants.CreateAsync(CallerOf(http), await ProtoJson.ReadAsync<CreateTenantRequest>(http.Request, ct), ct);
+            return ProtoJson.Result(tenant, StatusCodes.Status201Created, $"/v1/tenants/{tenant.Id}");
+        });
+        v1.MapGet("/tenants", async (HttpContext http, TenantService tenants, CancellationToken ct) =>
+            ProtoJson.Result(await tenants.ListAsync(CallerOf(http), ct)));
+        v1.MapGet("/tenants/{id}", async (HttpContext http, TenantService tenants, string id, CancellationToken ct) =>
+            ProtoJson.Result(await tenants.GetAsync(CallerOf(http), id, ct)));
+        v1.MapPut("/tenants/{id}/quota", async (HttpContext http, TenantService tenants, string id, CancellationToken ct) =>
+        {
+            var quota = await ProtoJson.ReadAsync<Quota>(http.Request, ct);
+            return ProtoJson.Result(await tenants.SetQuotaAsync(CallerOf(http), new SetQuotaRequest { Tenant = id, Quota = quota }, ct));
+        });
+        v1.MapPost("/tokens", async (HttpContext http, TenantService tenants, CancellationToken ct) =>
+        {
+            var token = await tenants.CreateTokenAsync(CallerOf(http), await ProtoJson.ReadAsync<CreateTokenRequest>(http.Request, ct), ct);
+            return ProtoJson.Result(token, StatusCodes.Status201Created, $"/v1/tokens/{token.Id}");
+        });
+        v1.MapGet("/tokens", async (HttpContext http, TenantService tenants, string? tenant, CancellationToken ct) =>
+            ProtoJson.Result(await tenants.ListTokensAsync(CallerOf(http), new ListTokensRequest { Tenant = tenant ?? "" }, ct)));
+        v1.MapDelete("/tokens/{id}", async (HttpContext http, TenantService tenants, string id, CancellationToken ct) =>
+            ProtoJson.Result(await tenants.RevokeTokenAsync(CallerOf(http), id, ct)));
     }
 
     internal static Caller CallerOf(HttpContext http) => (Caller)http.Items[typeof(Caller)]!;
+
+    private static IResult Accepted(Operation operation)
+        => ProtoJson.Result(operation, StatusCodes.Status202Accepted, $"/v1/operations/{operation.Id}");
+
+    /// <summary>
+    /// The body of a verb on a resource named in the path. The body may be empty; an id in it
+    /// must be the path's.
+    /// </summary>
+    private static async Task<T> ReadForAsync<T>(HttpContext http, string id, Func<T, string> getId, Action<T, string> setId, CancellationToken cancellationToken)
+        where T : IMessage<T>, new()
+    {
+        var request = http.Request.ContentLength is 0 || (http.Request.ContentLength is null && http.Request.ContentType is null)
+            ? new T()
+            : await ProtoJson.ReadAsync<T>(http.Request, cancellationToken);
+        if (getId(request).Length > 0 && getId(request) != id)
+        {
+            throw ApiException.Invalid("The id in the body differs from the one in the path.");
+        }
+        setId(request, id);
+        return request;
+    }
 
     private static string IdempotencyKey(HttpContext http, string fromBody)
     {
@@ -60,7 +188,39 @@ internal static class RestApi
         {
             throw ApiException.Invalid("Send one Idempotency-Key header.");
         }
-        return header.Count == 1 ? header[0] ?? "" : fromBody;
+        if (header.Count == 0)
+        {
+            return fromBody;
+        }
+        // A header sent empty is a client bug, not "no key": refuse it rather than lose the retry safety.
+        VmValidation.RequireIdempotencyKey(header[0] ?? "");
+        return header[0]!;
+    }
+
+    /// <summary>text/event-stream of VM changes: one "vm" event per change, its data the VM as JSON.</summary>
+    private sealed class ServerSentEvents(IAsyncEnumerable<Vm> changes) : IResult
+    {
+        private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
+
+        public async Task ExecuteAsync(HttpContext httpContext)
+        {
+            var response = httpContext.Response;
+            response.ContentType = "text/event-stream";
+            response.Headers.CacheControl = "no-cache";
+            try
+            {
+                await response.Body.FlushAsync(httpContext.RequestAborted);
+                await foreach (var vm in changes.WithCancellation(httpContext.RequestAborted))
+                {
+                    await response.WriteAsync($"event: vm\ndata: {Formatter.Format(vm)}\n\n", httpContext.RequestAborted);
+                    await response.Body.FlushAsync(httpContext.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException) when (httpContext.RequestAborted.IsCancellationRequested)
+            {
+                // The client went away: the normal end of a watch.
+            }
+        }
     }
 }
 
@@ -72,7 +232,7 @@ internal sealed class ApiErrorFilter(TokenAuthenticator authenticator) : IEndpoi
         var http = context.HttpContext;
         try
         {
-            var caller = authenticator.AuthenticateApi(http.Request.Headers.Authorization)
+            var caller = await authenticator.AuthenticateApiAsync(http.Request.Headers.Authorization, http.RequestAborted)
                 ?? throw new ApiException(StatusCode.Unauthenticated, "Send a valid API token: Authorization: Bearer <token>.");
             http.Items[typeof(Caller)] = caller;
             return await next(context);

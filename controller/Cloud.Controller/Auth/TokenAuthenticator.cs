@@ -1,35 +1,86 @@
 using System.Security.Cryptography;
 using System.Text;
+using Cloud.Controller.Api;
+using Cloud.Controller.Data;
+using Cloud.Grpc;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Cloud.Controller.Auth;
 
-/// <summary>Who the caller is once its bearer token checked out.</summary>
-internal sealed record Caller(string Subject, string ProjectId, bool IsOperator);
+/// <summary>Who the caller is once its bearer token checked out: the project it acts in and its role.</summary>
+internal sealed record Caller(string Subject, string ProjectId, string Role)
+{
+    /// <summary>Operators see and change every tenant's resources.</summary>
+    public bool IsOperator => Role == TokenRoles.Operator;
+
+    /// <summary>Readers may only read.</summary>
+    public bool CanWrite => Role != TokenRoles.Reader;
+
+    /// <summary>Refuses a reader's mutation before anything is looked up, so a refusal reveals nothing.</summary>
+    public void RequireWrite()
+    {
+        if (!CanWrite)
+        {
+            throw new ApiException(StatusCode.PermissionDenied, "This token is a reader's: it can only read.");
+        }
+    }
+
+    public void RequireOperator(string what)
+    {
+        if (!IsOperator)
+        {
+            throw new ApiException(StatusCode.PermissionDenied, $"Only operators {what}.");
+        }
+    }
+}
 
 /// <summary>API tokens. Section "Auth".</summary>
 public sealed class AuthOptions
 {
     public const string SectionName = "Auth";
 
-    /// <summary>SHA-256 (hex) of each operator token. Only hashes are configured, never tokens.</summary>
+    /// <summary>
+    /// SHA-256 (hex) of each bootstrap operator token, from configuration. Only hashes are
+    /// configured, never tokens. Further tokens are created through the API and kept in PostgreSQL.
+    /// </summary>
     public IList<string> OperatorTokenSha256 { get; } = [];
 
     /// <summary>SHA-256 (hex) of the token agents present to the node registry; none means the registry is open (loopback dev).</summary>
     public string? AgentTokenSha256 { get; set; }
 }
 
-/// <summary>Checks "Authorization: Bearer ..." against hashed tokens, in constant time.</summary>
-internal sealed class TokenAuthenticator(IOptions<AuthOptions> options)
+/// <summary>
+/// Checks "Authorization: Bearer ..." against hashed tokens: the configured operator tokens (in
+/// constant time), then the api_tokens table, where a token counts only while it is neither
+/// revoked nor expired. Looked up on every call, so that a revocation takes effect at once.
+/// </summary>
+internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbContextFactory<LedgerDbContext> contexts, TimeProvider time)
 {
+    /// <summary>The project of operator tokens: what operators create for themselves lives here.</summary>
     public const string OperatorProject = "admin";
 
-    public Caller? AuthenticateApi(string? authorization)
+    /// <summary>Prefix of issued tokens, so that a leaked one is recognizable by secret scanners.</summary>
+    public const string TokenPrefix = "cloud_";
+
+    public async Task<Caller?> AuthenticateApiAsync(string? authorization, CancellationToken cancellationToken)
     {
         var hash = HashBearer(authorization);
-        return hash is not null && options.Value.OperatorTokenSha256.Any(known => Matches(hash, known))
-            ? new Caller("operator", OperatorProject, IsOperator: true)
-            : null;
+        if (hash is null)
+        {
+            return null;
+        }
+        if (options.Value.OperatorTokenSha256.Any(known => Matches(hash, known)))
+        {
+            return new Caller("operator", OperatorProject, TokenRoles.Operator);
+        }
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        var token = await db.ApiTokens.AsNoTracking()
+            .Where(t => t.TokenSha256 == hash && t.RevokedAt == null && (t.ExpiresAt == null || t.ExpiresAt > now))
+            .Select(t => new { t.Id, t.TenantId, t.Role })
+            .SingleOrDefaultAsync(cancellationToken);
+        return token is null ? null : new Caller($"token:{token.Id}", token.TenantId ?? OperatorProject, token.Role);
     }
 
     public bool AuthenticateAgent(string? authorization)
@@ -37,6 +88,10 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options)
             || (HashBearer(authorization) is { } hash && Matches(hash, expected));
 
     public static string Sha256Hex(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
+
+    /// <summary>A new secret: 256 random bits, URL-safe.</summary>
+    public static string NewSecret()
+        => TokenPrefix + Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private static string? HashBearer(string? authorization)
     {

@@ -18,7 +18,7 @@ internal sealed class CatalogService(IDbContextFactory<LedgerDbContext> contexts
     public async Task<ListFlavorsResponse> ListFlavorsAsync(Caller caller, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var flavors = await db.Flavors.AsNoTracking().Where(f => f.IsPublic || caller.IsOperator)
+        var flavors = await Usable(db, caller)
             .OrderBy(f => f.Vcpus).ThenBy(f => f.MemoryMb).ThenBy(f => f.Name).ToListAsync(cancellationToken);
         return new ListFlavorsResponse { Flavors = { flavors.Select(ApiMapping.ToProto) } };
     }
@@ -62,6 +62,44 @@ internal sealed class CatalogService(IDbContextFactory<LedgerDbContext> contexts
             throw new ApiException(StatusCode.AlreadyExists, $"Flavor '{flavor.Name}' already exists.");
         }
         return flavor;
+    }
+
+    /// <summary>
+    /// The flavors a caller may see and use: public ones, the private ones its tenant was
+    /// granted, every one for operators. Any other answers as if it did not exist.
+    /// </summary>
+    internal static IQueryable<FlavorEntity> Usable(LedgerDbContext db, Caller caller)
+        => caller.IsOperator
+            ? db.Flavors.AsNoTracking()
+            : db.Flavors.AsNoTracking().Where(f => f.IsPublic || db.FlavorAccess.Any(a => a.FlavorName == f.Name && a.TenantId == caller.ProjectId));
+
+    /// <summary>Grants (or withdraws) a tenant's use of a private flavor; doing it twice changes nothing.</summary>
+    public async Task<Flavor> SetAccessAsync(Caller caller, FlavorAccessRequest request, bool granted, CancellationToken cancellationToken)
+    {
+        caller.RequireOperator("grant flavors");
+        VmValidation.RequireResourceName(request.Flavor, "flavor");
+        VmValidation.RequireName(request.Tenant, "tenant");
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var flavor = await db.Flavors.AsNoTracking().SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
+            ?? throw ApiException.NotFound("Flavor", request.Flavor);
+        if (flavor.IsPublic)
+        {
+            throw new ApiException(StatusCode.FailedPrecondition, $"Flavor '{flavor.Name}' is public: every tenant can use it.");
+        }
+        if (!await db.Tenants.AnyAsync(t => t.Id == request.Tenant, cancellationToken))
+        {
+            throw ApiException.NotFound("Tenant", request.Tenant);
+        }
+        if (granted)
+        {
+            await db.Database.ExecuteSqlAsync(
+                $"INSERT INTO flavor_access (flavor_name, tenant_id) VALUES ({flavor.Name}, {request.Tenant}) ON CONFLICT DO NOTHING", cancellationToken);
+        }
+        else
+        {
+            await db.FlavorAccess.Where(a => a.FlavorName == flavor.Name && a.TenantId == request.Tenant).ExecuteDeleteAsync(cancellationToken);
+        }
+        return ApiMapping.ToProto(flavor);
     }
 
     public async Task<ListImagesResponse> ListImagesAsync(CancellationToken cancellationToken)

@@ -62,6 +62,7 @@ internal static class ControllerExtensions
         services.AddSingleton<OperationQueue>();
         services.AddSingleton<IOperationHandler, CreateVmHandler>();
         services.AddSingleton<IOperationHandler, DeleteVmHandler>();
+        services.AddTenantSelfService();
         services.AddSingleton<VmService>();
         services.AddSingleton<CatalogService>();
         services.AddSingleton<NodeQueries>();
@@ -76,6 +77,7 @@ internal static class ControllerExtensions
         app.UseExceptionHandler();
         app.MapRestApi();
         app.MapPlacementApi();
+        app.MapOpenApi();
         app.MapGrpcService<ComputeService>(ComputeGrpc.BindService);
         app.MapGrpcService<NodeRegistryService>(NodeRegistryGrpc.BindService);
         app.MapGrpcHealthService();

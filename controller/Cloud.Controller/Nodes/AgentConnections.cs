@@ -63,6 +63,9 @@ internal sealed class AgentConnections : IDisposable
 /// <summary>An agent's client with its resilience pipeline.</summary>
 internal sealed class AgentConnection(NodeAgentGrpc.NodeAgentClient client, ResiliencePipeline pipeline)
 {
+    /// <summary>The bare client, for streaming calls, which are not retried.</summary>
+    public NodeAgentGrpc.NodeAgentClient Client => client;
+
     /// <summary>Runs an agent call through retries, the node's breaker and a per-attempt deadline.</summary>
     public async Task<T> CallAsync<T>(Func<NodeAgentGrpc.NodeAgentClient, CallOptions, Task<T>> call, CancellationToken cancellationToken)
     {

@@ -85,8 +85,10 @@ internal sealed class NodeRegistryService(
                 });
             }
         }
-        // A VM changed within the last two heartbeats may be newer than this report: it is only
-        // declared lost once the node has had time to report it.
+        // A VM changed within the last two heartbeats may be newer than this report (a verb's
+        // result can commit after the node sampled its VMs): it is settled, or declared lost,
+        // only once the node has had time to report it. A VM with an operation under way is
+        // left to the operation.
         await using var command = dataSource.CreateCommand(
             """
             WITH reported AS (SELECT * FROM unnest(@ids::uuid[], @states::text[]) AS r(id, state)),
@@ -94,7 +96,8 @@ internal sealed class NodeRegistryService(
                    SELECT v.id, CASE WHEN r.id IS NULL THEN 'ERROR' ELSE r.state END AS state, r.id IS NULL AS lost
                      FROM vms v LEFT JOIN reported r ON r.id = v.id
                     WHERE v.node_id = @node AND v.state IN ('RUNNING', 'STOPPED', 'ERROR')
-                      AND (r.id IS NOT NULL OR v.updated_at < now() - @grace))
+                      AND v.updated_at < now() - @grace
+                      AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.target_id = v.id::text AND o.state IN ('PENDING', 'RUNNING')))
             UPDATE vms v
                SET state = o.state,
                    error = CASE WHEN o.lost THEN 'The node no longer reports this VM.' WHEN o.state = 'ERROR' THEN 'The guest crashed.' ELSE NULL END,

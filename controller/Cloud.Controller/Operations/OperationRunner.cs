@@ -37,6 +37,7 @@ internal sealed partial class OperationRunner(
     public string Owner { get; } = $"{Environment.MachineName}/{Environment.ProcessId}/{Guid.NewGuid():N}";
 
     private readonly Dictionary<string, IOperationHandler> _handlers = handlers.ToDictionary(h => h.Kind);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, byte> _running = new();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -78,6 +79,12 @@ internal sealed partial class OperationRunner(
     {
         await foreach (var id in queue.Reader.ReadAllAsync(stoppingToken))
         {
+            // The doorbell can ring twice for one operation (its request and a sweep); the lease
+            // keeps other replicas out, this keeps a second worker of this replica out.
+            if (!_running.TryAdd(id, 0))
+            {
+                continue;
+            }
             try
             {
                 await RunAsync(id, stoppingToken);
@@ -90,6 +97,10 @@ internal sealed partial class OperationRunner(
             {
                 // The lease runs out and a sweep retries the operation; steps are idempotent.
                 Log.OperationCrashed(logger, id, e);
+            }
+            finally
+            {
+                _running.TryRemove(id, out _);
             }
         }
     }
@@ -121,7 +132,12 @@ internal sealed partial class OperationRunner(
             .Where(o => o.Id == id
                 && (o.State == OperationStates.Pending || o.State == OperationStates.Running)
                 && (o.Owner == null || o.Owner == Owner || o.LeaseExpiresAt == null || o.LeaseExpiresAt < now))
-            .ExecuteUpdateAsync(s => s.SetProperty(o => o.Owner, Owner).SetProperty(o => o.LeaseExpiresAt, until), cancellationToken);
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(o => o.Owner, Owner)
+                .SetProperty(o => o.LeaseExpiresAt, until)
+                // Another replica had it and stopped: every handler resumes where the rows say it
+                // was (its steps are idempotent); one that undoes instead overwrites this.
+                .SetProperty(o => o.Recovery, o => o.Owner != null && o.Owner != Owner ? OperationStates.Resumed : o.Recovery), cancellationToken);
         return taken == 1;
     }
 

@@ -7,7 +7,7 @@ namespace Cloud.Controller.Operations;
 internal static class OperationUpdates
 {
     public static Task ProgressAsync(LedgerDbContext db, Guid id, int progress, TimeProvider time, CancellationToken cancellationToken)
-        => db.Operations.Where(o => o.Id == id).ExecuteUpdateAsync(
+        => db.Operations.Where(o => o.Id == id && (o.State == OperationStates.Pending || o.State == OperationStates.Running)).ExecuteUpdateAsync(
             s => s.SetProperty(o => o.State, OperationStates.Running).SetProperty(o => o.Progress, progress).SetProperty(o => o.UpdatedAt, time.GetUtcNow()),
             cancellationToken);
 
@@ -34,6 +34,11 @@ internal static class OperationUpdates
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var operation = await db.Operations.SingleAsync(o => o.Id == id, cancellationToken);
+        if (OperationStates.IsFinal(operation.State))
+        {
+            // Finished (or cancelled) meanwhile: the first outcome stands.
+            return;
+        }
         Fail(operation, code, message, time.GetUtcNow());
         await db.SaveChangesAsync(cancellationToken);
     }

@@ -55,17 +55,6 @@ internal sealed class PlacementGrpcService(TokenAuthenticator authenticator, Pla
     public override Task<ListAvailabilityZonesResponse> ListAvailabilityZones(ListAvailabilityZonesRequest request, ServerCallContext context)
         => Call(context, _ => placement.ListZonesAsync(context.CancellationToken));
 
-    private async Task<T> Call<T>(ServerCallContext context, Func<Caller, Task<T>> action)
-    {
-        try
-        {
-            var caller = authenticator.AuthenticateApi(context.RequestHeaders.GetValue("authorization"))
-                ?? throw new ApiException(StatusCode.Unauthenticated, "Send a valid API token in the authorization metadata: Bearer <token>.");
-            return await action(caller);
-        }
-        catch (ApiException e)
-        {
-            throw new RpcException(new Status(e.Code, e.Message));
-        }
-    }
+    private Task<T> Call<T>(ServerCallContext context, Func<Caller, Task<T>> action)
+        => GrpcApiCall.RunAsync(authenticator, context, action);
 }

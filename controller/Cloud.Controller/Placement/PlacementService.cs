@@ -30,7 +30,7 @@ internal sealed partial class PlacementService(
 
     public async Task<DryRunResponse> DryRunAsync(Caller caller, DryRunRequest request, CancellationToken cancellationToken)
     {
-        RequireOperator(caller, "run placement dry runs");
+        caller.RequireOperator("run placement dry runs");
         var placement = await ToRequestAsync(request.Spec ?? throw ApiException.Invalid("spec is required."), cancellationToken);
         var explain = string.IsNullOrEmpty(request.ExplainNode) ? null : request.ExplainNode;
         DryRunResult result;
@@ -166,7 +166,7 @@ internal sealed partial class PlacementService(
 
     public async Task<Contracts.Compute.V1.Aggregate> CreateAggregateAsync(Caller caller, CreateAggregateRequest request, CancellationToken cancellationToken)
     {
-        RequireOperator(caller, "manage host aggregates");
+        caller.RequireOperator("manage host aggregates");
         if (!DnsLabel().IsMatch(request.Name))
         {
             throw ApiException.Invalid($"name '{Truncate(request.Name)}' is invalid: 1-63 lower-case letters, digits or '-', starting and ending with a letter or digit.");
@@ -197,7 +197,7 @@ internal sealed partial class PlacementService(
 
     public async Task<ListAggregatesResponse> ListAggregatesAsync(Caller caller, CancellationToken cancellationToken)
     {
-        RequireOperator(caller, "list host aggregates");
+        caller.RequireOperator("list host aggregates");
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var aggregates = await db.Set<AggregateEntity>().AsNoTracking().OrderBy(a => a.Name).ToListAsync(cancellationToken);
         var nodes = await AggregateNodesAsync(db, null, cancellationToken);
@@ -208,7 +208,7 @@ internal sealed partial class PlacementService(
 
     public async Task<Contracts.Compute.V1.Aggregate> AddAggregateNodeAsync(Caller caller, AggregateNodeRequest request, CancellationToken cancellationToken)
     {
-        RequireOperator(caller, "manage host aggregates");
+        caller.RequireOperator("manage host aggregates");
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var (aggregate, node) = await FindAggregateAndNodeAsync(db, request, cancellationToken);
         if (aggregate.AvailabilityZone is { } zone)
@@ -234,7 +234,7 @@ internal sealed partial class PlacementService(
 
     public async Task<Contracts.Compute.V1.Aggregate> RemoveAggregateNodeAsync(Caller caller, AggregateNodeRequest request, CancellationToken cancellationToken)
     {
-        RequireOperator(caller, "manage host aggregates");
+        caller.RequireOperator("manage host aggregates");
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var (aggregate, node) = await FindAggregateAndNodeAsync(db, request, cancellationToken);
         var removed = await db.Set<AggregateNodeEntity>().Where(m => m.AggregateId == aggregate.Id && m.NodeId == node.Id).ExecuteDeleteAsync(cancellationToken);
@@ -248,7 +248,7 @@ internal sealed partial class PlacementService(
 
     public async Task DeleteAggregateAsync(Caller caller, string name, CancellationToken cancellationToken)
     {
-        RequireOperator(caller, "manage host aggregates");
+        caller.RequireOperator("manage host aggregates");
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var aggregate = await db.Set<AggregateEntity>().SingleOrDefaultAsync(a => a.Name == name, cancellationToken) ?? throw ApiException.NotFound("Aggregate", name);
         var deleted = await db.Set<AggregateEntity>()
@@ -330,14 +330,6 @@ internal sealed partial class PlacementService(
             throw ApiException.Invalid(error!);
         }
         return new PlacementRequest(resources, constraints);
-    }
-
-    private static void RequireOperator(Caller caller, string what)
-    {
-        if (!caller.IsOperator)
-        {
-            throw new ApiException(StatusCode.PermissionDenied, $"Only operators {what}.");
-        }
     }
 
     private static Guid ParseId(string id, string field)

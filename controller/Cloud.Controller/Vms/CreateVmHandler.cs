@@ -2,6 +2,7 @@ using Cloud.Controller.Api;
 using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
+using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
 using Cloud.Grpc;
 using Microsoft.EntityFrameworkCore;
@@ -45,15 +46,32 @@ internal sealed partial class CreateVmHandler(
                 return;
             }
             var request = new PlacementRequest(new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb), constraints);
-            var placement = await scheduler.PlaceAsync(vm.Id, vm.ProjectId, request,
-                async (transaction, node, ct) =>
-                {
-                    if (!await VmRowUpdates.MarkPlacedAsync(transaction, vm.Id, node.NodeId, time.GetUtcNow(), ct))
+            // A VM the quota already rules out does not compete for capacity; the charge below decides.
+            if (await QuotaLedger.ExcessAsync(db, vm.ProjectId, QuotaUsage.ForVm(vm.Vcpus, vm.MemoryMb, vm.DiskGb), cancellationToken) is { } excess)
+            {
+                await FailOverQuotaAsync(operation.Id, vm.Id, excess, cancellationToken);
+                return;
+            }
+            PlacementResult placement;
+            try
+            {
+                placement = await scheduler.PlaceAsync(vm.Id, vm.ProjectId, request,
+                    async (transaction, node, ct) =>
                     {
-                        throw new InvalidOperationException($"VM {vm.Id} changed while it was being placed.");
-                    }
-                },
-                cancellationToken);
+                        if (!await VmRowUpdates.MarkPlacedAsync(transaction, vm.Id, node.NodeId, time.GetUtcNow(), ct))
+                        {
+                            throw new InvalidOperationException($"VM {vm.Id} changed while it was being placed.");
+                        }
+                        // The quota is charged in the claim's transaction: a refusal throws and the claim rolls back with it.
+                        await QuotaLedger.ChargeAsync(transaction, vm.ProjectId, QuotaUsage.ForVm(vm.Vcpus, vm.MemoryMb, vm.DiskGb), ct);
+                    },
+                    cancellationToken);
+            }
+            catch (QuotaExceededException e)
+            {
+                await FailOverQuotaAsync(operation.Id, vm.Id, e.Message, cancellationToken);
+                return;
+            }
             if (!placement.Placed)
             {
                 await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(StatusCode.ResourceExhausted), placement.Failure!.Summary, release: false, cancellationToken);
@@ -96,10 +114,22 @@ internal sealed partial class CreateVmHandler(
         var now = time.GetUtcNow();
         if (release)
         {
+            await QuotaLedger.ReleaseVmAsync(transaction, vmId, cancellationToken);
             await scheduler.ReleaseAsync(vmId, null, transaction, cancellationToken);
         }
         await VmRowUpdates.MarkUnplacedAsync(transaction, vmId, VmStates.Error, message, now, cancellationToken);
         await VmRowUpdates.FinishOperationAsync(transaction, operationId, code, message, now, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>A VM the quota refused never existed anywhere: it is DELETED, the operation says why.</summary>
+    private async Task FailOverQuotaAsync(Guid operationId, Guid vmId, string message, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        await VmRowUpdates.MarkUnplacedAsync(transaction, vmId, VmStates.Deleted, message, now, cancellationToken);
+        await VmRowUpdates.FinishOperationAsync(transaction, operationId, ApiException.CodeName(StatusCode.ResourceExhausted), message, now, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 

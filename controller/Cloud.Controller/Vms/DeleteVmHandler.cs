@@ -2,6 +2,7 @@ using Cloud.Controller.Api;
 using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
+using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
 using Cloud.Grpc;
 using Microsoft.EntityFrameworkCore;
@@ -50,6 +51,8 @@ internal sealed class DeleteVmHandler(
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var now = time.GetUtcNow();
+        await QuotaLedger.ReleaseVmAsync(transaction, vm.Id, cancellationToken);
+        await SnapshotRows.DiscardAllOfVmAsync(transaction, vm.Id, cancellationToken);
         await scheduler.ReleaseAsync(vm.Id, vm.NodeId, transaction, cancellationToken);
         await VmRowUpdates.MarkUnplacedAsync(transaction, vm.Id, VmStates.Deleted, null, now, cancellationToken);
         await VmRowUpdates.FinishOperationAsync(transaction, operation.Id, null, null, now, cancellationToken);

@@ -42,7 +42,7 @@ internal static class VmRowUpdates
                SET state = CASE WHEN @code IS NULL THEN 'SUCCEEDED' ELSE 'FAILED' END,
                    progress = CASE WHEN @code IS NULL THEN 100 ELSE progress END,
                    error_code = @code, error_message = @message, updated_at = @now, owner = NULL, lease_expires_at = NULL
-             WHERE id = @id
+             WHERE id = @id AND state IN ('PENDING', 'RUNNING')
             """,
             transaction.Connection, transaction);
         command.Parameters.Add(new NpgsqlParameter("code", NpgsqlTypes.NpgsqlDbType.Text) { Value = (object?)errorCode ?? DBNull.Value });

@@ -1,97 +1,147 @@
-using System.Security.Cryptography;
 using Cloud.Controller.Api;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
 using Cloud.Controller.Operations;
+using Cloud.Controller.Quotas;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Grpc;
-using Google.Protobuf;
 using Microsoft.EntityFrameworkCore;
 
 namespace Cloud.Controller.Vms;
 
 /// <summary>
 /// The compute API's logic, shared by the REST and the gRPC wire. Mutations only record an
-/// operation and hand it to the <see cref="OperationQueue"/>; the runner does the work.
+/// operation (through the <see cref="OperationStarter"/>); the runner does the work.
 /// </summary>
-internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, OperationQueue queue, TimeProvider time)
+internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, OperationStarter operations)
 {
     private const int DefaultPageSize = 50;
     private const int MaxPageSize = 500;
 
     public async Task<Operation> CreateAsync(Caller caller, CreateVmRequest request, CancellationToken cancellationToken)
     {
+        caller.RequireWrite();
         VmValidation.Validate(request);
-        VmValidation.RequireIdempotencyKey(NullIfEmpty(request.IdempotencyKey));
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-
-        var requestHash = Hash(request);
-        if (await FindIdempotentAsync(db, caller, request.IdempotencyKey, requestHash, cancellationToken) is { } earlier)
+        var fromSnapshot = request.Snapshot.Length > 0;
+        return await operations.StartAsync(caller, fromSnapshot ? OperationKinds.VmCreateFromSnapshot : OperationKinds.VmCreate, request, request.IdempotencyKey,
+            fromSnapshot ? request : null, async (db, transaction, now) =>
         {
-            return earlier;
-        }
-
-        var flavor = await db.Flavors.AsNoTracking().SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
-            ?? throw ApiException.NotFound("Flavor", request.Flavor);
-        if (request.Image.Length > 0 && !await db.Images.AnyAsync(i => i.Id == request.Image, cancellationToken))
-        {
-            throw ApiException.NotFound("Image", request.Image);
-        }
-
-        var now = time.GetUtcNow();
-        var vm = new VmEntity
-        {
-            Id = Guid.CreateVersion7(),
-            ProjectId = caller.ProjectId,
-            Name = request.Name,
-            FlavorName = flavor.Name,
-            ImageId = NullIfEmpty(request.Image),
-            State = VmStates.Pending,
-            Vcpus = flavor.Vcpus,
-            MemoryMb = flavor.MemoryMb,
-            DiskGb = flavor.DiskGb,
-            Labels = new Dictionary<string, string>(request.Labels),
-            UserData = NullIfEmpty(request.UserData),
-            CreatedAt = now,
-            UpdatedAt = now,
-        };
-        var operation = NewOperation(caller, OperationKinds.VmCreate, vm.Id.ToString(), request.IdempotencyKey, requestHash, now);
-        db.Vms.Add(vm);
-        db.Operations.Add(operation);
-        if (!await TrySaveIdempotentAsync(db, cancellationToken))
-        {
-            return await FindIdempotentAsync(db, caller, request.IdempotencyKey, requestHash, cancellationToken)
-                ?? throw new ApiException(StatusCode.Aborted, "A concurrent request with the same Idempotency-Key is in progress; retry.");
-        }
-        queue.Enqueue(operation.Id);
-        return ApiMapping.ToProto(operation);
+            var flavor = await Catalog.CatalogService.Usable(db, caller).SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
+                ?? throw ApiException.NotFound("Flavor", request.Flavor);
+            string? imageId = request.Image.Length == 0 ? null : request.Image;
+            if (fromSnapshot)
+            {
+                var snapshotId = VmValidation.RequireId(request.Snapshot, "Snapshot");
+                var snapshot = await db.Snapshots.AsNoTracking().SingleOrDefaultAsync(
+                    s => s.Id == snapshotId && s.State != SnapshotStates.Deleted && (caller.IsOperator || s.ProjectId == caller.ProjectId), cancellationToken)
+                    ?? throw ApiException.NotFound("Snapshot", request.Snapshot);
+                if (snapshot.State != SnapshotStates.Ready)
+                {
+                    throw new ApiException(StatusCode.FailedPrecondition, $"Snapshot '{request.Snapshot}' is {snapshot.State}; only a READY snapshot can be created from.");
+                }
+                imageId = SnapshotImageId(snapshotId);
+            }
+            if (request.Image.Length > 0 && !await db.Images.AnyAsync(i => i.Id == request.Image, cancellationToken))
+            {
+                throw ApiException.NotFound("Image", request.Image);
+            }
+            await RefuseOverQuotaAsync(db, caller, QuotaUsage.ForVm(flavor.Vcpus, flavor.MemoryMb, flavor.DiskGb), cancellationToken);
+            var vm = new VmEntity
+            {
+                Id = Guid.CreateVersion7(),
+                ProjectId = caller.ProjectId,
+                Name = request.Name,
+                FlavorName = flavor.Name,
+                ImageId = imageId,
+                State = VmStates.Pending,
+                Vcpus = flavor.Vcpus,
+                MemoryMb = flavor.MemoryMb,
+                DiskGb = flavor.DiskGb,
+                Labels = new Dictionary<string, string>(request.Labels),
+                UserData = request.UserData.Length == 0 ? null : request.UserData,
+                CreatedAt = now,
+                UpdatedAt = now,
+            };
+            db.Vms.Add(vm);
+            return vm.Id.ToString();
+        }, cancellationToken);
     }
 
-    public async Task<Operation> DeleteAsync(Caller caller, DeleteVmRequest request, CancellationToken cancellationToken)
-    {
-        VmValidation.RequireIdempotencyKey(NullIfEmpty(request.IdempotencyKey));
-        var id = VmValidation.RequireId(request.Id, "VM");
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var requestHash = Hash(request);
-        if (await FindIdempotentAsync(db, caller, request.IdempotencyKey, requestHash, cancellationToken) is { } earlier)
-        {
-            return earlier;
-        }
-        var vm = await VisibleVms(db, caller).SingleOrDefaultAsync(v => v.Id == id && v.State != VmStates.Deleted, cancellationToken)
-            ?? throw ApiException.NotFound("VM", request.Id);
+    /// <summary>The id, in the node's image store, of the image a snapshot is exported to.</summary>
+    internal static string SnapshotImageId(Guid snapshotId) => "snap-" + snapshotId.ToString("N");
 
-        var now = time.GetUtcNow();
-        vm.State = VmStates.Deleting;
-        vm.UpdatedAt = now;
-        var operation = NewOperation(caller, OperationKinds.VmDelete, vm.Id.ToString(), request.IdempotencyKey, requestHash, now);
-        db.Operations.Add(operation);
-        if (!await TrySaveIdempotentAsync(db, cancellationToken))
+    public Task<Operation> DeleteAsync(Caller caller, DeleteVmRequest request, CancellationToken cancellationToken)
+        => operations.StartAsync(caller, OperationKinds.VmDelete, request, request.IdempotencyKey, null, async (db, _, now) =>
         {
-            return await FindIdempotentAsync(db, caller, request.IdempotencyKey, requestHash, cancellationToken)
-                ?? throw new ApiException(StatusCode.Aborted, "The VM changed while it was being deleted; retry.");
+            var id = VmValidation.RequireId(request.Id, "VM");
+            // Delete does not wait for other operations: it is the way out of a stuck one.
+            var vm = await db.Vms.SingleOrDefaultAsync(
+                v => v.Id == id && v.State != VmStates.Deleted && (caller.IsOperator || v.ProjectId == caller.ProjectId), cancellationToken)
+                ?? throw ApiException.NotFound("VM", request.Id);
+            vm.State = VmStates.Deleting;
+            vm.UpdatedAt = now;
+            return vm.Id.ToString();
+        }, cancellationToken);
+
+    public Task<Operation> StartAsync(Caller caller, VmActionRequest request, CancellationToken cancellationToken)
+        => VerbAsync(caller, OperationKinds.VmStart, request, request.Id, request.IdempotencyKey, null, [VmStates.Stopped, VmStates.Running], cancellationToken);
+
+    public Task<Operation> StopAsync(Caller caller, StopVmRequest request, CancellationToken cancellationToken)
+        => VerbAsync(caller, OperationKinds.VmStop, request, request.Id, request.IdempotencyKey, request, [VmStates.Running, VmStates.Stopped], cancellationToken);
+
+    public Task<Operation> RebootAsync(Caller caller, VmActionRequest request, CancellationToken cancellationToken)
+        => VerbAsync(caller, OperationKinds.VmReboot, request, request.Id, request.IdempotencyKey, null, [VmStates.Running], cancellationToken);
+
+    public async Task<Operation> ResizeAsync(Caller caller, ResizeVmRequest request, CancellationToken cancellationToken)
+    {
+        caller.RequireWrite();
+        if (request.Flavor.Length == 0)
+        {
+            throw ApiException.Invalid("flavor is required.");
         }
-        queue.Enqueue(operation.Id);
-        return ApiMapping.ToProto(operation);
+        VmValidation.RequireResourceName(request.Flavor, "flavor");
+        return await operations.StartAsync(caller, OperationKinds.VmResize, request, request.IdempotencyKey, request, async (db, _, now) =>
+        {
+            var vm = await OperationStarter.LockVmAsync(db, caller, request.Id, cancellationToken);
+            RequireState(vm, OperationKinds.VmResize, [VmStates.Running, VmStates.Stopped]);
+            var flavor = await Catalog.CatalogService.Usable(db, caller).SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
+                ?? throw ApiException.NotFound("Flavor", request.Flavor);
+            if (flavor.DiskGb < vm.DiskGb)
+            {
+                throw new ApiException(StatusCode.FailedPrecondition, $"Flavor '{flavor.Name}' has a {flavor.DiskGb} GB disk; the VM's {vm.DiskGb} GB disk cannot shrink.");
+            }
+            if (flavor.Name == vm.FlavorName)
+            {
+                throw new ApiException(StatusCode.FailedPrecondition, $"The VM already has flavor '{flavor.Name}'.");
+            }
+            await RefuseOverQuotaAsync(db, caller, new QuotaUsage(0, flavor.Vcpus - vm.Vcpus, flavor.MemoryMb - vm.MemoryMb, flavor.DiskGb - vm.DiskGb, 0), cancellationToken);
+            vm.UpdatedAt = now;
+            return vm.Id.ToString();
+        }, cancellationToken);
+    }
+
+    /// <summary>Live migration to a named node; operators only (tenants do not see nodes).</summary>
+    public async Task<Operation> MigrateAsync(Caller caller, MigrateVmRequest request, CancellationToken cancellationToken)
+    {
+        caller.RequireOperator("migrate VMs");
+        VmValidation.RequireName(request.Node, "node");
+        return await operations.StartAsync(caller, OperationKinds.VmMigrate, request, request.IdempotencyKey, request, async (db, _, now) =>
+        {
+            var vm = await OperationStarter.LockVmAsync(db, caller, request.Id, cancellationToken);
+            RequireState(vm, OperationKinds.VmMigrate, [VmStates.Running]);
+            var node = await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Name == request.Node, cancellationToken)
+                ?? throw ApiException.NotFound("Node", request.Node);
+            if (node.Id == vm.NodeId)
+            {
+                throw new ApiException(StatusCode.FailedPrecondition, $"VM '{request.Id}' already runs on node '{node.Name}'.");
+            }
+            if (node.State != NodeStates.Up)
+            {
+                throw new ApiException(StatusCode.FailedPrecondition, $"Node '{node.Name}' is {node.State}.");
+            }
+            vm.UpdatedAt = now;
+            return vm.Id.ToString();
+        }, cancellationToken);
     }
 
     public async Task<Vm> GetAsync(Caller caller, string id, CancellationToken cancellationToken)
@@ -111,9 +161,10 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
         {
             throw ApiException.Invalid($"page_size must be between 0 and {MaxPageSize}.");
         }
+        var selector = LabelSelector.Parse(request.LabelSelector);
         var pageSize = request.PageSize == 0 ? DefaultPageSize : request.PageSize;
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var query = VisibleVms(db, caller).AsNoTracking().Where(v => v.State != VmStates.Deleted);
+        var query = selector.Apply(VisibleVms(db, caller).AsNoTracking().Where(v => v.State != VmStates.Deleted));
         if (request.PageToken.Length > 0)
         {
             var after = Guid.TryParse(request.PageToken, out var token) ? token : throw ApiException.Invalid("page_token is invalid.");
@@ -131,66 +182,38 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
         return response;
     }
 
-    private static IQueryable<VmEntity> VisibleVms(LedgerDbContext db, Caller caller)
+    internal static IQueryable<VmEntity> VisibleVms(LedgerDbContext db, Caller caller)
         => caller.IsOperator ? db.Vms : db.Vms.Where(v => v.ProjectId == caller.ProjectId);
 
-    private static OperationEntity NewOperation(Caller caller, string kind, string targetId, string idempotencyKey, string requestHash, DateTimeOffset now) => new()
+    private Task<Operation> VerbAsync(
+        Caller caller, string kind, Google.Protobuf.IMessage request, string id, string idempotencyKey, Google.Protobuf.IMessage? input,
+        string[] allowedStates, CancellationToken cancellationToken)
+        => operations.StartAsync(caller, kind, request, idempotencyKey, input, async (db, _, now) =>
+        {
+            var vm = await OperationStarter.LockVmAsync(db, caller, id, cancellationToken);
+            RequireState(vm, kind, allowedStates);
+            vm.UpdatedAt = now;
+            return vm.Id.ToString();
+        }, cancellationToken);
+
+    internal static void RequireState(VmEntity vm, string kind, string[] allowed)
     {
-        Id = Guid.CreateVersion7(),
-        ProjectId = caller.ProjectId,
-        Kind = kind,
-        TargetId = targetId,
-        State = OperationStates.Pending,
-        Progress = 0,
-        IdempotencyKey = NullIfEmpty(idempotencyKey),
-        RequestHash = requestHash,
-        CreatedAt = now,
-        UpdatedAt = now,
-    };
+        if (vm.NodeId is null || !allowed.Contains(vm.State))
+        {
+            throw new ApiException(StatusCode.FailedPrecondition,
+                $"{kind} needs a VM that is {string.Join(" or ", allowed)} on a node; VM '{vm.Id}' is {vm.State}.");
+        }
+    }
 
     /// <summary>
-    /// A retry with a key already used returns the first request's operation; the same key with
-    /// a different request is a client bug and is refused rather than silently answered.
+    /// Refuses at once what the quota already rules out, so the tenant hears it from its request.
+    /// Not the authority: the charge in the claim's transaction is (two requests can both pass here).
     /// </summary>
-    private static async Task<Operation?> FindIdempotentAsync(LedgerDbContext db, Caller caller, string key, string requestHash, CancellationToken cancellationToken)
+    internal static async Task RefuseOverQuotaAsync(LedgerDbContext db, Caller caller, QuotaUsage asked, CancellationToken cancellationToken)
     {
-        if (key.Length == 0)
+        if (await QuotaLedger.ExcessAsync(db, caller.ProjectId, asked, cancellationToken) is { } excess)
         {
-            return null;
-        }
-        var earlier = await db.Operations.AsNoTracking()
-            .SingleOrDefaultAsync(o => o.ProjectId == caller.ProjectId && o.IdempotencyKey == key, cancellationToken);
-        if (earlier is null)
-        {
-            return null;
-        }
-        return earlier.RequestHash == requestHash
-            ? ApiMapping.ToProto(earlier)
-            : throw new ApiException(StatusCode.FailedPrecondition, $"Idempotency-Key '{key}' was already used for a different request.");
-    }
-
-    /// <summary>False when a concurrent request took the same idempotency key first.</summary>
-    private static async Task<bool> TrySaveIdempotentAsync(LedgerDbContext db, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-            return true;
-        }
-        catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
-        {
-            db.ChangeTracker.Clear();
-            return false;
-        }
-        catch (DbUpdateConcurrencyException)
-        {
-            db.ChangeTracker.Clear();
-            return false;
+            throw new QuotaExceededException(excess).ToApi();
         }
     }
-
-    /// <summary>Identifies a request's content, to tell a retry from a different request under the same key.</summary>
-    private static string Hash(IMessage request) => Convert.ToHexStringLower(SHA256.HashData(request.ToByteArray()));
-
-    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }

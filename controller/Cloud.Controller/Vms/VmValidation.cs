@@ -32,24 +32,33 @@ internal static partial class VmValidation
         {
             RequireResourceName(request.Image, "image");
         }
+        if (request.Snapshot.Length > 0 && request.Image.Length > 0)
+        {
+            throw ApiException.Invalid("Give image or snapshot, not both.");
+        }
         if (request.Labels.Count > MaxLabels)
         {
             throw ApiException.Invalid($"labels has {request.Labels.Count} entries; at most {MaxLabels} are allowed.");
         }
         foreach (var (key, value) in request.Labels)
         {
-            if (!LabelKey().IsMatch(key))
-            {
-                throw ApiException.Invalid($"label key '{Truncate(key)}' is invalid: 1-63 letters, digits, '.', '_', '/' or '-', starting with a letter or digit.");
-            }
-            if (value.Length > 63 || value.Any(char.IsControl))
-            {
-                throw ApiException.Invalid($"label '{key}' has a value longer than 63 characters or with control characters.");
-            }
+            RequireLabel(key, value);
         }
         if (System.Text.Encoding.UTF8.GetByteCount(request.UserData) > MaxUserDataBytes)
         {
             throw ApiException.Invalid($"user_data is larger than {MaxUserDataBytes} bytes.");
+        }
+    }
+
+    public static void RequireLabel(string key, string value)
+    {
+        if (!LabelKey().IsMatch(key))
+        {
+            throw ApiException.Invalid($"label key '{Truncate(key)}' is invalid: 1-63 letters, digits, '.', '_', '/' or '-', starting with a letter or digit.");
+        }
+        if (value.Length > 63 || value.Any(char.IsControl))
+        {
+            throw ApiException.Invalid($"label '{key}' has a value longer than 63 characters or with control characters.");
         }
     }
 

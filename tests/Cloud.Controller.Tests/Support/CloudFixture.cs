@@ -17,7 +17,7 @@ namespace Cloud.Controller.Tests.Support;
 /// A small cloud in one process: the controller on a fresh PostgreSQL database, and two agents
 /// (fake backend) on 127.0.0.2 and 127.0.0.3, talking real gRPC over loopback.
 /// </summary>
-public sealed class CloudFixture : IAsyncLifetime
+public class CloudFixture : IAsyncLifetime
 {
     public const string OperatorToken = "test-operator-token";
 
@@ -27,6 +27,9 @@ public sealed class CloudFixture : IAsyncLifetime
     public Uri RestUrl { get; private set; } = null!;
     public Uri GrpcUrl { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
+
+    /// <summary>The agents' gRPC addresses.</summary>
+    public List<Uri> AgentUrls { get; } = [];
 
     public async Task InitializeAsync()
     {
@@ -47,6 +50,8 @@ public sealed class CloudFixture : IAsyncLifetime
             ["Nodes:DownAfter"] = "00:00:10",
             ["Operations:SweepInterval"] = "00:00:01",
             ["Scheduler:RefreshInterval"] = "00:00:00.200",
+            // Tests place dozens of VMs at once on two nodes: a herd that loses many claim races.
+            ["Scheduler:MaxClaimAttempts"] = "64",
         });
         controller.AddController(ConnectionString);
         var controllerApp = controller.Build();
@@ -56,16 +61,17 @@ public sealed class CloudFixture : IAsyncLifetime
         for (var n = 1; n <= 2; n++)
         {
             var address = IPAddress.Parse($"127.0.0.{n + 1}");
-            var agent = NewBuilder(new()
+            var settings = new Dictionary<string, string?>
             {
-                ["Agent:NodeName"] = $"test-node-{n}",
                 ["Agent:Listen"] = $"{address}:{Ports.Free(address)}",
                 ["Agent:ControllerUrl"] = GrpcUrl.ToString().TrimEnd('/'),
-                ["Agent:Backend"] = "fake",
-                ["Agent:Fake:Vcpus"] = "4",
-                ["Agent:Fake:MemoryMb"] = "8192",
-                ["Agent:Fake:DiskGb"] = "100",
-            });
+            };
+            AgentUrls.Add(new Uri($"http://{settings["Agent:Listen"]}"));
+            foreach (var (key, value) in AgentBackendSettings(n, address))
+            {
+                settings[key] = value;
+            }
+            var agent = NewBuilder(settings);
             agent.AddAgent();
             var agentApp = agent.Build();
             agentApp.MapAgent();
@@ -76,6 +82,16 @@ public sealed class CloudFixture : IAsyncLifetime
         Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", OperatorToken);
         await WaitForNodesAsync(2);
     }
+
+    /// <summary>The backend of agent <paramref name="n"/>: the fake one here, QEMU in <see cref="QemuCloudFixture"/>.</summary>
+    protected virtual Dictionary<string, string?> AgentBackendSettings(int n, IPAddress address) => new()
+    {
+        ["Agent:NodeName"] = $"test-node-{n}",
+        ["Agent:Backend"] = "fake",
+        ["Agent:Fake:Vcpus"] = "4",
+        ["Agent:Fake:MemoryMb"] = "8192",
+        ["Agent:Fake:DiskGb"] = "100",
+    };
 
     private static WebApplicationBuilder NewBuilder(Dictionary<string, string?> settings)
     {
@@ -123,7 +139,19 @@ public sealed class CloudFixture : IAsyncLifetime
         return Convert.ToInt64(await command.ExecuteScalarAsync(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    public async Task DisposeAsync()
+    public async Task<object?> QueryAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+        return await command.ExecuteScalarAsync();
+    }
+
+    public virtual async Task DisposeAsync()
     {
         Http?.Dispose();
         for (var i = _apps.Count - 1; i >= 0; i--)

@@ -1,0 +1,55 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace Cloud.Controller.Data;
+
+/// <summary>A snapshot of a VM, kept on the VM's node by its agent; counted by the snapshots quota.</summary>
+internal sealed class SnapshotEntity
+{
+    public Guid Id { get; set; }
+
+    public string ProjectId { get; set; } = "";
+
+    public Guid VmId { get; set; }
+
+    public string Name { get; set; } = "";
+
+    /// <summary>CREATING, READY, ERROR, DELETING or DELETED.</summary>
+    public string State { get; set; } = "CREATING";
+
+    public bool IncludesMemory { get; set; }
+
+    public long SizeBytes { get; set; }
+
+    public string? Error { get; set; }
+
+    public DateTimeOffset CreatedAt { get; set; }
+
+    public DateTimeOffset UpdatedAt { get; set; }
+}
+
+internal sealed class SnapshotConfiguration : IEntityTypeConfiguration<SnapshotEntity>
+{
+    public void Configure(EntityTypeBuilder<SnapshotEntity> builder)
+    {
+        builder.ToTable("snapshots", t =>
+        {
+            t.HasCheckConstraint("ck_snapshots_state", "state IN ('CREATING', 'READY', 'ERROR', 'DELETING', 'DELETED')");
+            t.HasCheckConstraint("ck_snapshots_size_bytes", "size_bytes >= 0");
+        });
+        builder.HasKey(s => s.Id).HasName("pk_snapshots");
+        builder.Property(s => s.Id).HasColumnName("id").HasColumnType("uuid").ValueGeneratedNever();
+        builder.Property(s => s.ProjectId).HasColumnName("project_id").HasColumnType("text");
+        builder.Property(s => s.VmId).HasColumnName("vm_id").HasColumnType("uuid");
+        builder.Property(s => s.Name).HasColumnName("name").HasColumnType("text");
+        builder.Property(s => s.State).HasColumnName("state").HasColumnType("text");
+        builder.Property(s => s.IncludesMemory).HasColumnName("includes_memory").HasColumnType("boolean");
+        builder.Property(s => s.SizeBytes).HasColumnName("size_bytes").HasColumnType("bigint");
+        builder.Property(s => s.Error).HasColumnName("error").HasColumnType("text");
+        builder.Property(s => s.CreatedAt).HasColumnName("created_at").HasColumnType("timestamp with time zone");
+        builder.Property(s => s.UpdatedAt).HasColumnName("updated_at").HasColumnType("timestamp with time zone");
+        builder.HasIndex(s => s.VmId).HasDatabaseName("ix_snapshots_vm_id");
+        builder.HasOne<VmEntity>().WithMany().HasForeignKey(s => s.VmId)
+            .HasConstraintName("fk_snapshots_vms_vm_id").OnDelete(DeleteBehavior.Cascade);
+    }
+}

@@ -1,0 +1,31 @@
+using Cloud.Controller.Operations;
+using Cloud.Controller.Tenants;
+using Cloud.Controller.Vms;
+
+namespace Cloud.Controller.Hosting;
+
+/// <summary>Registration of tenants, tokens, quotas, VM verbs, snapshots and the watch.</summary>
+internal static class TenantSelfServiceExtensions
+{
+    public static IServiceCollection AddTenantSelfService(this IServiceCollection services)
+    {
+        // The REST endpoints' OpenAPI document, served at /openapi/v1.json.
+        services.AddOpenApi();
+        services.AddSingleton<TenantService>();
+        services.AddSingleton<OperationStarter>();
+        services.AddSingleton<SnapshotService>();
+        services.AddSingleton<VmWatch>();
+        services.AddSingleton<VmHandlerSupport>();
+        foreach (var kind in (string[])[OperationKinds.VmStart, OperationKinds.VmStop, OperationKinds.VmReboot])
+        {
+            services.AddSingleton<IOperationHandler>(sp => new PowerVerbHandler(kind, sp.GetRequiredService<VmHandlerSupport>()));
+        }
+        services.AddSingleton<IOperationHandler, ResizeVmHandler>();
+        services.AddSingleton<IOperationHandler, MigrateVmHandler>();
+        services.AddSingleton<IOperationHandler, CreateFromSnapshotHandler>();
+        services.AddSingleton<IOperationHandler, SnapshotCreateHandler>();
+        services.AddSingleton<IOperationHandler, SnapshotRestoreHandler>();
+        services.AddSingleton<IOperationHandler, SnapshotDeleteHandler>();
+        return services;
+    }
+}

@@ -1,0 +1,289 @@
+using Cloud.Controller.Api;
+using Cloud.Controller.Data;
+using Cloud.Controller.Operations;
+using Cloud.Controller.Quotas;
+using Cloud.Controller.Scheduling;
+using Cloud.Contracts.Compute.V1;
+using Cloud.Grpc;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using AgentV1 = Cloud.Contracts.Agent.V1;
+
+namespace Cloud.Controller.Vms;
+
+/// <summary>
+/// vm.start, vm.stop and vm.reboot: one agent call, then the state the agent reports. Agent
+/// verbs are idempotent, so a resumed operation simply calls again.
+/// </summary>
+internal sealed class PowerVerbHandler(string kind, VmHandlerSupport support) : IOperationHandler
+{
+    public string Kind => kind;
+
+    public async Task RunAsync(OperationEntity operation, CancellationToken cancellationToken)
+    {
+        if (await support.LoadAsync(operation, cancellationToken) is not var (vm, node, agent))
+        {
+            return;
+        }
+        var vmRef = new AgentV1.VmRef { VmId = vm.Id.ToString("N") };
+        AgentV1.Vm reported;
+        try
+        {
+            reported = kind switch
+            {
+                OperationKinds.VmStart => await agent.CallAsync((c, o) => c.StartVmAsync(vmRef, o), cancellationToken),
+                OperationKinds.VmReboot => await agent.CallAsync((c, o) => c.RebootVmAsync(vmRef, o), cancellationToken),
+                _ => await agent.CallAsync((c, o) => c.StopVmAsync(new AgentV1.StopVmRequest
+                {
+                    VmId = vmRef.VmId,
+                    Force = VmHandlerSupport.Input<StopVmRequest>(operation).Force,
+                    TimeoutSeconds = 30,
+                }, o), cancellationToken),
+            };
+        }
+        catch (RpcException e)
+        {
+            await support.FailAsync(operation.Id, node, e, null, cancellationToken);
+            return;
+        }
+        await support.FinishAsync(operation.Id, null, null, t => support.SetStateAsync(t, vm.Id, reported.State, cancellationToken), cancellationToken);
+    }
+}
+
+/// <summary>
+/// vm.resize: the VM's claim on its node is replaced by one for the new flavor and the quota
+/// charged the difference, in one transaction; then the agent resizes, live when the guest
+/// allows it and with a restart otherwise. If the agent refuses, the old claim and charge come
+/// back in a compensating transaction. A flavor that no longer fits on the node is refused
+/// (moving the VM while resizing it is not done here: migrate it first).
+/// </summary>
+internal sealed class ResizeVmHandler(VmHandlerSupport support, NpgsqlDataSource dataSource, Scheduler scheduler, CapacityLedger ledger) : IOperationHandler
+{
+    public string Kind => OperationKinds.VmResize;
+
+    public async Task RunAsync(OperationEntity operation, CancellationToken cancellationToken)
+    {
+        if (await support.LoadAsync(operation, cancellationToken) is not var (vm, node, agent))
+        {
+            return;
+        }
+        var input = VmHandlerSupport.Input<ResizeVmRequest>(operation);
+        FlavorEntity? flavor;
+        await using (var db = await support.Contexts.CreateDbContextAsync(cancellationToken))
+        {
+            flavor = await db.Flavors.AsNoTracking().SingleOrDefaultAsync(f => f.Name == input.Flavor, cancellationToken);
+        }
+        if (flavor is null)
+        {
+            await support.FinishAsync(operation.Id, ApiException.CodeName(StatusCode.NotFound), $"Flavor '{input.Flavor}' no longer exists.", null, cancellationToken);
+            return;
+        }
+
+        var old = new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb);
+        var target = new ResourceRequest(flavor.Vcpus, flavor.MemoryMb, flavor.DiskGb);
+        // A resumed resize whose claim already committed goes straight to the agent.
+        var reclaimedHere = vm.FlavorName != flavor.Name;
+        if (reclaimedHere)
+        {
+            var refusal = await ReclaimAsync(vm, node, (vm.FlavorName, old), (flavor.Name, target), cancellationToken);
+            if (refusal is not null)
+            {
+                await support.FinishAsync(operation.Id, ApiException.CodeName(StatusCode.ResourceExhausted), refusal, null, cancellationToken);
+                return;
+            }
+        }
+        await support.ProgressAsync(operation.Id, 50, cancellationToken);
+
+        AgentV1.Vm reported;
+        try
+        {
+            reported = await agent.CallAsync((c, o) => c.ResizeVmAsync(new AgentV1.ResizeVmRequest
+            {
+                VmId = vm.Id.ToString("N"),
+                Shape = new AgentV1.VmShape { Vcpus = target.Vcpus, MemoryMb = target.MemoryMb, DiskGb = target.DiskGb },
+                AllowCold = true,
+            }, o), cancellationToken);
+        }
+        catch (RpcException e)
+        {
+            if (reclaimedHere)
+            {
+                await ReclaimAsync(vm, node, (flavor.Name, target), (vm.FlavorName, old), cancellationToken);
+            }
+            await support.FailAsync(operation.Id, node, e, null, cancellationToken);
+            return;
+        }
+        await support.FinishAsync(operation.Id, null, null, t => support.SetStateAsync(t, vm.Id, reported.State, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>Moves the VM's row, claim and quota charge from one size to another; the refusal's reason, or null.</summary>
+    private async Task<string?> ReclaimAsync(VmEntity vm, NodeEntity node, (string Flavor, ResourceRequest Size) from, (string Flavor, ResourceRequest Size) to, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // Only from the size the row still has: a second run finds it moved already.
+        var moved = await VmHandlerSupport.ExecuteAsync(transaction,
+            "UPDATE vms SET flavor_name = $2, vcpus = $3, memory_mb = $4, disk_gb = $5, updated_at = $6 WHERE id = $1 AND flavor_name = $7 AND node_id = $8",
+            cancellationToken, vm.Id, to.Flavor, to.Size.Vcpus, to.Size.MemoryMb, to.Size.DiskGb, support.Time.GetUtcNow(), from.Flavor, node.Id);
+        if (moved == 0)
+        {
+            return null;
+        }
+        await scheduler.ReleaseAsync(vm.Id, node.Id, transaction, cancellationToken);
+        long generation;
+        await using (var read = new NpgsqlCommand("SELECT generation FROM nodes WHERE id = $1", connection, transaction))
+        {
+            read.Parameters.Add(new NpgsqlParameter { Value = node.Id });
+            generation = (long)(await read.ExecuteScalarAsync(cancellationToken))!;
+        }
+        var claim = await ledger.TryClaimAsync([new Claim(vm.Id, ConsumerKinds.Vm, vm.ProjectId, node.Id, generation, to.Size.ToAmounts())], transaction, cancellationToken);
+        if (!claim.Succeeded)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return $"Flavor '{to.Flavor}' does not fit on node {node.Name} ({claim.Conflicts[0].Reason}); migrate the VM to a larger node first.";
+        }
+        try
+        {
+            await QuotaLedger.ChargeAsync(transaction, vm.ProjectId,
+                new QuotaUsage(0, to.Size.Vcpus - from.Size.Vcpus, to.Size.MemoryMb - from.Size.MemoryMb, to.Size.DiskGb - from.Size.DiskGb, 0), cancellationToken);
+        }
+        catch (QuotaExceededException e)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return e.Message;
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return null;
+    }
+}
+
+/// <summary>snapshot.create: the agent snapshots the VM (with its memory when it runs); the row becomes READY.
+/// A refusal deletes the row and gives the quota back, with the failure.</summary>
+internal sealed class SnapshotCreateHandler(VmHandlerSupport support) : IOperationHandler
+{
+    public string Kind => OperationKinds.SnapshotCreate;
+
+    public async Task RunAsync(OperationEntity operation, CancellationToken cancellationToken)
+    {
+        var input = VmHandlerSupport.Input<Snapshot>(operation);
+        var snapshotId = Guid.Parse(input.Id);
+        if (await support.LoadAsync(operation, cancellationToken) is not var (vm, node, agent))
+        {
+            await support.FinishAsync(operation.Id, ApiException.CodeName(StatusCode.FailedPrecondition), "The VM went away.",
+                t => SnapshotRows.DiscardAsync(t, snapshotId, "The VM went away.", cancellationToken), cancellationToken);
+            return;
+        }
+        AgentV1.Snapshot taken;
+        try
+        {
+            taken = await agent.CallAsync((c, o) => c.CreateSnapshotAsync(new AgentV1.CreateSnapshotRequest
+            {
+                VmId = vm.Id.ToString("N"),
+                SnapshotId = snapshotId.ToString("N"),
+                Name = input.Name,
+            }, o), cancellationToken);
+        }
+        catch (RpcException e)
+        {
+            await support.FailAsync(operation.Id, node, e, t => SnapshotRows.DiscardAsync(t, snapshotId, e.Status.Detail, cancellationToken), cancellationToken);
+            return;
+        }
+        await support.FinishAsync(operation.Id, null, null, t => VmHandlerSupport.ExecuteAsync(t,
+            "UPDATE snapshots SET state = 'READY', includes_memory = $2, size_bytes = $3, updated_at = $4 WHERE id = $1 AND state = 'CREATING'",
+            cancellationToken, snapshotId, taken.IncludesMemory, taken.SizeBytes, support.Time.GetUtcNow()), cancellationToken);
+    }
+}
+
+/// <summary>snapshot.restore: the agent brings the VM back to the snapshot.</summary>
+internal sealed class SnapshotRestoreHandler(VmHandlerSupport support) : IOperationHandler
+{
+    public string Kind => OperationKinds.SnapshotRestore;
+
+    public async Task RunAsync(OperationEntity operation, CancellationToken cancellationToken)
+    {
+        var snapshotId = Guid.Parse(VmHandlerSupport.Input<RestoreSnapshotRequest>(operation).Id);
+        if (await support.LoadAsync(operation, cancellationToken) is not var (vm, node, agent))
+        {
+            return;
+        }
+        AgentV1.Vm reported;
+        try
+        {
+            reported = await agent.CallAsync((c, o) => c.RestoreSnapshotAsync(
+                new AgentV1.SnapshotRef { VmId = vm.Id.ToString("N"), SnapshotId = snapshotId.ToString("N") }, o), cancellationToken);
+        }
+        catch (RpcException e)
+        {
+            await support.FailAsync(operation.Id, node, e, null, cancellationToken);
+            return;
+        }
+        await support.FinishAsync(operation.Id, null, null, t => support.SetStateAsync(t, vm.Id, reported.State, cancellationToken), cancellationToken);
+    }
+}
+
+/// <summary>snapshot.delete: the agent drops the snapshot; the row is DELETED and the quota given back together.</summary>
+internal sealed class SnapshotDeleteHandler(VmHandlerSupport support) : IOperationHandler
+{
+    public string Kind => OperationKinds.SnapshotDelete;
+
+    public async Task RunAsync(OperationEntity operation, CancellationToken cancellationToken)
+    {
+        var snapshotId = Guid.Parse(VmHandlerSupport.Input<DeleteSnapshotRequest>(operation).Id);
+        if (await support.LoadAsync(operation, cancellationToken) is not var (vm, node, agent))
+        {
+            return;
+        }
+        try
+        {
+            await agent.CallAsync((c, o) => c.DeleteSnapshotAsync(
+                new AgentV1.SnapshotRef { VmId = vm.Id.ToString("N"), SnapshotId = snapshotId.ToString("N") }, o), cancellationToken);
+        }
+        catch (RpcException e) when (e.StatusCode != StatusCode.NotFound)
+        {
+            await support.FailAsync(operation.Id, node, e,
+                t => VmHandlerSupport.ExecuteAsync(t, "UPDATE snapshots SET state = 'READY' WHERE id = $1 AND state = 'DELETING'", cancellationToken, snapshotId),
+                cancellationToken);
+            return;
+        }
+        await support.FinishAsync(operation.Id, null, null, t => SnapshotRows.DiscardAsync(t, snapshotId, null, cancellationToken), cancellationToken);
+    }
+}
+
+/// <summary>Writes of snapshot rows that go with a quota release.</summary>
+internal static class SnapshotRows
+{
+    /// <summary>Marks a snapshot DELETED and gives its quota back, once: a second call finds it deleted already.</summary>
+    public static async Task DiscardAsync(NpgsqlTransaction transaction, Guid snapshotId, string? error, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "UPDATE snapshots SET state = 'DELETED', error = $2, updated_at = now() WHERE id = $1 AND state <> 'DELETED' RETURNING project_id",
+            transaction.Connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = snapshotId });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        if (await command.ExecuteScalarAsync(cancellationToken) is string projectId)
+        {
+            await QuotaLedger.ReleaseAsync(transaction, projectId, QuotaUsage.OneSnapshot, cancellationToken);
+        }
+    }
+
+    /// <summary>Marks every snapshot of a deleted VM DELETED, and gives their quota back.</summary>
+    public static async Task DiscardAllOfVmAsync(NpgsqlTransaction transaction, Guid vmId, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "UPDATE snapshots SET state = 'DELETED', updated_at = now() WHERE vm_id = $1 AND state <> 'DELETED' RETURNING project_id",
+            transaction.Connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = vmId });
+        var released = new List<string>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                released.Add(reader.GetString(0));
+            }
+        }
+        foreach (var group in released.GroupBy(p => p, StringComparer.Ordinal))
+        {
+            await QuotaLedger.ReleaseAsync(transaction, group.Key, new QuotaUsage(0, 0, 0, 0, group.Count()), cancellationToken);
+        }
+    }
+}

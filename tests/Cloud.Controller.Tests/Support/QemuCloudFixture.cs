@@ -1,0 +1,85 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Cloud.Controller.Tests.Support;
+
+/// <summary>
+/// The same small cloud with agents on the QEMU backend: real qemu-system-x86_64 under TCG,
+/// firmware-only guests (no OS: enough for power, resize, snapshots). Each agent keeps its VMs
+/// under a short folder of its own in /tmp (QMP socket paths are limited to 107 bytes).
+/// </summary>
+public sealed class QemuCloudFixture : CloudFixture
+{
+    private readonly string _root = Path.Combine("/tmp", "cqc-" + Guid.NewGuid().ToString("N")[..8]);
+
+    protected override Dictionary<string, string?> AgentBackendSettings(int n, IPAddress address)
+    {
+        var ports = FreePortPair(address);
+        return new()
+        {
+            ["Agent:NodeName"] = $"qemu-node-{n}",
+            ["Agent:Backend"] = "qemu",
+            ["Agent:Qemu:DataDirectory"] = Path.Combine(_root, n.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ["Agent:Qemu:Accelerator"] = "tcg",
+            ["Agent:Qemu:ListenAddress"] = address.ToString(),
+            ["Agent:Qemu:MigrationPortRange"] = $"{ports}-{ports + 1}",
+            ["Agent:Qemu:TotalVcpus"] = "8",
+            ["Agent:Qemu:TotalMemoryMb"] = "8192",
+            ["Agent:Qemu:TotalDiskGb"] = "64",
+            // Firmware-only guests ignore ACPI power-down: do not wait long before forcing it.
+            ["Agent:Qemu:ColdResizeStopTimeout"] = "00:00:01",
+            ["Agent:Qemu:NodeName"] = $"qemu-node-{n}",
+        };
+    }
+
+    public override async Task DisposeAsync()
+    {
+        try
+        {
+            // Guests outlive their agent (an agent that restarts re-adopts them): delete what a
+            // failed test left, so that no QEMU outlives the tests.
+            foreach (var url in AgentUrls)
+            {
+                using var channel = Cloud.Grpc.GrpcChannel.ForAddress(url);
+                var agent = new Cloud.Contracts.Agent.V1.NodeAgentGrpc.NodeAgentClient(channel);
+                foreach (var vm in (await agent.ListVmsAsync(new Cloud.Contracts.Agent.V1.ListVmsRequest())).Vms)
+                {
+                    await agent.DeleteVmAsync(new Cloud.Contracts.Agent.V1.VmRef { VmId = vm.VmId });
+                }
+            }
+            await base.DisposeAsync();
+        }
+        finally
+        {
+            if (Directory.Exists(_root))
+            {
+                Directory.Delete(_root, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>Two consecutive free ports (the agent's migration range), as the OS hands them out.</summary>
+    private static int FreePortPair(IPAddress address)
+    {
+        for (var attempt = 0; attempt < 50; attempt++)
+        {
+            var first = Ports.Free(address);
+            try
+            {
+                using var next = new TcpListener(address, first + 1);
+                next.Start();
+                return first;
+            }
+            catch (SocketException)
+            {
+            }
+        }
+        throw new InvalidOperationException("No two consecutive free ports were found.");
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class QemuCloudCollection : ICollectionFixture<QemuCloudFixture>
+{
+    public const string Name = "qemu-cloud";
+}
