@@ -119,6 +119,18 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
         return [.. _vms.Values.OrderBy(v => v.Id, StringComparer.Ordinal).Select(v => Describe(v, withUsage: true))];
     }
 
+    /// <summary>QEMU's own run state of a VM (query-status: running, paused, inmigrate ...), for diagnostics.</summary>
+    internal async Task<string> QueryRunStatusAsync(string vmId, CancellationToken cancellationToken)
+    {
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        if (Get(vmId).Process is not { } process)
+        {
+            return "not-running";
+        }
+        var reply = await process.Qmp.ExecuteAsync("query-status", null, cancellationToken).ConfigureAwait(false);
+        return reply.TryGetProperty("status", out var status) ? status.GetString() ?? "" : "";
+    }
+
     public IAsyncEnumerable<VmEvent> WatchEventsAsync(CancellationToken cancellationToken) => _events.WatchAsync(cancellationToken);
 
     /// <summary>The VM as the API shows it.</summary>

@@ -7,19 +7,23 @@ namespace Cloud.Agent.Qemu.Tests.Support;
 /// A tiny Linux guest: Debian's kernel, taken out of its .deb, and an initramfs of busybox-static
 /// whose /init prints "tick=N cpus=C memtotal_kb=M" to ttyS0 every half second. Built once and
 /// cached in a temp folder shared by every test (and later runs). The virtio modules of the same
-/// .deb go in too, so that the guest has a balloon driver (Debian builds virtio as modules).
+/// .deb go in too, so that the guest has a balloon and a disk driver (Debian builds virtio as
+/// modules); the guest writes its tick into the first sector of its disk as well.
 /// </summary>
 internal static partial class LinuxGuest
 {
     // Bump when the init script changes, so a stale cache is rebuilt.
-    private const string Version = "5";
+    private const string Version = "6";
 
     private static readonly SemaphoreSlim Gate = new(1, 1);
 
     public static string CacheDirectory { get; } = Path.Combine(Path.GetTempPath(), "cloud-qemu-test-guest");
 
-    /// <summary>The modules /init loads, in dependency order, from drivers/virtio of the kernel package.</summary>
-    private static readonly string[] Modules = ["virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci", "virtio_balloon"];
+    /// <summary>The modules /init loads, in dependency order, under kernel/drivers of the kernel package.</summary>
+    private static readonly string[] ModulePaths =
+        ["virtio/virtio_ring", "virtio/virtio", "virtio/virtio_pci_modern_dev", "virtio/virtio_pci_legacy_dev", "virtio/virtio_pci", "virtio/virtio_balloon", "block/virtio_blk"];
+
+    private static readonly string[] Modules = [.. ModulePaths.Select(Path.GetFileName).OfType<string>()];
 
     private static string ModulesDirectory => Path.Combine(CacheDirectory, "modules");
 
@@ -46,6 +50,8 @@ internal static partial class LinuxGuest
           cpus=$(grep -c ^processor /proc/cpuinfo)
           mem=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)
           echo "tick=$n cpus=$cpus memtotal_kb=$mem"
+          # The disk's first sector holds the last tick too, so tests can tell which writes reached it.
+          [ -b /dev/vda ] && echo "cloud-disk tick=$n end" | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null
           if [ -n "$stop_after" ] && [ "$n" -ge "$stop_after" ]; then poweroff -f; fi
           n=$((n+1))
           sleep 0.5
@@ -92,9 +98,9 @@ internal static partial class LinuxGuest
             var vmlinuz = Directory.GetFiles(Path.Combine(work, "root", "boot"), "vmlinuz-*").Single();
             Directory.CreateDirectory(ModulesDirectory);
             var virtio = Directory.GetDirectories(Path.Combine(work, "root", "lib", "modules")).Single();
-            foreach (var module in Modules)
+            foreach (var module in ModulePaths)
             {
-                File.Copy(Path.Combine(virtio, "kernel", "drivers", "virtio", module + ".ko"), Path.Combine(ModulesDirectory, module + ".ko"), overwrite: true);
+                File.Copy(Path.Combine(virtio, "kernel", "drivers", module + ".ko"), Path.Combine(ModulesDirectory, Path.GetFileName(module) + ".ko"), overwrite: true);
             }
             File.Copy(vmlinuz, target + ".tmp", overwrite: true);
             File.Move(target + ".tmp", target, overwrite: true);
