@@ -124,7 +124,9 @@ public sealed partial class QmpClient : IAsyncDisposable
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(_options.ConnectTimeout);
-        var delay = TimeSpan.FromMilliseconds(10);
+        // QEMU opens its monitor within a few hundred milliseconds of starting: short retries keep a
+        // VM's start from waiting on a back-off step (a unix connect attempt costs microseconds).
+        var delay = TimeSpan.FromMilliseconds(5);
         while (true)
         {
             Socket socket;
@@ -142,7 +144,7 @@ public sealed partial class QmpClient : IAsyncDisposable
                 {
                     throw new QmpDisconnectedException($"Could not connect to QMP at {Endpoint} within {_options.ConnectTimeout.TotalSeconds:0.#} s: {ex.Message}", ex);
                 }
-                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 200));
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 40));
                 continue;
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
