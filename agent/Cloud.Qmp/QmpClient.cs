@@ -134,8 +134,14 @@ public sealed partial class QmpClient : IAsyncDisposable
             {
                 socket = await Endpoint.ConnectAsync(deadline.Token).ConfigureAwait(false);
             }
-            catch (SocketException ex) when (IsRetryable(ex) && !deadline.IsCancellationRequested)
+            catch (SocketException ex) when (IsRetryable(ex))
             {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (deadline.IsCancellationRequested)
+                {
+                    // The last attempt failed after the time ran out: that is the timeout, not another error.
+                    throw new QmpDisconnectedException($"Could not connect to QMP at {Endpoint} within {_options.ConnectTimeout.TotalSeconds:0.#} s: {ex.Message}", ex);
+                }
                 try
                 {
                     await Task.Delay(delay, deadline.Token).ConfigureAwait(false);
