@@ -47,8 +47,7 @@ public sealed class MigrationTests
         Assert.Contains(progress, p => p.Phase == Phase.DiskMirror && p.TotalBytes > 0);
         Assert.Contains(progress, p => p.Phase == Phase.Memory && p.TransferredBytes > 0 && p.TotalBytes > 0);
         Assert.True(progress[^1].TransferredBytes > 0);
-        var moved = Assert.Single(await ListAsync(destination));
-        Assert.Equal(VmState.Running, moved.State);
+        var moved = await ArrivedAsync(destination, "vm-move");
         Assert.NotEqual(created.Pid, moved.Pid);
         Assert.Empty(await ListAsync(source));
         Assert.False(Directory.Exists(source.VmDirectory("vm-move")));
@@ -115,7 +114,7 @@ public sealed class MigrationTests
         var retry = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-again" }, Deadline);
         var done = await MigrateAsync(source, new MigrateRequest { VmId = "vm-stay", MigrationId = "mig-again", MigrationUri = retry.MigrationUri, DiskUri = retry.DiskUri });
         Assert.Equal(Phase.Completed, done[^1].Phase);
-        Assert.Equal(VmState.Running, (await ListAsync(destination)).Single().State);
+        await ArrivedAsync(destination, "vm-stay");
     }
 
     [Fact]
@@ -157,6 +156,34 @@ public sealed class MigrationTests
         Assert.Equal("running", await QueryStatusAsync(source, "vm-survive"));
         await Eventually.GetAsync(() => ListAsync(destination), vms => vms.Count == 0, Boot, "the destination to drop the failed incoming VM");
         Assert.False(Directory.Exists(destination.VmDirectory("vm-survive")));
+    }
+
+    [Fact]
+    public async Task Migrate_AfterVcpuHotplug_ArrivesWithTheVcpus_HotAddedMemoryIsRefused()
+    {
+        await using var source = await AgentServer.StartAsync("127.0.0.2");
+        await using var destination = await AgentServer.StartAsync("127.0.0.3");
+        var spec = Guests.Firmware("vm-cpus", vcpus: 1, maxVcpus: 2, memoryMb: 128, maxMemoryMb: 256);
+        await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
+        var grown = await source.Client.ResizeVmAsync(new ResizeVmRequest { VmId = "vm-cpus", Shape = new VmShape { Vcpus = 2, MemoryMb = 128, DiskGb = 1 } }, Deadline);
+        Assert.Equal(2, grown.Shape.Vcpus);
+
+        // The controller sends the VM's current spec to the destination.
+        spec.Shape = grown.Shape;
+        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-cpus" }, Deadline);
+        var progress = await MigrateAsync(source, new MigrateRequest { VmId = "vm-cpus", MigrationId = "mig-cpus", MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri });
+
+        Assert.Equal(Phase.Completed, progress[^1].Phase);
+        var moved = await ArrivedAsync(destination, "vm-cpus");
+        Assert.Equal(2, moved.Shape.Vcpus);
+        Assert.Equal("running", await QueryStatusAsync(destination, "vm-cpus"));
+
+        // Memory added live cannot be recreated from the spec on the destination: refused up front.
+        await destination.Client.ResizeVmAsync(new ResizeVmRequest { VmId = "vm-cpus", Shape = new VmShape { Vcpus = 2, MemoryMb = 256, DiskGb = 1 } }, Deadline);
+        var refused = await MigrateErrorAsync(destination, new MigrateRequest { VmId = "vm-cpus", MigrationId = "mig-back", MigrationUri = "tcp:127.0.0.2:4444", DiskUri = "nbd://127.0.0.2:4445/disk0" });
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Contains("hot-added memory", refused.Detail, StringComparison.Ordinal);
+        Assert.Equal(VmState.Running, (await ListAsync(destination)).Single().State);
     }
 
     [Fact]
@@ -214,6 +241,20 @@ public sealed class MigrationTests
             }
         });
         return error.Status;
+    }
+
+    /// <summary>
+    /// The source reports completion once it has sent the last of the guest; the destination
+    /// resumes it a moment later, on QEMU's own RESUME event.
+    /// </summary>
+    private static async Task<Vm> ArrivedAsync(AgentServer destination, string vmId)
+    {
+        // Done either way once it runs or is gone (a destination that failed to load drops it).
+        var vms = await Eventually.GetAsync(() => ListAsync(destination), v => v.Count != 1 || v[0].State != VmState.Incoming, Boot, $"{vmId} to run on the destination");
+        Assert.Single(vms);
+        Assert.Equal(vmId, vms[0].VmId);
+        Assert.Equal(VmState.Running, vms[0].State);
+        return vms[0];
     }
 
     private static async Task<IReadOnlyList<Vm>> ListAsync(AgentServer agent)
