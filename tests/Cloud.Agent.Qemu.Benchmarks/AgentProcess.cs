@@ -114,7 +114,8 @@ internal sealed class AgentProcess : IAsyncDisposable
         }
     }
 
-    private static int FreePort(string address)
+    /// <summary>A port free on the address now (the OS picks it); whoever binds it next must be quick.</summary>
+    internal static int FreePort(string address)
     {
         using var probe = new TcpListener(IPAddress.Parse(address), 0);
         probe.Start();

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Qmp;
@@ -89,7 +87,7 @@ internal static class MigrateBenchmark
         await Task.Delay(Settle, cancellationToken);
         var timer = Stopwatch.StartNew();
         await using var destination = await BareQemu.StartAsync(destinationArgs, destinationDir, cancellationToken);
-        var uri = "tcp:127.0.0.3:" + FreePort(IPAddress.Parse("127.0.0.3")).ToString(CultureInfo.InvariantCulture);
+        var uri = "tcp:127.0.0.3:" + AgentProcess.FreePort("127.0.0.3").ToString(CultureInfo.InvariantCulture);
         await destination.Qmp.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = uri }, cancellationToken);
         await source.Qmp.ExecuteAsync("migrate-set-capabilities", new JsonObject
         {
@@ -124,11 +122,4 @@ internal static class MigrateBenchmark
         Start = true,
         Shape = new VmShape { Vcpus = 1, MemoryMb = 256, DiskGb = 0 },
     };
-
-    private static int FreePort(IPAddress address)
-    {
-        using var probe = new TcpListener(address, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
 }
