@@ -80,11 +80,11 @@ public sealed partial class QemuHypervisor
             var diskBytes = vm.Spec.Shape.DiskGb * 1024L * 1024 * 1024;
             if (image is { Kind: ImageKind.Disk })
             {
-                await _qemuImg.CreateOverlayAsync(paths.DiskFile, Images.DiskPath(image), image.Format, Math.Max(diskBytes, image.VirtualSizeBytes), cancellationToken).ConfigureAwait(false);
+                await _diskTemplates.CreateOverlayAsync(paths.DiskFile, Images.DiskPath(image), image.Format, Math.Max(diskBytes, image.VirtualSizeBytes), cancellationToken).ConfigureAwait(false);
             }
             else if (diskBytes > 0)
             {
-                await _qemuImg.CreateBlankAsync(paths.DiskFile, diskBytes, cancellationToken).ConfigureAwait(false);
+                await _diskTemplates.CreateBlankAsync(paths.DiskFile, diskBytes, cancellationToken).ConfigureAwait(false);
             }
             if (await RunAsUserAsync(cancellationToken).ConfigureAwait(false) is { } user)
             {

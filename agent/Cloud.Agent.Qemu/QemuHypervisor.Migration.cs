@@ -239,6 +239,9 @@ public sealed partial class QemuHypervisor
             }
 
             await qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = streamUri }, token).ConfigureAwait(false);
+            // QEMU leaves pre-switchover a moment after migrate-continue returns: a poll in between
+            // still sees it, and must not finish the (already finished) mirror a second time.
+            var continued = false;
             while (true)
             {
                 var info = await qmp.ExecuteAsync("query-migrate", null, token).ConfigureAwait(false);
@@ -254,7 +257,7 @@ public sealed partial class QemuHypervisor
                         throw new MigrationFailedException(info.TryGetProperty("error-desc", out var desc) ? desc.GetString() ?? "failed" : "failed");
                     case "cancelled" or "cancelling":
                         throw new OperationCanceledException("The migration was cancelled in QEMU.");
-                    case "pre-switchover":
+                    case "pre-switchover" when !continued:
                         // The source is paused: let the mirror drain and finish without pivoting, so
                         // the destination disk equals the source disk before the destination runs.
                         await qmp.ExecuteAsync("block-job-cancel", new JsonObject { ["device"] = MirrorJob }, token).ConfigureAwait(false);
@@ -264,6 +267,9 @@ public sealed partial class QemuHypervisor
                         }
                         mirrorStarted = false;
                         await qmp.ExecuteAsync("migrate-continue", new JsonObject { ["state"] = "pre-switchover" }, token).ConfigureAwait(false);
+                        continued = true;
+                        break;
+                    case "pre-switchover":
                         break;
                     default:
                         progress.TryWrite(MemoryProgress(info, Phase.Memory));

@@ -27,6 +27,7 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
     private readonly ConcurrentDictionary<string, QemuVm> _vms = new(StringComparer.Ordinal);
     private readonly EventHub _events = new();
     private readonly QemuImg _qemuImg;
+    private readonly DiskTemplates _diskTemplates;
     private readonly PortAllocator _ports;
     private readonly SemaphoreSlim _registryGate = new(1, 1);
     private readonly SemaphoreSlim _initGate = new(1, 1);
@@ -53,6 +54,7 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
         AcceleratorSelector.TryParse(options.Accelerator, out var choice);
         _accelerator = AcceleratorSelector.Select(choice, AcceleratorProbe.Host).Accelerator;
         _qemuImg = new QemuImg(options.QemuImgBinary);
+        _diskTemplates = new DiskTemplates(Path.Combine(options.DataDirectory, "templates"), _qemuImg);
         PortRange.TryParse(options.MigrationPortRange, out var range);
         _ports = new PortAllocator(range, System.Net.IPAddress.Parse(options.ListenAddress));
         Directory.CreateDirectory(options.DataDirectory);
@@ -117,6 +119,18 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         return [.. _vms.Values.OrderBy(v => v.Id, StringComparer.Ordinal).Select(v => Describe(v, withUsage: true))];
+    }
+
+    /// <summary>QEMU's own run state of a VM (query-status: running, paused, inmigrate ...), for diagnostics.</summary>
+    internal async Task<string> QueryRunStatusAsync(string vmId, CancellationToken cancellationToken)
+    {
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        if (Get(vmId).Process is not { } process)
+        {
+            return "not-running";
+        }
+        var reply = await process.Qmp.ExecuteAsync("query-status", null, cancellationToken).ConfigureAwait(false);
+        return reply.TryGetProperty("status", out var status) ? status.GetString() ?? "" : "";
     }
 
     public IAsyncEnumerable<VmEvent> WatchEventsAsync(CancellationToken cancellationToken) => _events.WatchAsync(cancellationToken);

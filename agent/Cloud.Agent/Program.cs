@@ -1,6 +1,6 @@
 using Cloud.Agent;
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = WebApplication.CreateSlimBuilder(args);
 builder.AddAgent();
 
 var app = builder.Build();

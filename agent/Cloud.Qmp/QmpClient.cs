@@ -124,7 +124,9 @@ public sealed partial class QmpClient : IAsyncDisposable
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(_options.ConnectTimeout);
-        var delay = TimeSpan.FromMilliseconds(10);
+        // QEMU opens its monitor within a few hundred milliseconds of starting: short retries keep a
+        // VM's start from waiting on a back-off step (a unix connect attempt costs microseconds).
+        var delay = TimeSpan.FromMilliseconds(5);
         while (true)
         {
             Socket socket;
@@ -132,8 +134,14 @@ public sealed partial class QmpClient : IAsyncDisposable
             {
                 socket = await Endpoint.ConnectAsync(deadline.Token).ConfigureAwait(false);
             }
-            catch (SocketException ex) when (IsRetryable(ex) && !deadline.IsCancellationRequested)
+            catch (SocketException ex) when (IsRetryable(ex))
             {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (deadline.IsCancellationRequested)
+                {
+                    // The last attempt failed after the time ran out: that is the timeout, not another error.
+                    throw new QmpDisconnectedException($"Could not connect to QMP at {Endpoint} within {_options.ConnectTimeout.TotalSeconds:0.#} s: {ex.Message}", ex);
+                }
                 try
                 {
                     await Task.Delay(delay, deadline.Token).ConfigureAwait(false);
@@ -142,7 +150,7 @@ public sealed partial class QmpClient : IAsyncDisposable
                 {
                     throw new QmpDisconnectedException($"Could not connect to QMP at {Endpoint} within {_options.ConnectTimeout.TotalSeconds:0.#} s: {ex.Message}", ex);
                 }
-                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 200));
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 40));
                 continue;
             }
             catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

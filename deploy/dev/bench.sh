@@ -3,7 +3,8 @@
 #   deploy/dev/bench.sh            every benchmark
 #   deploy/dev/bench.sh NAME       one of them: scheduler (all of the scheduler's), or one
 #                                  scheduler benchmark: batch, single, latency, packing, memory,
-#                                  chaos (kill -9 of PostgreSQL mid-run)
+#                                  chaos (kill -9 of PostgreSQL mid-run); agent (all of the QEMU
+#                                  backend's), or one of agent-create, agent-migrate, agent-memory
 # Extra arguments go to the benchmark, e.g. deploy/dev/bench.sh batch --nodes 2000 --vms 20000.
 # Exits non-zero when a benchmark fails or finds a broken invariant.
 set -uo pipefail
@@ -18,28 +19,35 @@ NAME=${1:-all}
 shift $(( $# > 0 ? 1 : 0 ))
 
 SCHEDULER_BENCHMARKS="batch single latency packing memory chaos"
+AGENT_BENCHMARKS="agent-create agent-migrate agent-memory"
 status=0
 
 run_scheduler() {
   dotnet run -c Release --project tests/Cloud.Scheduler.Benchmarks -- "$1" "${@:2}" || status=1
 }
 
+run_agent() {
+  dotnet run -c Release --project tests/Cloud.Agent.Qemu.Benchmarks -- "$1" "${@:2}" || status=1
+}
+
 case "$NAME" in
   all)
     run_scheduler all "$@"
-    # Agent benchmarks are added here:
-    # dotnet run -c Release --project tests/Cloud.Agent.Qemu.Benchmarks -- <name> || status=1
+    run_agent all
     ;;
   scheduler)
     run_scheduler all "$@"
     ;;
+  agent)
+    run_agent all "$@"
+    ;;
   *)
     if [[ " $SCHEDULER_BENCHMARKS " == *" $NAME "* ]]; then
       run_scheduler "$NAME" "$@"
-    # Agent benchmarks by name are added here:
-    # elif ...; then dotnet run -c Release --project tests/Cloud.Agent.Qemu.Benchmarks -- "$NAME" || status=1
+    elif [[ " $AGENT_BENCHMARKS " == *" $NAME "* ]]; then
+      run_agent "${NAME#agent-}" "$@"
     else
-      echo "Unknown benchmark '$NAME': all, scheduler, $SCHEDULER_BENCHMARKS." >&2
+      echo "Unknown benchmark '$NAME': all, scheduler, agent, $SCHEDULER_BENCHMARKS $AGENT_BENCHMARKS." >&2
       exit 2
     fi
     ;;

@@ -6,7 +6,7 @@ namespace Cloud.Deploy.Tests;
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed partial class ScriptAndImageTests
 {
-    public static TheoryData<string> Scripts => [".ci/run", "deploy/dev/common.sh", "deploy/dev/test.sh", "deploy/dev/up.sh"];
+    public static TheoryData<string> Scripts => [".ci/run", "deploy/dev/common.sh", "deploy/dev/test.sh", "deploy/dev/up.sh", "deploy/dev/bench.sh"];
 
     public static TheoryData<string> Dockerfiles => ["deploy/docker/controller.Dockerfile", "deploy/docker/agent.Dockerfile"];
 

@@ -29,7 +29,10 @@ public sealed class QemuOptions
     /// </summary>
     public string RunAsUser { get; set; } = "cloud-qemu";
 
-    /// <summary>Ports for incoming migration streams and NBD disk exports, "first-last". Default 49152-49407.</summary>
+    /// <summary>
+    /// Ports for incoming migration streams and NBD disk exports, "first-last", or "ephemeral" for
+    /// any free port the OS picks (no firewall rule can then name them). Default 49152-49407.
+    /// </summary>
     public string MigrationPortRange { get; set; } = "49152-49407";
 
     /// <summary>

@@ -43,7 +43,7 @@ internal sealed partial class QemuOptionsValidator : IValidateOptions<QemuOption
         }
         if (!PortRange.TryParse(options.MigrationPortRange, out _))
         {
-            failures.Add($"{p}MigrationPortRange '{options.MigrationPortRange}' must be 'first-last' with 1024 <= first <= last <= 65535.");
+            failures.Add($"{p}MigrationPortRange '{options.MigrationPortRange}' must be 'first-last' with 1024 <= first <= last <= 65535, or 'ephemeral'.");
         }
         if (!IPAddress.TryParse(options.ListenAddress, out var address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
         {

@@ -17,6 +17,16 @@ internal sealed class PortAllocator(PortRange range, IPAddress address)
     {
         lock (_gate)
         {
+            if (range.IsEphemeral)
+            {
+                // The OS picks a port no one holds; QEMU binds it moments later. Another process
+                // could take it in between, which the caller sees as a failed listen, not a mix-up.
+                using var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                socket.Bind(new IPEndPoint(address, 0));
+                var picked = ((IPEndPoint)socket.LocalEndPoint!).Port;
+                _reserved.Add(picked);
+                return picked;
+            }
             for (var port = range.First; port <= range.Last; port++)
             {
                 if (_reserved.Contains(port) || !IsFree(port))

@@ -87,7 +87,10 @@ internal static class QemuCommandLine
         {
             // JSON syntax: no escaping of commas in paths, and the backing chain opens from the overlay's header.
             var blockdev = JsonSerializer.Serialize(new BlockdevArgument(DiskNode, "qcow2", new BlockdevFile("file", spec.DiskPath)), QemuJsonContext.Default.BlockdevArgument);
-            args.AddRange(["-blockdev", blockdev, "-device", $"virtio-blk-pci,drive={DiskNode},id={DiskNode}-dev,bootindex=1"]);
+            // QEMU gives the disk one queue per boot vCPU unless told otherwise; after a vCPU hotplug
+            // a migration destination boots with more vCPUs than the source did, and a disk with
+            // more queues cannot take the source's device state. Max vCPUs never changes live.
+            args.AddRange(["-blockdev", blockdev, "-device", Invariant($"virtio-blk-pci,drive={DiskNode},id={DiskNode}-dev,bootindex=1,num-queues={Math.Max(spec.MaxVcpus, spec.Vcpus)}")]);
         }
         if (spec.KernelPath is not null)
         {

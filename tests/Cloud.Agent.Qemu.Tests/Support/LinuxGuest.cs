@@ -6,21 +6,31 @@ namespace Cloud.Agent.Qemu.Tests.Support;
 /// <summary>
 /// A tiny Linux guest: Debian's kernel, taken out of its .deb, and an initramfs of busybox-static
 /// whose /init prints "tick=N cpus=C memtotal_kb=M" to ttyS0 every half second. Built once and
-/// cached in a temp folder shared by every test (and later runs).
+/// cached in a temp folder shared by every test (and later runs). The virtio modules of the same
+/// .deb go in too, so that the guest has a balloon and a disk driver (Debian builds virtio as
+/// modules); the guest writes its tick into the first sector of its disk as well.
 /// </summary>
 internal static partial class LinuxGuest
 {
     // Bump when the init script changes, so a stale cache is rebuilt.
-    private const string Version = "3";
+    private const string Version = "6";
 
     private static readonly SemaphoreSlim Gate = new(1, 1);
 
     public static string CacheDirectory { get; } = Path.Combine(Path.GetTempPath(), "cloud-qemu-test-guest");
 
+    /// <summary>The modules /init loads, in dependency order, under kernel/drivers of the kernel package.</summary>
+    private static readonly string[] ModulePaths =
+        ["virtio/virtio_ring", "virtio/virtio", "virtio/virtio_pci_modern_dev", "virtio/virtio_pci_legacy_dev", "virtio/virtio_pci", "virtio/virtio_balloon", "block/virtio_blk"];
+
+    private static readonly string[] Modules = [.. ModulePaths.Select(Path.GetFileName).OfType<string>()];
+
+    private static string ModulesDirectory => Path.Combine(CacheDirectory, "modules");
+
     /// <summary>The kernel command line: serial console, hotplugged memory onlined by the kernel.</summary>
     public const string Append = "console=ttyS0 quiet panic=-1 memhp_default_state=online";
 
-    private const string InitScript = """
+    private static readonly string InitScript = $$"""
         #!/bin/busybox sh
         /bin/busybox mkdir -p /proc /sys /dev /sbin /usr/bin /usr/sbin
         /bin/busybox --install -s
@@ -28,6 +38,9 @@ internal static partial class LinuxGuest
         mount -t sysfs sysfs /sys
         mount -t devtmpfs devtmpfs /dev
         exec </dev/ttyS0 >/dev/ttyS0 2>&1
+        for m in {{string.Join(' ', Modules)}}; do
+          insmod /modules/$m.ko || echo "module $m failed"
+        done
         stop_after=$(sed -n 's/.*cloud.poweroff_after=\([0-9]*\).*/\1/p' /proc/cmdline)
         n=0
         while true; do
@@ -37,6 +50,8 @@ internal static partial class LinuxGuest
           cpus=$(grep -c ^processor /proc/cpuinfo)
           mem=$(sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo)
           echo "tick=$n cpus=$cpus memtotal_kb=$mem"
+          # The disk's first sector holds the last tick too, so tests can tell which writes reached it.
+          [ -b /dev/vda ] && echo "cloud-disk tick=$n end" | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null
           if [ -n "$stop_after" ] && [ "$n" -ge "$stop_after" ]; then poweroff -f; fi
           n=$((n+1))
           sleep 0.5
@@ -51,7 +66,7 @@ internal static partial class LinuxGuest
             var kernel = Path.Combine(CacheDirectory, "vmlinuz");
             var initrd = Path.Combine(CacheDirectory, "initrd-" + Version + ".img");
             Directory.CreateDirectory(CacheDirectory);
-            if (!File.Exists(kernel))
+            if (!File.Exists(kernel) || Modules.Any(m => !File.Exists(Path.Combine(ModulesDirectory, m + ".ko"))))
             {
                 await ExtractKernelAsync(kernel);
             }
@@ -81,6 +96,12 @@ internal static partial class LinuxGuest
             var deb = Directory.GetFiles(work, "*.deb").Single();
             await RunAsync("dpkg", work, "-x", deb, Path.Combine(work, "root"));
             var vmlinuz = Directory.GetFiles(Path.Combine(work, "root", "boot"), "vmlinuz-*").Single();
+            Directory.CreateDirectory(ModulesDirectory);
+            var virtio = Directory.GetDirectories(Path.Combine(work, "root", "lib", "modules")).Single();
+            foreach (var module in ModulePaths)
+            {
+                File.Copy(Path.Combine(virtio, "kernel", "drivers", module + ".ko"), Path.Combine(ModulesDirectory, Path.GetFileName(module) + ".ko"), overwrite: true);
+            }
             File.Copy(vmlinuz, target + ".tmp", overwrite: true);
             File.Move(target + ".tmp", target, overwrite: true);
         }
@@ -101,6 +122,11 @@ internal static partial class LinuxGuest
                 Directory.CreateDirectory(Path.Combine(root, dir));
             }
             File.Copy("/bin/busybox", Path.Combine(root, "bin", "busybox"));
+            Directory.CreateDirectory(Path.Combine(root, "modules"));
+            foreach (var module in Modules)
+            {
+                File.Copy(Path.Combine(ModulesDirectory, module + ".ko"), Path.Combine(root, "modules", module + ".ko"));
+            }
             var init = Path.Combine(root, "init");
             await File.WriteAllTextAsync(init, InitScript.Replace("\r\n", "\n") + "\n");
             File.SetUnixFileMode(init, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);

@@ -11,22 +11,22 @@ namespace Cloud.Agent.Qemu.Tests.Support;
 /// </summary>
 internal sealed class TestNode : IAsyncDisposable
 {
-    private static int _nextRange;
+    private static int _nextNode;
     private readonly List<QemuHypervisor> _instances = [];
 
     public TestNode(string listenAddress = "127.0.0.2", Action<QemuOptions>? configure = null)
     {
         Root = Path.Combine("/tmp", "cqt-" + Guid.NewGuid().ToString("N")[..8]);
-        var range = Interlocked.Increment(ref _nextRange);
+        var number = Interlocked.Increment(ref _nextNode);
         Options = new QemuOptions
         {
             DataDirectory = Path.Combine(Root, "d"),
             Accelerator = "tcg",
             ListenAddress = listenAddress,
-            // Each node gets its own ports, so nodes tested at once never race for one.
-            MigrationPortRange = $"{41000 + range * 50}-{41000 + range * 50 + 49}",
+            // Never a fixed port: other test runs share this machine.
+            MigrationPortRange = "ephemeral",
             ColdResizeStopTimeout = TimeSpan.FromSeconds(1),
-            NodeName = "node-" + range,
+            NodeName = "node-" + number,
         };
         configure?.Invoke(Options);
         Hypervisor = NewInstance();

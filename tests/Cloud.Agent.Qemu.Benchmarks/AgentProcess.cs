@@ -1,0 +1,141 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Grpc;
+
+namespace Cloud.Agent.Qemu.Benchmarks;
+
+/// <summary>
+/// The real node agent (Cloud.Agent.dll, as deployed) on the QEMU backend, in a process of its own
+/// on a loopback address and a free port, with a throwaway data folder. No controller runs: the
+/// agent's registration keeps retrying in the background, as it does while a controller is down.
+/// </summary>
+internal sealed class AgentProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly GrpcChannel _channel;
+
+    private AgentProcess(Process process, GrpcChannel channel, string dataDirectory)
+    {
+        _process = process;
+        _channel = channel;
+        DataDirectory = dataDirectory;
+        Client = new NodeAgentGrpc.NodeAgentClient(channel);
+    }
+
+    public NodeAgentGrpc.NodeAgentClient Client { get; }
+
+    public int Pid => _process.Id;
+
+    public string DataDirectory { get; }
+
+    public string VmDirectory(string vmId) => Path.Combine(DataDirectory, "vms", vmId);
+
+    public static async Task<AgentProcess> StartAsync(string address, string dataDirectory, CancellationToken cancellationToken)
+    {
+        var port = FreePort(address);
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(AgentDll());
+        info.Environment["Agent__NodeName"] = "bench-" + address.Replace('.', '-');
+        info.Environment["Agent__Listen"] = $"{address}:{port}";
+        info.Environment["Agent__ControllerUrl"] = "http://127.0.0.1:9";
+        info.Environment["Agent__Backend"] = "qemu";
+        info.Environment["Agent__Qemu__DataDirectory"] = dataDirectory;
+        info.Environment["Agent__Qemu__Accelerator"] = "tcg";
+        info.Environment["Agent__Qemu__ListenAddress"] = address;
+        info.Environment["Agent__Qemu__MigrationPortRange"] = "ephemeral";
+        info.Environment["Logging__LogLevel__Default"] = "Warning";
+        info.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        var process = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start.");
+        // Drain its output so that a chatty agent never blocks on a full pipe.
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is { Length: > 0 } line)
+            {
+                Console.Error.WriteLine("agent: " + line);
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var channel = GrpcChannel.ForAddress($"http://{address}:{port}");
+        var agent = new AgentProcess(process, channel, dataDirectory);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                await agent.Client.GetNodeInfoAsync(new GetNodeInfoRequest(), new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(5), CancellationToken: cancellationToken));
+                return agent;
+            }
+            catch (RpcException) when (DateTime.UtcNow < deadline && !process.HasExited)
+            {
+                await Task.Delay(100, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>Resident set of the agent process (QEMU processes are their own and not counted).</summary>
+    public long RssBytes() => ReadStatusKb(_process.Id, "VmRSS:") * 1024;
+
+    public long PeakRssBytes() => ReadStatusKb(_process.Id, "VmHWM:") * 1024;
+
+    internal static long ReadStatusKb(int pid, string field)
+    {
+        var line = File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith(field, StringComparison.Ordinal));
+        return long.Parse(line[field.Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    public static CallOptions Deadline(CancellationToken cancellationToken) => new(Deadline: DateTime.UtcNow.AddMinutes(5), CancellationToken: cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                var vms = await Client.ListVmsAsync(new ListVmsRequest(), Deadline(CancellationToken.None));
+                foreach (var vm in vms.Vms)
+                {
+                    await Client.DeleteVmAsync(new VmRef { VmId = vm.VmId }, Deadline(CancellationToken.None));
+                }
+            }
+        }
+        finally
+        {
+            _channel.Dispose();
+            if (!_process.HasExited)
+            {
+                _process.Kill();
+                await _process.WaitForExitAsync();
+            }
+            _process.Dispose();
+        }
+    }
+
+    /// <summary>A port free on the address now (the OS picks it); whoever binds it next must be quick.</summary>
+    internal static int FreePort(string address)
+    {
+        using var probe = new TcpListener(IPAddress.Parse(address), 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
+    /// <summary>The agent built next to this program (same configuration), found from the repository root.</summary>
+    private static string AgentDll()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Cloud.sln")))
+        {
+            dir = dir.Parent;
+        }
+        if (dir is null)
+        {
+            throw new InvalidOperationException("Run the benchmarks from the repository (Cloud.sln not found above " + AppContext.BaseDirectory + ").");
+        }
+        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
+        var dll = Path.Combine(dir.FullName, "agent", "Cloud.Agent", "bin", configuration, "net10.0", "Cloud.Agent.dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException("The agent is not built; dotnet run builds it with this project.", dll);
+    }
+}

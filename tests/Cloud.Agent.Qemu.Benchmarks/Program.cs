@@ -1,0 +1,3 @@
+using Cloud.Agent.Qemu.Benchmarks;
+
+return await BenchmarkRunner.RunAsync(args);

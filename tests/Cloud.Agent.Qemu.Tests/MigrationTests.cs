@@ -1,0 +1,295 @@
+using System.Diagnostics;
+using System.Text;
+using Cloud.Agent.Qemu.Tests.Support;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Grpc;
+using Phase = Cloud.Contracts.Agent.V1.MigrationProgress.Types.Phase;
+
+namespace Cloud.Agent.Qemu.Tests;
+
+/// <summary>
+/// Live migration between two real agents on different loopback addresses, driven over their gRPC
+/// services the way the controller drives them: PrepareMigration on the destination, Migrate on
+/// the source, AbortMigration on both when it is called off.
+/// </summary>
+[Collection(QemuCollection.Name)]
+public sealed class MigrationTests
+{
+    private static readonly TimeSpan Boot = TimeSpan.FromSeconds(120);
+
+    private static CallOptions Deadline => new(Deadline: DateTime.UtcNow.AddMinutes(3));
+
+    [Fact]
+    public async Task Migrate_RunningLinuxGuestWithLocalDisk_KeepsCountingOnTheDestination()
+    {
+        await using var source = await AgentServer.StartAsync("127.0.0.2");
+        await using var destination = await AgentServer.StartAsync("127.0.0.3");
+        var spec = await LinuxSpecAsync(source, destination, "vm-move");
+        var created = await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
+        await SerialConsole.WaitForAsync(source.SerialLog("vm-move"), t => t.Tick >= 3, Boot);
+
+        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-1" }, Deadline);
+        Assert.StartsWith("tcp:127.0.0.3:", prepared.MigrationUri, StringComparison.Ordinal);
+        Assert.StartsWith("nbd://127.0.0.3:", prepared.DiskUri, StringComparison.Ordinal);
+        Assert.Equal(VmState.Incoming, (await ListAsync(destination)).Single().State);
+        var lastBefore = SerialConsole.Ticks(source.SerialLog("vm-move"))[^1].Tick;
+        var progress = await MigrateAsync(source, new MigrateRequest
+        {
+            VmId = "vm-move",
+            MigrationId = "mig-1",
+            MigrationUri = prepared.MigrationUri,
+            DiskUri = prepared.DiskUri,
+            DowntimeLimitMs = 300,
+            MaxBandwidthBytesPerSecond = 1L << 30,
+        });
+
+        Assert.True(progress[^1].Phase == Phase.Completed, $"the migration ended {progress[^1].Phase}: {progress[^1].Error}");
+        Assert.Contains(progress, p => p.Phase == Phase.DiskMirror && p.TotalBytes > 0);
+        Assert.Contains(progress, p => p.Phase == Phase.Memory && p.TransferredBytes > 0 && p.TotalBytes > 0);
+        Assert.True(progress[^1].TransferredBytes > 0);
+        var moved = await ArrivedAsync(destination, "vm-move");
+        Assert.NotEqual(created.Pid, moved.Pid);
+        Assert.Empty(await ListAsync(source));
+        Assert.False(Directory.Exists(source.VmDirectory("vm-move")));
+        Assert.False(IsQemuOf(created.Pid, "vm-move"));
+
+        // The guest goes on where it was: its counter continues on the destination's console.
+        var firstThere = await SerialConsole.WaitForAsync(destination.SerialLog("vm-move"), _ => true, Boot);
+        Assert.True(firstThere.Tick >= lastBefore, $"tick {firstThere.Tick} on the destination after {lastBefore} on the source: the guest started over");
+        var later = await SerialConsole.WaitForAsync(destination.SerialLog("vm-move"), t => t.Tick >= firstThere.Tick + 3, Boot);
+
+        // The local disk came along: every write the guest made on the source is on the destination's disk.
+        await destination.Client.StopVmAsync(new StopVmRequest { VmId = "vm-move", Force = true }, Deadline);
+        var sector = await FirstSectorAsync(Path.Combine(destination.VmDirectory("vm-move"), "disk.qcow2"));
+        var onDisk = long.Parse(sector.Split("tick=")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        // The guest writes the sector just after printing the tick, so the last write may still be in flight.
+        Assert.True(onDisk >= later.Tick - 1, $"the disk says tick {onDisk}, the console {later.Tick}");
+    }
+
+    [Fact]
+    public async Task AbortMigration_Midway_CleansUpTheDestination_AndTheSourceRunsOn()
+    {
+        await using var source = await AgentServer.StartAsync("127.0.0.2");
+        await using var destination = await AgentServer.StartAsync("127.0.0.3");
+        var spec = Guests.Firmware("vm-stay", memoryMb: 256);
+        var created = await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
+        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-abort" }, Deadline);
+        var incomingPid = (await ListAsync(destination)).Single().Pid;
+
+        // 1 MiB/s: 256 MiB of RAM would take minutes, so the migration is surely still running.
+        using var call = source.Client.Migrate(new MigrateRequest
+        {
+            VmId = "vm-stay",
+            MigrationId = "mig-abort",
+            MigrationUri = prepared.MigrationUri,
+            DiskUri = prepared.DiskUri,
+            MaxBandwidthBytesPerSecond = 1L << 20,
+        }, Deadline);
+        var phases = new List<MigrationProgress>();
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            phases.Add(call.ResponseStream.Current);
+            if (call.ResponseStream.Current.Phase == Phase.Memory && call.ResponseStream.Current.TransferredBytes > 0)
+            {
+                break;
+            }
+        }
+        Assert.Equal(VmState.Migrating, (await ListAsync(source)).Single().State);
+        await source.Client.AbortMigrationAsync(new AbortMigrationRequest { VmId = "vm-stay", MigrationId = "mig-abort" }, Deadline);
+        await destination.Client.AbortMigrationAsync(new AbortMigrationRequest { VmId = "vm-stay", MigrationId = "mig-abort" }, Deadline);
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            phases.Add(call.ResponseStream.Current);
+        }
+
+        Assert.Equal(Phase.Cancelled, phases[^1].Phase);
+        var kept = Assert.Single(await ListAsync(source));
+        Assert.Equal(VmState.Running, kept.State);
+        Assert.Equal(created.Pid, kept.Pid);
+        Assert.Equal("running", await QueryStatusAsync(source, "vm-stay"));
+        Assert.Empty(await ListAsync(destination));
+        Assert.False(Directory.Exists(destination.VmDirectory("vm-stay")));
+        await Eventually.TrueAsync(() => !IsQemuOf(incomingPid, "vm-stay"), Boot, "the destination's QEMU to be gone");
+
+        // The same VM can be migrated again afterwards.
+        var retry = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-again" }, Deadline);
+        var done = await MigrateAsync(source, new MigrateRequest { VmId = "vm-stay", MigrationId = "mig-again", MigrationUri = retry.MigrationUri, DiskUri = retry.DiskUri });
+        Assert.Equal(Phase.Completed, done[^1].Phase);
+        await ArrivedAsync(destination, "vm-stay");
+    }
+
+    [Fact]
+    public async Task Migrate_DestinationQemuDies_FailsWithAnError_DestinationForgetsIt_SourceRunsOn()
+    {
+        await using var source = await AgentServer.StartAsync("127.0.0.2");
+        await using var destination = await AgentServer.StartAsync("127.0.0.3");
+        var spec = Guests.Firmware("vm-survive", memoryMb: 256);
+        var created = await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
+        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-fail" }, Deadline);
+        var incomingPid = (await ListAsync(destination)).Single().Pid;
+
+        using var call = source.Client.Migrate(new MigrateRequest
+        {
+            VmId = "vm-survive",
+            MigrationId = "mig-fail",
+            MigrationUri = prepared.MigrationUri,
+            DiskUri = prepared.DiskUri,
+            MaxBandwidthBytesPerSecond = 1L << 20,
+        }, Deadline);
+        var phases = new List<MigrationProgress>();
+        var killed = false;
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            phases.Add(call.ResponseStream.Current);
+            if (!killed && call.ResponseStream.Current.Phase == Phase.Memory && call.ResponseStream.Current.TransferredBytes > 0)
+            {
+                Process.GetProcessById(incomingPid).Kill();
+                killed = true;
+            }
+        }
+
+        Assert.True(killed, "the migration never reached its memory phase");
+        Assert.Equal(Phase.Failed, phases[^1].Phase);
+        Assert.NotEmpty(phases[^1].Error);
+        var kept = Assert.Single(await ListAsync(source));
+        Assert.Equal(VmState.Running, kept.State);
+        Assert.Equal(created.Pid, kept.Pid);
+        Assert.Equal("running", await QueryStatusAsync(source, "vm-survive"));
+        await Eventually.GetAsync(() => ListAsync(destination), vms => vms.Count == 0, Boot, "the destination to drop the failed incoming VM");
+        Assert.False(Directory.Exists(destination.VmDirectory("vm-survive")));
+    }
+
+    [Fact]
+    public async Task Migrate_AfterVcpuHotplug_ArrivesWithTheVcpus_HotAddedMemoryIsRefused()
+    {
+        await using var source = await AgentServer.StartAsync("127.0.0.2");
+        await using var destination = await AgentServer.StartAsync("127.0.0.3");
+        var spec = Guests.Firmware("vm-cpus", vcpus: 1, maxVcpus: 2, memoryMb: 128, maxMemoryMb: 256);
+        await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
+        var grown = await source.Client.ResizeVmAsync(new ResizeVmRequest { VmId = "vm-cpus", Shape = new VmShape { Vcpus = 2, MemoryMb = 128, DiskGb = 1 } }, Deadline);
+        Assert.Equal(2, grown.Shape.Vcpus);
+
+        // The controller sends the VM's current spec to the destination.
+        spec.Shape = grown.Shape;
+        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-cpus" }, Deadline);
+        var progress = await MigrateAsync(source, new MigrateRequest { VmId = "vm-cpus", MigrationId = "mig-cpus", MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri });
+
+        Assert.Equal(Phase.Completed, progress[^1].Phase);
+        var moved = await ArrivedAsync(destination, "vm-cpus");
+        Assert.Equal(2, moved.Shape.Vcpus);
+        Assert.Equal("running", await QueryStatusAsync(destination, "vm-cpus"));
+
+        // Memory added live cannot be recreated from the spec on the destination: refused up front.
+        await destination.Client.ResizeVmAsync(new ResizeVmRequest { VmId = "vm-cpus", Shape = new VmShape { Vcpus = 2, MemoryMb = 256, DiskGb = 1 } }, Deadline);
+        var refused = await MigrateErrorAsync(destination, new MigrateRequest { VmId = "vm-cpus", MigrationId = "mig-back", MigrationUri = "tcp:127.0.0.2:4444", DiskUri = "nbd://127.0.0.2:4445/disk0" });
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Contains("hot-added memory", refused.Detail, StringComparison.Ordinal);
+        Assert.Equal(VmState.Running, (await ListAsync(destination)).Single().State);
+    }
+
+    [Fact]
+    public async Task Migrate_BadRequests_AreRefusedAndChangeNothing()
+    {
+        await using var source = await AgentServer.StartAsync("127.0.0.2");
+        var created = await source.Client.CreateVmAsync(new CreateVmRequest { Spec = Guests.Firmware("vm-fixed") }, Deadline);
+
+        var badUri = await MigrateErrorAsync(source, new MigrateRequest { VmId = "vm-fixed", MigrationId = "m", MigrationUri = "exec:sh -c reboot", DiskUri = "nbd://127.0.0.3:1/disk0" });
+        var hostName = await MigrateErrorAsync(source, new MigrateRequest { VmId = "vm-fixed", MigrationId = "m", MigrationUri = "tcp:example.com:4444", DiskUri = "nbd://127.0.0.3:1/disk0" });
+        var noDisk = await MigrateErrorAsync(source, new MigrateRequest { VmId = "vm-fixed", MigrationId = "m", MigrationUri = "tcp:127.0.0.3:4444" });
+        var badId = await MigrateErrorAsync(source, new MigrateRequest { VmId = "../vm-fixed", MigrationId = "m", MigrationUri = "tcp:127.0.0.3:4444" });
+        var prepareEscape = await Assert.ThrowsAsync<RpcException>(async () => await source.Client.PrepareMigrationAsync(
+            new PrepareMigrationRequest { Spec = Guests.Firmware("vm-other"), MigrationId = "../../x" }, Deadline));
+
+        Assert.Equal(StatusCode.InvalidArgument, badUri.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, hostName.StatusCode);
+        Assert.Equal(StatusCode.FailedPrecondition, noDisk.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, badId.StatusCode);
+        Assert.Equal(StatusCode.InvalidArgument, prepareEscape.StatusCode);
+        var vm = Assert.Single(await ListAsync(source));
+        Assert.Equal(VmState.Running, vm.State);
+        Assert.Equal(created.Pid, vm.Pid);
+    }
+
+    private static async Task<VmSpec> LinuxSpecAsync(AgentServer source, AgentServer destination, string vmId)
+    {
+        var (kernel, initrd) = await LinuxGuest.EnsureAsync();
+        foreach (var agent in new[] { source, destination })
+        {
+            await agent.Hypervisor.Images.ImportKernelAsync("linux", kernel, initrd, LinuxGuest.Append, CancellationToken.None);
+        }
+        return new VmSpec { VmId = vmId, Name = vmId, Image = "linux", Start = true, Shape = new VmShape { Vcpus = 1, MemoryMb = 256, DiskGb = 1 } };
+    }
+
+    private static async Task<List<MigrationProgress>> MigrateAsync(AgentServer source, MigrateRequest request)
+    {
+        using var call = source.Client.Migrate(request, Deadline);
+        var progress = new List<MigrationProgress>();
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            progress.Add(call.ResponseStream.Current);
+        }
+        Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+        return progress;
+    }
+
+    private static async Task<Status> MigrateErrorAsync(AgentServer source, MigrateRequest request)
+    {
+        using var call = source.Client.Migrate(request, Deadline);
+        var error = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            while (await call.ResponseStream.MoveNext(CancellationToken.None))
+            {
+            }
+        });
+        return error.Status;
+    }
+
+    /// <summary>
+    /// The source reports completion once it has sent the last of the guest; the destination
+    /// resumes it a moment later, on QEMU's own RESUME event.
+    /// </summary>
+    private static async Task<Vm> ArrivedAsync(AgentServer destination, string vmId)
+    {
+        // Done either way once it runs or is gone (a destination that failed to load drops it).
+        var vms = await Eventually.GetAsync(() => ListAsync(destination), v => v.Count != 1 || v[0].State != VmState.Incoming, Boot, $"{vmId} to run on the destination");
+        Assert.Single(vms);
+        Assert.Equal(vmId, vms[0].VmId);
+        Assert.Equal(VmState.Running, vms[0].State);
+        return vms[0];
+    }
+
+    private static async Task<IReadOnlyList<Vm>> ListAsync(AgentServer agent)
+        => (await agent.Client.ListVmsAsync(new ListVmsRequest(), Deadline)).Vms;
+
+    /// <summary>What QEMU itself says, through the backend's own monitor connection.</summary>
+    private static Task<string> QueryStatusAsync(AgentServer agent, string vmId) => agent.Hypervisor.QueryRunStatusAsync(vmId, CancellationToken.None);
+
+    private static bool IsQemuOf(int pid, string vmId)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Contains(vmId, StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task<string> FirstSectorAsync(string qcow2)
+    {
+        var raw = qcow2 + ".sector";
+        var info = new ProcessStartInfo("qemu-img") { RedirectStandardError = true };
+        foreach (var arg in new[] { "dd", "-f", "qcow2", "-O", "raw", "bs=512", "count=1", "if=" + qcow2, "of=" + raw })
+        {
+            info.ArgumentList.Add(arg);
+        }
+        using var process = Process.Start(info)!;
+        var stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, "qemu-img dd failed: " + stderr);
+        var text = Encoding.ASCII.GetString(await File.ReadAllBytesAsync(raw));
+        Assert.Contains("cloud-disk tick=", text, StringComparison.Ordinal);
+        return text;
+    }
+}

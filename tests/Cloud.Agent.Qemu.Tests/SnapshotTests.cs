@@ -1,0 +1,105 @@
+using Cloud.Agent.Hypervisor;
+using Cloud.Agent.Qemu.Tests.Support;
+using Cloud.Contracts.Agent.V1;
+
+namespace Cloud.Agent.Qemu.Tests;
+
+[Collection(QemuCollection.Name)]
+public sealed class SnapshotTests
+{
+    private static readonly TimeSpan Boot = TimeSpan.FromSeconds(120);
+
+    /// <summary>One boot of the Linux guest: snapshot with RAM, list, restore (the counter goes back), export, delete.</summary>
+    [Fact]
+    public async Task Snapshot_RunningLinuxGuest_RestoreTurnsTheCounterBack_ExportAndDeleteWork()
+    {
+        await using var node = new TestNode();
+        var image = await Guests.ImportLinuxAsync(node);
+        var vm = await node.Hypervisor.CreateVmAsync(Guests.Linux("vm-snap", image), CancellationToken.None);
+        var log = node.SerialLog("vm-snap");
+        await SerialConsole.WaitForAsync(log, t => t.Tick >= 2, Boot);
+
+        var beforeSnapshot = SerialConsole.Ticks(log)[^1].Tick;
+        var snapshot = await node.Hypervisor.CreateSnapshotAsync("vm-snap", "snap-1", "before the change", CancellationToken.None);
+        var afterSnapshot = SerialConsole.Ticks(log)[^1].Tick;
+        Assert.True(snapshot.IncludesMemory);
+        Assert.True(snapshot.SizeBytes > 0);
+        Assert.Equal(VmState.Running, (await node.GetVmAsync("vm-snap")).State);
+
+        var again = await node.Hypervisor.CreateSnapshotAsync("vm-snap", "snap-1", "before the change", CancellationToken.None);
+        var clash = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.CreateSnapshotAsync("vm-snap", "snap-1", "another name", CancellationToken.None));
+        Assert.Equal(snapshot.CreatedAt, again.CreatedAt);
+        Assert.Equal(HypervisorError.AlreadyExists, clash.Error);
+
+        var ranOn = await SerialConsole.WaitForAsync(log, t => t.Tick >= afterSnapshot + 6, Boot);
+        var listed = Assert.Single(await node.Hypervisor.ListSnapshotsAsync("vm-snap", CancellationToken.None));
+        Assert.Equal("snap-1", listed.SnapshotId);
+        Assert.Equal("before the change", listed.Name);
+        Assert.True(listed.IncludesMemory);
+
+        var offset = SerialConsole.Length(log);
+        var restored = await node.Hypervisor.RestoreSnapshotAsync("vm-snap", "snap-1", CancellationToken.None);
+
+        Assert.Equal(VmState.Running, restored.State);
+        Assert.Equal(vm.Pid, restored.Pid);
+        // The guest may print one more tick between reading the offset and the restore pausing it;
+        // after that, the counter starts again from where the snapshot was taken.
+        var first = await SerialConsole.WaitForAsync(log, t => t.Tick <= afterSnapshot + 2, Boot, offset);
+        Assert.InRange(first.Tick, beforeSnapshot, afterSnapshot + 2);
+        Assert.True(first.Tick < ranOn.Tick - 3, $"the counter went on at {first.Tick} after {ranOn.Tick}");
+        var next = await SerialConsole.WaitForAsync(log, t => t.Tick == first.Tick + 1, Boot, offset);
+        Assert.True(SerialConsole.Ticks(log, offset).TakeWhile(t => t != next).Count(t => t.Tick > afterSnapshot + 2) <= 1, "the guest went on counting after the restore");
+
+        var exported = await node.Hypervisor.ExportSnapshotAsync("vm-snap", "snap-1", "img-snap-1", CancellationToken.None);
+        Assert.Equal("img-snap-1", exported.ImageId);
+        Assert.Matches("^[0-9a-f]{64}$", exported.Sha256);
+        Assert.True(exported.SizeBytes > 0);
+        Assert.Equal(ImageKind.Disk, node.Hypervisor.Images.Find("img-snap-1")?.Kind);
+
+        await node.Hypervisor.DeleteSnapshotAsync("vm-snap", "snap-1", CancellationToken.None);
+        await node.Hypervisor.DeleteSnapshotAsync("vm-snap", "snap-1", CancellationToken.None);
+
+        Assert.Empty(await node.Hypervisor.ListSnapshotsAsync("vm-snap", CancellationToken.None));
+        var disk = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-snap"), "disk.qcow2"), forceShare: true, CancellationToken.None);
+        Assert.DoesNotContain(disk.Snapshots, s => s.Name == "snap-1");
+        var missing = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RestoreSnapshotAsync("vm-snap", "snap-1", CancellationToken.None));
+        Assert.Equal(HypervisorError.NotFound, missing.Error);
+        Assert.Equal(VmState.Running, (await node.GetVmAsync("vm-snap")).State);
+    }
+
+    [Fact]
+    public async Task Snapshot_StoppedVm_IsDiskOnly_RestoresOnlyWhenStopped_AndItsExportBootsANewVm()
+    {
+        await using var node = new TestNode();
+        await node.Hypervisor.CreateVmAsync(Guests.Firmware("vm-cold-snap", start: false), CancellationToken.None);
+
+        var snapshot = await node.Hypervisor.CreateSnapshotAsync("vm-cold-snap", "disk-1", "disk only", CancellationToken.None);
+        Assert.False(snapshot.IncludesMemory);
+        var disk = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-cold-snap"), "disk.qcow2"), forceShare: true, CancellationToken.None);
+        Assert.Contains(disk.Snapshots, s => s.Name == "disk-1" && s.VmStateSize == 0);
+
+        await node.Hypervisor.StartVmAsync("vm-cold-snap", CancellationToken.None);
+        var refused = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RestoreSnapshotAsync("vm-cold-snap", "disk-1", CancellationToken.None));
+        Assert.Equal(HypervisorError.FailedPrecondition, refused.Error);
+        Assert.Contains("stop VM", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(VmState.Running, (await node.GetVmAsync("vm-cold-snap")).State);
+
+        await node.Hypervisor.StopVmAsync("vm-cold-snap", force: true, TimeSpan.Zero, CancellationToken.None);
+        var restored = await node.Hypervisor.RestoreSnapshotAsync("vm-cold-snap", "disk-1", CancellationToken.None);
+        Assert.Equal(VmState.Stopped, restored.State);
+
+        var exported = await node.Hypervisor.ExportSnapshotAsync("vm-cold-snap", "disk-1", "img-disk-1", CancellationToken.None);
+        var clone = Guests.Firmware("vm-clone");
+        clone.Image = exported.ImageId;
+        var started = await node.Hypervisor.CreateVmAsync(clone, CancellationToken.None);
+        Assert.Equal(VmState.Running, started.State);
+        var overlay = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-clone"), "disk.qcow2"), forceShare: true, CancellationToken.None);
+        Assert.Contains("img-disk-1", overlay.BackingFile, StringComparison.Ordinal);
+
+        await node.Hypervisor.DeleteSnapshotAsync("vm-cold-snap", "disk-1", CancellationToken.None);
+        Assert.Empty(await node.Hypervisor.ListSnapshotsAsync("vm-cold-snap", CancellationToken.None));
+        var missing = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.ExportSnapshotAsync("vm-cold-snap", "disk-1", "img-other", CancellationToken.None));
+        Assert.Equal(HypervisorError.NotFound, missing.Error);
+        Assert.Null(node.Hypervisor.Images.Find("img-other"));
+    }
+}

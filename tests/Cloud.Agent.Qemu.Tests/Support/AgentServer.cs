@@ -1,0 +1,96 @@
+using System.Net;
+using System.Net.Sockets;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Grpc;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Cloud.Agent.Qemu.Tests.Support;
+
+/// <summary>
+/// A real node agent (its gRPC service on Kestrel) on the QEMU backend, listening on its own
+/// loopback address and a free port, with a throwaway data folder. No controller runs: the
+/// registration loop retries in the background and the NodeAgent service works regardless.
+/// </summary>
+internal sealed class AgentServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly GrpcChannel _channel;
+
+    private AgentServer(WebApplication app, string address, string root, GrpcChannel channel)
+    {
+        _app = app;
+        _channel = channel;
+        Address = address;
+        Root = root;
+        Client = new NodeAgentGrpc.NodeAgentClient(channel);
+    }
+
+    public string Address { get; }
+
+    public string Root { get; }
+
+    public string DataDirectory => Path.Combine(Root, "d");
+
+    public NodeAgentGrpc.NodeAgentClient Client { get; }
+
+    public QemuHypervisor Hypervisor => _app.Services.GetRequiredService<QemuHypervisor>();
+
+    public string VmDirectory(string vmId) => Path.Combine(DataDirectory, "vms", vmId);
+
+    public string SerialLog(string vmId) => Path.Combine(VmDirectory(vmId), "serial.log");
+
+    public static async Task<AgentServer> StartAsync(string address)
+    {
+        int port;
+        using (var probe = new TcpListener(IPAddress.Parse(address), 0))
+        {
+            probe.Start();
+            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+        // Short: QMP sockets live under it, and unix socket paths are limited to 107 bytes.
+        var root = Path.Combine("/tmp", "cqa-" + Guid.NewGuid().ToString("N")[..8]);
+        var node = "agent-" + address.Replace('.', '-');
+        var builder = WebApplication.CreateBuilder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Agent:NodeName"] = node,
+            ["Agent:Listen"] = $"{address}:{port}",
+            ["Agent:ControllerUrl"] = "http://127.0.0.1:9",
+            ["Agent:Backend"] = "qemu",
+            ["Agent:Qemu:DataDirectory"] = Path.Combine(root, "d"),
+            ["Agent:Qemu:Accelerator"] = "tcg",
+            ["Agent:Qemu:ListenAddress"] = address,
+            ["Agent:Qemu:MigrationPortRange"] = "ephemeral",
+        });
+        builder.Logging.ClearProviders();
+        builder.AddAgent();
+        var app = builder.Build();
+        app.MapAgent();
+        await app.StartAsync();
+        return new AgentServer(app, address, root, GrpcChannel.ForAddress($"http://{address}:{port}"));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            foreach (var vm in await Hypervisor.ListVmsAsync(CancellationToken.None))
+            {
+                await Hypervisor.DeleteVmAsync(vm.VmId, CancellationToken.None);
+            }
+        }
+        finally
+        {
+            _channel.Dispose();
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+            if (Directory.Exists(Root))
+            {
+                Directory.Delete(Root, recursive: true);
+            }
+        }
+    }
+}
