@@ -43,36 +43,11 @@ internal static class RestApi
             ProtoJson.Result(await vms.GetAsync(CallerOf(http), id, ct)));
         v1.MapDelete("/vms/{id}", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
             Accepted(await vms.DeleteAsync(CallerOf(http), new DeleteVmRequest { Id = id, IdempotencyKey = IdempotencyKey(http, "") }, ct)));
-        v1.MapPost("/vms/{id}/start", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
-        {
-            var request = await ReadForAsync<VmActionRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
-            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
-            return Accepted(await vms.StartAsync(CallerOf(http), request, ct));
-        });
-        v1.MapPost("/vms/{id}/stop", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
-        {
-            var request = await ReadForAsync<StopVmRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
-            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
-            return Accepted(await vms.StopAsync(CallerOf(http), request, ct));
-        });
-        v1.MapPost("/vms/{id}/reboot", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
-        {
-            var request = await ReadForAsync<VmActionRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
-            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
-            return Accepted(await vms.RebootAsync(CallerOf(http), request, ct));
-        });
-        v1.MapPost("/vms/{id}/resize", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
-        {
-            var request = await ReadForAsync<ResizeVmRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
-            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
-            return Accepted(await vms.ResizeAsync(CallerOf(http), request, ct));
-        });
-        v1.MapPost("/vms/{id}/migrate", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
-        {
-            var request = await ReadForAsync<MigrateVmRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
-            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
-            return Accepted(await vms.MigrateAsync(CallerOf(http), request, ct));
-        });
+        MapVmVerb<VmActionRequest>(v1, "start", (vms, caller, request, ct) => vms.StartAsync(caller, request, ct));
+        MapVmVerb<StopVmRequest>(v1, "stop", (vms, caller, request, ct) => vms.StopAsync(caller, request, ct));
+        MapVmVerb<VmActionRequest>(v1, "reboot", (vms, caller, request, ct) => vms.RebootAsync(caller, request, ct));
+        MapVmVerb<ResizeVmRequest>(v1, "resize", (vms, caller, request, ct) => vms.ResizeAsync(caller, request, ct));
+        MapVmVerb<MigrateVmRequest>(v1, "migrate", (vms, caller, request, ct) => vms.MigrateAsync(caller, request, ct));
         v1.MapPost("/vms/{id}/snapshots", async (HttpContext http, SnapshotService snapshots, string id, CancellationToken ct) =>
         {
             var request = await ReadForAsync<CreateSnapshotRequest>(http, id, r => r.VmId, (r, v) => r.VmId = v, ct);
@@ -167,6 +142,16 @@ internal static class RestApi
     /// The body of a verb on a resource named in the path. The body may be empty; an id in it
     /// must be the path's.
     /// </summary>
+    /// <summary>POST /v1/vms/{id}/{verb}: the body (optional) names no other VM; the answer is the operation.</summary>
+    private static void MapVmVerb<TRequest>(RouteGroupBuilder v1, string verb, Func<VmService, Caller, TRequest, CancellationToken, Task<Operation>> run)
+        where TRequest : IMessage<TRequest>, IVmVerbRequest, new()
+        => v1.MapPost($"/vms/{{id}}/{verb}", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<TRequest>(http, id, r => r.Id, (r, v) => r.Id = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await run(vms, CallerOf(http), request, ct));
+        });
+
     private static async Task<T> ReadForAsync<T>(HttpContext http, string id, Func<T, string> getId, Action<T, string> setId, CancellationToken cancellationToken)
         where T : IMessage<T>, new()
     {
