@@ -72,28 +72,10 @@ public sealed class MigrationTests
         await using var source = await AgentServer.StartAsync("127.0.0.2");
         await using var destination = await AgentServer.StartAsync("127.0.0.3");
         var spec = Guests.Firmware("vm-stay", memoryMb: 256);
-        var created = await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
-        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-abort" }, Deadline);
-        var incomingPid = (await ListAsync(destination)).Single().Pid;
-
-        // 1 MiB/s: 256 MiB of RAM would take minutes, so the migration is surely still running.
-        using var call = source.Client.Migrate(new MigrateRequest
-        {
-            VmId = "vm-stay",
-            MigrationId = "mig-abort",
-            MigrationUri = prepared.MigrationUri,
-            DiskUri = prepared.DiskUri,
-            MaxBandwidthBytesPerSecond = 1L << 20,
-        }, Deadline);
+        var (created, incomingPid, call) = await StartSlowMigrationAsync(source, destination, spec, "mig-abort");
+        using var _ = call;
         var phases = new List<MigrationProgress>();
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            phases.Add(call.ResponseStream.Current);
-            if (call.ResponseStream.Current.Phase == Phase.Memory && call.ResponseStream.Current.TransferredBytes > 0)
-            {
-                break;
-            }
-        }
+        Assert.True(await ReadUntilMemoryMovesAsync(call, phases), "the migration never reached its memory phase");
         Assert.Equal(VmState.Migrating, (await ListAsync(source)).Single().State);
         await source.Client.AbortMigrationAsync(new AbortMigrationRequest { VmId = "vm-stay", MigrationId = "mig-abort" }, Deadline);
         await destination.Client.AbortMigrationAsync(new AbortMigrationRequest { VmId = "vm-stay", MigrationId = "mig-abort" }, Deadline);
@@ -124,28 +106,17 @@ public sealed class MigrationTests
         await using var source = await AgentServer.StartAsync("127.0.0.2");
         await using var destination = await AgentServer.StartAsync("127.0.0.3");
         var spec = Guests.Firmware("vm-survive", memoryMb: 256);
-        var created = await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
-        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-fail" }, Deadline);
-        var incomingPid = (await ListAsync(destination)).Single().Pid;
-
-        using var call = source.Client.Migrate(new MigrateRequest
-        {
-            VmId = "vm-survive",
-            MigrationId = "mig-fail",
-            MigrationUri = prepared.MigrationUri,
-            DiskUri = prepared.DiskUri,
-            MaxBandwidthBytesPerSecond = 1L << 20,
-        }, Deadline);
+        var (created, incomingPid, call) = await StartSlowMigrationAsync(source, destination, spec, "mig-fail");
+        using var _ = call;
         var phases = new List<MigrationProgress>();
-        var killed = false;
+        var killed = await ReadUntilMemoryMovesAsync(call, phases);
+        if (killed)
+        {
+            Process.GetProcessById(incomingPid).Kill();
+        }
         while (await call.ResponseStream.MoveNext(CancellationToken.None))
         {
             phases.Add(call.ResponseStream.Current);
-            if (!killed && call.ResponseStream.Current.Phase == Phase.Memory && call.ResponseStream.Current.TransferredBytes > 0)
-            {
-                Process.GetProcessById(incomingPid).Kill();
-                killed = true;
-            }
         }
 
         Assert.True(killed, "the migration never reached its memory phase");
@@ -218,6 +189,41 @@ public sealed class MigrationTests
             await agent.Hypervisor.Images.ImportKernelAsync("linux", kernel, initrd, LinuxGuest.Append, CancellationToken.None);
         }
         return new VmSpec { VmId = vmId, Name = vmId, Image = "linux", Start = true, Shape = new VmShape { Vcpus = 1, MemoryMb = 256, DiskGb = 1 } };
+    }
+
+    /// <summary>
+    /// Creates the VM on the source, prepares the destination and starts a migration throttled to
+    /// 1 MiB/s: 256 MiB of RAM would take minutes, so it is surely still running when the test acts.
+    /// </summary>
+    private static async Task<(Vm Created, int IncomingPid, IAsyncServerStreamingCall<MigrationProgress> Call)> StartSlowMigrationAsync(
+        AgentServer source, AgentServer destination, VmSpec spec, string migrationId)
+    {
+        var created = await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
+        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = migrationId }, Deadline);
+        var incomingPid = (await ListAsync(destination)).Single().Pid;
+        var call = source.Client.Migrate(new MigrateRequest
+        {
+            VmId = spec.VmId,
+            MigrationId = migrationId,
+            MigrationUri = prepared.MigrationUri,
+            DiskUri = prepared.DiskUri,
+            MaxBandwidthBytesPerSecond = 1L << 20,
+        }, Deadline);
+        return (created, incomingPid, call);
+    }
+
+    /// <summary>Reads progress into <paramref name="phases"/> until RAM is moving; false if the stream ended first.</summary>
+    private static async Task<bool> ReadUntilMemoryMovesAsync(IAsyncServerStreamingCall<MigrationProgress> call, List<MigrationProgress> phases)
+    {
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            phases.Add(call.ResponseStream.Current);
+            if (call.ResponseStream.Current.Phase == Phase.Memory && call.ResponseStream.Current.TransferredBytes > 0)
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static async Task<List<MigrationProgress>> MigrateAsync(AgentServer source, MigrateRequest request)
