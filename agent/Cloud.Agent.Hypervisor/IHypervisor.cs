@@ -43,8 +43,11 @@ public interface IHypervisor
     /// <summary>Writes the snapshot's disk into the node's image store as a new image.</summary>
     Task<ExportSnapshotResponse> ExportSnapshotAsync(string vmId, string snapshotId, string imageId, CancellationToken cancellationToken);
 
-    /// <summary>Destination side: starts a guest waiting for an incoming migration.</summary>
-    Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, CancellationToken cancellationToken);
+    /// <summary>
+    /// Destination side: starts a guest waiting for an incoming migration, with the source's
+    /// <paramref name="memoryLayout"/> (boot RAM and hot-added DIMMs) when it has one.
+    /// </summary>
+    Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, MemoryLayout? memoryLayout, CancellationToken cancellationToken);
 
     /// <summary>Source side: migrates and yields progress until completed, failed or cancelled.</summary>
     IAsyncEnumerable<MigrationProgress> MigrateAsync(MigrateRequest request, CancellationToken cancellationToken);

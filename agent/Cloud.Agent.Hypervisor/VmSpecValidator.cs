@@ -17,6 +17,9 @@ public static partial class VmSpecValidator
     [GeneratedRegex("^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$")]
     private static partial Regex SafeId();
 
+    [GeneratedRegex("^dimm[0-9]{1,3}$")]
+    private static partial Regex DimmId();
+
     public static bool IsSafeId(string? id) => id is not null && SafeId().IsMatch(id);
 
     public static void ValidateId(string? id, string what)
@@ -67,6 +70,47 @@ public static partial class VmSpecValidator
         if (shape.MaxMemoryMb != 0 && shape.MaxMemoryMb < shape.MemoryMb)
         {
             throw new HypervisorException(HypervisorError.InvalidArgument, "max_memory_mb must be 0 or at least memory_mb.");
+        }
+    }
+
+    /// <summary>
+    /// A migration destination's memory layout must describe memory the spec allows: boot RAM plus
+    /// DIMMs within max_memory_mb, DIMM ids that QEMU accepts and that are not repeated.
+    /// </summary>
+    public static void ValidateMemoryLayout(VmSpec spec, MemoryLayout? layout)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (layout is null)
+        {
+            return;
+        }
+        var shape = spec.Shape;
+        var max = Math.Max(shape.MaxMemoryMb, shape.MemoryMb);
+        if (layout.BootMemoryMb < 16 || layout.BootMemoryMb > max)
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument, $"memory_layout.boot_memory_mb must be between 16 and {max} (max_memory_mb), not {layout.BootMemoryMb}.");
+        }
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        var total = layout.BootMemoryMb;
+        foreach (var dimm in layout.Dimms)
+        {
+            if (!DimmId().IsMatch(dimm.Id) || !ids.Add(dimm.Id))
+            {
+                throw new HypervisorException(HypervisorError.InvalidArgument, $"memory_layout DIMM id '{dimm.Id}' is invalid or repeated: use dimm0, dimm1, ...");
+            }
+            if (dimm.SizeMb < 1)
+            {
+                throw new HypervisorException(HypervisorError.InvalidArgument, $"memory_layout DIMM {dimm.Id} must have a positive size_mb, not {dimm.SizeMb}.");
+            }
+            total += dimm.SizeMb;
+        }
+        if (total > max)
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument, $"memory_layout adds up to {total} MB, more than max_memory_mb {max}.");
+        }
+        if (layout.Dimms.Count > 0 && layout.BootMemoryMb >= max)
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument, "memory_layout has DIMMs but the spec leaves no room for them (max_memory_mb equal to boot_memory_mb).");
         }
     }
 }

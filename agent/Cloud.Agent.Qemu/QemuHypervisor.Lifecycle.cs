@@ -292,7 +292,11 @@ public sealed partial class QemuHypervisor
     }
 
     /// <summary>Starts QEMU for the VM and waits until its monitor answers. Caller holds the gate.</summary>
-    private async Task LaunchAsync(QemuVm vm, bool incoming, CancellationToken cancellationToken)
+    /// <summary>
+    /// Starts QEMU for the VM. <paramref name="memoryLayout"/> (an incoming migration's) makes it boot
+    /// with the source's RAM and DIMMs rather than with memory_mb.
+    /// </summary>
+    private async Task LaunchAsync(QemuVm vm, bool incoming, CancellationToken cancellationToken, MemoryLayout? memoryLayout = null)
     {
         var paths = vm.Paths;
         var image = ResolveImage(vm.Spec);
@@ -312,6 +316,8 @@ public sealed partial class QemuHypervisor
         {
             endpoint = QmpEndpoint.Unix(paths.QmpSocket);
         }
+        var bootMemoryMb = memoryLayout?.BootMemoryMb ?? shape.MemoryMb;
+        var dimms = memoryLayout?.Dimms.Select(d => new DimmRecord { Id = d.Id, SizeMb = d.SizeMb }).ToList() ?? [];
         var launch = new QemuLaunchSpec
         {
             VmId = vm.Id,
@@ -320,9 +326,10 @@ public sealed partial class QemuHypervisor
             MachineType = _options.MachineType,
             Vcpus = shape.Vcpus,
             MaxVcpus = Math.Max(shape.MaxVcpus, shape.Vcpus),
-            MemoryMb = shape.MemoryMb,
+            MemoryMb = bootMemoryMb,
             MaxMemoryMb = Math.Max(shape.MaxMemoryMb, shape.MemoryMb),
             MemorySlots = _options.MemorySlots,
+            Dimms = dimms,
             DiskPath = File.Exists(paths.DiskFile) ? paths.DiskFile : null,
             KernelPath = image is { Kind: ImageKind.Kernel } ? Images.KernelPath(image) : null,
             InitrdPath = image is { Kind: ImageKind.Kernel } ? Images.InitrdPath(image) : null,
@@ -384,7 +391,8 @@ public sealed partial class QemuHypervisor
         var runtime = new RuntimeRecord
         {
             BootVcpus = shape.Vcpus,
-            BootMemoryMb = shape.MemoryMb,
+            BootMemoryMb = bootMemoryMb,
+            Dimms = dimms,
             BalloonTargetMb = shape.MemoryMb,
             Incoming = incoming,
         };

@@ -26,11 +26,17 @@ public sealed partial class QemuHypervisor
     private const string MirrorTarget = "migration-target";
     private const string NbdExport = "migration-export";
 
-    public async Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, CancellationToken cancellationToken)
+    public async Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, MemoryLayout? memoryLayout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spec);
         VmSpecValidator.Validate(spec);
         VmSpecValidator.ValidateId(migrationId, "Migration id");
+        VmSpecValidator.ValidateMemoryLayout(spec, memoryLayout);
+        if (memoryLayout is not null && memoryLayout.Dimms.Count > _options.MemorySlots)
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument,
+                $"memory_layout has {memoryLayout.Dimms.Count} DIMMs; this node gives a VM {_options.MemorySlots} memory slots (Agent:Qemu:MemorySlots).");
+        }
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         QemuVm vm;
         await _registryGate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -68,7 +74,7 @@ public sealed partial class QemuHypervisor
         {
             var record = new MigrationRecord { MigrationId = migrationId };
             vm.Incoming = record;
-            await LaunchAsync(vm, incoming: true, cancellationToken).ConfigureAwait(false);
+            await LaunchAsync(vm, incoming: true, cancellationToken, memoryLayout).ConfigureAwait(false);
             var qmp = vm.Process!.Qmp;
             var host = _options.ListenAddress;
             var hostInUri = IPAddress.Parse(host).AddressFamily == AddressFamily.InterNetworkV6 ? "[" + host + "]" : host;
@@ -137,11 +143,6 @@ public sealed partial class QemuHypervisor
             if (vm.State is not VmState.Running || vm.Process is not { } process)
             {
                 throw new HypervisorException(HypervisorError.FailedPrecondition, $"Cannot migrate VM {vm.Id} in state {vm.State}; it must be running.");
-            }
-            if (process.Runtime.Dimms.Count > 0)
-            {
-                throw new HypervisorException(HypervisorError.FailedPrecondition,
-                    $"VM {vm.Id} has hot-added memory, which the destination cannot recreate from the spec; restart it (or resize cold) before migrating.");
             }
             if (File.Exists(vm.Paths.DiskFile) && disk is null)
             {
@@ -503,7 +504,7 @@ public sealed partial class QemuHypervisor
         var list = new JsonArray();
         foreach (var (name, state) in capabilities)
         {
-            list.Add(new JsonObject { ["capability"] = name, ["state"] = state });
+            list.Add((JsonNode)new JsonObject { ["capability"] = name, ["state"] = state });
         }
         return new JsonObject { ["capabilities"] = list };
     }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Text.Json;
 using Cloud.Agent.Hypervisor;
 using Cloud.Contracts.Agent.V1;
 using Google.Protobuf;
@@ -124,13 +125,19 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
     /// <summary>QEMU's own run state of a VM (query-status: running, paused, inmigrate ...), for diagnostics.</summary>
     internal async Task<string> QueryRunStatusAsync(string vmId, CancellationToken cancellationToken)
     {
+        var reply = await QueryQemuAsync(vmId, "query-status", cancellationToken).ConfigureAwait(false);
+        return reply is { } status && status.TryGetProperty("status", out var value) ? value.GetString() ?? "" : "not-running";
+    }
+
+    /// <summary>What QEMU answers to a query command, through the VM's own monitor connection; null when no QEMU runs.</summary>
+    internal async Task<JsonElement?> QueryQemuAsync(string vmId, string command, CancellationToken cancellationToken)
+    {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         if (Get(vmId).Process is not { } process)
         {
-            return "not-running";
+            return null;
         }
-        var reply = await process.Qmp.ExecuteAsync("query-status", null, cancellationToken).ConfigureAwait(false);
-        return reply.TryGetProperty("status", out var status) ? status.GetString() ?? "" : "";
+        return await process.Qmp.ExecuteAsync(command, null, cancellationToken).ConfigureAwait(false);
     }
 
     public IAsyncEnumerable<VmEvent> WatchEventsAsync(CancellationToken cancellationToken) => _events.WatchAsync(cancellationToken);
@@ -150,12 +157,27 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
                 Error = vm.Error,
                 StateSince = Timestamp.FromDateTimeOffset(vm.StateSince),
             };
+            if (vm.Process is { } running)
+            {
+                result.MemoryLayout = DescribeMemory(running.Runtime);
+            }
             if (withUsage && vm.Process is { } process)
             {
                 result.Usage = SampleUsage(vm, process);
             }
             return result;
         }
+    }
+
+    private static MemoryLayout DescribeMemory(RuntimeRecord runtime)
+    {
+        var layout = new MemoryLayout { BootMemoryMb = runtime.BootMemoryMb };
+        // A live resize may be adding a DIMM right now: read a copy of the list.
+        foreach (var dimm in runtime.Dimms.ToArray())
+        {
+            layout.Dimms.Add(new MemoryDimm { Id = dimm.Id, SizeMb = dimm.SizeMb });
+        }
+        return layout;
     }
 
     private void SetState(QemuVm vm, VmState state, string reason, string? error = null)

@@ -19,7 +19,9 @@ internal static class AgentExtensions
     public static WebApplicationBuilder AddAgent(this WebApplicationBuilder builder)
     {
         var services = builder.Services;
-        services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<AgentOptions>().BindConfiguration(AgentOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsValidator>();
+        services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsRules>();
         var agent = builder.Configuration.GetSection(AgentOptions.SectionName).Get<AgentOptions>() ?? new AgentOptions();
 
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -35,7 +37,8 @@ internal static class AgentExtensions
 
         if (agent.Backend == "fake")
         {
-            services.AddOptions<FakeHypervisorOptions>().BindConfiguration(FakeHypervisorOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+            services.AddOptions<FakeHypervisorOptions>().BindConfiguration(FakeHypervisorOptions.SectionName).ValidateOnStart();
+            services.AddSingleton<IValidateOptions<FakeHypervisorOptions>, FakeHypervisorOptionsValidator>();
             services.AddSingleton<IHypervisor>(sp => new FakeHypervisor(
                 sp.GetRequiredService<IOptions<FakeHypervisorOptions>>(), sp.GetRequiredService<TimeProvider>(), agent.NodeName));
         }

@@ -29,8 +29,7 @@ public sealed class AgentOptions
     /// <summary>Bearer token presented to the controller's node registry, if it requires one.</summary>
     public string? RegistrationToken { get; set; }
 
-    /// <summary>Heartbeat period when the controller does not set one. Default 5 s.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    /// <summary>Heartbeat period when the controller does not set one, 1 s to 5 min. Default 5 s.</summary>
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(5);
 
     public string EffectiveAdvertiseUrl => AdvertiseUrl ?? "http://" + Listen;

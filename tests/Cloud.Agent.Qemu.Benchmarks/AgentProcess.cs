@@ -7,7 +7,7 @@ using Cloud.Grpc;
 namespace Cloud.Agent.Qemu.Benchmarks;
 
 /// <summary>
-/// The real node agent (Cloud.Agent.dll, as deployed) on the QEMU backend, in a process of its own
+/// The real node agent, published with Native AOT as operators deploy it, on the QEMU backend, in a process of its own
 /// on a loopback address and a free port, with a throwaway data folder. No controller runs: the
 /// agent's registration keeps retrying in the background, as it does while a controller is down.
 /// </summary>
@@ -35,8 +35,7 @@ internal sealed class AgentProcess : IAsyncDisposable
     public static async Task<AgentProcess> StartAsync(string address, string dataDirectory, CancellationToken cancellationToken)
     {
         var port = FreePort(address);
-        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(AgentDll());
+        var info = new ProcessStartInfo(await PublishedAgent.Value.WaitAsync(cancellationToken)) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         info.Environment["Agent__NodeName"] = "bench-" + address.Replace('.', '-');
         info.Environment["Agent__Listen"] = $"{address}:{port}";
         info.Environment["Agent__ControllerUrl"] = "http://127.0.0.1:9";
@@ -47,7 +46,7 @@ internal sealed class AgentProcess : IAsyncDisposable
         info.Environment["Agent__Qemu__MigrationPortRange"] = "ephemeral";
         info.Environment["Logging__LogLevel__Default"] = "Warning";
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";
-        var process = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start.");
+        var process = Process.Start(info) ?? throw new InvalidOperationException("The agent did not start.");
         // Drain its output so that a chatty agent never blocks on a full pipe.
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, e) =>
@@ -122,8 +121,13 @@ internal sealed class AgentProcess : IAsyncDisposable
         return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
-    /// <summary>The agent built next to this program (same configuration), found from the repository root.</summary>
-    private static string AgentDll()
+    private static readonly Lazy<Task<string>> PublishedAgent = new(PublishAgentAsync);
+
+    /// <summary>
+    /// Publishes the agent (Native AOT, Release, as deploy/ does) into agent/Cloud.Agent/bin/aot
+    /// once per run; an unchanged agent publishes in seconds. Every benchmark runs that binary.
+    /// </summary>
+    private static async Task<string> PublishAgentAsync()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Cloud.sln")))
@@ -134,8 +138,18 @@ internal sealed class AgentProcess : IAsyncDisposable
         {
             throw new InvalidOperationException("Run the benchmarks from the repository (Cloud.sln not found above " + AppContext.BaseDirectory + ").");
         }
-        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Debug{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
-        var dll = Path.Combine(dir.FullName, "agent", "Cloud.Agent", "bin", configuration, "net10.0", "Cloud.Agent.dll");
-        return File.Exists(dll) ? dll : throw new FileNotFoundException("The agent is not built; dotnet run builds it with this project.", dll);
+        var output = Path.Combine(dir.FullName, "agent", "Cloud.Agent", "bin", "aot");
+        Console.Error.WriteLine("Publishing the agent with Native AOT into " + output + " ...");
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, WorkingDirectory = dir.FullName };
+        foreach (var arg in new[] { "publish", "agent/Cloud.Agent", "-c", "Release", "-o", output, "-nologo", "-v", "quiet" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+        using var publish = Process.Start(info) ?? throw new InvalidOperationException("dotnet did not start.");
+        await publish.WaitForExitAsync();
+        var binary = Path.Combine(output, OperatingSystem.IsWindows() ? "Cloud.Agent.exe" : "Cloud.Agent");
+        return publish.ExitCode == 0 && File.Exists(binary)
+            ? binary
+            : throw new InvalidOperationException($"dotnet publish of the agent failed (exit code {publish.ExitCode}); see its output above.");
     }
 }

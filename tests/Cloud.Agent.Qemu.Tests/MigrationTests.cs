@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using System.Text.Json;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Grpc;
@@ -17,18 +18,32 @@ public sealed class MigrationTests
 {
     private static readonly TimeSpan Boot = TimeSpan.FromSeconds(120);
 
+    private const long SlowBandwidth = 1L << 20;
+    private const int SlowDowntimeMs = 250;
+
     private static CallOptions Deadline => new(Deadline: DateTime.UtcNow.AddMinutes(3));
 
     [Fact]
-    public async Task Migrate_RunningLinuxGuestWithLocalDisk_KeepsCountingOnTheDestination()
+    public async Task Migrate_RunningLinuxGuestWithLocalDiskAndHotAddedMemory_KeepsCountingOnTheDestination()
     {
         await using var source = await AgentServer.StartAsync("127.0.0.2");
         await using var destination = await AgentServer.StartAsync("127.0.0.3");
         var spec = await LinuxSpecAsync(source, destination, "vm-move");
+        spec.Shape.MaxMemoryMb = 512;
         var created = await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
-        await SerialConsole.WaitForAsync(source.SerialLog("vm-move"), t => t.Tick >= 3, Boot);
+        var booted = await SerialConsole.WaitForAsync(source.SerialLog("vm-move"), t => t.Tick >= 3 && t.MemTotalKb > 0, Boot);
 
-        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-1" }, Deadline);
+        // 128 MiB more, as a DIMM plugged into the running guest, which onlines it.
+        var grown = await source.Client.ResizeVmAsync(new ResizeVmRequest { VmId = "vm-move", Shape = new VmShape { Vcpus = 1, MemoryMb = 384, DiskGb = 1 } }, Deadline);
+        var hotplugged = await SerialConsole.WaitForAsync(source.SerialLog("vm-move"), t => t.MemTotalKb >= booted.MemTotalKb + 120 * 1024, Boot);
+        var layout = (await ListAsync(source)).Single().MemoryLayout;
+        Assert.Equal(256, layout.BootMemoryMb);
+        var dimm = Assert.Single(layout.Dimms);
+        Assert.Equal(128, dimm.SizeMb);
+
+        // The controller sends the VM's current spec and the source's memory layout.
+        spec.Shape = grown.Shape;
+        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-1", MemoryLayout = layout }, Deadline);
         Assert.StartsWith("tcp:127.0.0.3:", prepared.MigrationUri, StringComparison.Ordinal);
         Assert.StartsWith("nbd://127.0.0.3:", prepared.DiskUri, StringComparison.Ordinal);
         Assert.Equal(VmState.Incoming, (await ListAsync(destination)).Single().State);
@@ -56,6 +71,9 @@ public sealed class MigrationTests
         // The guest goes on where it was: its counter continues on the destination's console.
         var firstThere = await SerialConsole.WaitForAsync(destination.SerialLog("vm-move"), _ => true, Boot);
         Assert.True(firstThere.Tick >= lastBefore, $"tick {firstThere.Tick} on the destination after {lastBefore} on the source: the guest started over");
+        // ... with the memory it had there, the hot-added DIMM included.
+        Assert.True(firstThere.MemTotalKb >= booted.MemTotalKb + 120 * 1024, $"the guest sees {firstThere.MemTotalKb} kB on the destination, {hotplugged.MemTotalKb} kB on the source");
+        Assert.Equal(layout, moved.MemoryLayout);
         var later = await SerialConsole.WaitForAsync(destination.SerialLog("vm-move"), t => t.Tick >= firstThere.Tick + 3, Boot);
 
         // The local disk came along: every write the guest made on the source is on the destination's disk.
@@ -67,7 +85,7 @@ public sealed class MigrationTests
     }
 
     [Fact]
-    public async Task AbortMigration_Midway_CleansUpTheDestination_AndTheSourceRunsOn()
+    public async Task AbortMigration_Midway_CleansUpTheDestination_AndTheSourceRunsOn_LimitsReachedQemu()
     {
         await using var source = await AgentServer.StartAsync("127.0.0.2");
         await using var destination = await AgentServer.StartAsync("127.0.0.3");
@@ -77,6 +95,14 @@ public sealed class MigrationTests
         var phases = new List<MigrationProgress>();
         Assert.True(await ReadUntilMemoryMovesAsync(call, phases), "the migration never reached its memory phase");
         Assert.Equal(VmState.Migrating, (await ListAsync(source)).Single().State);
+        // The request's limits and the agent's capabilities are what the source's QEMU migrates with.
+        var parameters = await QemuAsync(source, "vm-stay", "query-migrate-parameters");
+        Assert.Equal(SlowBandwidth, parameters.GetProperty("max-bandwidth").GetInt64());
+        Assert.Equal(SlowDowntimeMs, parameters.GetProperty("downtime-limit").GetInt64());
+        var capabilities = (await QemuAsync(source, "vm-stay", "query-migrate-capabilities")).EnumerateArray()
+            .ToDictionary(c => c.GetProperty("capability").GetString()!, c => c.GetProperty("state").GetBoolean());
+        Assert.True(capabilities["auto-converge"]);
+        Assert.True(capabilities["events"]);
         await source.Client.AbortMigrationAsync(new AbortMigrationRequest { VmId = "vm-stay", MigrationId = "mig-abort" }, Deadline);
         await destination.Client.AbortMigrationAsync(new AbortMigrationRequest { VmId = "vm-stay", MigrationId = "mig-abort" }, Deadline);
         while (await call.ResponseStream.MoveNext(CancellationToken.None))
@@ -131,11 +157,11 @@ public sealed class MigrationTests
     }
 
     [Fact]
-    public async Task Migrate_AfterVcpuHotplug_ArrivesWithTheVcpus_HotAddedMemoryIsRefused()
+    public async Task Migrate_AfterVcpuAndMemoryHotplug_ArrivesWithTheSameVcpusAndDimms()
     {
         await using var source = await AgentServer.StartAsync("127.0.0.2");
         await using var destination = await AgentServer.StartAsync("127.0.0.3");
-        var spec = Guests.Firmware("vm-cpus", vcpus: 1, maxVcpus: 2, memoryMb: 128, maxMemoryMb: 256);
+        var spec = Guests.Firmware("vm-cpus", vcpus: 1, maxVcpus: 2, memoryMb: 128, maxMemoryMb: 512);
         await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
         var grown = await source.Client.ResizeVmAsync(new ResizeVmRequest { VmId = "vm-cpus", Shape = new VmShape { Vcpus = 2, MemoryMb = 128, DiskGb = 1 } }, Deadline);
         Assert.Equal(2, grown.Shape.Vcpus);
@@ -150,12 +176,25 @@ public sealed class MigrationTests
         Assert.Equal(2, moved.Shape.Vcpus);
         Assert.Equal("running", await QueryStatusAsync(destination, "vm-cpus"));
 
-        // Memory added live cannot be recreated from the spec on the destination: refused up front.
+        // Two DIMMs added live there, then back to the first node with the memory layout they make.
         await destination.Client.ResizeVmAsync(new ResizeVmRequest { VmId = "vm-cpus", Shape = new VmShape { Vcpus = 2, MemoryMb = 256, DiskGb = 1 } }, Deadline);
-        var refused = await MigrateErrorAsync(destination, new MigrateRequest { VmId = "vm-cpus", MigrationId = "mig-back", MigrationUri = "tcp:127.0.0.2:4444", DiskUri = "nbd://127.0.0.2:4445/disk0" });
-        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
-        Assert.Contains("hot-added memory", refused.Detail, StringComparison.Ordinal);
-        Assert.Equal(VmState.Running, (await ListAsync(destination)).Single().State);
+        var twice = await destination.Client.ResizeVmAsync(new ResizeVmRequest { VmId = "vm-cpus", Shape = new VmShape { Vcpus = 2, MemoryMb = 320, DiskGb = 1 } }, Deadline);
+        var layout = (await ListAsync(destination)).Single().MemoryLayout;
+        Assert.Equal(128, layout.BootMemoryMb);
+        Assert.Equal(new[] { ("dimm0", 128L), ("dimm1", 64L) }, layout.Dimms.Select(d => (d.Id, d.SizeMb)).ToArray());
+        spec.Shape = twice.Shape;
+        var back = await source.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-back", MemoryLayout = layout }, Deadline);
+        Assert.Equal(DimmsOf(await QemuAsync(destination, "vm-cpus", "query-memory-devices")), DimmsOf(await QemuAsync(source, "vm-cpus", "query-memory-devices")));
+        var returned = await MigrateAsync(destination, new MigrateRequest { VmId = "vm-cpus", MigrationId = "mig-back", MigrationUri = back.MigrationUri, DiskUri = back.DiskUri });
+
+        Assert.True(returned[^1].Phase == Phase.Completed, $"the migration ended {returned[^1].Phase}: {returned[^1].Error}");
+        var home = await ArrivedAsync(source, "vm-cpus");
+        Assert.Equal("running", await QueryStatusAsync(source, "vm-cpus"));
+        Assert.Equal(layout, home.MemoryLayout);
+        Assert.Equal(new[] { ("dimm0", 128L << 20), ("dimm1", 64L << 20) }, DimmsOf(await QemuAsync(source, "vm-cpus", "query-memory-devices")).ToArray());
+        var summary = await QemuAsync(source, "vm-cpus", "query-memory-size-summary");
+        Assert.Equal(128L << 20, summary.GetProperty("base-memory").GetInt64());
+        Assert.Equal(192L << 20, summary.GetProperty("plugged-memory").GetInt64());
     }
 
     [Fact]
@@ -176,6 +215,22 @@ public sealed class MigrationTests
         Assert.Equal(StatusCode.FailedPrecondition, noDisk.StatusCode);
         Assert.Equal(StatusCode.InvalidArgument, badId.StatusCode);
         Assert.Equal(StatusCode.InvalidArgument, prepareEscape.StatusCode);
+        var growable = Guests.Firmware("vm-other", memoryMb: 128, maxMemoryMb: 256);
+        foreach (var bad in new[]
+        {
+            new MemoryLayout { BootMemoryMb = 0 },
+            new MemoryLayout { BootMemoryMb = 128, Dimms = { new MemoryDimm { Id = "dimm0", SizeMb = 256 } } },
+            new MemoryLayout { BootMemoryMb = 128, Dimms = { new MemoryDimm { Id = "dimm0", SizeMb = 32 }, new MemoryDimm { Id = "dimm0", SizeMb = 32 } } },
+            new MemoryLayout { BootMemoryMb = 128, Dimms = { new MemoryDimm { Id = "x,id=evil", SizeMb = 32 } } },
+            new MemoryLayout { BootMemoryMb = 128, Dimms = { new MemoryDimm { Id = "dimm0", SizeMb = 0 } } },
+        })
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(async () => await source.Client.PrepareMigrationAsync(
+                new PrepareMigrationRequest { Spec = growable, MigrationId = "m", MemoryLayout = bad }, Deadline));
+            Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+            Assert.Contains("memory_layout", refused.Status.Detail, StringComparison.Ordinal);
+        }
+        Assert.False(Directory.Exists(source.VmDirectory("vm-other")));
         var vm = Assert.Single(await ListAsync(source));
         Assert.Equal(VmState.Running, vm.State);
         Assert.Equal(created.Pid, vm.Pid);
@@ -207,7 +262,8 @@ public sealed class MigrationTests
             MigrationId = migrationId,
             MigrationUri = prepared.MigrationUri,
             DiskUri = prepared.DiskUri,
-            MaxBandwidthBytesPerSecond = 1L << 20,
+            MaxBandwidthBytesPerSecond = SlowBandwidth,
+            DowntimeLimitMs = SlowDowntimeMs,
         }, Deadline);
         return (created, incomingPid, call);
     }
@@ -269,6 +325,17 @@ public sealed class MigrationTests
 
     /// <summary>What QEMU itself says, through the backend's own monitor connection.</summary>
     private static Task<string> QueryStatusAsync(AgentServer agent, string vmId) => agent.Hypervisor.QueryRunStatusAsync(vmId, CancellationToken.None);
+
+    private static async Task<JsonElement> QemuAsync(AgentServer agent, string vmId, string command)
+        => await agent.Hypervisor.QueryQemuAsync(vmId, command, CancellationToken.None) ?? throw new InvalidOperationException($"no QEMU runs {vmId}");
+
+    /// <summary>Id and size of each pc-dimm QEMU holds, in its order.</summary>
+    private static List<(string Id, long Size)> DimmsOf(JsonElement devices)
+        => devices.EnumerateArray()
+            .Where(d => d.GetProperty("type").GetString() == "dimm")
+            .Select(d => d.GetProperty("data"))
+            .Select(d => (d.GetProperty("id").GetString()!, d.GetProperty("size").GetInt64()))
+            .ToList();
 
     private static bool IsQemuOf(int pid, string vmId)
     {

@@ -168,9 +168,10 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
         return Task.FromResult(new ExportSnapshotResponse { ImageId = imageId, SizeBytes = snapshot.SizeBytes, Sha256 = new string('0', 64) });
     }
 
-    public Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, CancellationToken cancellationToken)
+    public Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, MemoryLayout? memoryLayout, CancellationToken cancellationToken)
     {
         VmSpecValidator.Validate(spec);
+        VmSpecValidator.ValidateMemoryLayout(spec, memoryLayout);
         var vm = _vms.GetOrAdd(spec.VmId, _ => new FakeVm(spec.Clone(), time.GetUtcNow()));
         SetState(vm, VmState.Incoming, $"awaiting migration {migrationId}");
         return Task.FromResult(new PrepareMigrationResponse { MigrationUri = $"fake:{nodeName}:{migrationId}" });

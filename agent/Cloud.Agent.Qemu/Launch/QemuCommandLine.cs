@@ -17,6 +17,8 @@ internal sealed record QemuLaunchSpec
     public required long MemoryMb { get; init; }
     public required long MaxMemoryMb { get; init; }
     public int MemorySlots { get; init; } = 4;
+    /// <summary>DIMMs plugged at start, in order: a migration destination recreating the source's hot-added memory.</summary>
+    public IReadOnlyList<DimmRecord> Dimms { get; init; } = [];
     public string? DiskPath { get; init; }
     public string? KernelPath { get; init; }
     public string? InitrdPath { get; init; }
@@ -78,6 +80,15 @@ internal static class QemuCommandLine
             {
                 args.AddRange(["-runas", spec.RunAsUser]);
             }
+        }
+        foreach (var dimm in spec.Dimms)
+        {
+            // The same ids and backend objects as a live hotplug creates (QemuHypervisor.Resize), so
+            // the incoming stream's RAM blocks and device state find their counterparts.
+            args.AddRange([
+                "-object", Invariant($"memory-backend-ram,id=mem-{dimm.Id},size={dimm.SizeMb}M"),
+                "-device", Invariant($"pc-dimm,id={dimm.Id},memdev=mem-{dimm.Id}"),
+            ]);
         }
         if (spec.PidFilePath is not null)
         {

@@ -65,7 +65,7 @@ internal sealed class NodeAgentService(IHypervisor hypervisor) : NodeAgentGrpc.N
         => Call(() => hypervisor.ExportSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), Id(request.ImageId, "image_id"), context.CancellationToken));
 
     public override Task<PrepareMigrationResponse> PrepareMigration(PrepareMigrationRequest request, ServerCallContext context)
-        => Call(() => hypervisor.PrepareMigrationAsync(request.Spec ?? throw Invalid("spec is required."), Id(request.MigrationId, "migration_id"), context.CancellationToken));
+        => Call(() => hypervisor.PrepareMigrationAsync(request.Spec ?? throw Invalid("spec is required."), Id(request.MigrationId, "migration_id"), request.MemoryLayout, context.CancellationToken));
 
     public override Task Migrate(MigrateRequest request, IServerStreamWriter<MigrationProgress> responseStream, ServerCallContext context)
     {

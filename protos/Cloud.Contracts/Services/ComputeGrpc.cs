@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Cloud.Grpc;
 
 namespace Cloud.Contracts.Compute.V1;
@@ -72,7 +73,7 @@ public static class ComputeGrpc
         public virtual Task<Flavor> RemoveFlavorAccess(FlavorAccessRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "RemoveFlavorAccess");
     }
 
-    public static void BindService<TService>(GrpcServiceBinder<TService> binder)
+    public static void BindService<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>(GrpcServiceBinder<TService> binder)
         where TService : ComputeBase
     {
         ArgumentNullException.ThrowIfNull(binder);

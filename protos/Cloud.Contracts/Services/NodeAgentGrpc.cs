@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Cloud.Grpc;
 
 namespace Cloud.Contracts.Agent.V1;
@@ -47,7 +48,7 @@ public static class NodeAgentGrpc
         public virtual Task WatchEvents(WatchEventsRequest request, IServerStreamWriter<VmEvent> responseStream, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "WatchEvents");
     }
 
-    public static void BindService<TService>(GrpcServiceBinder<TService> binder)
+    public static void BindService<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>(GrpcServiceBinder<TService> binder)
         where TService : NodeAgentBase
     {
         ArgumentNullException.ThrowIfNull(binder);

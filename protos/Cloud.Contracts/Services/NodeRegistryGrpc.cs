@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Cloud.Grpc;
 
 namespace Cloud.Contracts.Node.V1;
@@ -16,7 +17,7 @@ public static class NodeRegistryGrpc
         public virtual Task<HeartbeatResponse> Heartbeat(HeartbeatRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "Heartbeat");
     }
 
-    public static void BindService<TService>(GrpcServiceBinder<TService> binder)
+    public static void BindService<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>(GrpcServiceBinder<TService> binder)
         where TService : NodeRegistryBase
     {
         ArgumentNullException.ThrowIfNull(binder);

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Cloud.Grpc;
 
 namespace Cloud.Contracts.Compute.V1;
@@ -38,7 +39,7 @@ public static class PlacementGrpc
         public virtual Task<ListAvailabilityZonesResponse> ListAvailabilityZones(ListAvailabilityZonesRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ListAvailabilityZones");
     }
 
-    public static void BindService<TService>(GrpcServiceBinder<TService> binder)
+    public static void BindService<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>(GrpcServiceBinder<TService> binder)
         where TService : PlacementBase
     {
         ArgumentNullException.ThrowIfNull(binder);

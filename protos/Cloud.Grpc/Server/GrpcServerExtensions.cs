@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Cloud.Grpc.Server;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -32,7 +33,7 @@ public static class GrpcServerExtensions
     /// Maps a POST endpoint per method of <typeparamref name="TService"/>, plus (once per route
     /// builder) a fallback that answers UNIMPLEMENTED to gRPC requests for unknown methods.
     /// </summary>
-    public static IEndpointConventionBuilder MapGrpcService<TService>(this IEndpointRouteBuilder endpoints, Action<GrpcServiceBinder<TService>> bind)
+    public static IEndpointConventionBuilder MapGrpcService<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>(this IEndpointRouteBuilder endpoints, Action<GrpcServiceBinder<TService>> bind)
         where TService : class
     {
         ArgumentNullException.ThrowIfNull(endpoints);

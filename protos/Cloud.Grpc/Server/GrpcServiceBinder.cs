@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using Cloud.Grpc.Server;
 using Google.Protobuf;
 using Microsoft.AspNetCore.Http;
@@ -8,7 +9,7 @@ namespace Cloud.Grpc;
 /// Collects the methods of one service for <c>MapGrpcService</c>. Each handler gets the service
 /// instance of the call (from the request's scoped services, or built for the call).
 /// </summary>
-public sealed class GrpcServiceBinder<TService>
+public sealed class GrpcServiceBinder<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>
     where TService : class
 {
     private readonly ServerContext _server;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.CodeAnalysis;
 using Cloud.Grpc.Wire;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -100,7 +101,7 @@ internal static class ServerCallHandler
     }
 
     /// <summary>The handler's service: from DI when registered, else built per call and disposed after.</summary>
-    public static async Task InvokeWithServiceAsync<TService>(HttpContext http, Func<TService, Task> invoke)
+    public static async Task InvokeWithServiceAsync<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>(HttpContext http, Func<TService, Task> invoke)
         where TService : class
     {
         var service = http.RequestServices.GetService<TService>();
