@@ -306,7 +306,11 @@ public sealed partial class QemuHypervisor
         var windows = OperatingSystem.IsWindows();
         int qmpPort = 0;
         QmpEndpoint endpoint;
-        if (windows)
+        if (windows && _options.WindowsQmpTransport == "pipe")
+        {
+            endpoint = QmpEndpoint.Pipe(paths.QmpPipeName);
+        }
+        else if (windows)
         {
             qmpPort = _ports.Reserve();
             File.WriteAllText(paths.QmpPortFile, qmpPort.ToString(CultureInfo.InvariantCulture));
@@ -726,9 +730,10 @@ public sealed partial class QemuHypervisor
         }
         // The pid must still be this VM's QEMU (pids are reused): its command line names our socket.
         var cmdline = HostProcesses.IsAlive(pid.Value) ? HostProcesses.ReadCommandLine(pid.Value) : null;
-        var endpoint = OperatingSystem.IsWindows() && File.Exists(paths.QmpPortFile)
-            ? QmpEndpoint.Tcp(IPAddress.Loopback, int.Parse(File.ReadAllText(paths.QmpPortFile).Trim(), CultureInfo.InvariantCulture))
-            : QmpEndpoint.Unix(paths.QmpSocket);
+        // Windows: a port file means the TCP transport; without one QEMU was started on the pipe.
+        var endpoint = !OperatingSystem.IsWindows() ? QmpEndpoint.Unix(paths.QmpSocket)
+            : File.Exists(paths.QmpPortFile) ? QmpEndpoint.Tcp(IPAddress.Loopback, int.Parse(File.ReadAllText(paths.QmpPortFile).Trim(), CultureInfo.InvariantCulture))
+            : QmpEndpoint.Pipe(paths.QmpPipeName);
         if (cmdline is null || (!OperatingSystem.IsWindows() && !cmdline.Contains(paths.QmpSocket, StringComparison.Ordinal)))
         {
             DeleteFiles(paths.PidFile, paths.RuntimeFile, paths.QmpSocket);

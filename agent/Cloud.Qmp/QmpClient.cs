@@ -129,10 +129,10 @@ public sealed partial class QmpClient : IAsyncDisposable
         var delay = TimeSpan.FromMilliseconds(5);
         while (true)
         {
-            Socket socket;
+            Stream stream;
             try
             {
-                socket = await Endpoint.ConnectAsync(deadline.Token).ConfigureAwait(false);
+                stream = await Endpoint.ConnectAsync(deadline.Token).ConfigureAwait(false);
             }
             catch (SocketException ex) when (IsRetryable(ex))
             {
@@ -157,12 +157,12 @@ public sealed partial class QmpClient : IAsyncDisposable
             {
                 throw new QmpDisconnectedException($"Could not connect to QMP at {Endpoint} within {_options.ConnectTimeout.TotalSeconds:0.#} s.");
             }
-            catch (SocketException ex)
+            catch (Exception ex) when (ex is SocketException or IOException or UnauthorizedAccessException)
             {
                 throw new QmpDisconnectedException($"Could not connect to QMP at {Endpoint}: {ex.Message}", ex);
             }
 
-            var connection = new QmpConnection(socket, Endpoint, _options, _events.Writer);
+            var connection = new QmpConnection(stream, Endpoint, _options, _events.Writer);
             try
             {
                 await connection.HandshakeAsync(Interlocked.Increment(ref _nextId), deadline.Token).ConfigureAwait(false);

@@ -8,7 +8,7 @@ using System.Threading.Channels;
 namespace Cloud.Qmp;
 
 /// <summary>
-/// One socket to QEMU: a reader loop that routes replies to waiting commands by id and events
+/// One connection to QEMU (a socket or a pipe): a reader loop that routes replies to waiting commands by id and events
 /// to the client's channel, and serialized writes. Any protocol violation closes the connection
 /// and fails every waiting command, because the stream can no longer be trusted.
 /// </summary>
@@ -16,8 +16,7 @@ internal sealed class QmpConnection : IAsyncDisposable
 {
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 64 };
 
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly QmpEndpoint _endpoint;
     private readonly QmpClientOptions _options;
     private readonly ChannelWriter<QmpEvent> _events;
@@ -29,10 +28,9 @@ internal sealed class QmpConnection : IAsyncDisposable
     private Task? _readLoop;
     private int _closing;
 
-    public QmpConnection(Socket socket, QmpEndpoint endpoint, QmpClientOptions options, ChannelWriter<QmpEvent> events)
+    public QmpConnection(Stream stream, QmpEndpoint endpoint, QmpClientOptions options, ChannelWriter<QmpEvent> events)
     {
-        _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _stream = stream;
         _endpoint = endpoint;
         _options = options;
         _events = events;
@@ -312,12 +310,16 @@ internal sealed class QmpConnection : IAsyncDisposable
             return;
         }
         _shutdown.Cancel();
-        try
+        if (_stream is NetworkStream network)
         {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
+            try
+            {
+                // Wakes the read loop at once, even while another thread is inside a read.
+                network.Socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+            }
         }
         _stream.Dispose();
         var failure = error as QmpException ?? Disconnected(error);

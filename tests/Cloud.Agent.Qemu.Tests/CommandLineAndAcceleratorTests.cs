@@ -66,6 +66,32 @@ public sealed class CommandLineAndAcceleratorTests
     }
 
     [Fact]
+    public void Build_WhpxWithPipeTransport_QemuServesQmpOnTheNamedPipe()
+    {
+        var paths = new VmPaths(@"C:\ProgramData\Cloud\Agent", "vm-1");
+        var args = QemuCommandLine.Build(Spec(Accelerator.Whpx, windows: true, QmpEndpoint.Pipe(paths.QmpPipeName)));
+
+        Assert.Equal($"pipe,id=qmp,path={paths.QmpPipeName}", After(args, "-chardev"));
+        Assert.Equal("chardev=qmp,mode=control", After(args, "-mon"));
+        Assert.Matches("^cloud-qmp-[0-9a-f]{24}$", paths.QmpPipeName);
+        Assert.NotEqual(paths.QmpPipeName, new VmPaths(@"D:\Agent2", "vm-1").QmpPipeName);
+        Assert.Throws<ArgumentException>(() => QmpEndpoint.Pipe(@"..\other"));
+        Assert.Throws<ArgumentException>(() => QmpEndpoint.Pipe("x,path=y"));
+    }
+
+    [Theory]
+    [InlineData("tcp", true)]
+    [InlineData("pipe", true)]
+    [InlineData("unix", false)]
+    [InlineData("", false)]
+    public void Options_WindowsQmpTransport_IsChecked(string transport, bool valid)
+    {
+        var failures = QemuOptionsValidator.Check(new QemuOptions { DataDirectory = "/var/lib/cloud/agent", Accelerator = "tcg", WindowsQmpTransport = transport }, new AcceleratorProbe(false, false));
+
+        Assert.Equal(valid, !failures.Any(f => f.Contains("WindowsQmpTransport", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void Build_Whpx_UsesWhpxAndLoopbackTcpQmp_WithoutSandboxOrRunas()
     {
         var args = QemuCommandLine.Build(Spec(Accelerator.Whpx, windows: true, QmpEndpoint.Tcp(IPAddress.Loopback, 50123)) with { RunAsUser = "cloud-qemu" });

@@ -80,6 +80,13 @@ public sealed class QemuOptions
     /// <summary>Availability zone reported in NodeInfo. Default empty.</summary>
     public string AvailabilityZone { get; set; } = "";
 
+    /// <summary>
+    /// How the agent reaches a VM's QEMU monitor on Windows: "tcp" (a port on 127.0.0.1 from the
+    /// migration port range) or "pipe" (a named pipe, \\.\pipe\cloud-qmp-..., which needs no port).
+    /// On Linux the monitor is always a unix socket in the VM's folder. Default tcp.
+    /// </summary>
+    public string WindowsQmpTransport { get; set; } = "tcp";
+
     /// <summary>Reply timeout of ordinary QMP commands. Default 30 s.</summary>
     public TimeSpan QmpTimeout { get; set; } = TimeSpan.FromSeconds(30);
 

@@ -65,6 +65,10 @@ internal sealed partial class QemuOptionsValidator : IValidateOptions<QemuOption
         {
             failures.Add($"{p}MachineType '{options.MachineType}' must be q35 (or a versioned pc-q35-*).");
         }
+        if (options.WindowsQmpTransport is not ("tcp" or "pipe"))
+        {
+            failures.Add($"{p}WindowsQmpTransport '{options.WindowsQmpTransport}' must be tcp or pipe.");
+        }
         if (options.MemorySlots is < 1 or > 256)
         {
             failures.Add($"{p}MemorySlots must be between 1 and 256.");

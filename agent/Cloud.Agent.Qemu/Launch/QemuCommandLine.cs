@@ -66,7 +66,7 @@ internal static class QemuCommandLine
             "-no-user-config",
             "-display", "none",
             "-vga", "none",
-            "-chardev", "socket,id=qmp," + spec.Qmp.ToChardevOptions()["socket,".Length..],
+            "-chardev", spec.Qmp.ToChardev("qmp"),
             "-mon", "chardev=qmp,mode=control",
             "-chardev", $"file,id=serial0,path={Escape(spec.SerialLogPath)}",
             "-serial", "chardev:serial0",

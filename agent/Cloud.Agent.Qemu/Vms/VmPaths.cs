@@ -25,6 +25,12 @@ internal sealed class VmPaths
 
     public string Directory { get; }
 
+    /// <summary>
+    /// Windows, with the pipe transport: the QMP pipe's name. Derived from the VM's folder, so two
+    /// agents on one machine never share a name and a restarted agent finds it again.
+    /// </summary>
+    public string QmpPipeName => "cloud-qmp-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Directory)))[..24];
+
     /// <summary>The VM's spec (protobuf JSON of VmSpec, with its current shape).</summary>
     public string SpecFile => Path.Combine(Directory, "vm.json");
 

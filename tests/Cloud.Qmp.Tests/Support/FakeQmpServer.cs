@@ -48,7 +48,7 @@ internal sealed class FakeQmpServer : IAsyncDisposable
             {
                 var socket = await _listener.AcceptAsync(_stop.Token);
                 Interlocked.Increment(ref _accepted);
-                var peer = new FakeQmpPeer(socket, _stop.Token);
+                var peer = new FakeQmpPeer(new NetworkStream(socket, ownsSocket: true), _stop.Token);
                 lock (_connections)
                 {
                     _connections.Add(RunAsync(peer));
@@ -90,10 +90,10 @@ internal sealed class FakeQmpServer : IAsyncDisposable
 }
 
 /// <summary>One connection of the fake server, with helpers to read commands and write raw lines.</summary>
-internal sealed class FakeQmpPeer(Socket socket, CancellationToken stop) : IAsyncDisposable
+internal sealed class FakeQmpPeer(Stream stream, CancellationToken stop) : IAsyncDisposable
 {
-    private readonly NetworkStream _stream = new(socket, ownsSocket: true);
-    private readonly StreamReader _reader = new(new NetworkStream(socket, ownsSocket: false), Encoding.UTF8);
+    private readonly Stream _stream = stream;
+    private readonly StreamReader _reader = new(stream, Encoding.UTF8, detectEncodingFromByteOrderMarks: false, leaveOpen: true);
 
     public async Task WriteLineAsync(string line) => await _stream.WriteAsync(Encoding.UTF8.GetBytes(line + "\r\n"), stop);
 
