@@ -24,5 +24,6 @@ ensure_dotnet() {
   fi
 }
 
-# Packages the services need at run time.
-RUNTIME_PACKAGES=(postgresql qemu-system-x86 qemu-utils ovmf)
+# Packages the services need at run time, and what publishing the agent with Native AOT links
+# with (clang, zlib1g-dev; the agent benchmarks publish it).
+RUNTIME_PACKAGES=(postgresql qemu-system-x86 qemu-utils ovmf clang zlib1g-dev)

@@ -40,16 +40,16 @@ public sealed partial class ScriptAndImageTests
         var entry = EntryPointPattern().Match(text);
 
         Assert.True(project.Success, dockerfile + " publishes nothing");
-        Assert.True(entry.Success, dockerfile + " has no dotnet ENTRYPOINT");
+        Assert.True(entry.Success, dockerfile + " has no ENTRYPOINT that runs the assembly or its native (AOT) binary");
         var folder = project.Groups["folder"].Value;
         var name = Path.GetFileName(folder);
         Assert.True(File.Exists(RepoFiles.PathOf(Path.Combine(folder, name + ".csproj"))), $"{dockerfile} publishes {folder}, which has no {name}.csproj");
-        Assert.Equal(name + ".dll", entry.Groups["dll"].Value);
+        Assert.Equal(entry.Groups["dll"].Success ? name + ".dll" : "/app/" + name, entry.Groups["dll"].Success ? entry.Groups["dll"].Value : entry.Groups["native"].Value);
     }
 
     [GeneratedRegex(@"dotnet publish (?<folder>\S+)")]
     private static partial Regex PublishPattern();
 
-    [GeneratedRegex(@"ENTRYPOINT \[""dotnet"", ""(?<dll>[^""]+)""")]
+    [GeneratedRegex(@"ENTRYPOINT \[(""dotnet"", ""(?<dll>[^""]+)""|""(?<native>/[^""]+)""\])")]
     private static partial Regex EntryPointPattern();
 }

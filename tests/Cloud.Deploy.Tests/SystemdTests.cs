@@ -10,8 +10,13 @@ public sealed class SystemdTests
     public void Unit_verifies_without_a_warning(string unit)
     {
         var (code, stdout, stderr) = RepoFiles.Run("systemd-analyze", ["verify", RepoFiles.PathOf($"deploy/systemd/{unit}")]);
+        // A native (AOT) service binary is installed under /opt/cloud on the node, not on a build
+        // machine: its absence here is the one complaint expected; anything else still fails.
+        var missingInstall = $"{unit}: Command /opt/cloud/";
+        var complaints = string.Join('\n', (stdout + stderr).Split('\n')
+            .Where(l => l.Length > 0 && !(l.StartsWith(missingInstall, StringComparison.Ordinal) && l.EndsWith(" is not executable: No such file or directory", StringComparison.Ordinal))));
 
-        Assert.True(code == 0 && stderr.Length == 0 && stdout.Length == 0, $"{unit}: exit {code}\n{stdout}{stderr}");
+        Assert.True(complaints.Length == 0 && (code == 0 || (stdout + stderr).Contains(missingInstall, StringComparison.Ordinal)), $"{unit}: exit {code}\n{stdout}{stderr}");
     }
 
     [Fact]
