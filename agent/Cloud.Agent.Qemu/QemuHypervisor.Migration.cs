@@ -255,7 +255,7 @@ public sealed partial class QemuHypervisor
                         progress.TryWrite(MemoryProgress(info, Phase.Completed));
                         return;
                     case "failed":
-                        throw new MigrationFailedException(info.TryGetProperty("error-desc", out var desc) ? desc.GetString() ?? "failed" : "failed");
+                        throw new MigrationFailedException((info.TryGetProperty("error-desc", out var desc) ? desc.GetString() ?? "failed" : "failed") + MemoryLayoutHint(vm, process.Runtime));
                     case "cancelled" or "cancelling":
                         throw new OperationCanceledException("The migration was cancelled in QEMU.");
                     case "pre-switchover" when !continued:
@@ -550,6 +550,15 @@ public sealed partial class QemuHypervisor
         var host = address.AddressFamily == AddressFamily.InterNetworkV6 ? "[" + address + "]" : address.ToString();
         return (host, port);
     }
+
+    /// <summary>
+    /// A destination prepared without the source's memory layout starts with different RAM blocks,
+    /// and QEMU then only says the stream broke: name the likely cause.
+    /// </summary>
+    private static string MemoryLayoutHint(QemuVm vm, RuntimeRecord runtime)
+        => runtime.Dimms.Count > 0 || runtime.BootMemoryMb != vm.Spec.Shape.MemoryMb
+            ? $" (the guest's memory was resized live: {runtime.BootMemoryMb} MB at boot and {runtime.Dimms.Count} hot-added DIMMs; the destination must be prepared with this VM's memory_layout)"
+            : "";
 
     private sealed class MigrationFailedException(string message) : Exception(message);
 }

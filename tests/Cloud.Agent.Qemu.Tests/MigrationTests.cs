@@ -183,6 +183,16 @@ public sealed class MigrationTests
         Assert.Equal(128, layout.BootMemoryMb);
         Assert.Equal(new[] { ("dimm0", 128L), ("dimm1", 64L) }, layout.Dimms.Select(d => (d.Id, d.SizeMb)).ToArray());
         spec.Shape = twice.Shape;
+
+        // Prepared without the layout, the first node boots plain RAM: QEMU fails the stream, the
+        // error names the cause, and the guest runs on where it was.
+        var blind = await source.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-blind" }, Deadline);
+        var failed = await MigrateAsync(destination, new MigrateRequest { VmId = "vm-cpus", MigrationId = "mig-blind", MigrationUri = blind.MigrationUri, DiskUri = blind.DiskUri });
+        Assert.Equal(Phase.Failed, failed[^1].Phase);
+        Assert.Contains("memory_layout", failed[^1].Error, StringComparison.Ordinal);
+        Assert.Equal(VmState.Running, (await ListAsync(destination)).Single().State);
+        await Eventually.GetAsync(() => ListAsync(source), vms => vms.Count == 0, Boot, "the first node to drop the failed incoming VM");
+
         var back = await source.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-back", MemoryLayout = layout }, Deadline);
         Assert.Equal(DimmsOf(await QemuAsync(destination, "vm-cpus", "query-memory-devices")), DimmsOf(await QemuAsync(source, "vm-cpus", "query-memory-devices")));
         var returned = await MigrateAsync(destination, new MigrateRequest { VmId = "vm-cpus", MigrationId = "mig-back", MigrationUri = back.MigrationUri, DiskUri = back.DiskUri });
