@@ -291,10 +291,10 @@ public sealed partial class QemuHypervisor
         SetState(vm, VmState.Deleted, reason);
     }
 
-    /// <summary>Starts QEMU for the VM and waits until its monitor answers. Caller holds the gate.</summary>
     /// <summary>
-    /// Starts QEMU for the VM. <paramref name="memoryLayout"/> (an incoming migration's) makes it boot
-    /// with the source's RAM and DIMMs rather than with memory_mb.
+    /// Starts QEMU for the VM and waits until its monitor answers. Caller holds the gate.
+    /// <paramref name="memoryLayout"/> (an incoming migration's) makes it boot with the source's RAM
+    /// and DIMMs rather than with memory_mb.
     /// </summary>
     private async Task LaunchAsync(QemuVm vm, bool incoming, CancellationToken cancellationToken, MemoryLayout? memoryLayout = null)
     {

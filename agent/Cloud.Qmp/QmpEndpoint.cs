@@ -19,7 +19,7 @@ public sealed partial class QmpEndpoint
         PipeName = pipeName;
     }
 
-    /// <summary>Path of the unix socket, or null for a TCP endpoint.</summary>
+    /// <summary>Path of the unix socket, or null for a TCP endpoint or a pipe.</summary>
     public string? Path { get; }
 
     /// <summary>Loopback address and port, or null for a unix socket or a pipe.</summary>
