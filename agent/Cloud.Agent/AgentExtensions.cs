@@ -38,15 +38,19 @@ internal static class AgentExtensions
             services.AddOptions<FakeHypervisorOptions>().BindConfiguration(FakeHypervisorOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
             services.AddSingleton<IHypervisor>(sp => new FakeHypervisor(
                 sp.GetRequiredService<IOptions<FakeHypervisorOptions>>(), sp.GetRequiredService<TimeProvider>(), agent.NodeName));
+            services.AddSingleton<IImageTarget, FakeImageTarget>();
         }
         else
         {
             services.AddQemuBackend(builder.Configuration);
+            services.AddSingleton<IImageTarget, QemuImageTarget>();
         }
 
         services.AddSingleton(_ => GrpcChannel.ForAddress(agent.ControllerUrl));
         services.AddSingleton(sp => new NodeRegistryGrpc.NodeRegistryClient(sp.GetRequiredService<GrpcChannel>()));
         services.AddHostedService<RegistrationLoop>();
+        services.AddSingleton<IImageSourceReader, GrpcImageSourceReader>();
+        services.AddSingleton<ImagePuller>();
         return builder;
     }
 
