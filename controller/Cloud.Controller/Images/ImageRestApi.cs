@@ -8,6 +8,8 @@ namespace Cloud.Controller.Images;
 /// <summary>REST for images under /v1/images; the upload (PUT .../file) is REST only.</summary>
 internal static class ImageRestApi
 {
+    private const long KestrelSlackBytes = 1024 * 1024;
+
     public static void MapImages(this RouteGroupBuilder v1)
     {
         v1.MapPost("/images", async (HttpContext http, ImageService images, CancellationToken ct) =>
@@ -29,11 +31,12 @@ internal static class ImageRestApi
             {
                 throw new ApiException(Grpc.StatusCode.InvalidArgument, "The image file is sent as application/octet-stream.", new Dictionary<string, object?> { ["httpStatus"] = 415 });
             }
-            // The server-wide body limit is for JSON; an image may be as large as the setting allows
-            // (one byte more, so that the service itself sees and reports an oversized upload).
+            // The server-wide body limit is for JSON; an image may be as large as the setting allows.
+            // Kestrel's limit sits a little above it, so that the service itself sees an oversized
+            // upload and answers it with the one error shape (and cleans up after it).
             if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
             {
-                limit.MaxRequestBodySize = options.Value.MaxUploadBytes + 1;
+                limit.MaxRequestBodySize = options.Value.MaxUploadBytes + KestrelSlackBytes;
             }
             return ProtoJson.Result(await images.UploadAsync(RestApi.CallerOf(http), id, http.Request.Body, http.Request.ContentLength, ct));
         });
