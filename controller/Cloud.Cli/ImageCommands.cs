@@ -23,9 +23,10 @@ internal static partial class Commands
         var sha256 = new Option<string?>("--sha256") { Description = "SHA-256 of the file to upload later (not needed with --file)" };
         var file = new Option<string?>("--file") { Description = "Upload this file right away (its SHA-256 is computed here)" };
         var minDisk = new Option<long>("--min-disk") { Description = "Smallest flavor disk (GB) a VM of this image needs" };
-        var isPublic = new Option<bool>("--public") { Description = "Every tenant may use it (operators only)" };
+        var visibility = new Option<string>("--visibility") { Description = "private, shared (with the tenants you add) or public (operators only)", DefaultValueFactory = _ => "private" };
+        visibility.AcceptOnlyFromAmong("private", "shared", "public");
         var key = new Option<string?>("--idempotency-key") { Description = "Makes a retried create safe" };
-        var create = new Command("create", "Create an image (and upload it with --file)") { name, format, sha256, file, minDisk, isPublic, key };
+        var create = new Command("create", "Create an image (and upload it with --file)") { name, format, sha256, file, minDisk, visibility, key };
         create.SetAction(async (parse, ct) =>
         {
             var path = parse.GetValue(file);
@@ -45,7 +46,7 @@ internal static partial class Commands
                 Format = parse.GetValue(format)!,
                 Sha256 = digest!,
                 MinDiskGb = parse.GetValue(minDisk),
-                Visibility = parse.GetValue(isPublic) ? "public" : "private",
+                Visibility = parse.GetValue(visibility)!,
             }, parse.GetValue(key), ct);
             if (path is not null)
             {
@@ -87,6 +88,23 @@ internal static partial class Commands
             Print(console, parse, deleted, [deleted], ImageColumns, ImageRow);
         });
 
+        var tenant = new Argument<string>("tenant") { Description = "Tenant id" };
+        foreach (var (verb, method, description) in new[]
+        {
+            ("share", HttpMethod.Put, "Let a tenant use a shared image"),
+            ("unshare", HttpMethod.Delete, "Stop letting a tenant use a shared image"),
+        })
+        {
+            var command = new Command(verb, description) { id, tenant };
+            command.SetAction(async (parse, ct) =>
+            {
+                using var api = Api(parse);
+                var path = $"v1/images/{Uri.EscapeDataString(parse.GetValue(id)!)}/members/{Uri.EscapeDataString(parse.GetValue(tenant)!)}";
+                var changed = method == HttpMethod.Put ? await api.PutAsync<Image>(path, new ImageMemberRequest(), ct) : await api.DeleteAsync<Image>(path, ct);
+                Print(console, parse, changed, [changed], [.. ImageColumns, "MEMBERS"], i => [.. ImageRow(i), string.Join(",", i.Members)]);
+            });
+            image.Subcommands.Add(command);
+        }
         image.Subcommands.Add(create);
         image.Subcommands.Add(upload);
         image.Subcommands.Add(list);

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Text.Json;
 using Cloud.Controller.Tests.Support;
 
@@ -31,6 +32,11 @@ public sealed class CloudctlImageTests(CloudFixture cloud) : IDisposable
         var (showExit, show) = await Cloudctl.RunAsync(config, "image", "show", id);
         Assert.Equal(0, showExit);
         Assert.Contains(ImageUploads.Sha256(bytes), show, StringComparison.Ordinal);
+        using var friend = await cloud.CreateTenantAsync("clifriend");
+        // A private image has no members.
+        var refused = await Assert.ThrowsAsync<Cloud.Cli.CliException>(() => Cloudctl.RunAsync(config, "image", "share", id, friend.Id));
+        Assert.StartsWith("FAILED_PRECONDITION", refused.Message, StringComparison.Ordinal);
+
         var (deleteExit, deleted) = await Cloudctl.RunAsync(config, "image", "delete", id);
         Assert.Equal(0, deleteExit);
         Assert.Contains("DELETED", deleted, StringComparison.Ordinal);
@@ -50,6 +56,27 @@ public sealed class CloudctlImageTests(CloudFixture cloud) : IDisposable
         Assert.StartsWith("INVALID_ARGUMENT", error.Message, StringComparison.Ordinal);
         Assert.Contains("SHA-256", error.Message, StringComparison.Ordinal);
         await Assert.ThrowsAsync<Cloud.Cli.CliException>(() => Cloudctl.RunAsync(config, "image", "create", "--name", "x", "--format", "raw"));
+    }
+
+    [Fact]
+    public async Task Image_share_and_unshare_a_shared_image()
+    {
+        using var tenant = await cloud.CreateTenantAsync("clishare");
+        using var friend = await cloud.CreateTenantAsync("clifriend");
+        var config = Config(tenant.MemberToken);
+        await File.WriteAllBytesAsync(_file, ImageUploads.RawBytes(3000));
+        // Members see a shared image once it is ACTIVE.
+        var (exit, output) = await Cloudctl.RunAsync(config, "image", "create", "--name", "team", "--format", "raw", "--file", _file, "--visibility", "shared", "-o", "json");
+        Assert.True(exit == 0, output);
+        var id = JsonDocument.Parse(output).RootElement.Str("id");
+
+        var (shareExit, shared) = await Cloudctl.RunAsync(config, "image", "share", id, friend.Id);
+        Assert.Equal(0, shareExit);
+        Assert.Contains(friend.Id, shared, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await friend.Member.GetJsonAsync($"/v1/images/{id}")).Status);
+        var (unshareExit, _) = await Cloudctl.RunAsync(config, "image", "unshare", id, friend.Id);
+        Assert.Equal(0, unshareExit);
+        Assert.Equal(HttpStatusCode.NotFound, (await friend.Member.GetJsonAsync($"/v1/images/{id}")).Status);
     }
 
     private string Config(string token)

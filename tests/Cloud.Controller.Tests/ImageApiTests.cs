@@ -226,6 +226,38 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
     }
 
     [Fact]
+    public async Task SharedImage_IsUsableByItsMembersOnly_AndOnlyTheOwnerManagesMembers()
+    {
+        using var owner = await cloud.CreateTenantAsync("shown");
+        using var member = await cloud.CreateTenantAsync("shmem");
+        using var outsider = await cloud.CreateTenantAsync("shout");
+        var id = await owner.Member.UploadedImageAsync("team-disk", "raw", ImageUploads.RawBytes(3000), visibility: "shared");
+        var expected = $"Image '{id}' does not exist.";
+        Assert.Equal(HttpStatusCode.NotFound, (await member.Member.GetJsonAsync($"/v1/images/{id}")).Status);
+
+        var (added, image) = await owner.Member.SendAsync(HttpMethod.Put, $"/v1/images/{id}/members/{member.Id}");
+        Assert.Equal(HttpStatusCode.OK, added);
+        Assert.Equal([member.Id], image.GetProperty("members").EnumerateArray().Select(m => m.GetString()));
+
+        var (seen, asMember) = await member.Member.GetJsonAsync($"/v1/images/{id}");
+        Assert.Equal(HttpStatusCode.OK, seen);
+        Assert.Empty(asMember.GetProperty("members").EnumerateArray());
+        var vm = await member.Member.CreateRunningVmFromImageAsync(id);
+        var (share, shareProblem) = await member.Member.SendAsync(HttpMethod.Put, $"/v1/images/{id}/members/{outsider.Id}");
+        Assert.Equal((HttpStatusCode.Forbidden, "PERMISSION_DENIED"), (share, shareProblem.Str("code")));
+        var (outside, outsideProblem) = await outsider.Member.PostAsync("/v1/vms", $$"""{"name":"no","flavor":"m1.tiny","image":"{{id}}"}""");
+        Assert.Equal((HttpStatusCode.NotFound, expected), (outside, outsideProblem.Str("detail")));
+        var (unknown, _) = await owner.Member.SendAsync(HttpMethod.Put, $"/v1/images/{id}/members/no-such-tenant");
+        Assert.Equal(HttpStatusCode.NotFound, unknown);
+
+        var (removed, _) = await owner.Member.SendAsync(HttpMethod.Delete, $"/v1/images/{id}/members/{member.Id}");
+        Assert.Equal(HttpStatusCode.OK, removed);
+        var (gone, goneProblem) = await member.Member.GetJsonAsync($"/v1/images/{id}");
+        Assert.Equal((HttpStatusCode.NotFound, expected), (gone, goneProblem.Str("detail")));
+        await member.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vm}");
+    }
+
+    [Fact]
     public async Task Delete_ImageInUse_IsRefused_ThenSucceedsOnceTheVmIsGone()
     {
         using var tenant = await cloud.CreateTenantAsync("imgdel");

@@ -12,7 +12,7 @@ internal sealed class ImageConfiguration : IEntityTypeConfiguration<ImageEntity>
             t.HasCheckConstraint("ck_images_format", "format IN ('raw', 'qcow2')");
             t.HasCheckConstraint("ck_images_size_bytes", "size_bytes >= 0");
             t.HasCheckConstraint("ck_images_state", "state IN ('QUEUED', 'SAVING', 'ACTIVE', 'ERROR', 'DELETED')");
-            t.HasCheckConstraint("ck_images_visibility", "visibility IN ('private', 'public')");
+            t.HasCheckConstraint("ck_images_visibility", "visibility IN ('private', 'shared', 'public')");
             t.HasCheckConstraint("ck_images_min_disk_gb", "min_disk_gb >= 0 AND virtual_size_bytes >= 0");
         });
         builder.HasKey(i => i.Id).HasName("pk_images");

@@ -20,7 +20,7 @@ internal sealed class ImageEntity
     /// <summary>The tenant that owns the image; "admin" for what operators seed.</summary>
     public string ProjectId { get; set; } = "admin";
 
-    /// <summary>private (the owner only) or public (every tenant).</summary>
+    /// <summary>private (the owner only), shared (the owner and its members) or public (every tenant).</summary>
     public string Visibility { get; set; } = ImageVisibilities.Public;
 
     /// <summary>QUEUED, SAVING, ACTIVE, ERROR or DELETED (<see cref="ImageStates"/>).</summary>
@@ -63,5 +63,6 @@ internal static class ImageStates
 internal static class ImageVisibilities
 {
     public const string Private = "private";
+    public const string Shared = "shared";
     public const string Public = "public";
 }

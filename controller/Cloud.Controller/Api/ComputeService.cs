@@ -88,6 +88,12 @@ internal sealed class ComputeService(
     public override Task<Image> DeleteImage(DeleteImageRequest request, ServerCallContext context)
         => Call(context, caller => images.DeleteAsync(caller, request.Id, context.CancellationToken));
 
+    public override Task<Image> AddImageMember(ImageMemberRequest request, ServerCallContext context)
+        => Call(context, caller => images.SetMemberAsync(caller, request, member: true, context.CancellationToken));
+
+    public override Task<Image> RemoveImageMember(ImageMemberRequest request, ServerCallContext context)
+        => Call(context, caller => images.SetMemberAsync(caller, request, member: false, context.CancellationToken));
+
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)
         => Call(context, caller => nodes.ListAsync(caller, context.CancellationToken));
 

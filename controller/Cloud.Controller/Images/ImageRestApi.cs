@@ -25,6 +25,10 @@ internal static class ImageRestApi
             ProtoJson.Result(await images.GetAsync(RestApi.CallerOf(http), id, ct)));
         v1.MapDelete("/images/{id}", async (HttpContext http, ImageService images, string id, CancellationToken ct) =>
             ProtoJson.Result(await images.DeleteAsync(RestApi.CallerOf(http), id, ct)));
+        v1.MapPut("/images/{id}/members/{tenant}", async (HttpContext http, ImageService images, string id, string tenant, CancellationToken ct) =>
+            ProtoJson.Result(await images.SetMemberAsync(RestApi.CallerOf(http), new ImageMemberRequest { Image = id, Tenant = tenant }, member: true, ct)));
+        v1.MapDelete("/images/{id}/members/{tenant}", async (HttpContext http, ImageService images, string id, string tenant, CancellationToken ct) =>
+            ProtoJson.Result(await images.SetMemberAsync(RestApi.CallerOf(http), new ImageMemberRequest { Image = id, Tenant = tenant }, member: false, ct)));
         v1.MapPut("/images/{id}/file", async (HttpContext http, ImageService images, IOptions<ImageOptions> options, string id, CancellationToken ct) =>
         {
             if (http.Request.ContentType is not null && !http.Request.ContentType.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase))

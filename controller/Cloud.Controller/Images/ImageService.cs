@@ -91,7 +91,46 @@ internal sealed partial class ImageService(
     public async Task<Image> GetAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        return ApiMapping.ToProto(await FindVisibleAsync(db, caller, id, cancellationToken));
+        return await WithMembersAsync(db, caller, await FindVisibleAsync(db, caller, id, cancellationToken), cancellationToken);
+    }
+
+    /// <summary>The owner of a shared image lets a tenant use it (or stops); doing it twice changes nothing.</summary>
+    public async Task<Image> SetMemberAsync(Caller caller, ImageMemberRequest request, bool member, CancellationToken cancellationToken)
+    {
+        caller.RequireWrite();
+        VmValidation.RequireName(request.Tenant, "tenant");
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var image = await FindVisibleAsync(db, caller, request.Image, cancellationToken);
+        RequireOwner(caller, image, "share");
+        if (image.Visibility != ImageVisibilities.Shared)
+        {
+            throw new ApiException(StatusCode.FailedPrecondition, $"Image '{image.Id}' is {image.Visibility}; only a shared image has members.");
+        }
+        if (member)
+        {
+            if (!await db.Tenants.AnyAsync(t => t.Id == request.Tenant, cancellationToken))
+            {
+                throw ApiException.NotFound("Tenant", request.Tenant);
+            }
+            await db.Database.ExecuteSqlAsync(
+                $"INSERT INTO image_members (image_id, tenant_id) VALUES ({image.Id}, {request.Tenant}) ON CONFLICT DO NOTHING", cancellationToken);
+        }
+        else
+        {
+            await db.ImageMembers.Where(m => m.ImageId == image.Id && m.TenantId == request.Tenant).ExecuteDeleteAsync(cancellationToken);
+        }
+        return await WithMembersAsync(db, caller, image, cancellationToken);
+    }
+
+    /// <summary>The image; its members too for its owner and operators (members do not see each other).</summary>
+    private static async Task<Image> WithMembersAsync(LedgerDbContext db, Caller caller, ImageEntity image, CancellationToken cancellationToken)
+    {
+        var message = ApiMapping.ToProto(image);
+        if (image.Visibility == ImageVisibilities.Shared && (caller.IsOperator || caller.ProjectId == image.ProjectId))
+        {
+            message.Members.AddRange(await db.ImageMembers.Where(m => m.ImageId == image.Id).OrderBy(m => m.TenantId).Select(m => m.TenantId).ToListAsync(cancellationToken));
+        }
+        return message;
     }
 
     /// <summary>What the caller may see: its own images, public ACTIVE ones; operators every image.</summary>
@@ -215,17 +254,19 @@ internal sealed partial class ImageService(
         }
     }
 
+    /// <summary>
+    /// What the caller may see: its own images, public ACTIVE ones, ACTIVE ones shared with its
+    /// tenant; operators every image. Anything else does not exist for the caller.
+    /// </summary>
     internal static IQueryable<ImageEntity> Visible(LedgerDbContext db, Caller caller)
     {
         var images = db.Images.AsNoTracking().Where(i => i.State != ImageStates.Deleted);
         return caller.IsOperator
             ? images
-            : images.Where(i => i.ProjectId == caller.ProjectId || (i.Visibility == ImageVisibilities.Public && i.State == ImageStates.Active));
+            : images.Where(i => i.ProjectId == caller.ProjectId
+                || (i.State == ImageStates.Active && (i.Visibility == ImageVisibilities.Public
+                    || (i.Visibility == ImageVisibilities.Shared && db.ImageMembers.Any(m => m.ImageId == i.Id && m.TenantId == caller.ProjectId)))));
     }
-
-    private static bool IsVisible(Caller caller, ImageEntity image)
-        => image.State != ImageStates.Deleted
-            && (caller.IsOperator || image.ProjectId == caller.ProjectId || (image.Visibility == ImageVisibilities.Public && image.State == ImageStates.Active));
 
     private static async Task<ImageEntity> FindVisibleAsync(LedgerDbContext db, Caller caller, string id, CancellationToken cancellationToken)
         => IsSafeId(id) ? await Visible(db, caller).SingleOrDefaultAsync(i => i.Id == id, cancellationToken) ?? throw NotFound(id) : throw NotFound(id);
@@ -241,7 +282,8 @@ internal sealed partial class ImageService(
             ? db.Images.FromSql($"SELECT * FROM images WHERE id = {id} FOR UPDATE")
             : db.Images.FromSql($"SELECT * FROM images WHERE id = {id} FOR SHARE");
         var rows = await query.AsNoTracking().ToListAsync(cancellationToken);
-        return rows is [var image] && IsVisible(caller, image) ? image : throw NotFound(id);
+        // The same rule as Visible, on the row just locked.
+        return rows is [var image] && await Visible(db, caller).AnyAsync(i => i.Id == image.Id, cancellationToken) ? image : throw NotFound(id);
     }
 
     private static bool IsSafeId(string id) => id.Length is > 0 and <= 64 && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
@@ -278,9 +320,9 @@ internal sealed partial class ImageService(
         {
             throw ApiException.Invalid($"min_disk_gb must be between 0 and {Catalog.CatalogService.MaxDiskGb}, not {request.MinDiskGb}.");
         }
-        if (request.Visibility is not ("" or ImageVisibilities.Private or ImageVisibilities.Public))
+        if (request.Visibility is not ("" or ImageVisibilities.Private or ImageVisibilities.Shared or ImageVisibilities.Public))
         {
-            throw ApiException.Invalid($"visibility '{Truncate(request.Visibility)}' is not one of private, public.");
+            throw ApiException.Invalid($"visibility '{Truncate(request.Visibility)}' is not one of private, shared, public.");
         }
         VmValidation.RequireIdempotencyKey(request.IdempotencyKey.Length == 0 ? null : request.IdempotencyKey);
     }

@@ -40,6 +40,8 @@ public static class ComputeGrpc
     public static readonly Method<CreateImageRequest, Image> CreateImageMethod = Methods.Unary<CreateImageRequest, Image>(ServiceName, "CreateImage");
     public static readonly Method<GetImageRequest, Image> GetImageMethod = Methods.Unary<GetImageRequest, Image>(ServiceName, "GetImage");
     public static readonly Method<DeleteImageRequest, Image> DeleteImageMethod = Methods.Unary<DeleteImageRequest, Image>(ServiceName, "DeleteImage");
+    public static readonly Method<ImageMemberRequest, Image> AddImageMemberMethod = Methods.Unary<ImageMemberRequest, Image>(ServiceName, "AddImageMember");
+    public static readonly Method<ImageMemberRequest, Image> RemoveImageMemberMethod = Methods.Unary<ImageMemberRequest, Image>(ServiceName, "RemoveImageMember");
 
     public abstract class ComputeBase
     {
@@ -76,6 +78,8 @@ public static class ComputeGrpc
         public virtual Task<Image> CreateImage(CreateImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "CreateImage");
         public virtual Task<Image> GetImage(GetImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "GetImage");
         public virtual Task<Image> DeleteImage(DeleteImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DeleteImage");
+        public virtual Task<Image> AddImageMember(ImageMemberRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "AddImageMember");
+        public virtual Task<Image> RemoveImageMember(ImageMemberRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "RemoveImageMember");
     }
 
     public static void BindService<TService>(GrpcServiceBinder<TService> binder)
@@ -115,6 +119,8 @@ public static class ComputeGrpc
         binder.AddUnary(CreateImageMethod, (s, r, c) => s.CreateImage(r, c));
         binder.AddUnary(GetImageMethod, (s, r, c) => s.GetImage(r, c));
         binder.AddUnary(DeleteImageMethod, (s, r, c) => s.DeleteImage(r, c));
+        binder.AddUnary(AddImageMemberMethod, (s, r, c) => s.AddImageMember(r, c));
+        binder.AddUnary(RemoveImageMemberMethod, (s, r, c) => s.RemoveImageMember(r, c));
     }
 
     public sealed class ComputeClient(CallInvoker invoker)
@@ -152,5 +158,7 @@ public static class ComputeGrpc
         public Task<Image> CreateImageAsync(CreateImageRequest request, CallOptions options = default) => invoker.UnaryAsync(CreateImageMethod, request, options);
         public Task<Image> GetImageAsync(GetImageRequest request, CallOptions options = default) => invoker.UnaryAsync(GetImageMethod, request, options);
         public Task<Image> DeleteImageAsync(DeleteImageRequest request, CallOptions options = default) => invoker.UnaryAsync(DeleteImageMethod, request, options);
+        public Task<Image> AddImageMemberAsync(ImageMemberRequest request, CallOptions options = default) => invoker.UnaryAsync(AddImageMemberMethod, request, options);
+        public Task<Image> RemoveImageMemberAsync(ImageMemberRequest request, CallOptions options = default) => invoker.UnaryAsync(RemoveImageMemberMethod, request, options);
     }
 }
