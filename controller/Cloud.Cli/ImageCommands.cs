@@ -14,7 +14,7 @@ internal static partial class Commands
 
     private static Command ImageCommands(IAnsiConsole console)
     {
-        var image = new Command("image", "Disk images VMs boot from");
+        var image = List<ListImagesResponse, Image>(console, "image", "Disk images VMs boot from", "v1/images", r => r.Images, ImageColumns, ImageRow);
         var id = new Argument<string>("id") { Description = "Image id" };
 
         var name = new Option<string>("--name") { Description = "Image name", Required = true };
@@ -64,14 +64,6 @@ internal static partial class Commands
             Print(console, parse, uploaded, [uploaded], ImageColumns, ImageRow);
         });
 
-        var list = new Command("list", "List the images you may use");
-        list.SetAction(async (parse, ct) =>
-        {
-            using var api = Api(parse);
-            var response = await api.GetAsync<ListImagesResponse>("v1/images", ct);
-            Print(console, parse, response, response.Images, ImageColumns, ImageRow);
-        });
-
         var show = new Command("show", "Show an image") { id };
         show.SetAction(async (parse, ct) =>
         {
@@ -107,7 +99,6 @@ internal static partial class Commands
         }
         image.Subcommands.Add(create);
         image.Subcommands.Add(upload);
-        image.Subcommands.Add(list);
         image.Subcommands.Add(show);
         image.Subcommands.Add(delete);
         return image;
