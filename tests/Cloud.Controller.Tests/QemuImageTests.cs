@@ -45,6 +45,25 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
     }
 
     [Fact]
+    public async Task LiveMigration_OfAVmOfAnUploadedImage_GivesTheTargetTheImageFirst()
+    {
+        using var tenant = await cloud.CreateTenantAsync("qimgmig");
+        var bytes = await QemuImgCreateAsync("qcow2", "64M");
+        var id = await tenant.Member.UploadedImageAsync("travels", "qcow2", bytes);
+        var vmId = await tenant.Member.CreateRunningVmFromImageAsync(id, "traveller");
+        var source = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var target = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
+
+        var migrated = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/migrate", $$"""{"node":"{{target}}"}""");
+
+        Assert.True(migrated.Str("state") == "SUCCEEDED", migrated.ToString());
+        var targetAgent = await AgentOfAsync(target);
+        Assert.Equal(AgentV1.VmState.Running, (await targetAgent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.Single(v => v.VmId == Guid.Parse(vmId).ToString("N")).State);
+        Assert.False((await targetAgent.PullImageAsync(PullRequest(id, "qcow2", bytes))).Transferred);
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+    }
+
+    [Fact]
     public async Task CorruptedTransfer_IsRefusedByTheNode_AndTheCreateFailsWithoutAVm()
     {
         using var tenant = await cloud.CreateTenantAsync("qbad");
