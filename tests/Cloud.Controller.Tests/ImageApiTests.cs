@@ -130,11 +130,13 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
         var bytes = ImageUploads.RawBytes((int)CloudFixture.MaxUploadBytes + 1);
         var id = (await tenant.Member.CreateImageAsync("disk-big", "raw", ImageUploads.Sha256(bytes))).Str("id");
 
-        // Announced by Content-Length: refused before a byte is read; the image is unchanged.
+        // Announced by Content-Length: refused before a byte is read; the row is unchanged.
+        var before = await RowAsync(id);
         var (announced, problem) = await tenant.Member.UploadAsync(id, bytes);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, announced);
         Assert.Equal("INVALID_ARGUMENT", problem.Str("code"));
-        Assert.Equal("QUEUED", (await tenant.Member.GetJsonAsync($"/v1/images/{id}")).Body.Str("state"));
+        Assert.Equal(before, await RowAsync(id));
+        Assert.Empty(StoreFilesOf(id));
 
         // Chunked: refused once the limit is passed; nothing of it is kept.
         var (chunked, chunkedProblem) = await tenant.Member.UploadAsync(id, bytes, chunked: true);
@@ -150,6 +152,7 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
         var bytes = ImageUploads.RawBytes(1000);
         var id = (await tenant.Member.CreateImageAsync("disk-m", "raw", ImageUploads.Sha256(bytes))).Str("id");
 
+        var before = await RowAsync(id);
         var (empty, _) = await tenant.Member.UploadAsync(id, []);
         Assert.Equal(HttpStatusCode.BadRequest, empty);
         using (var json = new StringContent("{}", System.Text.Encoding.UTF8, "application/json"))
@@ -157,12 +160,16 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
             using var response = await tenant.Member.PutAsync($"/v1/images/{id}/file", json);
             Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
         }
-        Assert.Equal("QUEUED", (await tenant.Member.GetJsonAsync($"/v1/images/{id}")).Body.Str("state"));
+        Assert.Equal(before, await RowAsync(id));
+        Assert.Empty(StoreFilesOf(id));
 
         Assert.Equal(HttpStatusCode.OK, (await tenant.Member.UploadAsync(id, bytes)).Status);
-        var (again, problem) = await tenant.Member.UploadAsync(id, bytes);
+        var active = await RowAsync(id);
+        var (again, problem) = await tenant.Member.UploadAsync(id, ImageUploads.RawBytes(1000));
         Assert.Equal(HttpStatusCode.BadRequest, again);
         Assert.Equal("FAILED_PRECONDITION", problem.Str("code"));
+        Assert.Equal(active, await RowAsync(id));
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(Path.Combine(cloud.ImageStorePath, id)));
     }
 
     [Fact]
@@ -330,6 +337,9 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
         Assert.Equal(StatusCode.PermissionDenied, reader.StatusCode);
         Assert.Equal("DELETED", (await compute.DeleteImageAsync(new DeleteImageRequest { Id = image.Id }, Tenancy.Bearer(tenant.MemberToken))).State);
     }
+
+    /// <summary>Every column of the image's row, as text: equal before and after means nothing changed.</summary>
+    private async Task<string> RowAsync(string id) => (string)(await cloud.QueryAsync("SELECT i::text FROM images i WHERE id = @id", ("id", id)))!;
 
     private IEnumerable<string> StoreFilesOf(string id)
         => Directory.Exists(cloud.ImageStorePath)
