@@ -396,10 +396,10 @@ internal sealed partial class ImageService(
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 6001, Level = LogLevel.Information, Message = "Image {ImageId} of {ProjectId} uploaded: {Bytes} bytes")]
+        [LoggerMessage(EventId = 7001, Level = LogLevel.Information, Message = "Image {ImageId} of {ProjectId} uploaded: {Bytes} bytes")]
         public static partial void Uploaded(ILogger logger, string imageId, string projectId, long bytes);
 
-        [LoggerMessage(EventId = 6002, Level = LogLevel.Warning, Message = "Upload of image {ImageId} refused: {Reason}")]
+        [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Upload of image {ImageId} refused: {Reason}")]
         public static partial void UploadRefused(ILogger logger, string imageId, string reason);
     }
 }
