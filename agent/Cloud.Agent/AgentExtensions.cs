@@ -41,15 +41,19 @@ internal static class AgentExtensions
             services.AddSingleton<IValidateOptions<FakeHypervisorOptions>, FakeHypervisorOptionsValidator>();
             services.AddSingleton<IHypervisor>(sp => new FakeHypervisor(
                 sp.GetRequiredService<IOptions<FakeHypervisorOptions>>(), sp.GetRequiredService<TimeProvider>(), agent.NodeName));
+            services.AddSingleton<IImageTarget, FakeImageTarget>();
         }
         else
         {
             services.AddQemuBackend(builder.Configuration);
+            services.AddSingleton<IImageTarget, QemuImageTarget>();
         }
 
         services.AddSingleton(_ => GrpcChannel.ForAddress(agent.ControllerUrl));
         services.AddSingleton(sp => new NodeRegistryGrpc.NodeRegistryClient(sp.GetRequiredService<GrpcChannel>()));
         services.AddHostedService<RegistrationLoop>();
+        services.AddSingleton<IImageSourceReader, GrpcImageSourceReader>();
+        services.AddSingleton<ImagePuller>();
         return builder;
     }
 

@@ -45,6 +45,22 @@ internal sealed class ApiClient(HttpClient http) : IDisposable
     public Task<T> DeleteAsync<T>(string path, CancellationToken cancellationToken) where T : IMessage<T>, new()
         => SendAsync<T>(new HttpRequestMessage(HttpMethod.Delete, path), cancellationToken);
 
+    /// <summary>
+    /// PUT of a file as application/octet-stream, streamed from disk (never held in memory), with
+    /// no overall timeout: an image upload takes as long as the file is large.
+    /// </summary>
+    public async Task<T> UploadFileAsync<T>(string path, string file, Action<long> progress, CancellationToken cancellationToken) where T : IMessage<T>, new()
+    {
+        using var uploading = new HttpClient { BaseAddress = http.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
+        uploading.DefaultRequestHeaders.Authorization = http.DefaultRequestHeaders.Authorization;
+        await using var stream = new ProgressStream(File.OpenRead(file), progress);
+        using var content = new StreamContent(stream, 1 << 16);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        content.Headers.ContentLength = stream.Length;
+        using var request = new HttpRequestMessage(HttpMethod.Put, path) { Content = content };
+        return await new ApiClient(uploading).SendAsync<T>(request, cancellationToken);
+    }
+
     /// <summary>The data lines of a Server-Sent Events stream, parsed, until it ends or is cancelled.</summary>
     public async IAsyncEnumerable<T> StreamAsync<T>(string path, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
         where T : IMessage<T>, new()
@@ -110,4 +126,47 @@ internal sealed class ApiClient(HttpClient http) : IDisposable
     }
 
     public void Dispose() => http.Dispose();
+
+    /// <summary>Reports how many bytes were read so far.</summary>
+    private sealed class ProgressStream(FileStream inner, Action<long> progress) : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Report(inner.Read(buffer, offset, count));
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+            => Report(await inner.ReadAsync(buffer, cancellationToken));
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+            => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                inner.Dispose();
+            }
+            base.Dispose(disposing);
+        }
+
+        private int Report(int read)
+        {
+            progress(inner.Position);
+            return read;
+        }
+    }
 }

@@ -26,6 +26,7 @@ internal static partial class Commands
         flavors.Subcommands.Add(FlavorAccessCommand(console, "grant", "Let a tenant use a private flavor (operator)", HttpMethod.Put));
         flavors.Subcommands.Add(FlavorAccessCommand(console, "revoke", "Withdraw a tenant's use of a private flavor (operator)", HttpMethod.Delete));
         root.Subcommands.Add(flavors);
+        root.Subcommands.Add(ImageCommands(console));
         root.Subcommands.Add(List<ListNodesResponse, Node>(console, "node", "Nodes (operator)", "v1/nodes", r => r.Nodes,
             ["NAME", "STATE", "ADDRESS", "HYPERVISOR", "VCPU USED/CAP", "MEMORY_MB USED/CAP"],
             n => [n.Name, n.State, n.Address, $"{n.Hypervisor}/{n.Accelerator}", Usage(n, "VCPU"), Usage(n, "MEMORY_MB")]));

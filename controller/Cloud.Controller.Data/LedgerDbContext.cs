@@ -25,6 +25,8 @@ internal sealed class LedgerDbContext(DbContextOptions<LedgerDbContext> options)
 
     public DbSet<ImageEntity> Images => Set<ImageEntity>();
 
+    public DbSet<ImageMemberEntity> ImageMembers => Set<ImageMemberEntity>();
+
     public DbSet<VmEntity> Vms => Set<VmEntity>();
 
     public DbSet<OperationEntity> Operations => Set<OperationEntity>();

@@ -78,6 +78,34 @@ public sealed class QemuImageStore
         }, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Adds a raw or qcow2 disk that arrives as a stream of chunks (a pull from the controller).
+    /// The bytes must be exactly <paramref name="sizeBytes"/> long, have the SHA-256
+    /// <paramref name="sha256"/> and be a disk of <paramref name="format"/> with no backing or
+    /// data file; otherwise nothing enters the store.
+    /// </summary>
+    public async Task<ImageInfo> ImportChunksAsync(string imageId, string format, string sha256, long sizeBytes, IAsyncEnumerable<ReadOnlyMemory<byte>> chunks, CancellationToken cancellationToken)
+    {
+        VmSpecValidator.ValidateId(imageId, "Image id");
+        ArgumentNullException.ThrowIfNull(chunks);
+        return await BuildAsync(imageId, async (staging, ct) =>
+        {
+            var tmp = Path.Combine(staging, "incoming");
+            var target = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
+            await using (target.ConfigureAwait(false))
+            {
+                await ImageTransfer.CopyVerifiedAsync(imageId, chunks, target, sha256, sizeBytes, ct).ConfigureAwait(false);
+            }
+            var info = await CheckDiskAsync(tmp, ct).ConfigureAwait(false);
+            if (info.Format != format)
+            {
+                throw new HypervisorException(HypervisorError.InvalidArgument, $"Image {imageId} is {info.Format}, not the expected {format}.");
+            }
+            File.Move(tmp, Path.Combine(staging, DiskFileStem + "." + info.Format));
+            return new ImageManifest { Kind = ImageKind.Disk, Format = info.Format, Sha256 = sha256, SizeBytes = sizeBytes, VirtualSizeBytes = info.VirtualSize };
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Adds a directly booted kernel (with an optional initrd and kernel command line).</summary>
     public async Task<ImageInfo> ImportKernelAsync(string imageId, string kernelPath, string? initrdPath, string append, CancellationToken cancellationToken)
     {

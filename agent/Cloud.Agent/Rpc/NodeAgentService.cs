@@ -6,7 +6,7 @@ using Cloud.Grpc;
 namespace Cloud.Agent.Rpc;
 
 /// <summary>The NodeAgent gRPC service: validates each request and hands it to the backend.</summary>
-internal sealed class NodeAgentService(IHypervisor hypervisor) : NodeAgentGrpc.NodeAgentBase
+internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller images) : NodeAgentGrpc.NodeAgentBase
 {
     private static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(30);
 
@@ -63,6 +63,9 @@ internal sealed class NodeAgentService(IHypervisor hypervisor) : NodeAgentGrpc.N
 
     public override Task<ExportSnapshotResponse> ExportSnapshot(ExportSnapshotRequest request, ServerCallContext context)
         => Call(() => hypervisor.ExportSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), Id(request.ImageId, "image_id"), context.CancellationToken));
+
+    public override Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context)
+        => Call(() => images.PullAsync(request, context.CancellationToken));
 
     public override Task<PrepareMigrationResponse> PrepareMigration(PrepareMigrationRequest request, ServerCallContext context)
         => Call(() => hypervisor.PrepareMigrationAsync(request.Spec ?? throw Invalid("spec is required."), Id(request.MigrationId, "migration_id"), request.MemoryLayout, context.CancellationToken));

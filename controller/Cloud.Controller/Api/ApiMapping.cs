@@ -91,5 +91,13 @@ internal static class ApiMapping
         Format = image.Format,
         Sha256 = image.Sha256,
         SizeBytes = image.SizeBytes,
+        Owner = image.ProjectId,
+        Visibility = image.Visibility,
+        State = image.State,
+        MinDiskGb = image.MinDiskGb,
+        VirtualSizeBytes = image.VirtualSizeBytes,
+        Error = image.Error ?? "",
+        CreatedAt = Timestamp.FromDateTimeOffset(image.CreatedAt),
+        UpdatedAt = Timestamp.FromDateTimeOffset(image.UpdatedAt),
     };
 }

@@ -1,5 +1,6 @@
 using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
+using Cloud.Controller.Images;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Tenants;
@@ -18,7 +19,8 @@ internal sealed class ComputeService(
     CatalogService catalog,
     NodeQueries nodes,
     OperationQueries operations,
-    TenantService tenants) : ComputeGrpc.ComputeBase
+    TenantService tenants,
+    ImageService images) : ComputeGrpc.ComputeBase
 {
     public override Task<Operation> CreateVm(CreateVmRequest request, ServerCallContext context)
         => Call(context, caller => vms.CreateAsync(caller, request, context.CancellationToken));
@@ -75,7 +77,22 @@ internal sealed class ComputeService(
         => Call(context, caller => catalog.ListFlavorsAsync(caller, context.CancellationToken));
 
     public override Task<ListImagesResponse> ListImages(ListImagesRequest request, ServerCallContext context)
-        => Call(context, _ => catalog.ListImagesAsync(context.CancellationToken));
+        => Call(context, caller => images.ListAsync(caller, context.CancellationToken));
+
+    public override Task<Image> CreateImage(CreateImageRequest request, ServerCallContext context)
+        => Call(context, caller => images.CreateAsync(caller, request, context.CancellationToken));
+
+    public override Task<Image> GetImage(GetImageRequest request, ServerCallContext context)
+        => Call(context, caller => images.GetAsync(caller, request.Id, context.CancellationToken));
+
+    public override Task<Image> DeleteImage(DeleteImageRequest request, ServerCallContext context)
+        => Call(context, caller => images.DeleteAsync(caller, request.Id, context.CancellationToken));
+
+    public override Task<Image> AddImageMember(ImageMemberRequest request, ServerCallContext context)
+        => Call(context, caller => images.SetMemberAsync(caller, request, member: true, context.CancellationToken));
+
+    public override Task<Image> RemoveImageMember(ImageMemberRequest request, ServerCallContext context)
+        => Call(context, caller => images.SetMemberAsync(caller, request, member: false, context.CancellationToken));
 
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)
         => Call(context, caller => nodes.ListAsync(caller, context.CancellationToken));

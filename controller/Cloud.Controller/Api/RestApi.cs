@@ -1,5 +1,6 @@
 using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
+using Cloud.Controller.Images;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Tenants;
@@ -22,6 +23,7 @@ internal static class RestApi
         MapSnapshots(v1);
         MapOperations(v1);
         MapCatalog(v1);
+        v1.MapImages();
         MapTenants(v1);
     }
 
@@ -100,8 +102,6 @@ internal static class RestApi
             ProtoJson.Result(await catalog.SetAccessAsync(CallerOf(http), new FlavorAccessRequest { Flavor = name, Tenant = tenant }, granted: true, ct)));
         v1.MapDelete("/flavors/{name}/access/{tenant}", async (HttpContext http, CatalogService catalog, string name, string tenant, CancellationToken ct) =>
             ProtoJson.Result(await catalog.SetAccessAsync(CallerOf(http), new FlavorAccessRequest { Flavor = name, Tenant = tenant }, granted: false, ct)));
-        v1.MapGet("/images", async (CatalogService catalog, CancellationToken ct) =>
-            ProtoJson.Result(await catalog.ListImagesAsync(ct)));
         v1.MapGet("/nodes", async (HttpContext http, NodeQueries nodes, CancellationToken ct) =>
             ProtoJson.Result(await nodes.ListAsync(CallerOf(http), ct)));
     }
@@ -166,7 +166,7 @@ internal static class RestApi
         return request;
     }
 
-    private static string IdempotencyKey(HttpContext http, string fromBody)
+    internal static string IdempotencyKey(HttpContext http, string fromBody)
     {
         var header = http.Request.Headers[IdempotencyHeader];
         if (header.Count > 1)

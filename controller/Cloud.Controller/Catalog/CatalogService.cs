@@ -8,7 +8,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Cloud.Controller.Catalog;
 
-/// <summary>Flavors and images: what tenants choose from when they create a VM.</summary>
+/// <summary>Flavors: what tenants choose from when they create a VM (images: see Images/).</summary>
 internal sealed class CatalogService(IDbContextFactory<LedgerDbContext> contexts, TimeProvider time)
 {
     public const int MaxVcpus = 256;
@@ -100,12 +100,5 @@ internal sealed class CatalogService(IDbContextFactory<LedgerDbContext> contexts
             await db.FlavorAccess.Where(a => a.FlavorName == flavor.Name && a.TenantId == request.Tenant).ExecuteDeleteAsync(cancellationToken);
         }
         return ApiMapping.ToProto(flavor);
-    }
-
-    public async Task<ListImagesResponse> ListImagesAsync(CancellationToken cancellationToken)
-    {
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var images = await db.Images.AsNoTracking().OrderBy(i => i.Name).ToListAsync(cancellationToken);
-        return new ListImagesResponse { Images = { images.Select(ApiMapping.ToProto) } };
     }
 }

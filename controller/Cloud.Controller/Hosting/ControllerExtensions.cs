@@ -3,6 +3,7 @@ using Cloud.Controller.Api;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
 using Cloud.Controller.Data;
+using Cloud.Controller.Images;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Placement;
@@ -63,6 +64,7 @@ internal static class ControllerExtensions
         services.AddSingleton<IOperationHandler, CreateVmHandler>();
         services.AddSingleton<IOperationHandler, DeleteVmHandler>();
         services.AddTenantSelfService();
+        services.AddImages();
         services.AddSingleton<VmService>();
         services.AddSingleton<CatalogService>();
         services.AddSingleton<NodeQueries>();
@@ -80,6 +82,7 @@ internal static class ControllerExtensions
         app.MapOpenApi();
         app.MapGrpcService<ComputeService>(ComputeGrpc.BindService);
         app.MapGrpcService<NodeRegistryService>(NodeRegistryGrpc.BindService);
+        app.MapGrpcService<ImageSourceService>(ImageSourceGrpc.BindService);
         app.MapGrpcHealthService();
         app.MapGet("/healthz", () => Results.Ok("ok"));
         return app;

@@ -21,6 +21,7 @@ internal sealed partial class CreateVmHandler(
     NpgsqlDataSource dataSource,
     Scheduler scheduler,
     AgentConnections agents,
+    Images.ImageDistribution images,
     TimeProvider time,
     ILogger<CreateVmHandler> logger) : IOperationHandler
 {
@@ -85,6 +86,7 @@ internal sealed partial class CreateVmHandler(
         var agent = agents.For(nodeRow.Address);
         try
         {
+            await images.EnsureOnNodeAsync(vm.ImageId, agent, cancellationToken);
             await agent.CallAsync((client, options) => client.CreateVmAsync(new AgentV1.CreateVmRequest { Spec = ToSpec(vm) }, options), cancellationToken);
         }
         catch (RpcException e)

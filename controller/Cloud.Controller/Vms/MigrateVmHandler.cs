@@ -27,6 +27,7 @@ internal sealed partial class MigrateVmHandler(
     Scheduler scheduler,
     CapacityLedger ledger,
     AgentConnections agents,
+    Images.ImageDistribution images,
     ILogger<MigrateVmHandler> logger) : IOperationHandler
 {
     public string Kind => OperationKinds.VmMigrate;
@@ -71,6 +72,8 @@ internal sealed partial class MigrateVmHandler(
         AgentV1.VmState arrived;
         try
         {
+            // The target's overlay needs the same base image the source's has.
+            await images.EnsureOnNodeAsync(vm.ImageId, targetAgent, cancellationToken);
             var prepared = await targetAgent.CallAsync(
                 (c, o) => c.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = CreateVmHandler.ToSpec(vm), MigrationId = migrationId }, o),
                 cancellationToken);

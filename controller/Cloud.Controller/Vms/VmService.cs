@@ -41,9 +41,9 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
                 }
                 imageId = SnapshotImageId(snapshotId);
             }
-            if (request.Image.Length > 0 && !await db.Images.AnyAsync(i => i.Id == request.Image, cancellationToken))
+            if (request.Image.Length > 0)
             {
-                throw ApiException.NotFound("Image", request.Image);
+                await Images.ImageService.RequireUsableAsync(db, caller, request.Image, flavor.DiskGb, cancellationToken);
             }
             await RefuseOverQuotaAsync(db, caller, QuotaUsage.ForVm(flavor.Vcpus, flavor.MemoryMb, flavor.DiskGb), cancellationToken);
             var vm = new VmEntity

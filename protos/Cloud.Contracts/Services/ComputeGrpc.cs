@@ -38,6 +38,11 @@ public static class ComputeGrpc
     public static readonly Method<RevokeTokenRequest, ApiToken> RevokeTokenMethod = Methods.Unary<RevokeTokenRequest, ApiToken>(ServiceName, "RevokeToken");
     public static readonly Method<FlavorAccessRequest, Flavor> AddFlavorAccessMethod = Methods.Unary<FlavorAccessRequest, Flavor>(ServiceName, "AddFlavorAccess");
     public static readonly Method<FlavorAccessRequest, Flavor> RemoveFlavorAccessMethod = Methods.Unary<FlavorAccessRequest, Flavor>(ServiceName, "RemoveFlavorAccess");
+    public static readonly Method<CreateImageRequest, Image> CreateImageMethod = Methods.Unary<CreateImageRequest, Image>(ServiceName, "CreateImage");
+    public static readonly Method<GetImageRequest, Image> GetImageMethod = Methods.Unary<GetImageRequest, Image>(ServiceName, "GetImage");
+    public static readonly Method<DeleteImageRequest, Image> DeleteImageMethod = Methods.Unary<DeleteImageRequest, Image>(ServiceName, "DeleteImage");
+    public static readonly Method<ImageMemberRequest, Image> AddImageMemberMethod = Methods.Unary<ImageMemberRequest, Image>(ServiceName, "AddImageMember");
+    public static readonly Method<ImageMemberRequest, Image> RemoveImageMemberMethod = Methods.Unary<ImageMemberRequest, Image>(ServiceName, "RemoveImageMember");
 
     public abstract class ComputeBase
     {
@@ -71,6 +76,11 @@ public static class ComputeGrpc
         public virtual Task<ApiToken> RevokeToken(RevokeTokenRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "RevokeToken");
         public virtual Task<Flavor> AddFlavorAccess(FlavorAccessRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "AddFlavorAccess");
         public virtual Task<Flavor> RemoveFlavorAccess(FlavorAccessRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "RemoveFlavorAccess");
+        public virtual Task<Image> CreateImage(CreateImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "CreateImage");
+        public virtual Task<Image> GetImage(GetImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "GetImage");
+        public virtual Task<Image> DeleteImage(DeleteImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DeleteImage");
+        public virtual Task<Image> AddImageMember(ImageMemberRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "AddImageMember");
+        public virtual Task<Image> RemoveImageMember(ImageMemberRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "RemoveImageMember");
     }
 
     public static void BindService<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TService>(GrpcServiceBinder<TService> binder)
@@ -107,6 +117,11 @@ public static class ComputeGrpc
         binder.AddUnary(RevokeTokenMethod, (s, r, c) => s.RevokeToken(r, c));
         binder.AddUnary(AddFlavorAccessMethod, (s, r, c) => s.AddFlavorAccess(r, c));
         binder.AddUnary(RemoveFlavorAccessMethod, (s, r, c) => s.RemoveFlavorAccess(r, c));
+        binder.AddUnary(CreateImageMethod, (s, r, c) => s.CreateImage(r, c));
+        binder.AddUnary(GetImageMethod, (s, r, c) => s.GetImage(r, c));
+        binder.AddUnary(DeleteImageMethod, (s, r, c) => s.DeleteImage(r, c));
+        binder.AddUnary(AddImageMemberMethod, (s, r, c) => s.AddImageMember(r, c));
+        binder.AddUnary(RemoveImageMemberMethod, (s, r, c) => s.RemoveImageMember(r, c));
     }
 
     public sealed class ComputeClient(CallInvoker invoker)
@@ -141,5 +156,10 @@ public static class ComputeGrpc
         public Task<ApiToken> RevokeTokenAsync(RevokeTokenRequest request, CallOptions options = default) => invoker.UnaryAsync(RevokeTokenMethod, request, options);
         public Task<Flavor> AddFlavorAccessAsync(FlavorAccessRequest request, CallOptions options = default) => invoker.UnaryAsync(AddFlavorAccessMethod, request, options);
         public Task<Flavor> RemoveFlavorAccessAsync(FlavorAccessRequest request, CallOptions options = default) => invoker.UnaryAsync(RemoveFlavorAccessMethod, request, options);
+        public Task<Image> CreateImageAsync(CreateImageRequest request, CallOptions options = default) => invoker.UnaryAsync(CreateImageMethod, request, options);
+        public Task<Image> GetImageAsync(GetImageRequest request, CallOptions options = default) => invoker.UnaryAsync(GetImageMethod, request, options);
+        public Task<Image> DeleteImageAsync(DeleteImageRequest request, CallOptions options = default) => invoker.UnaryAsync(DeleteImageMethod, request, options);
+        public Task<Image> AddImageMemberAsync(ImageMemberRequest request, CallOptions options = default) => invoker.UnaryAsync(AddImageMemberMethod, request, options);
+        public Task<Image> RemoveImageMemberAsync(ImageMemberRequest request, CallOptions options = default) => invoker.UnaryAsync(RemoveImageMemberMethod, request, options);
     }
 }

@@ -28,6 +28,15 @@ public class CloudFixture : IAsyncLifetime
     public Uri GrpcUrl { get; private set; } = null!;
     public HttpClient Http { get; private set; } = null!;
 
+    /// <summary>The controller's image store (Images:StorePath), a folder of its own in /tmp.</summary>
+    public string ImageStorePath { get; } = Path.Combine(Path.GetTempPath(), "cloud-images-" + Guid.NewGuid().ToString("N")[..8]);
+
+    /// <summary>Images:MaxUploadBytes of the tests' controller: small, so that "too large" is cheap to send.</summary>
+    public const long MaxUploadBytes = 4 * 1024 * 1024;
+
+    /// <summary>Images:MaxImagesPerTenant of the tests' controller.</summary>
+    public const int MaxImagesPerTenant = 5;
+
     /// <summary>The agents' gRPC addresses.</summary>
     public List<Uri> AgentUrls { get; } = [];
 
@@ -52,6 +61,9 @@ public class CloudFixture : IAsyncLifetime
             ["Scheduler:RefreshInterval"] = "00:00:00.200",
             // Tests place dozens of VMs at once on two nodes: a herd that loses many claim races.
             ["Scheduler:MaxClaimAttempts"] = "64",
+            ["Images:StorePath"] = ImageStorePath,
+            ["Images:MaxUploadBytes"] = MaxUploadBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Images:MaxImagesPerTenant"] = MaxImagesPerTenant.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         controller.AddController(ConnectionString);
         var controllerApp = controller.Build();
@@ -158,6 +170,10 @@ public class CloudFixture : IAsyncLifetime
         {
             await _apps[i].StopAsync();
             await _apps[i].DisposeAsync();
+        }
+        if (Directory.Exists(ImageStorePath))
+        {
+            Directory.Delete(ImageStorePath, recursive: true);
         }
     }
 }

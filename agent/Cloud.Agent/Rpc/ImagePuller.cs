@@ -1,0 +1,153 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Text.RegularExpressions;
+using Cloud.Agent.Hypervisor;
+using Cloud.Agent.Qemu;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Contracts.Node.V1;
+using Cloud.Grpc;
+using Microsoft.Extensions.Options;
+
+namespace Cloud.Agent.Rpc;
+
+/// <summary>Where pulled images go: the QEMU backend's image store, or the fake backend's memory.</summary>
+internal interface IImageTarget
+{
+    /// <summary>True when the node holds the image with this SHA-256 already.</summary>
+    bool Has(string imageId, string sha256);
+
+    /// <summary>Adds the image from <paramref name="chunks"/>, checked; nothing is added if any check fails.</summary>
+    Task ImportAsync(PullImageRequest image, IAsyncEnumerable<ReadOnlyMemory<byte>> chunks, CancellationToken cancellationToken);
+}
+
+/// <summary>Where image bytes come from: the controller's ImageSource.</summary>
+internal interface IImageSourceReader
+{
+    IAsyncEnumerable<ReadOnlyMemory<byte>> ReadAsync(string imageId, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// PullImage: makes an image present on the node. Concurrent pulls of one image share one
+/// transfer; the transfer runs to its end even if the call that started it gives up, so the
+/// others (and the retry) find the image. A failed transfer leaves nothing and is not remembered:
+/// the next pull starts afresh.
+/// </summary>
+internal sealed partial class ImagePuller(IImageTarget target, IImageSourceReader source, ILogger<ImagePuller> logger)
+{
+    private readonly ConcurrentDictionary<string, Lazy<Task<bool>>> _transfers = new(StringComparer.Ordinal);
+
+    [GeneratedRegex("^[0-9a-f]{64}$")]
+    private static partial Regex Sha256Hex();
+
+    public async Task<PullImageResponse> PullAsync(PullImageRequest request, CancellationToken cancellationToken)
+    {
+        Validate(request);
+        if (target.Has(request.ImageId, request.Sha256))
+        {
+            return new PullImageResponse { ImageId = request.ImageId, Transferred = false };
+        }
+        var transfer = new Lazy<Task<bool>>(() => TransferAsync(request));
+        var running = _transfers.GetOrAdd(request.ImageId, transfer);
+        var transferred = await running.Value.WaitAsync(cancellationToken);
+        return new PullImageResponse { ImageId = request.ImageId, Transferred = transferred && ReferenceEquals(running, transfer) };
+    }
+
+    /// <summary>True when this transfer brought the image (false: it had arrived meanwhile).</summary>
+    private async Task<bool> TransferAsync(PullImageRequest request)
+    {
+        try
+        {
+            // Off the caller's token on purpose: other callers may be waiting on this transfer.
+            await Task.Yield();
+            if (target.Has(request.ImageId, request.Sha256))
+            {
+                return false;
+            }
+            await target.ImportAsync(request, source.ReadAsync(request.ImageId, CancellationToken.None), CancellationToken.None);
+            Log.Pulled(logger, request.ImageId, request.SizeBytes);
+            return true;
+        }
+        catch (Exception e)
+        {
+            Log.PullFailed(logger, request.ImageId, e.Message);
+            throw;
+        }
+        finally
+        {
+            _transfers.TryRemove(request.ImageId, out _);
+        }
+    }
+
+    private static void Validate(PullImageRequest request)
+    {
+        if (!VmSpecValidator.IsSafeId(request.ImageId))
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument, $"image_id '{request.ImageId}' is invalid: use 1-64 letters, digits, '-' or '_'.");
+        }
+        if (request.Format is not ("raw" or "qcow2"))
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument, "format must be raw or qcow2.");
+        }
+        if (!Sha256Hex().IsMatch(request.Sha256))
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument, "sha256 must be 64 lowercase hexadecimal digits.");
+        }
+        if (request.SizeBytes <= 0)
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument, "size_bytes must be positive.");
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1101, Level = LogLevel.Information, Message = "Pulled image {ImageId} ({Bytes} bytes) from the controller")]
+        public static partial void Pulled(ILogger logger, string imageId, long bytes);
+
+        [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Pull of image {ImageId} failed: {Error}")]
+        public static partial void PullFailed(ILogger logger, string imageId, string error);
+    }
+}
+
+/// <summary>Reads an image from the controller's ImageSource with the agent's registration token.</summary>
+internal sealed class GrpcImageSourceReader(GrpcChannel channel, IOptions<AgentOptions> options) : IImageSourceReader
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromHours(2);
+
+    public async IAsyncEnumerable<ReadOnlyMemory<byte>> ReadAsync(string imageId, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var headers = new Metadata();
+        if (!string.IsNullOrEmpty(options.Value.RegistrationToken))
+        {
+            headers.Add("authorization", "Bearer " + options.Value.RegistrationToken);
+        }
+        var client = new ImageSourceGrpc.ImageSourceClient(channel);
+        using var call = client.ReadImage(new ReadImageRequest { ImageId = imageId }, new CallOptions(headers, DateTime.UtcNow + Deadline, cancellationToken));
+        while (await call.ResponseStream.MoveNext(cancellationToken))
+        {
+            yield return call.ResponseStream.Current.Data.Memory;
+        }
+    }
+}
+
+/// <summary>The QEMU backend's image store.</summary>
+internal sealed class QemuImageTarget(QemuHypervisor hypervisor) : IImageTarget
+{
+    public bool Has(string imageId, string sha256) => hypervisor.Images.Find(imageId) is { } image && image.Sha256 == sha256;
+
+    public Task ImportAsync(PullImageRequest image, IAsyncEnumerable<ReadOnlyMemory<byte>> chunks, CancellationToken cancellationToken)
+        => hypervisor.Images.ImportChunksAsync(image.ImageId, image.Format, image.Sha256, image.SizeBytes, chunks, cancellationToken);
+}
+
+/// <summary>The fake backend keeps no bytes; it still checks every transfer, and remembers what it received.</summary>
+internal sealed class FakeImageTarget : IImageTarget
+{
+    private readonly ConcurrentDictionary<string, string> _images = new(StringComparer.Ordinal);
+
+    public bool Has(string imageId, string sha256) => _images.TryGetValue(imageId, out var held) && held == sha256;
+
+    public async Task ImportAsync(PullImageRequest image, IAsyncEnumerable<ReadOnlyMemory<byte>> chunks, CancellationToken cancellationToken)
+    {
+        await ImageTransfer.CopyVerifiedAsync(image.ImageId, chunks, Stream.Null, image.Sha256, image.SizeBytes, cancellationToken);
+        _images[image.ImageId] = image.Sha256;
+    }
+}
