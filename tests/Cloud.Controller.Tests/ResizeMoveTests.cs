@@ -1,0 +1,282 @@
+using System.Net;
+using System.Text.Json;
+using Cloud.Controller.Tests.Support;
+using Cloud.Grpc;
+using AgentV1 = Cloud.Contracts.Agent.V1;
+
+namespace Cloud.Controller.Tests;
+
+/// <summary>The moves' shared arrangement: flavors, a VM on a node that a filler VM makes too full for its next flavor.</summary>
+internal static class ResizeMoves
+{
+    /// <summary>256 MiB and a 1 GB disk: where the VM starts.</summary>
+    public const string Small = "rz.small";
+
+    /// <summary>1 GiB and a 2 GB disk: no longer fits beside the filler.</summary>
+    public const string Large = "rz.large";
+
+    /// <summary>More memory than any node has.</summary>
+    public const string Huge = "rz.huge";
+
+    /// <summary>1280 MiB, the operator's own VM that fills the source.</summary>
+    private const string Filler = "rz.filler";
+
+    public static async Task EnsureFlavorsAsync(CloudFixture cloud)
+    {
+        foreach (var (name, memory, disk) in new[] { (Small, 256, 1), (Large, 1024, 2), (Huge, 3072, 1), (Filler, 1280, 0) })
+        {
+            var (status, _) = await cloud.Http.PostAsync("/v1/flavors", $$"""{"name":"{{name}}","vcpus":1,"memoryMb":"{{memory}}","diskGb":"{{disk}}","isPublic":true}""");
+            Assert.True(status is HttpStatusCode.Created or HttpStatusCode.Conflict, $"flavor {name}: {status}");
+        }
+    }
+
+    /// <summary>A tenant's running VM of flavor <see cref="Small"/>, on a node the operator's filler VM shares.</summary>
+    public static async Task<(string VmId, string Source, string Other, string FillerId)> VmOnAFullNodeAsync(CloudFixture cloud, TestTenant tenant, string name)
+    {
+        await EnsureFlavorsAsync(cloud);
+        var vmId = await tenant.Member.CreateRunningVmAsync(name, Small);
+        var source = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var other = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
+        var fillerId = await cloud.Http.CreateRunningVmAsync(name + "-filler", Filler);
+        if ((await cloud.Http.GetJsonAsync($"/v1/vms/{fillerId}")).Body.Str("node") != source)
+        {
+            var moved = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{fillerId}/migrate", $$"""{"node":"{{source}}"}""");
+            Assert.True(moved.Str("state") == "SUCCEEDED", moved.ToString());
+        }
+        return (vmId, source, other, fillerId);
+    }
+
+    /// <summary>Posts a verb and polls its operation with a deadline that suits migrations under TCG on a loaded host.</summary>
+    public static async Task<JsonElement> RunLongAsync(this HttpClient http, string path, string json)
+    {
+        var (status, operation) = await http.PostAsync(path, json);
+        Assert.True(status == HttpStatusCode.Accepted, $"{path}: {status} {operation}");
+        return await WaitAsync(http, operation.Str("id"));
+    }
+
+    public static async Task<JsonElement> WaitAsync(HttpClient http, string operationId)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(180);
+        while (true)
+        {
+            var (_, operation) = await http.GetJsonAsync($"/v1/operations/{operationId}");
+            if (operation.Str("state") is "SUCCEEDED" or "FAILED")
+            {
+                return operation;
+            }
+            Assert.True(DateTime.UtcNow < deadline, $"Operation {operationId} is still {operation}.");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Where the VM's allocations are, as "node:CLASS=used" sorted: the ledger's view of it.</summary>
+    public static async Task<string> AllocationsAsync(CloudFixture cloud, string vmId)
+        => (string?)await cloud.QueryAsync(
+            """
+            SELECT string_agg(n.name || ':' || a.resource_class || '=' || a.used, ',' ORDER BY n.name, a.resource_class)
+              FROM allocations a JOIN nodes n ON n.id = a.node_id WHERE a.consumer_id = @v
+            """, ("v", Guid.Parse(vmId))) ?? "";
+
+    public static async Task<string> UsageAsync(CloudFixture cloud, string tenant)
+        => (string)(await cloud.QueryAsync(
+            "SELECT concat_ws('|', used_instances, used_vcpus, used_memory_mb, used_disk_gb) FROM tenants WHERE id = @t", ("t", tenant)))!;
+
+    public static async Task<AgentV1.NodeAgentGrpc.NodeAgentClient> AgentAsync(CloudFixture cloud, string nodeName, List<GrpcChannel> channels)
+    {
+        var (_, nodes) = await cloud.Http.GetJsonAsync("/v1/nodes");
+        var channel = GrpcChannel.ForAddress(nodes.GetProperty("nodes").EnumerateArray().Single(n => n.Str("name") == nodeName).Str("address"));
+        channels.Add(channel);
+        return new AgentV1.NodeAgentGrpc.NodeAgentClient(channel);
+    }
+
+    public static async Task<AgentV1.Vm?> GuestAsync(AgentV1.NodeAgentGrpc.NodeAgentClient agent, string vmId)
+        => (await agent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.SingleOrDefault(v => v.VmId == Guid.Parse(vmId).ToString("N"));
+}
+
+/// <summary>
+/// Resize that moves the VM, end to end: REST, the real controller and PostgreSQL, two agents on
+/// QEMU under TCG on 127.0.0.2 and 127.0.0.3. The VM's node is full, so the new flavor is
+/// placed on the other node, the VM live-migrates there with its disk and takes its new shape.
+/// </summary>
+[Collection(ResizeCloudCollection.Name)]
+public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
+{
+    private readonly List<GrpcChannel> _channels = [];
+
+    [Fact]
+    public async Task A_running_vm_whose_node_is_full_moves_to_the_other_node_and_runs_there_with_the_new_flavor()
+    {
+        using var tenant = await cloud.CreateTenantAsync("rzmove");
+        var (vmId, source, other, fillerId) = await ResizeMoves.VmOnAFullNodeAsync(cloud, tenant, "grower");
+        Assert.Equal($"{source}:DISK_GB=1,{source}:MEMORY_MB=256,{source}:VCPU=1", await ResizeMoves.AllocationsAsync(cloud, vmId));
+
+        var resized = await tenant.Member.RunLongAsync($"/v1/vms/{vmId}/resize", $$"""{"flavor":"{{ResizeMoves.Large}}"}""");
+
+        Assert.True(resized.Str("state") == "SUCCEEDED", resized.ToString());
+        Assert.Equal(100, resized.GetProperty("progress").GetInt32());
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        Assert.Equal(other, vm.Str("node"));
+        Assert.Equal(ResizeMoves.Large, vm.Str("flavor"));
+        Assert.Equal("RUNNING", vm.Str("state"));
+        var guest = await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, other, _channels), vmId);
+        Assert.NotNull(guest);
+        Assert.Equal(AgentV1.VmState.Running, guest.State);
+        Assert.Equal(1024, guest.Shape.MemoryMb);
+        Assert.Equal(2, guest.Shape.DiskGb);
+        Assert.Null(await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, source, _channels), vmId));
+        // Exactly one set of allocations, the new flavor's, on the destination; the migration consumer is gone.
+        Assert.Equal($"{other}:DISK_GB=2,{other}:MEMORY_MB=1024,{other}:VCPU=1", await ResizeMoves.AllocationsAsync(cloud, vmId));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
+        Assert.Equal("1|1|1024|2", await ResizeMoves.UsageAsync(cloud, tenant.Id));
+
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+        Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
+    }
+
+    [Fact]
+    public async Task A_stopped_vm_whose_node_is_full_moves_and_stays_stopped_with_the_new_flavor()
+    {
+        using var tenant = await cloud.CreateTenantAsync("rzstop");
+        var (vmId, source, other, fillerId) = await ResizeMoves.VmOnAFullNodeAsync(cloud, tenant, "sleeper");
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/stop", """{"force":true}""")).Str("state"));
+
+        var resized = await tenant.Member.RunLongAsync($"/v1/vms/{vmId}/resize", $$"""{"flavor":"{{ResizeMoves.Large}}"}""");
+
+        Assert.True(resized.Str("state") == "SUCCEEDED", resized.ToString());
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        Assert.Equal(other, vm.Str("node"));
+        Assert.Equal("STOPPED", vm.Str("state"));
+        var guest = await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, other, _channels), vmId);
+        Assert.NotNull(guest);
+        Assert.Equal(AgentV1.VmState.Stopped, guest.State);
+        Assert.Equal(1024, guest.Shape.MemoryMb);
+        Assert.Null(await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, source, _channels), vmId));
+        Assert.Equal($"{other}:DISK_GB=2,{other}:MEMORY_MB=1024,{other}:VCPU=1", await ResizeMoves.AllocationsAsync(cloud, vmId));
+        Assert.Equal("1|1|1024|2", await ResizeMoves.UsageAsync(cloud, tenant.Id));
+
+        // Started again on its new node, it runs with the new shape.
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/start")).Str("state"));
+        Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, other, _channels), vmId))!.State);
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+        Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
+    }
+
+    [Fact]
+    public async Task When_no_other_node_is_large_enough_the_resize_is_rolled_back_with_a_clear_error_and_nothing_changes()
+    {
+        using var tenant = await cloud.CreateTenantAsync("rznone");
+        await ResizeMoves.EnsureFlavorsAsync(cloud);
+        var vmId = await tenant.Member.CreateRunningVmAsync("stuck", ResizeMoves.Small);
+        var source = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var allocations = await ResizeMoves.AllocationsAsync(cloud, vmId);
+        var usage = await ResizeMoves.UsageAsync(cloud, tenant.Id);
+
+        var failed = await tenant.Member.RunLongAsync($"/v1/vms/{vmId}/resize", $$"""{"flavor":"{{ResizeMoves.Huge}}"}""");
+
+        Assert.Equal("FAILED", failed.Str("state"));
+        Assert.Equal("RESOURCE_EXHAUSTED", failed.Str("errorCode"));
+        Assert.Equal("ROLLED_BACK", failed.Str("recovery"));
+        var message = failed.Str("errorMessage");
+        Assert.Contains($"Flavor '{ResizeMoves.Huge}' does not fit on node {source}", message, StringComparison.Ordinal);
+        Assert.Contains("No other node can take it", message, StringComparison.Ordinal);
+        Assert.Contains("resource-fit", message, StringComparison.Ordinal);
+        Assert.Contains($"the VM stays on node {source} with flavor '{ResizeMoves.Small}'", message, StringComparison.Ordinal);
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        Assert.Equal((source, ResizeMoves.Small, "RUNNING"), (vm.Str("node"), vm.Str("flavor"), vm.Str("state")));
+        Assert.Equal(allocations, await ResizeMoves.AllocationsAsync(cloud, vmId));
+        Assert.Equal(usage, await ResizeMoves.UsageAsync(cloud, tenant.Id));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
+        Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, source, _channels), vmId))!.State);
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+    }
+
+    [Fact]
+    public async Task A_move_left_mid_way_by_a_stopped_controller_is_rolled_back_by_the_one_that_takes_it_over()
+    {
+        using var tenant = await cloud.CreateTenantAsync("rzcrash");
+        var (vmId, source, other, fillerId) = await ResizeMoves.VmOnAFullNodeAsync(cloud, tenant, "orphan");
+        var allocations = await ResizeMoves.AllocationsAsync(cloud, vmId);
+        var usage = await ResizeMoves.UsageAsync(cloud, tenant.Id);
+        // What a controller that stopped after claiming the destination leaves behind: its
+        // operation RUNNING under an expired lease, the migration consumer's claim of the new
+        // size on the other node, and the tenant charged the difference.
+        var operationId = Guid.CreateVersion7();
+        await cloud.QueryAsync(
+            """
+            INSERT INTO operations (id, project_id, kind, target_id, state, progress, request_hash, request, created_at, updated_at, owner, lease_expires_at)
+            VALUES (@op, @t, 'vm.resize', @vm, 'RUNNING', 30, '', @request, now(), now(), 'stopped-replica', now() - interval '1 minute');
+            INSERT INTO consumers (id, kind, project_id, created_at, generation) VALUES (@op, 'migration', @t, now(), 0);
+            INSERT INTO allocations (consumer_id, node_id, resource_class, used)
+              SELECT @op, n.id, r.class, r.used FROM nodes n, (VALUES ('VCPU', 1), ('MEMORY_MB', 1024), ('DISK_GB', 2)) AS r(class, used) WHERE n.name = @other;
+            UPDATE tenants SET used_memory_mb = used_memory_mb + 768, used_disk_gb = used_disk_gb + 1 WHERE id = @t;
+            """,
+            ("op", operationId), ("t", tenant.Id), ("vm", vmId), ("other", other),
+            ("request", $$"""{"id":"{{vmId}}","flavor":"{{ResizeMoves.Large}}"}"""));
+
+        var settled = await ResizeMoves.WaitAsync(tenant.Member, operationId.ToString());
+
+        Assert.Equal("FAILED", settled.Str("state"));
+        Assert.Equal("ROLLED_BACK", settled.Str("recovery"));
+        Assert.Contains("stopped mid-way", settled.Str("errorMessage"), StringComparison.Ordinal);
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        Assert.Equal((source, ResizeMoves.Small, "RUNNING"), (vm.Str("node"), vm.Str("flavor"), vm.Str("state")));
+        Assert.Equal(allocations, await ResizeMoves.AllocationsAsync(cloud, vmId));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM allocations WHERE consumer_id = @op", ("op", operationId)));
+        Assert.Equal(usage, await ResizeMoves.UsageAsync(cloud, tenant.Id));
+        Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, source, _channels), vmId))!.State);
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+        Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
+    }
+
+    public void Dispose()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+    }
+}
+
+/// <summary>The destination's agent dies before the VM reaches it: the move is rolled back and nothing changes.</summary>
+[Collection(BrokenResizeCloudCollection.Name)]
+public sealed class ResizeMoveRollbackTests(ResizeCloudFixture cloud) : IDisposable
+{
+    private readonly List<GrpcChannel> _channels = [];
+
+    [Fact]
+    public async Task When_the_destination_agent_is_gone_the_move_is_rolled_back_and_the_vm_keeps_running_on_its_node()
+    {
+        using var tenant = await cloud.CreateTenantAsync("rzdead");
+        var (vmId, source, other, _) = await ResizeMoves.VmOnAFullNodeAsync(cloud, tenant, "survivor");
+        var allocations = await ResizeMoves.AllocationsAsync(cloud, vmId);
+        var usage = await ResizeMoves.UsageAsync(cloud, tenant.Id);
+        var sourceAgent = await ResizeMoves.AgentAsync(cloud, source, _channels);
+        var pid = (await ResizeMoves.GuestAsync(sourceAgent, vmId))!.Pid;
+        await cloud.StopAgentAsync(other == "qemu-node-1" ? 1 : 2);
+
+        var failed = await tenant.Member.RunLongAsync($"/v1/vms/{vmId}/resize", $$"""{"flavor":"{{ResizeMoves.Large}}"}""");
+
+        Assert.Equal("FAILED", failed.Str("state"));
+        Assert.Equal("ROLLED_BACK", failed.Str("recovery"));
+        var message = failed.Str("errorMessage");
+        Assert.Contains($"Moving the VM to node {other} for flavor '{ResizeMoves.Large}' failed", message, StringComparison.Ordinal);
+        Assert.Contains($"Rolled back: the VM stays on node {source} with flavor '{ResizeMoves.Small}'", message, StringComparison.Ordinal);
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        Assert.Equal((source, ResizeMoves.Small, "RUNNING"), (vm.Str("node"), vm.Str("flavor"), vm.Str("state")));
+        Assert.Equal(allocations, await ResizeMoves.AllocationsAsync(cloud, vmId));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
+        Assert.Equal(usage, await ResizeMoves.UsageAsync(cloud, tenant.Id));
+        var guest = (await ResizeMoves.GuestAsync(sourceAgent, vmId))!;
+        Assert.Equal(AgentV1.VmState.Running, guest.State);
+        Assert.Equal(pid, guest.Pid);
+        Assert.Equal(256, guest.Shape.MemoryMb);
+    }
+
+    public void Dispose()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+    }
+}
