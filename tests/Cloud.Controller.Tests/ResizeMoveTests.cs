@@ -191,6 +191,47 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
     }
 
     [Fact]
+    public async Task The_move_keeps_the_vms_server_group_policy_and_its_membership()
+    {
+        using var tenant = await cloud.CreateTenantAsync("rzgroup");
+        await ResizeMoves.EnsureFlavorsAsync(cloud);
+        var (created, group) = await tenant.Member.PostAsync("/v1/server-groups", """{"name":"apart","policy":"anti-affinity","maxMembers":2}""");
+        Assert.Equal(HttpStatusCode.Created, created);
+        var labels = $$"""{"placement.cloud/server-group":"{{group.Str("id")}}"}""";
+        var vmId = await tenant.Member.CreateRunningVmAsync("member-a", ResizeMoves.Small, labels);
+        var peerId = await tenant.Member.CreateRunningVmAsync("member-b", ResizeMoves.Small, labels);
+        var source = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var other = (await tenant.Member.GetJsonAsync($"/v1/vms/{peerId}")).Body.Str("node");
+        Assert.NotEqual(source, other);
+        var fillerId = await cloud.Http.CreateRunningVmAsync("group-filler", "rz.filler");
+        if ((await cloud.Http.GetJsonAsync($"/v1/vms/{fillerId}")).Body.Str("node") != source)
+        {
+            Assert.Equal("SUCCEEDED", (await cloud.Http.RunLongAsync($"/v1/vms/{fillerId}/migrate", $$"""{"node":"{{source}}"}""")).Str("state"));
+        }
+        var allocations = await ResizeMoves.AllocationsAsync(cloud, vmId);
+
+        // The only other node holds the group's other member: anti-affinity forbids it.
+        var refused = await tenant.Member.RunLongAsync($"/v1/vms/{vmId}/resize", $$"""{"flavor":"{{ResizeMoves.Large}}"}""");
+
+        Assert.Equal("FAILED", refused.Str("state"));
+        Assert.Equal("ROLLED_BACK", refused.Str("recovery"));
+        Assert.Contains("server-group", refused.Str("errorMessage"), StringComparison.Ordinal);
+        // The group is full (2 of 2), but the VM moving is one of the two: that is not held against it.
+        Assert.DoesNotContain("is full", refused.Str("errorMessage"), StringComparison.Ordinal);
+        Assert.Equal(allocations, await ResizeMoves.AllocationsAsync(cloud, vmId));
+
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{peerId}")).Str("state"));
+        var moved = await tenant.Member.RunLongAsync($"/v1/vms/{vmId}/resize", $$"""{"flavor":"{{ResizeMoves.Large}}"}""");
+
+        Assert.True(moved.Str("state") == "SUCCEEDED", moved.ToString());
+        Assert.Equal(other, (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node"));
+        var (_, members) = await tenant.Member.GetJsonAsync($"/v1/server-groups/{group.Str("id")}");
+        Assert.Contains(vmId, members.GetProperty("memberIds").EnumerateArray().Select(m => m.GetString()));
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+        Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
+    }
+
+    [Fact]
     public async Task A_move_left_mid_way_by_a_stopped_controller_is_rolled_back_by_the_one_that_takes_it_over()
     {
         using var tenant = await cloud.CreateTenantAsync("rzcrash");

@@ -138,6 +138,18 @@ internal sealed partial class LiveMigration(
     /// </summary>
     public async Task LandAsync(NpgsqlTransaction transaction, Guid operationId, VmEntity vm, NodeEntity target, ResourceRequest size, CancellationToken cancellationToken)
     {
+        // Releasing the VM's consumer drops its server-group memberships with it (a cascade):
+        // they are the VM's, not the node's, and come back with the new claim.
+        var groupIds = new List<Guid>();
+        await using (var read = new NpgsqlCommand("SELECT group_id FROM server_group_members WHERE consumer_id = $1", transaction.Connection, transaction))
+        {
+            read.Parameters.Add(new NpgsqlParameter { Value = vm.Id });
+            await using var reader = await read.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                groupIds.Add(reader.GetGuid(0));
+            }
+        }
         await scheduler.ReleaseAsync(operationId, target.Id, transaction, cancellationToken);
         await scheduler.ReleaseAsync(vm.Id, vm.NodeId, transaction, cancellationToken);
         var claim = await ledger.TryClaimAsync(
@@ -147,6 +159,14 @@ internal sealed partial class LiveMigration(
         {
             // The migration consumer held exactly this capacity a statement ago, in this transaction.
             throw new InvalidOperationException($"The VM's claim on {target.Name} was refused after its migration: {claim.Conflicts[0].Reason}.");
+        }
+        if (groupIds.Count > 0)
+        {
+            await using var restore = new NpgsqlCommand(
+                "INSERT INTO server_group_members (group_id, consumer_id) SELECT unnest($1::uuid[]), $2 ON CONFLICT DO NOTHING", transaction.Connection, transaction);
+            restore.Parameters.Add(new NpgsqlParameter { Value = groupIds.ToArray() });
+            restore.Parameters.Add(new NpgsqlParameter { Value = vm.Id });
+            await restore.ExecuteNonQueryAsync(cancellationToken);
         }
         await VmHandlerSupport.ExecuteAsync(transaction, "UPDATE vms SET node_id = $2, updated_at = $3 WHERE id = $1",
             cancellationToken, vm.Id, target.Id, support.Time.GetUtcNow());
