@@ -120,9 +120,7 @@ public sealed class IdempotentCreateTests(CloudFixture cloud) : IDisposable
     public async Task A_secret_that_cannot_be_unsealed_is_not_reissued_the_retry_is_told_so()
     {
         using var tenant = await cloud.CreateTenantAsync("idseal");
-        var key = Key();
-        var body = $$"""{"tenant":"{{tenant.Id}}","name":"sealed","role":"member"}""";
-        var (_, token) = await cloud.Http.PostAsync("/v1/tokens", body, key);
+        var (key, body, token) = await IssueWithKeyAsync(tenant, "sealed");
         // As if another replica with another sealing key had sealed it.
         await cloud.QueryAsync("UPDATE idempotency_records SET sealed_secret = set_byte(sealed_secret, 30, get_byte(sealed_secret, 30) # 1) WHERE key = @k", ("k", key));
 
@@ -139,9 +137,7 @@ public sealed class IdempotentCreateTests(CloudFixture cloud) : IDisposable
     public async Task After_the_window_the_record_is_purged_and_the_key_makes_a_new_token()
     {
         using var tenant = await cloud.CreateTenantAsync("idwin");
-        var key = Key();
-        var body = $$"""{"tenant":"{{tenant.Id}}","name":"windowed","role":"member"}""";
-        var (_, first) = await cloud.Http.PostAsync("/v1/tokens", body, key);
+        var (key, body, first) = await IssueWithKeyAsync(tenant, "windowed");
         await cloud.QueryAsync("UPDATE idempotency_records SET created_at = now() - interval '2 days', expires_at = now() - interval '1 day' WHERE key = @k", ("k", key));
 
         var (status, second) = await cloud.Http.PostAsync("/v1/tokens", body, key);
@@ -213,6 +209,16 @@ public sealed class IdempotentCreateTests(CloudFixture cloud) : IDisposable
     }
 
     private static string Key() => "key-" + Guid.NewGuid().ToString("N");
+
+    /// <summary>Issues a member token with a fresh key; the key, the body to retry with, and the answer.</summary>
+    private async Task<(string Key, string Body, System.Text.Json.JsonElement Token)> IssueWithKeyAsync(TestTenant tenant, string name)
+    {
+        var key = Key();
+        var body = $$"""{"tenant":"{{tenant.Id}}","name":"{{name}}","role":"member"}""";
+        var (status, token) = await cloud.Http.PostAsync("/v1/tokens", body, key);
+        Assert.Equal(HttpStatusCode.Created, status);
+        return (key, body, token);
+    }
 
     private Task<long> TokensNamedAsync(string tenant, string name)
         => cloud.ScalarAsync("SELECT count(*) FROM api_tokens WHERE tenant_id = @t AND name = @n", ("t", tenant), ("n", name));

@@ -37,13 +37,19 @@ internal static class ResizeMoves
         var vmId = await tenant.Member.CreateRunningVmAsync(name, Small);
         var source = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
         var other = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
-        var fillerId = await cloud.Http.CreateRunningVmAsync(name + "-filler", Filler);
-        if ((await cloud.Http.GetJsonAsync($"/v1/vms/{fillerId}")).Body.Str("node") != source)
+        return (vmId, source, other, await FillAsync(cloud, source, name + "-filler"));
+    }
+
+    /// <summary>Puts an operator's VM of 1280 MiB on <paramref name="node"/> (created, then migrated there if placed elsewhere); its id.</summary>
+    public static async Task<string> FillAsync(CloudFixture cloud, string node, string name)
+    {
+        var fillerId = await cloud.Http.CreateRunningVmAsync(name, Filler);
+        if ((await cloud.Http.GetJsonAsync($"/v1/vms/{fillerId}")).Body.Str("node") != node)
         {
-            var moved = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{fillerId}/migrate", $$"""{"node":"{{source}}"}""");
+            var moved = await cloud.Http.RunLongAsync($"/v1/vms/{fillerId}/migrate", $$"""{"node":"{{node}}"}""");
             Assert.True(moved.Str("state") == "SUCCEEDED", moved.ToString());
         }
-        return (vmId, source, other, fillerId);
+        return fillerId;
     }
 
     /// <summary>Posts a verb and polls its operation with a deadline that suits migrations under TCG on a loaded host.</summary>
@@ -77,20 +83,45 @@ internal static class ResizeMoves
               FROM allocations a JOIN nodes n ON n.id = a.node_id WHERE a.consumer_id = @v
             """, ("v", Guid.Parse(vmId))) ?? "";
 
+    /// <summary>The VM is where and what it was before a resize that did not happen: row, claims, quota, no migration consumer.</summary>
+    public static async Task AssertUnchangedAsync(CloudFixture cloud, TestTenant tenant, string vmId, string source, string allocations, string usage)
+    {
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        Assert.Equal((source, Small, "RUNNING"), (vm.Str("node"), vm.Str("flavor"), vm.Str("state")));
+        Assert.Equal(allocations, await AllocationsAsync(cloud, vmId));
+        Assert.Equal(usage, await UsageAsync(cloud, tenant.Id));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
+    }
+
     public static async Task<string> UsageAsync(CloudFixture cloud, string tenant)
         => (string)(await cloud.QueryAsync(
             "SELECT concat_ws('|', used_instances, used_vcpus, used_memory_mb, used_disk_gb) FROM tenants WHERE id = @t", ("t", tenant)))!;
 
-    public static async Task<AgentV1.NodeAgentGrpc.NodeAgentClient> AgentAsync(CloudFixture cloud, string nodeName, List<GrpcChannel> channels)
-    {
-        var (_, nodes) = await cloud.Http.GetJsonAsync("/v1/nodes");
-        var channel = GrpcChannel.ForAddress(nodes.GetProperty("nodes").EnumerateArray().Single(n => n.Str("name") == nodeName).Str("address"));
-        channels.Add(channel);
-        return new AgentV1.NodeAgentGrpc.NodeAgentClient(channel);
-    }
 
     public static async Task<AgentV1.Vm?> GuestAsync(AgentV1.NodeAgentGrpc.NodeAgentClient agent, string vmId)
         => (await agent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.SingleOrDefault(v => v.VmId == Guid.Parse(vmId).ToString("N"));
+}
+
+/// <summary>Clients of the nodes' agents, to check what QEMU really runs; their channels close with the test.</summary>
+internal sealed class AgentClients(CloudFixture cloud) : IDisposable
+{
+    private readonly List<GrpcChannel> _channels = [];
+
+    public async Task<AgentV1.NodeAgentGrpc.NodeAgentClient> ForAsync(string nodeName)
+    {
+        var (_, nodes) = await cloud.Http.GetJsonAsync("/v1/nodes");
+        var channel = GrpcChannel.ForAddress(nodes.GetProperty("nodes").EnumerateArray().Single(n => n.Str("name") == nodeName).Str("address"));
+        _channels.Add(channel);
+        return new AgentV1.NodeAgentGrpc.NodeAgentClient(channel);
+    }
+
+    public void Dispose()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+    }
 }
 
 /// <summary>
@@ -101,7 +132,7 @@ internal static class ResizeMoves
 [Collection(ResizeCloudCollection.Name)]
 public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
 {
-    private readonly List<GrpcChannel> _channels = [];
+    private readonly AgentClients _agents = new(cloud);
 
     [Fact]
     public async Task A_running_vm_whose_node_is_full_moves_to_the_other_node_and_runs_there_with_the_new_flavor()
@@ -118,12 +149,12 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
         Assert.Equal(other, vm.Str("node"));
         Assert.Equal(ResizeMoves.Large, vm.Str("flavor"));
         Assert.Equal("RUNNING", vm.Str("state"));
-        var guest = await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, other, _channels), vmId);
+        var guest = await ResizeMoves.GuestAsync(await _agents.ForAsync(other), vmId);
         Assert.NotNull(guest);
         Assert.Equal(AgentV1.VmState.Running, guest.State);
         Assert.Equal(1024, guest.Shape.MemoryMb);
         Assert.Equal(2, guest.Shape.DiskGb);
-        Assert.Null(await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, source, _channels), vmId));
+        Assert.Null(await ResizeMoves.GuestAsync(await _agents.ForAsync(source), vmId));
         // Exactly one set of allocations, the new flavor's, on the destination; the migration consumer is gone.
         Assert.Equal($"{other}:DISK_GB=2,{other}:MEMORY_MB=1024,{other}:VCPU=1", await ResizeMoves.AllocationsAsync(cloud, vmId));
         Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
@@ -146,17 +177,17 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
         var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
         Assert.Equal(other, vm.Str("node"));
         Assert.Equal("STOPPED", vm.Str("state"));
-        var guest = await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, other, _channels), vmId);
+        var guest = await ResizeMoves.GuestAsync(await _agents.ForAsync(other), vmId);
         Assert.NotNull(guest);
         Assert.Equal(AgentV1.VmState.Stopped, guest.State);
         Assert.Equal(1024, guest.Shape.MemoryMb);
-        Assert.Null(await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, source, _channels), vmId));
+        Assert.Null(await ResizeMoves.GuestAsync(await _agents.ForAsync(source), vmId));
         Assert.Equal($"{other}:DISK_GB=2,{other}:MEMORY_MB=1024,{other}:VCPU=1", await ResizeMoves.AllocationsAsync(cloud, vmId));
         Assert.Equal("1|1|1024|2", await ResizeMoves.UsageAsync(cloud, tenant.Id));
 
         // Started again on its new node, it runs with the new shape.
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/start")).Str("state"));
-        Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, other, _channels), vmId))!.State);
+        Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await _agents.ForAsync(other), vmId))!.State);
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
         Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
     }
@@ -181,12 +212,8 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
         Assert.Contains("No other node can take it", message, StringComparison.Ordinal);
         Assert.Contains("resource-fit", message, StringComparison.Ordinal);
         Assert.Contains($"the VM stays on node {source} with flavor '{ResizeMoves.Small}'", message, StringComparison.Ordinal);
-        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
-        Assert.Equal((source, ResizeMoves.Small, "RUNNING"), (vm.Str("node"), vm.Str("flavor"), vm.Str("state")));
-        Assert.Equal(allocations, await ResizeMoves.AllocationsAsync(cloud, vmId));
-        Assert.Equal(usage, await ResizeMoves.UsageAsync(cloud, tenant.Id));
-        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
-        Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, source, _channels), vmId))!.State);
+        await ResizeMoves.AssertUnchangedAsync(cloud, tenant, vmId, source, allocations, usage);
+        Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await _agents.ForAsync(source), vmId))!.State);
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
     }
 
@@ -203,11 +230,7 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
         var source = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
         var other = (await tenant.Member.GetJsonAsync($"/v1/vms/{peerId}")).Body.Str("node");
         Assert.NotEqual(source, other);
-        var fillerId = await cloud.Http.CreateRunningVmAsync("group-filler", "rz.filler");
-        if ((await cloud.Http.GetJsonAsync($"/v1/vms/{fillerId}")).Body.Str("node") != source)
-        {
-            Assert.Equal("SUCCEEDED", (await cloud.Http.RunLongAsync($"/v1/vms/{fillerId}/migrate", $$"""{"node":"{{source}}"}""")).Str("state"));
-        }
+        var fillerId = await ResizeMoves.FillAsync(cloud, source, "group-filler");
         var allocations = await ResizeMoves.AllocationsAsync(cloud, vmId);
 
         // The only other node holds the group's other member: anti-affinity forbids it.
@@ -259,30 +282,21 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
         Assert.Equal("FAILED", settled.Str("state"));
         Assert.Equal("ROLLED_BACK", settled.Str("recovery"));
         Assert.Contains("stopped mid-way", settled.Str("errorMessage"), StringComparison.Ordinal);
-        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
-        Assert.Equal((source, ResizeMoves.Small, "RUNNING"), (vm.Str("node"), vm.Str("flavor"), vm.Str("state")));
-        Assert.Equal(allocations, await ResizeMoves.AllocationsAsync(cloud, vmId));
+        await ResizeMoves.AssertUnchangedAsync(cloud, tenant, vmId, source, allocations, usage);
         Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM allocations WHERE consumer_id = @op", ("op", operationId)));
-        Assert.Equal(usage, await ResizeMoves.UsageAsync(cloud, tenant.Id));
-        Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await ResizeMoves.AgentAsync(cloud, source, _channels), vmId))!.State);
+        Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await _agents.ForAsync(source), vmId))!.State);
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
         Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
     }
 
-    public void Dispose()
-    {
-        foreach (var channel in _channels)
-        {
-            channel.Dispose();
-        }
-    }
+    public void Dispose() => _agents.Dispose();
 }
 
 /// <summary>The destination's agent dies before the VM reaches it: the move is rolled back and nothing changes.</summary>
 [Collection(BrokenResizeCloudCollection.Name)]
 public sealed class ResizeMoveRollbackTests(ResizeCloudFixture cloud) : IDisposable
 {
-    private readonly List<GrpcChannel> _channels = [];
+    private readonly AgentClients _agents = new(cloud);
 
     [Fact]
     public async Task When_the_destination_agent_is_gone_the_move_is_rolled_back_and_the_vm_keeps_running_on_its_node()
@@ -291,7 +305,7 @@ public sealed class ResizeMoveRollbackTests(ResizeCloudFixture cloud) : IDisposa
         var (vmId, source, other, _) = await ResizeMoves.VmOnAFullNodeAsync(cloud, tenant, "survivor");
         var allocations = await ResizeMoves.AllocationsAsync(cloud, vmId);
         var usage = await ResizeMoves.UsageAsync(cloud, tenant.Id);
-        var sourceAgent = await ResizeMoves.AgentAsync(cloud, source, _channels);
+        var sourceAgent = await _agents.ForAsync(source);
         var pid = (await ResizeMoves.GuestAsync(sourceAgent, vmId))!.Pid;
         await cloud.StopAgentAsync(other == "qemu-node-1" ? 1 : 2);
 
@@ -302,22 +316,12 @@ public sealed class ResizeMoveRollbackTests(ResizeCloudFixture cloud) : IDisposa
         var message = failed.Str("errorMessage");
         Assert.Contains($"Moving the VM to node {other} for flavor '{ResizeMoves.Large}' failed", message, StringComparison.Ordinal);
         Assert.Contains($"Rolled back: the VM stays on node {source} with flavor '{ResizeMoves.Small}'", message, StringComparison.Ordinal);
-        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
-        Assert.Equal((source, ResizeMoves.Small, "RUNNING"), (vm.Str("node"), vm.Str("flavor"), vm.Str("state")));
-        Assert.Equal(allocations, await ResizeMoves.AllocationsAsync(cloud, vmId));
-        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
-        Assert.Equal(usage, await ResizeMoves.UsageAsync(cloud, tenant.Id));
+        await ResizeMoves.AssertUnchangedAsync(cloud, tenant, vmId, source, allocations, usage);
         var guest = (await ResizeMoves.GuestAsync(sourceAgent, vmId))!;
         Assert.Equal(AgentV1.VmState.Running, guest.State);
         Assert.Equal(pid, guest.Pid);
         Assert.Equal(256, guest.Shape.MemoryMb);
     }
 
-    public void Dispose()
-    {
-        foreach (var channel in _channels)
-        {
-            channel.Dispose();
-        }
-    }
+    public void Dispose() => _agents.Dispose();
 }
