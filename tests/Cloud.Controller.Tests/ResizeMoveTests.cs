@@ -83,6 +83,29 @@ internal static class ResizeMoves
               FROM allocations a JOIN nodes n ON n.id = a.node_id WHERE a.consumer_id = @v
             """, ("v", Guid.Parse(vmId))) ?? "";
 
+    /// <summary>
+    /// What a controller that stopped after claiming a move's destination leaves behind: its
+    /// resize to <see cref="Large"/> RUNNING under an expired lease, the migration consumer's
+    /// claim of the new size on <paramref name="destination"/>, and the tenant charged the
+    /// difference. The next sweep of the live controller takes it over; its id.
+    /// </summary>
+    public static async Task<Guid> LeaveMoveBehindAsync(CloudFixture cloud, TestTenant tenant, string vmId, string destination, Guid? id = null)
+    {
+        var operationId = id ?? Guid.CreateVersion7();
+        await cloud.QueryAsync(
+            """
+            INSERT INTO operations (id, project_id, kind, target_id, state, progress, request_hash, request, created_at, updated_at, owner, lease_expires_at)
+            VALUES (@op, @t, 'vm.resize', @vm, 'RUNNING', 30, '', @request, now(), now(), 'stopped-replica', now() - interval '1 minute');
+            INSERT INTO consumers (id, kind, project_id, created_at, generation) VALUES (@op, 'migration', @t, now(), 0);
+            INSERT INTO allocations (consumer_id, node_id, resource_class, used)
+              SELECT @op, n.id, r.class, r.used FROM nodes n, (VALUES ('VCPU', 1), ('MEMORY_MB', 1024), ('DISK_GB', 2)) AS r(class, used) WHERE n.name = @other;
+            UPDATE tenants SET used_memory_mb = used_memory_mb + 768, used_disk_gb = used_disk_gb + 1 WHERE id = @t;
+            """,
+            ("op", operationId), ("t", tenant.Id), ("vm", vmId), ("other", destination),
+            ("request", $$"""{"id":"{{vmId}}","flavor":"{{Large}}"}"""));
+        return operationId;
+    }
+
     /// <summary>The VM is where and what it was before a resize that did not happen: row, claims, quota, no migration consumer.</summary>
     public static async Task AssertUnchangedAsync(CloudFixture cloud, TestTenant tenant, string vmId, string source, string allocations, string usage)
     {
@@ -261,21 +284,7 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
         var (vmId, source, other, fillerId) = await ResizeMoves.VmOnAFullNodeAsync(cloud, tenant, "orphan");
         var allocations = await ResizeMoves.AllocationsAsync(cloud, vmId);
         var usage = await ResizeMoves.UsageAsync(cloud, tenant.Id);
-        // What a controller that stopped after claiming the destination leaves behind: its
-        // operation RUNNING under an expired lease, the migration consumer's claim of the new
-        // size on the other node, and the tenant charged the difference.
-        var operationId = Guid.CreateVersion7();
-        await cloud.QueryAsync(
-            """
-            INSERT INTO operations (id, project_id, kind, target_id, state, progress, request_hash, request, created_at, updated_at, owner, lease_expires_at)
-            VALUES (@op, @t, 'vm.resize', @vm, 'RUNNING', 30, '', @request, now(), now(), 'stopped-replica', now() - interval '1 minute');
-            INSERT INTO consumers (id, kind, project_id, created_at, generation) VALUES (@op, 'migration', @t, now(), 0);
-            INSERT INTO allocations (consumer_id, node_id, resource_class, used)
-              SELECT @op, n.id, r.class, r.used FROM nodes n, (VALUES ('VCPU', 1), ('MEMORY_MB', 1024), ('DISK_GB', 2)) AS r(class, used) WHERE n.name = @other;
-            UPDATE tenants SET used_memory_mb = used_memory_mb + 768, used_disk_gb = used_disk_gb + 1 WHERE id = @t;
-            """,
-            ("op", operationId), ("t", tenant.Id), ("vm", vmId), ("other", other),
-            ("request", $$"""{"id":"{{vmId}}","flavor":"{{ResizeMoves.Large}}"}"""));
+        var operationId = await ResizeMoves.LeaveMoveBehindAsync(cloud, tenant, vmId, other);
 
         var settled = await ResizeMoves.WaitAsync(tenant.Member, operationId.ToString());
 
@@ -285,6 +294,63 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
         await ResizeMoves.AssertUnchangedAsync(cloud, tenant, vmId, source, allocations, usage);
         Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM allocations WHERE consumer_id = @op", ("op", operationId)));
         Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await _agents.ForAsync(source), vmId))!.State);
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+        Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
+    }
+
+    [Fact]
+    public async Task A_move_whose_vm_had_arrived_when_its_controller_stopped_is_finished_by_the_one_that_takes_it_over()
+    {
+        using var tenant = await cloud.CreateTenantAsync("rzlate");
+        var (vmId, source, other, fillerId) = await ResizeMoves.VmOnAFullNodeAsync(cloud, tenant, "arrived");
+        var (_, row) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        var sourceAgent = await _agents.ForAsync(source);
+        var destinationAgent = await _agents.ForAsync(other);
+        // The stopped controller had moved the guest already: the agents did their part under the
+        // operation's migration id, the controller never recorded the landing.
+        var operationId = Guid.CreateVersion7();
+        var spec = new AgentV1.VmSpec
+        {
+            VmId = Guid.Parse(vmId).ToString("N"),
+            Name = row.Str("name"),
+            Shape = new AgentV1.VmShape { Vcpus = 1, MemoryMb = 256, DiskGb = 1 },
+            Image = row.TryGetProperty("image", out var image) ? image.GetString() ?? "" : "",
+        };
+        var prepared = await destinationAgent.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = spec, MigrationId = operationId.ToString("N") });
+        using (var call = sourceAgent.Migrate(new AgentV1.MigrateRequest
+        {
+            VmId = spec.VmId,
+            MigrationId = operationId.ToString("N"),
+            MigrationUri = prepared.MigrationUri,
+            DiskUri = prepared.DiskUri,
+        }))
+        {
+            AgentV1.MigrationProgress? last = null;
+            while (await call.ResponseStream.MoveNext(CancellationToken.None))
+            {
+                last = call.ResponseStream.Current;
+            }
+            Assert.Equal(AgentV1.MigrationProgress.Types.Phase.Completed, last?.Phase);
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await ResizeMoves.GuestAsync(destinationAgent, vmId))?.State != AgentV1.VmState.Running)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "The guest did not start on the destination.");
+            await Task.Delay(100);
+        }
+        var sweptOperationId = await ResizeMoves.LeaveMoveBehindAsync(cloud, tenant, vmId, other, operationId);
+
+        var finished = await ResizeMoves.WaitAsync(tenant.Member, sweptOperationId.ToString());
+
+        Assert.True(finished.Str("state") == "SUCCEEDED", finished.ToString());
+        Assert.Equal("RESUMED", finished.Str("recovery"));
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        Assert.Equal((other, ResizeMoves.Large, "RUNNING"), (vm.Str("node"), vm.Str("flavor"), vm.Str("state")));
+        Assert.Equal(1024, (await ResizeMoves.GuestAsync(destinationAgent, vmId))!.Shape.MemoryMb);
+        Assert.Null(await ResizeMoves.GuestAsync(sourceAgent, vmId));
+        Assert.Equal($"{other}:DISK_GB=2,{other}:MEMORY_MB=1024,{other}:VCPU=1", await ResizeMoves.AllocationsAsync(cloud, vmId));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
+        Assert.Equal("1|1|1024|2", await ResizeMoves.UsageAsync(cloud, tenant.Id));
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
         Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
     }
