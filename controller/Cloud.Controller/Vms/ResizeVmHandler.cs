@@ -52,10 +52,11 @@ internal sealed partial class ResizeVmHandler(
             flavor = await db.Flavors.AsNoTracking().SingleOrDefaultAsync(f => f.Name == input.Flavor, cancellationToken);
         }
         var old = new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb);
-        if (await HeldByMoveAsync(operation.Id, cancellationToken) is { } destinationId)
+        if (await HeldByMoveAsync(operation.Id, cancellationToken) is var (destinationId, claimed))
         {
             // A previous run of this operation began to move the VM and its controller stopped.
-            await ResumeMoveAsync(new Move(operation.Id, vm, node, agent, flavor?.Name ?? input.Flavor, old, Size(flavor, old)), destinationId, cancellationToken);
+            // The size is the one it claimed (and charged), whatever became of the flavor since.
+            await ResumeMoveAsync(new Move(operation.Id, vm, node, agent, input.Flavor, old, claimed), destinationId, cancellationToken);
             return;
         }
         if (flavor is null)
@@ -64,7 +65,7 @@ internal sealed partial class ResizeVmHandler(
             return;
         }
 
-        var target = Size(flavor, old);
+        var target = new ResourceRequest(flavor.Vcpus, flavor.MemoryMb, flavor.DiskGb);
         // A resumed resize whose claim already committed goes straight to the agent.
         var reclaimedHere = vm.FlavorName != flavor.Name;
         if (reclaimedHere)
@@ -110,8 +111,6 @@ internal sealed partial class ResizeVmHandler(
         public QuotaUsage Delta => new(0, Target.Vcpus - Old.Vcpus, Target.MemoryMb - Old.MemoryMb, Target.DiskGb - Old.DiskGb, 0);
     }
 
-    private static ResourceRequest Size(FlavorEntity? flavor, ResourceRequest fallback)
-        => flavor is null ? fallback : new ResourceRequest(flavor.Vcpus, flavor.MemoryMb, flavor.DiskGb);
 
     private static AgentV1.ResizeVmRequest ResizeRequest(Guid vmId, ResourceRequest size) => new()
     {
@@ -299,11 +298,22 @@ internal sealed partial class ResizeVmHandler(
         }
     }
 
-    private async Task<Guid?> HeldByMoveAsync(Guid operationId, CancellationToken cancellationToken)
+    /// <summary>The node and size a move of this operation claimed (its migration consumer's allocations), or null.</summary>
+    private async Task<(Guid Node, ResourceRequest Size)?> HeldByMoveAsync(Guid operationId, CancellationToken cancellationToken)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        return await LiveMigration.HeldOnAsync(transaction, operationId, cancellationToken);
+        await using var command = dataSource.CreateCommand("SELECT node_id, resource_class, used FROM allocations WHERE consumer_id = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = operationId });
+        Guid? node = null;
+        var amounts = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            node = reader.GetGuid(0);
+            amounts[reader.GetString(1)] = reader.GetInt64(2);
+        }
+        return node is { } id
+            ? (id, new ResourceRequest((int)amounts.GetValueOrDefault(ResourceClasses.Vcpu), amounts.GetValueOrDefault(ResourceClasses.MemoryMb), amounts.GetValueOrDefault(ResourceClasses.DiskGb)))
+            : null;
     }
 
     /// <summary>
