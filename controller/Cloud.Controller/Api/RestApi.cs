@@ -110,7 +110,9 @@ internal static class RestApi
     {
         v1.MapPost("/tenants", async (HttpContext http, TenantService tenants, CancellationToken ct) =>
         {
-            var tenant = await tenants.CreateAsync(CallerOf(http), await ProtoJson.ReadAsync<CreateTenantRequest>(http.Request, ct), ct);
+            var request = await ProtoJson.ReadAsync<CreateTenantRequest>(http.Request, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            var tenant = await tenants.CreateAsync(CallerOf(http), request, ct);
             return ProtoJson.Result(tenant, StatusCodes.Status201Created, $"/v1/tenants/{tenant.Id}");
         });
         v1.MapGet("/tenants", async (HttpContext http, TenantService tenants, CancellationToken ct) =>
@@ -124,7 +126,9 @@ internal static class RestApi
         });
         v1.MapPost("/tokens", async (HttpContext http, TenantService tenants, CancellationToken ct) =>
         {
-            var token = await tenants.CreateTokenAsync(CallerOf(http), await ProtoJson.ReadAsync<CreateTokenRequest>(http.Request, ct), ct);
+            var request = await ProtoJson.ReadAsync<CreateTokenRequest>(http.Request, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            var token = await tenants.CreateTokenAsync(CallerOf(http), request, ct);
             return ProtoJson.Result(token, StatusCodes.Status201Created, $"/v1/tokens/{token.Id}");
         });
         v1.MapGet("/tokens", async (HttpContext http, TenantService tenants, string? tenant, CancellationToken ct) =>

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Options;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Tenants;
 using Cloud.Controller.Vms;
@@ -11,11 +12,15 @@ internal static class TenantSelfServiceExtensions
     {
         // The REST endpoints' OpenAPI document, served at /openapi/v1.json.
         services.AddOpenApi();
+        services.AddOptions<IdempotencyOptions>().BindConfiguration(IdempotencyOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<IdempotencyOptions>, IdempotencyOptionsValidation>();
+        services.AddSingleton<IdempotentCreates>();
         services.AddSingleton<TenantService>();
         services.AddSingleton<OperationStarter>();
         services.AddSingleton<SnapshotService>();
         services.AddSingleton<VmWatch>();
         services.AddSingleton<VmHandlerSupport>();
+        services.AddSingleton<LiveMigration>();
         foreach (var kind in (string[])[OperationKinds.VmStart, OperationKinds.VmStop, OperationKinds.VmReboot])
         {
             services.AddSingleton<IOperationHandler>(sp => new PowerVerbHandler(kind, sp.GetRequiredService<VmHandlerSupport>()));

@@ -15,7 +15,7 @@ namespace Cloud.Controller.Tenants;
 /// token reads its own tenant (with its usage) and its own tokens, and nothing of others:
 /// another tenant answers as if it did not exist.
 /// </summary>
-internal sealed class TenantService(IDbContextFactory<LedgerDbContext> contexts, TimeProvider time)
+internal sealed class TenantService(IDbContextFactory<LedgerDbContext> contexts, IdempotentCreates idempotent, TimeProvider time)
 {
     public const int MaxTokenTtlDays = 3650;
 
@@ -33,19 +33,24 @@ internal sealed class TenantService(IDbContextFactory<LedgerDbContext> contexts,
         RequireDisplayName(request.DisplayName);
         var quota = request.Quota ?? DefaultQuota;
         QuotaRules.Validate(quota);
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        var tenant = new TenantEntity { Id = request.Id, DisplayName = request.DisplayName, CreatedAt = time.GetUtcNow() };
-        QuotaRules.Apply(tenant, quota);
-        db.Tenants.Add(tenant);
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
-        {
-            throw new ApiException(StatusCode.AlreadyExists, $"Tenant '{request.Id}' already exists.");
-        }
-        return ApiMapping.ToProto(tenant);
+        return await idempotent.RunAsync(caller, request.IdempotencyKey, IdempotentCreates.TenantCreate, request,
+            async (db, ct) =>
+            {
+                var tenant = new TenantEntity { Id = request.Id, DisplayName = request.DisplayName, CreatedAt = time.GetUtcNow() };
+                QuotaRules.Apply(tenant, quota);
+                db.Tenants.Add(tenant);
+                try
+                {
+                    await db.SaveChangesAsync(ct);
+                }
+                catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+                {
+                    throw new ApiException(StatusCode.AlreadyExists, $"Tenant '{request.Id}' already exists.");
+                }
+                return new IdempotentResult<Tenant>(tenant.Id, ApiMapping.ToProto(tenant), null);
+            },
+            async (db, id, _, ct) => ApiMapping.ToProto(await db.Tenants.AsNoTracking().SingleAsync(t => t.Id == id, ct)),
+            cancellationToken);
     }
 
     public async Task<Tenant> GetAsync(Caller caller, string id, CancellationToken cancellationToken)
@@ -106,28 +111,43 @@ internal sealed class TenantService(IDbContextFactory<LedgerDbContext> contexts,
         {
             throw ApiException.Invalid($"ttl_days must be between 0 (never expires) and {MaxTokenTtlDays}.");
         }
-        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        if (request.Tenant.Length > 0 && !await db.Tenants.AnyAsync(t => t.Id == request.Tenant, cancellationToken))
-        {
-            throw ApiException.NotFound("Tenant", Shorten(request.Tenant));
-        }
-        var now = time.GetUtcNow();
-        var secret = TokenAuthenticator.NewSecret();
-        var token = new ApiTokenEntity
-        {
-            Id = Guid.CreateVersion7(),
-            TenantId = request.Tenant.Length > 0 ? request.Tenant : null,
-            Name = request.Name,
-            Role = request.Role,
-            TokenSha256 = TokenAuthenticator.Sha256Hex(secret),
-            CreatedAt = now,
-            ExpiresAt = request.TtlDays > 0 ? now.AddDays(request.TtlDays) : null,
-        };
-        db.ApiTokens.Add(token);
-        await db.SaveChangesAsync(cancellationToken);
-        var answer = ApiMapping.ToProto(token);
-        answer.Secret = secret;
-        return answer;
+        return await idempotent.RunAsync(caller, request.IdempotencyKey, IdempotentCreates.TokenCreate, request,
+            async (db, ct) =>
+            {
+                if (request.Tenant.Length > 0 && !await db.Tenants.AnyAsync(t => t.Id == request.Tenant, ct))
+                {
+                    throw ApiException.NotFound("Tenant", Shorten(request.Tenant));
+                }
+                var now = time.GetUtcNow();
+                var secret = TokenAuthenticator.NewSecret();
+                var token = new ApiTokenEntity
+                {
+                    Id = Guid.CreateVersion7(),
+                    TenantId = request.Tenant.Length > 0 ? request.Tenant : null,
+                    Name = request.Name,
+                    Role = request.Role,
+                    TokenSha256 = TokenAuthenticator.Sha256Hex(secret),
+                    CreatedAt = now,
+                    ExpiresAt = request.TtlDays > 0 ? now.AddDays(request.TtlDays) : null,
+                };
+                db.ApiTokens.Add(token);
+                await db.SaveChangesAsync(ct);
+                var answer = ApiMapping.ToProto(token);
+                answer.Secret = secret;
+                return new IdempotentResult<ApiToken>(token.Id.ToString(), answer, secret);
+            },
+            async (db, id, secret, ct) =>
+            {
+                var tokenId = Guid.Parse(id);
+                var answer = ApiMapping.ToProto(await db.ApiTokens.AsNoTracking().SingleAsync(t => t.Id == tokenId, ct));
+                // The sealed secret opens only with the key that sealed it: another replica's, or
+                // this one's before a restart, leaves the retry with the token but not its secret.
+                answer.Secret = secret ?? throw new ApiException(StatusCode.FailedPrecondition,
+                    $"Token {id} was already issued for this Idempotency-Key and its secret cannot be shown again here; revoke it and issue another.",
+                    new Dictionary<string, object?> { ["httpStatus"] = 409, ["reason"] = "SECRET_ALREADY_ISSUED", ["token"] = id });
+                return answer;
+            },
+            cancellationToken);
     }
 
     public async Task<ListTokensResponse> ListTokensAsync(Caller caller, ListTokensRequest request, CancellationToken cancellationToken)

@@ -85,6 +85,10 @@ internal sealed class VmHandlerSupport(
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>Says that the operation's change was undone: the VM stays as it was before it.</summary>
+    public static Task<int> MarkRolledBackAsync(NpgsqlTransaction transaction, Guid operationId, CancellationToken cancellationToken)
+        => ExecuteAsync(transaction, "UPDATE operations SET recovery = 'ROLLED_BACK' WHERE id = $1", cancellationToken, operationId);
+
     public static async Task<int> ExecuteAsync(NpgsqlTransaction transaction, string sql, CancellationToken cancellationToken, params object[] parameters)
     {
         await using var command = new NpgsqlCommand(sql, transaction.Connection, transaction);

@@ -163,6 +163,16 @@ public class CloudFixture : IAsyncLifetime
         return await command.ExecuteScalarAsync();
     }
 
+    /// <summary>The agents (1-based) a test stopped.</summary>
+    public HashSet<int> StoppedAgents { get; } = [];
+
+    /// <summary>Stops agent <paramref name="n"/> (1-based) as if its process died: it answers no call and sends no heartbeat.</summary>
+    public async Task StopAgentAsync(int n)
+    {
+        StoppedAgents.Add(n);
+        await _apps[n].StopAsync();
+    }
+
     public virtual async Task DisposeAsync()
     {
         Http?.Dispose();
