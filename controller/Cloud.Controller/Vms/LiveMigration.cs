@@ -86,8 +86,12 @@ internal sealed partial class LiveMigration(
         var vmRef = vm.Id.ToString("N");
         // The target's overlay needs the same base image the source's has.
         await images.EnsureOnNodeAsync(vm.ImageId, target, cancellationToken);
+        // Memory hot-added since boot is not in the spec: the target recreates the guest's DIMMs
+        // from the layout the source reports, or the migration stream would not fit.
+        var running = await source.CallAsync((c, o) => c.ListVmsAsync(new AgentV1.ListVmsRequest(), o), cancellationToken);
+        var layout = running.Vms.FirstOrDefault(v => v.VmId == vmRef)?.MemoryLayout;
         var prepared = await target.CallAsync(
-            (c, o) => c.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = CreateVmHandler.ToSpec(vm), MigrationId = migrationId }, o),
+            (c, o) => c.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = CreateVmHandler.ToSpec(vm), MigrationId = migrationId, MemoryLayout = layout }, o),
             cancellationToken);
         await support.ProgressAsync(operationId, fromProgress, cancellationToken);
         using var call = source.Client.Migrate(new AgentV1.MigrateRequest
