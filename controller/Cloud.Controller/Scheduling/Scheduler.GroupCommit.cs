@@ -19,6 +19,10 @@ internal sealed partial class Scheduler
         new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
 
     private volatile bool _claimLoopRunning;
+    private int _queued;
+
+    /// <summary>Requests waiting for the claim loop (for tests and diagnostics).</summary>
+    internal int QueuedPlacements => Volatile.Read(ref _queued);
 
     /// <summary>A one-VM request waiting for the claim loop, and what became of it.</summary>
     private sealed class PendingPlacement(
@@ -74,13 +78,21 @@ internal sealed partial class Scheduler
         }
         var pending = new PendingPlacement(item, alongside, inTransaction);
         await using var registration = cancellationToken.UnsafeRegister(static (state, token) => ((PendingPlacement)state!).CancelIfQueued(token), pending);
+        Interlocked.Increment(ref _queued);
         if (!_queue.Writer.TryWrite(pending))
         {
             // The loop has stopped since: place it alone.
+            Interlocked.Decrement(ref _queued);
             return null;
         }
         return await pending.Completion.Task;
     }
+
+    /// <summary>
+    /// Requests queue from now on. Called as the loop's host starts, before the loop itself
+    /// runs (on a thread of its own), so that no request made after the start is placed alone.
+    /// </summary>
+    internal void OpenClaimLoop() => _claimLoopRunning = !_queue.Reader.Completion.IsCompleted;
 
     /// <summary>
     /// The claim loop (<see cref="ClaimLoop"/> hosts it): takes every queued request, places the
@@ -90,7 +102,7 @@ internal sealed partial class Scheduler
     {
         var reader = _queue.Reader;
         var group = new List<PendingPlacement>();
-        _claimLoopRunning = true;
+        OpenClaimLoop();
         try
         {
             while (await reader.WaitToReadAsync(stoppingToken))
@@ -99,6 +111,7 @@ internal sealed partial class Scheduler
                 var max = Math.Max(1, options.Value.GroupCommitMaxSize);
                 while (group.Count < max && reader.TryRead(out var pending))
                 {
+                    Interlocked.Decrement(ref _queued);
                     if (pending.TryTake())
                     {
                         group.Add(pending);
@@ -133,6 +146,7 @@ internal sealed partial class Scheduler
             _queue.Writer.TryComplete();
             while (reader.TryRead(out var pending))
             {
+                Interlocked.Decrement(ref _queued);
                 if (pending.TryTake())
                 {
                     pending.Completion.TrySetException(new OperationCanceledException("The scheduler is stopping; the request was not placed."));
@@ -310,5 +324,11 @@ internal sealed partial class Scheduler
 /// <summary>Hosts the scheduler's claim loop, so that one-VM placements on this replica are committed in groups.</summary>
 internal sealed class ClaimLoop(Scheduler scheduler) : BackgroundService
 {
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        scheduler.OpenClaimLoop();
+        return base.StartAsync(cancellationToken);
+    }
+
     protected override Task ExecuteAsync(CancellationToken stoppingToken) => scheduler.RunClaimLoopAsync(stoppingToken);
 }

@@ -33,13 +33,18 @@ internal sealed class SchedulerReplicas : IAsyncDisposable
     public static async Task<SchedulerReplicas> CreateAsync()
         => new(await PostgresFixture.Shared.CreateMigratedDatabaseAsync());
 
-    public Scheduler NewReplica(string policy = "spread", int maxFeasible = 0)
+    /// <summary>
+    /// A replica with its claim loop running (group commit), as the controller's host runs it;
+    /// <paramref name="claimLoop"/> false places every request alone.
+    /// </summary>
+    public Scheduler NewReplica(string policy = "spread", int maxFeasible = 0, bool claimLoop = true, TimeSpan? refreshInterval = null)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Scheduler:Policy"] = policy,
             ["Scheduler:MaxFeasibleNodes"] = maxFeasible.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Scheduler:MaxClaimAttempts"] = "50",
+            ["Scheduler:RefreshInterval"] = (refreshInterval ?? TimeSpan.FromSeconds(2)).ToString("c", System.Globalization.CultureInfo.InvariantCulture),
         }).Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
@@ -48,6 +53,11 @@ internal sealed class SchedulerReplicas : IAsyncDisposable
         services.AddScheduling();
         var provider = services.BuildServiceProvider();
         _providers.Add(provider);
+        if (claimLoop)
+        {
+            // Started here rather than by a host; disposing the provider stops it.
+            provider.GetRequiredService<ClaimLoop>().StartAsync(CancellationToken.None).GetAwaiter().GetResult();
+        }
         return provider.GetRequiredService<Scheduler>();
     }
 
