@@ -7,7 +7,8 @@ namespace Cloud.Controller.Tests;
 
 /// <summary>
 /// Group commit against a real PostgreSQL: one-VM requests queued while the claim loop is busy
-/// are claimed together in one transaction, and each caller gets its own answer.
+/// are claimed together in one transaction, and each caller gets its own answer. The replicas
+/// run one claim loop, so that a request holding it keeps the others queued.
 /// </summary>
 public sealed class GroupCommitTests : IAsyncLifetime
 {
@@ -83,7 +84,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
     {
         await _db.AddNodeAsync("n1", vcpus: 32, memoryMb: 65536);
         await _db.AddNodeAsync("n2", vcpus: 32, memoryMb: 65536);
-        var scheduler = _db.NewReplica();
+        var scheduler = _db.NewReplica(claimLoops: 1);
         var blocker = await Blocker.StartAsync(scheduler);
 
         var vms = Enumerable.Range(0, 30).Select(_ => Guid.NewGuid()).ToList();
@@ -104,7 +105,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
     public async Task A_request_that_does_not_fit_or_whose_work_throws_fails_alone()
     {
         await _db.AddNodeAsync("n1", vcpus: 8, memoryMb: 65536);
-        var scheduler = _db.NewReplica();
+        var scheduler = _db.NewReplica(claimLoops: 1);
         var blocker = await Blocker.StartAsync(scheduler);
 
         var fits = new[] { Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid() };
@@ -136,7 +137,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
     public async Task A_request_cancelled_while_queued_ends_at_once_and_writes_nothing()
     {
         await _db.AddNodeAsync("n1", vcpus: 8, memoryMb: 65536);
-        var scheduler = _db.NewReplica();
+        var scheduler = _db.NewReplica(claimLoops: 1);
         var blocker = await Blocker.StartAsync(scheduler);
 
         using var cancellation = new CancellationTokenSource();
@@ -165,7 +166,7 @@ public sealed class GroupCommitTests : IAsyncLifetime
         await _db.AddNodeAsync("n3", vcpus: 8, memoryMb: 65536);
         await _db.AddNodeAsync("n4", vcpus: 8, memoryMb: 65536, zone: "az3");
         // A long refresh interval: the view stays stale until the claim is refused.
-        var scheduler = _db.NewReplica("pack", refreshInterval: TimeSpan.FromHours(1));
+        var scheduler = _db.NewReplica("pack", refreshInterval: TimeSpan.FromHours(1), claimLoops: 1);
         var blocker = await Blocker.StartAsync(scheduler, new PlacementConstraints { AvailabilityZone = "az3" });
 
         // Another replica fills n1 behind this one's back.

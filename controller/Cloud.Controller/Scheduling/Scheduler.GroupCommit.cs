@@ -16,7 +16,7 @@ namespace Cloud.Controller.Scheduling;
 internal sealed partial class Scheduler
 {
     private readonly Channel<PendingPlacement> _queue = Channel.CreateUnbounded<PendingPlacement>(
-        new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
+        new UnboundedChannelOptions { SingleReader = false, AllowSynchronousContinuations = false });
 
     private volatile bool _claimLoopRunning;
     private int _queued;
@@ -100,9 +100,34 @@ internal sealed partial class Scheduler
     /// </summary>
     internal async Task RunClaimLoopAsync(CancellationToken stoppingToken)
     {
+        OpenClaimLoop();
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, Math.Max(1, options.Value.ClaimLoops)).Select(_ => RunClaimWorkerAsync(stoppingToken)));
+        }
+        finally
+        {
+            _claimLoopRunning = false;
+            _queue.Writer.TryComplete();
+            while (_queue.Reader.TryRead(out var pending))
+            {
+                Interlocked.Decrement(ref _queued);
+                if (pending.TryTake())
+                {
+                    pending.Completion.TrySetException(new OperationCanceledException("The scheduler is stopping; the request was not placed."));
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One worker of the loop. With several, a group is decided and claimed while the one before
+    /// waits for its commit; each takes whatever is queued when it comes back.
+    /// </summary>
+    private async Task RunClaimWorkerAsync(CancellationToken stoppingToken)
+    {
         var reader = _queue.Reader;
         var group = new List<PendingPlacement>();
-        OpenClaimLoop();
         try
         {
             while (await reader.WaitToReadAsync(stoppingToken))
@@ -140,19 +165,6 @@ internal sealed partial class Scheduler
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
-        finally
-        {
-            _claimLoopRunning = false;
-            _queue.Writer.TryComplete();
-            while (reader.TryRead(out var pending))
-            {
-                Interlocked.Decrement(ref _queued);
-                if (pending.TryTake())
-                {
-                    pending.Completion.TrySetException(new OperationCanceledException("The scheduler is stopping; the request was not placed."));
-                }
-            }
-        }
     }
 
     /// <summary>
@@ -172,7 +184,11 @@ internal sealed partial class Scheduler
         {
             rounds++;
             await EnsureViewAsync(cancellationToken);
-            var placed = Decide(live, failed);
+            List<PendingPlacement> placed;
+            using (Activity.StartActivity("schedule.decide"))
+            {
+                placed = Decide(live, failed);
+            }
             if (placed.Count == 0)
             {
                 break;
@@ -220,7 +236,10 @@ internal sealed partial class Scheduler
                 live = [.. placed.Where(p => p != culprit)];
                 continue;
             }
-            await transaction.CommitAsync(cancellationToken);
+            using (Activity.StartActivity("schedule.commit"))
+            {
+                await transaction.CommitAsync(cancellationToken);
+            }
             foreach (var byNode in placed.GroupBy(p => p.Node!.NodeId))
             {
                 view.Apply(byNode.Key, [.. byNode.Select(p => p.Item.Request)], epochs[byNode.Key]);

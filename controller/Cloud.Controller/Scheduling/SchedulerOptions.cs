@@ -34,6 +34,13 @@ public sealed class SchedulerOptions
     /// </summary>
     public int GroupCommitMaxSize { get; set; } = 128;
 
+    /// <summary>
+    /// Groups in flight at once on this replica: while one waits for its commit, the next is
+    /// decided and claimed. Concurrent groups may pick the same node; the claim sorts that out
+    /// under the node's lock. 1 to 16; default 2.
+    /// </summary>
+    public int ClaimLoops { get; set; } = 2;
+
     /// <summary>How long placement decisions are kept; older ones are deleted every hour. Default 7 days.</summary>
     public TimeSpan DecisionRetention { get; set; } = TimeSpan.FromDays(7);
 }

@@ -70,6 +70,10 @@ internal sealed class SchedulerOptionsValidation(IServiceProvider services) : IV
         {
             failures.Add($"Scheduler:GroupCommitMaxSize must be between 0 (off) and Scheduler:MaxBatchSize ({options.MaxBatchSize}), not {options.GroupCommitMaxSize}.");
         }
+        if (options.ClaimLoops is < 1 or > 16)
+        {
+            failures.Add($"Scheduler:ClaimLoops must be between 1 and 16, not {options.ClaimLoops}.");
+        }
         if (options.DecisionRetention < TimeSpan.FromHours(1))
         {
             failures.Add($"Scheduler:DecisionRetention must be at least an hour, not {options.DecisionRetention}.");

@@ -35,15 +35,17 @@ internal sealed class SchedulerReplicas : IAsyncDisposable
 
     /// <summary>
     /// A replica with its claim loop running (group commit), as the controller's host runs it;
-    /// <paramref name="claimLoop"/> false places every request alone.
+    /// <paramref name="claimLoop"/> false places every request alone; <paramref name="claimLoops"/>
+    /// groups may be in flight at once.
     /// </summary>
-    public Scheduler NewReplica(string policy = "spread", int maxFeasible = 0, bool claimLoop = true, TimeSpan? refreshInterval = null)
+    public Scheduler NewReplica(string policy = "spread", int maxFeasible = 0, bool claimLoop = true, TimeSpan? refreshInterval = null, int claimLoops = 2)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Scheduler:Policy"] = policy,
             ["Scheduler:MaxFeasibleNodes"] = maxFeasible.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Scheduler:MaxClaimAttempts"] = "50",
+            ["Scheduler:ClaimLoops"] = claimLoops.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Scheduler:RefreshInterval"] = (refreshInterval ?? TimeSpan.FromSeconds(2)).ToString("c", System.Globalization.CultureInfo.InvariantCulture),
         }).Build();
         var services = new ServiceCollection();
