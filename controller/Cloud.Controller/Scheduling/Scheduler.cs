@@ -426,32 +426,48 @@ internal sealed partial class Scheduler(
         IReadOnlyList<string> RequiredTraits, IReadOnlyList<string> ForbiddenTraits, Guid? ServerGroupId);
 
     /// <summary>
-    /// Reloads the whole view when it is older than the refresh interval (one caller reloads,
-    /// the others go on with the old view unless there is none yet), and the nodes released since.
+    /// Reloads the whole view when it is older than the refresh interval, and the nodes released
+    /// since. A view that is merely old is reloaded in the background (one reload at a time) while
+    /// requests go on deciding on it: a reload of 10,000 nodes takes long enough to show in the
+    /// latency of the request that would otherwise wait for it, and the claim catches what an old
+    /// view gets wrong. A view that is missing or was invalidated (a node registered, an aggregate
+    /// changed) is reloaded before deciding, by one caller while the others wait.
     /// </summary>
     private async Task EnsureViewAsync(CancellationToken cancellationToken)
     {
         if (time.GetUtcNow() - view.LoadedAt >= options.Value.RefreshInterval)
         {
-            var mustWait = view.LoadedAt == DateTimeOffset.MinValue;
-            if (await _refreshGate.WaitAsync(mustWait ? Timeout.InfiniteTimeSpan : TimeSpan.Zero, cancellationToken))
+            if (view.LoadedAt == DateTimeOffset.MinValue)
             {
+                await _refreshGate.WaitAsync(cancellationToken);
                 try
                 {
-                    if (time.GetUtcNow() - view.LoadedAt >= options.Value.RefreshInterval)
-                    {
-                        lock (_dirty)
-                        {
-                            _dirty.Clear();
-                        }
-                        var loadedAt = time.GetUtcNow();
-                        view.Replace(await ledger.LoadAsync(cancellationToken), loadedAt);
-                    }
+                    await ReloadIfStaleAsync(cancellationToken);
                 }
                 finally
                 {
                     _refreshGate.Release();
                 }
+            }
+            else if (await _refreshGate.WaitAsync(TimeSpan.Zero, cancellationToken))
+            {
+                _ = Task.Run(async () =>
+                {
+                    try
+                    {
+                        // Not the caller's token: the reload serves every request after this one.
+                        await ReloadIfStaleAsync(CancellationToken.None);
+                    }
+                    catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+                    {
+                        // The next request tries again; until then the old view serves.
+                        Log.ReloadFailed(logger, e);
+                    }
+                    finally
+                    {
+                        _refreshGate.Release();
+                    }
+                }, CancellationToken.None);
             }
         }
         Guid[] dirty;
@@ -467,6 +483,20 @@ internal sealed partial class Scheduler(
         await RefreshNodesAsync(dirty, cancellationToken);
     }
 
+    private async Task ReloadIfStaleAsync(CancellationToken cancellationToken)
+    {
+        if (time.GetUtcNow() - view.LoadedAt < options.Value.RefreshInterval)
+        {
+            return;
+        }
+        lock (_dirty)
+        {
+            _dirty.Clear();
+        }
+        var loadedAt = time.GetUtcNow();
+        view.Replace(await ledger.LoadAsync(cancellationToken), loadedAt);
+    }
+
     private async Task RefreshNodesAsync(IReadOnlyList<Guid> nodeIds, CancellationToken cancellationToken)
     {
         foreach (var nodeId in nodeIds)
@@ -479,6 +509,9 @@ internal sealed partial class Scheduler(
     {
         [LoggerMessage(EventId = 6001, Level = LogLevel.Debug, Message = "A server group changed while {ConsumerId} was placed ({Violation}); deciding again")]
         public static partial void GroupRace(ILogger logger, Guid consumerId, string violation);
+
+        [LoggerMessage(EventId = 6005, Level = LogLevel.Warning, Message = "Reloading the capacity view failed; the old view serves until the next try")]
+        public static partial void ReloadFailed(ILogger logger, Exception exception);
 
         [LoggerMessage(EventId = 6004, Level = LogLevel.Warning, Message = "A group of {Count} placement(s) failed as a whole; none was placed")]
         public static partial void GroupFailed(ILogger logger, int count, Exception exception);
