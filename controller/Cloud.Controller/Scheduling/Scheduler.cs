@@ -499,9 +499,15 @@ internal sealed partial class Scheduler(
 
     private async Task RefreshNodesAsync(IReadOnlyList<Guid> nodeIds, CancellationToken cancellationToken)
     {
-        foreach (var nodeId in nodeIds)
+        if (nodeIds.Count == 0)
         {
-            view.Set(nodeId, await ledger.LoadNodeAsync(nodeId, cancellationToken));
+            return;
+        }
+        var loaded = (await ledger.LoadNodesAsync([.. nodeIds.Distinct()], cancellationToken)).ToDictionary(n => n.NodeId);
+        foreach (var nodeId in nodeIds.Distinct())
+        {
+            // A node missing from the answer is gone: the view drops it.
+            view.Set(nodeId, loaded.GetValueOrDefault(nodeId));
         }
     }
 
