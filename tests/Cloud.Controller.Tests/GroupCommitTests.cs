@@ -198,6 +198,23 @@ public sealed class GroupCommitTests : IAsyncLifetime
         Assert.Empty(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
     }
 
+    [Fact]
+    public async Task Once_the_claim_loop_has_stopped_each_request_is_placed_alone()
+    {
+        await _db.AddNodeAsync("n1", vcpus: 8, memoryMb: 65536);
+        var scheduler = _db.NewReplica(claimLoops: 1);
+        Assert.True((await Place(scheduler, Guid.NewGuid()).WaitAsync(Patience)).Placed);
+
+        await _db.StopClaimLoopsAsync();
+        var vms = new[] { Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid() };
+        var results = await Task.WhenAll(vms.Select(vm => Place(scheduler, vm))).WaitAsync(Patience);
+
+        Assert.All(results, r => Assert.True(r.Placed));
+        Assert.Equal(0, scheduler.QueuedPlacements);
+        Assert.Equal(3, await TransactionsOfAsync(vms));
+        Assert.Equal(4, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions WHERE outcome = 'placed'"));
+    }
+
     private async Task<string> DecisionOutcomeAsync(Guid consumer)
     {
         await using var command = _db.DataSource.CreateCommand("SELECT outcome FROM placement_decisions WHERE consumer_id = $1");

@@ -63,6 +63,15 @@ internal sealed class SchedulerReplicas : IAsyncDisposable
         return provider.GetRequiredService<Scheduler>();
     }
 
+    /// <summary>Stops every replica's claim loop, as a host stopping does.</summary>
+    public async Task StopClaimLoopsAsync()
+    {
+        foreach (var provider in _providers)
+        {
+            await provider.GetRequiredService<ClaimLoop>().StopAsync(CancellationToken.None);
+        }
+    }
+
     /// <summary>The decision janitor of a replica, on the real clock.</summary>
     public DecisionJanitor Janitor()
     {
