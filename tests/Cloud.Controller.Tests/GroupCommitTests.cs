@@ -97,16 +97,13 @@ public sealed class GroupCommitTests : IAsyncLifetime
         Assert.Equal(vms.Count, results.Select(r => r.DecisionId).Distinct().Count());
         Assert.Equal(1, await TransactionsOfAsync(vms));
         Assert.Equal(31, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions WHERE kind = 'place' AND outcome = 'placed'"));
-        Assert.Equal(31, await _db.ScalarAsync("SELECT coalesce(sum(used), 0) FROM allocations WHERE resource_class = 'VCPU'"));
-        Assert.Empty(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
+        await AssertLedgerAsync(vcpusUsed: 31);
     }
 
     [Fact]
     public async Task A_request_that_does_not_fit_or_whose_work_throws_fails_alone()
     {
-        await _db.AddNodeAsync("n1", vcpus: 8, memoryMb: 65536);
-        var scheduler = _db.NewReplica(claimLoops: 1);
-        var blocker = await Blocker.StartAsync(scheduler);
+        var (scheduler, blocker) = await OneNodeAndABusyLoopAsync();
 
         var fits = new[] { Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid() };
         var (tooBig, throws) = (Guid.NewGuid(), Guid.NewGuid());
@@ -129,16 +126,13 @@ public sealed class GroupCommitTests : IAsyncLifetime
         Assert.Equal(0, await _db.ScalarAsync("SELECT count(*) FROM vms WHERE id = ANY($1)", new[] { tooBig, throws }));
         Assert.Equal("failed", await DecisionOutcomeAsync(tooBig));
         Assert.Equal(0, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions WHERE consumer_id = $1", throws));
-        Assert.Equal(4, await _db.ScalarAsync("SELECT coalesce(sum(used), 0) FROM allocations WHERE resource_class = 'VCPU'"));
-        Assert.Empty(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
+        await AssertLedgerAsync(vcpusUsed: 4);
     }
 
     [Fact]
     public async Task A_request_cancelled_while_queued_ends_at_once_and_writes_nothing()
     {
-        await _db.AddNodeAsync("n1", vcpus: 8, memoryMb: 65536);
-        var scheduler = _db.NewReplica(claimLoops: 1);
-        var blocker = await Blocker.StartAsync(scheduler);
+        var (scheduler, blocker) = await OneNodeAndABusyLoopAsync();
 
         using var cancellation = new CancellationTokenSource();
         var (cancelled, kept) = (Guid.NewGuid(), Guid.NewGuid());
@@ -213,6 +207,21 @@ public sealed class GroupCommitTests : IAsyncLifetime
         Assert.Equal(0, scheduler.QueuedPlacements);
         Assert.Equal(3, await TransactionsOfAsync(vms));
         Assert.Equal(4, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions WHERE outcome = 'placed'"));
+    }
+
+    /// <summary>One node of 8 vCPUs, and a replica whose only claim loop is held by a blocker.</summary>
+    private async Task<(Scheduler Scheduler, Blocker Blocker)> OneNodeAndABusyLoopAsync()
+    {
+        await _db.AddNodeAsync("n1", vcpus: 8, memoryMb: 65536);
+        var scheduler = _db.NewReplica(claimLoops: 1);
+        return (scheduler, await Blocker.StartAsync(scheduler));
+    }
+
+    /// <summary>The vCPUs claimed in all, and no broken invariant.</summary>
+    private async Task AssertLedgerAsync(long vcpusUsed)
+    {
+        Assert.Equal(vcpusUsed, await _db.ScalarAsync("SELECT coalesce(sum(used), 0) FROM allocations WHERE resource_class = 'VCPU'"));
+        Assert.Empty(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
     }
 
     private async Task<string> DecisionOutcomeAsync(Guid consumer)
