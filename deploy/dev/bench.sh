@@ -5,7 +5,8 @@
 #                                  scheduler benchmark: batch, single, latency, packing, memory,
 #                                  chaos (kill -9 of PostgreSQL mid-run); agent (all of the QEMU
 #                                  backend's), or one of agent-create, agent-migrate, agent-memory
-# Extra arguments go to the benchmark, e.g. deploy/dev/bench.sh batch --nodes 2000 --vms 20000.
+# Extra arguments go to the benchmark, e.g. deploy/dev/bench.sh batch --nodes 2000 --vms 20000;
+# --profile adds where the time went (span time per placed VM) after each scheduler benchmark.
 # Exits non-zero when a benchmark fails or finds a broken invariant.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

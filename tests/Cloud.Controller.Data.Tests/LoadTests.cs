@@ -46,6 +46,22 @@ public sealed class LoadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task LoadNodesAsync_SomeNodes_ReturnsThoseThatExistAsLoadAsyncSeesThem()
+    {
+        var busy = await _db.AddNodeAsync("busy", vcpus: 8, memoryMb: 8192);
+        var idle = await _db.AddNodeAsync("idle", vcpus: 4, memoryMb: 4096);
+        await _db.AddNodeAsync("other");
+        Assert.True((await _db.Ledger.TryClaimAsync([LedgerDatabase.ClaimFor(Guid.NewGuid(), busy, 0, 3, 1024)], null, CancellationToken.None)).Succeeded);
+
+        var some = await _db.Ledger.LoadNodesAsync([busy, idle, Guid.NewGuid()], CancellationToken.None);
+        var all = (await _db.Ledger.LoadAsync(CancellationToken.None)).ToDictionary(n => n.NodeId);
+
+        Assert.Equal(new[] { busy, idle }.Order(), some.Select(n => n.NodeId).Order());
+        Assert.All(some, n => Assert.Equal(all[n.NodeId].Used.OrderBy(kv => kv.Key), n.Used.OrderBy(kv => kv.Key)));
+        Assert.Equal(5, some.Single(n => n.NodeId == busy).Free("VCPU"));
+    }
+
+    [Fact]
     public async Task LoadAsync_TenThousandNodes_AgreesWithSql()
     {
         // Built by SQL: 10,000 nodes with three inventories each, and a VM's worth of usage on

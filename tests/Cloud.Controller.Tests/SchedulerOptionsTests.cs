@@ -30,6 +30,8 @@ public sealed class SchedulerOptionsTests
     [InlineData("Scheduler:Weights:colour", "1", "Scheduler:Weights names 'colour', which is not a weigher; the weighers are fragmentation, resources, server-group.")]
     [InlineData("Scheduler:MaxFeasibleNodes", "-1", "Scheduler:MaxFeasibleNodes must be 0 (weigh every node) or more, not -1.")]
     [InlineData("Scheduler:MaxBatchSize", "0", "Scheduler:MaxBatchSize must be between 1 and 10000, not 0.")]
+    [InlineData("Scheduler:GroupCommitMaxSize", "2000", "Scheduler:GroupCommitMaxSize must be between 0 (off) and Scheduler:MaxBatchSize (1000), not 2000.")]
+    [InlineData("Scheduler:ClaimLoops", "0", "Scheduler:ClaimLoops must be between 1 and 16, not 0.")]
     public void A_bad_setting_is_refused_naming_it(string key, string value, string expected)
     {
         var error = Assert.Throws<OptionsValidationException>(() => Resolve(new() { [key] = value }));

@@ -1,6 +1,6 @@
 using Cloud.Scheduler.Benchmarks;
 
-// Usage: Cloud.Scheduler.Benchmarks [all|batch|single|latency|packing|memory|chaos] [--nodes N] [--vms N] [--seconds N]
+// Usage: Cloud.Scheduler.Benchmarks [all|batch|single|latency|packing|memory|chaos] [--nodes N] [--vms N] [--seconds N] [--profile]
 // Prints one "metric: value unit" line per figure; exits non-zero when an invariant is broken.
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 string? Option(string option) => args.SkipWhile(a => a != option).Skip(1).FirstOrDefault();
@@ -9,6 +9,7 @@ var settings = new BenchSettings
     Nodes = int.TryParse(Option("--nodes"), out var nodes) ? nodes : 10_000,
     Vms = int.TryParse(Option("--vms"), out var vms) ? vms : 200_000,
     Seconds = int.TryParse(Option("--seconds"), out var seconds) ? seconds : 10,
+    Profile = args.Contains("--profile"),
 };
 if (name is not ("all" or "batch" or "single" or "latency" or "packing" or "memory" or "chaos" or "place-worker"))
 {

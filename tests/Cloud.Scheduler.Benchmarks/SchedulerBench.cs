@@ -13,6 +13,9 @@ internal sealed class BenchSettings
     public int Nodes { get; init; }
     public int Vms { get; init; }
     public int Seconds { get; init; }
+
+    /// <summary>Print where the time went (<see cref="SpanProfile"/>) after each benchmark.</summary>
+    public bool Profile { get; init; }
 }
 
 /// <summary>
@@ -25,12 +28,14 @@ internal sealed class SchedulerBench : IAsyncDisposable
 
     private readonly BenchSettings _settings;
     private readonly EmbeddedPostgres _postgres;
+    private readonly SpanProfile? _profile;
     private int _violations;
 
     private SchedulerBench(BenchSettings settings, EmbeddedPostgres postgres)
     {
         _settings = settings;
         _postgres = postgres;
+        _profile = settings.Profile ? new SpanProfile() : null;
     }
 
     public static async Task<SchedulerBench> StartAsync(BenchSettings settings, CancellationToken cancellationToken)
@@ -91,11 +96,12 @@ internal sealed class SchedulerBench : IAsyncDisposable
         await HollowNodes.RegisterAsync(replicas[0].GrpcUrl, nodes, vcpus, cpuRatio, memoryMb, cancellationToken);
         Metric($"{name}_hollow_nodes", nodes, "nodes");
         Metric($"{name}_node_registrations_per_s", nodes / Stopwatch.GetElapsedTime(started).TotalSeconds, "registrations/s");
+        _profile?.Report("registration", nodes);
         return new Cloud(NpgsqlDataSource.Create(connectionString), replicas, vcpus * cpuRatio, memoryMb);
     }
 
     /// <summary>Batches of 500 VMs, one pass and one transaction each, until <paramref name="total"/> VMs are placed.</summary>
-    private static async Task BatchAsync(Cloud cloud, int total, CancellationToken cancellationToken)
+    private async Task BatchAsync(Cloud cloud, int total, CancellationToken cancellationToken)
     {
         var trace = new VmTrace(1);
         var scheduler = cloud.Replicas[0].Scheduler;
@@ -114,6 +120,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         Metric("batch_vms_placed", placed, "VMs");
         Metric("batch_vms_per_s", placed / elapsed, "VMs/s");
+        _profile?.Report("batch", placed);
     }
 
     /// <summary>One VM per request, from many callers at once, spread over two controller replicas.</summary>
@@ -140,6 +147,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         Metric("single_vms_placed", placed, "VMs");
         Metric("single_vms_per_s_2_replicas", placed / elapsed, "VMs/s");
+        _profile?.Report("single", placed);
         Metric("single_claim_attempts_per_vm", await SimulatorSql.ScalarAsync(cloud.DataSource,
             "SELECT round(avg(attempts) * 1000) FROM placement_decisions WHERE kind = 'place'", cancellationToken) / 1000.0, "attempts");
     }
@@ -175,6 +183,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         Array.Sort(serial);
         Metric("latency_serial_p50", serial[serial.Length / 2], "ms");
         Metric("latency_serial_p99", serial[(int)(serial.Length * 0.99)], "ms");
+        _profile?.Report("latency_serial", serial.Length);
 
         var count = Rate * _settings.Seconds;
         var latencies = new double[count];
@@ -214,6 +223,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         Metric("latency_p50", latencies[count / 2], "ms");
         Metric("latency_p99", latencies[(int)(count * 0.99)], "ms");
         Metric("latency_errors", errors, "requests");
+        _profile?.Report("latency", count);
     }
 
     /// <summary>Tops the cloud up to the VM count asked, then reads this process's memory with the view reloaded.</summary>
@@ -335,7 +345,11 @@ internal sealed class SchedulerBench : IAsyncDisposable
     private static void Metric(string name, string value, string unit)
         => Console.WriteLine($"{name}: {value} {unit}".TrimEnd());
 
-    public async ValueTask DisposeAsync() => await _postgres.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        _profile?.Dispose();
+        await _postgres.DisposeAsync();
+    }
 
     /// <summary>One simulated cloud: its database and its two controller replicas.</summary>
     private sealed class Cloud(NpgsqlDataSource dataSource, ControllerReplica[] replicas, double nodeVcpus, long nodeMemoryMb) : IAsyncDisposable

@@ -139,20 +139,23 @@ internal static class SimulatorSql
 {
     public const string Project = "bench";
 
-    public static async Task InsertVmsAsync(NpgsqlTransaction transaction, IReadOnlyList<(Guid Vm, Guid Node, VmSize Size)> vms, CancellationToken cancellationToken)
+    private const string InsertVmsSql = """
+        INSERT INTO vms (id, project_id, name, flavor_name, state, node_id, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
+        SELECT v.id, $1, 'vm-' || left(v.id::text, 8), v.flavor, 'RUNNING', v.node_id, v.vcpus, v.memory_mb, 0, '{}', now(), now()
+          FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::bigint[]) AS v(id, node_id, flavor, vcpus, memory_mb)
+        """;
+
+    /// <summary>The VM rows as one statement, to send in the claim's round trip.</summary>
+    public static NpgsqlBatchCommand InsertVmsCommand(IReadOnlyList<(Guid Vm, Guid Node, VmSize Size)> vms)
     {
-        await using var command = new NpgsqlCommand("""
-            INSERT INTO vms (id, project_id, name, flavor_name, state, node_id, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
-            SELECT v.id, $1, 'vm-' || left(v.id::text, 8), v.flavor, 'RUNNING', v.node_id, v.vcpus, v.memory_mb, 0, '{}', now(), now()
-              FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::bigint[]) AS v(id, node_id, flavor, vcpus, memory_mb)
-            """, transaction.Connection, transaction);
+        var command = new NpgsqlBatchCommand(InsertVmsSql);
         command.Parameters.Add(new NpgsqlParameter { Value = Project });
         command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Vm).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Node).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Size.Name).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Size.Vcpus).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = vms.Select(v => v.Size.MemoryMb).ToArray() });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        return command;
     }
 
     /// <summary>VMs depart: their claims are released and their rows marked deleted, in one transaction.</summary>
@@ -197,16 +200,16 @@ internal static class TracePlacement
             return item;
         }).ToList();
         return scheduler.PlaceBatchAsync(items, minimum: 1,
-            (tx, placed, ct) => SimulatorSql.InsertVmsAsync(tx, [.. placed.Select(p => (p.Item.ConsumerId, p.Node.NodeId, sizes[p.Item.ConsumerId]))], ct),
+            placed => SimulatorSql.InsertVmsCommand([.. placed.Select(p => (p.Item.ConsumerId, p.Node.NodeId, sizes[p.Item.ConsumerId]))]), null,
             cancellationToken);
     }
 
-    /// <summary>One VM; its id when it was placed.</summary>
+    /// <summary>One VM; its id when it was placed. The VM row goes in the claim's round trip.</summary>
     public static async Task<Guid?> PlaceOneAsync(Controller.Scheduling.Scheduler scheduler, VmSize size, CancellationToken cancellationToken)
     {
         var vm = Guid.CreateVersion7();
-        var result = await scheduler.PlaceAsync(vm, SimulatorSql.Project, new ResourceRequest(size.Vcpus, size.MemoryMb, 0),
-            (tx, node, ct) => SimulatorSql.InsertVmsAsync(tx, [(vm, node.NodeId, size)], ct), cancellationToken);
+        var result = await scheduler.PlaceAsync(vm, SimulatorSql.Project, new PlacementRequest(new ResourceRequest(size.Vcpus, size.MemoryMb, 0)),
+            node => SimulatorSql.InsertVmsCommand([(vm, node.NodeId, size)]), null, cancellationToken);
         return result.Placed ? vm : null;
     }
 }

@@ -25,7 +25,7 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
     public async Task<IReadOnlyList<NodeCapacity>> LoadAsync(CancellationToken cancellationToken)
     {
         using var activity = LedgerTelemetry.Source.StartActivity("ledger.load");
-        await using var command = dataSource.CreateCommand(LedgerSql.Load(singleNode: false));
+        await using var command = dataSource.CreateCommand(LedgerSql.Load(someNodes: false));
         var nodes = await ReadCapacitiesAsync(command, cancellationToken).ConfigureAwait(false);
         activity?.SetTag("cloud.ledger.nodes", nodes.Count);
         return nodes;
@@ -34,10 +34,20 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
     /// <summary>One node as <see cref="LoadAsync"/> sees it, or null when it does not exist.</summary>
     public async Task<NodeCapacity?> LoadNodeAsync(Guid nodeId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(LedgerSql.Load(singleNode: true));
-        command.Parameters.Add(new NpgsqlParameter { Value = nodeId });
-        var nodes = await ReadCapacitiesAsync(command, cancellationToken).ConfigureAwait(false);
+        var nodes = await LoadNodesAsync([nodeId], cancellationToken).ConfigureAwait(false);
         return nodes.Count == 0 ? null : nodes[0];
+    }
+
+    /// <summary>
+    /// Some nodes as <see cref="LoadAsync"/> sees them, in one statement (a refused claim or a
+    /// group of releases reloads its nodes in one round trip). Nodes that do not exist are left out.
+    /// </summary>
+    public async Task<IReadOnlyList<NodeCapacity>> LoadNodesAsync(IReadOnlyCollection<Guid> nodeIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(nodeIds);
+        await using var command = dataSource.CreateCommand(LedgerSql.Load(someNodes: true));
+        command.Parameters.Add(new NpgsqlParameter { Value = nodeIds.ToArray() });
+        return await ReadCapacitiesAsync(command, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task<List<NodeCapacity>> ReadCapacitiesAsync(NpgsqlCommand command, CancellationToken cancellationToken)

@@ -16,12 +16,13 @@ internal static class LedgerSql
     /// One row per node with its inventories and usage as parallel arrays: one statement, so
     /// one snapshot, and a few bytes per node rather than one row per node and class.
     /// </summary>
-    public static string Load(bool singleNode)
+    /// <remarks>With <paramref name="someNodes"/>, $1 is the array of the nodes to load.</remarks>
+    public static string Load(bool someNodes)
     {
-        var inner = singleNode ? "WHERE node_id = $1" : "";
-        var outer = singleNode ? "WHERE n.id = $1" : "";
+        var inner = someNodes ? "WHERE node_id = ANY($1)" : "";
+        var outer = someNodes ? "WHERE n.id = ANY($1)" : "";
         // An aggregate with a zone puts its nodes in that zone, whatever their agents report.
-        var aggregates = singleNode ? "WHERE an.node_id = $1" : "";
+        var aggregates = someNodes ? "WHERE an.node_id = ANY($1)" : "";
         return $"""
             SELECT n.id, n.name, n.address, n.state, n.schedulable, coalesce(g.zone, n.availability_zone), n.traits, n.generation,
                    i.classes, i.totals, i.reserved, i.ratios, i.min_units, i.max_units, i.step_sizes,

@@ -68,18 +68,45 @@ internal sealed partial class Scheduler(
     /// Places one consumer and claims its resources. <paramref name="inTransaction"/> runs in the
     /// claim's transaction, so that the VM row records its node atomically with the allocation.
     /// </summary>
-    public async Task<PlacementResult> PlaceAsync(
+    public Task<PlacementResult> PlaceAsync(
         Guid consumerId,
         string projectId,
         PlacementRequest request,
         Func<NpgsqlTransaction, NodeCapacity, CancellationToken, Task> inTransaction,
         CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(inTransaction);
+        return PlaceAsync(consumerId, projectId, request, null, inTransaction, cancellationToken);
+    }
+
+    /// <summary>
+    /// Places one consumer and claims its resources. <paramref name="alongside"/> builds a
+    /// statement for the chosen node (the VM row, say) that goes to PostgreSQL in the claim's own
+    /// round trip; <paramref name="inTransaction"/> runs after the claim in its transaction. Either
+    /// is undone with a refused claim. On a replica whose claim loop runs, a request without a
+    /// server group is committed together with the others queued at the same moment; a callback
+    /// that throws then fails its own request only.
+    /// </summary>
+    public async Task<PlacementResult> PlaceAsync(
+        Guid consumerId,
+        string projectId,
+        PlacementRequest request,
+        Func<NodeCapacity, NpgsqlBatchCommand>? alongside,
+        Func<NpgsqlTransaction, NodeCapacity, CancellationToken, Task>? inTransaction,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
         using var span = Activity.StartActivity("schedule");
         span?.SetTag("cloud.consumer_id", consumerId);
         var item = new BatchItem(consumerId, projectId, request);
+        // Server groups need their membership checked under the group's lock and decided again on
+        // a race: such requests (rare) are placed alone.
+        if (request.Constraints.ServerGroupId is null
+            && await TryPlaceInGroupAsync(item, alongside, inTransaction, cancellationToken) is { } grouped)
+        {
+            span?.SetTag("cloud.placed", grouped.Placed);
+            return grouped;
+        }
         var (group, groupFailure) = await LoadGroupAsync(request.Constraints.ServerGroupId, projectId, cancellationToken);
         if (groupFailure is not null)
         {
@@ -103,14 +130,20 @@ internal sealed partial class Scheduler(
             var decision = Decision(item, "place", outcome, node, attempt);
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var result = await ledger.TryClaimAsync([claim], transaction, [PlacementStore.RecordCommand([decision])], cancellationToken);
+            NpgsqlBatchCommand[] statements = alongside is null
+                ? [PlacementStore.RecordCommand([decision])]
+                : [PlacementStore.RecordCommand([decision]), alongside(node)];
+            var result = await ledger.TryClaimAsync([claim], transaction, statements, cancellationToken);
             if (!result.Succeeded)
             {
                 await transaction.RollbackAsync(cancellationToken);
                 await RefreshNodesAsync(result.ConflictingNodeIds, cancellationToken);
                 continue;
             }
-            await inTransaction(transaction, node, cancellationToken);
+            if (inTransaction is not null)
+            {
+                await inTransaction(transaction, node, cancellationToken);
+            }
             if (group is not null && await PlacementStore.AddMembersAsync(transaction, group.Id, [consumerId], cancellationToken) is { } violation)
             {
                 // Another replica placed a member meanwhile: decide again with the group as it is now.
@@ -134,9 +167,22 @@ internal sealed partial class Scheduler(
     /// because another replica got there first reloads those nodes and redoes the pass.
     /// </summary>
     /// <exception cref="ArgumentException">The batch is empty, too large, repeats a consumer, or asks for an impossible minimum.</exception>
+    public Task<BatchResult> PlaceBatchAsync(
+        IReadOnlyList<BatchItem> items,
+        int minimum,
+        Func<NpgsqlTransaction, IReadOnlyList<BatchAssignment>, CancellationToken, Task>? inTransaction,
+        CancellationToken cancellationToken)
+        => PlaceBatchAsync(items, minimum, null, inTransaction, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="PlaceBatchAsync(IReadOnlyList{BatchItem}, int, Func{NpgsqlTransaction, IReadOnlyList{BatchAssignment}, CancellationToken, Task}?, CancellationToken)"/>,
+    /// with <paramref name="alongside"/> building one statement for the placed VMs (their rows)
+    /// that goes to PostgreSQL in the claim's round trip.
+    /// </summary>
     public async Task<BatchResult> PlaceBatchAsync(
         IReadOnlyList<BatchItem> items,
         int minimum,
+        Func<IReadOnlyList<BatchAssignment>, NpgsqlBatchCommand>? alongside,
         Func<NpgsqlTransaction, IReadOnlyList<BatchAssignment>, CancellationToken, Task>? inTransaction,
         CancellationToken cancellationToken)
     {
@@ -224,16 +270,19 @@ internal sealed partial class Scheduler(
             var records = placed.Select(p => Decision(p.Assignment.Item, "batch", p.Outcome, p.Assignment.Node, attempt))
                 .Concat(unplaced.Select(u => Decision(u.Item, "batch", u.Outcome, null, attempt, u.Failure)))
                 .ToList();
+            var assignments = placed.Select(p => p.Assignment).ToList();
+            NpgsqlBatchCommand[] statements = alongside is null
+                ? [PlacementStore.RecordCommand(records)]
+                : [PlacementStore.RecordCommand(records), alongside(assignments)];
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var result = await ledger.TryClaimAsync(claims, transaction, [PlacementStore.RecordCommand(records)], cancellationToken);
+            var result = await ledger.TryClaimAsync(claims, transaction, statements, cancellationToken);
             if (!result.Succeeded)
             {
                 await transaction.RollbackAsync(cancellationToken);
                 await RefreshNodesAsync(result.ConflictingNodeIds, cancellationToken);
                 continue;
             }
-            var assignments = placed.Select(p => p.Assignment).ToList();
             if (inTransaction is not null)
             {
                 await inTransaction(transaction, assignments, cancellationToken);
@@ -377,32 +426,48 @@ internal sealed partial class Scheduler(
         IReadOnlyList<string> RequiredTraits, IReadOnlyList<string> ForbiddenTraits, Guid? ServerGroupId);
 
     /// <summary>
-    /// Reloads the whole view when it is older than the refresh interval (one caller reloads,
-    /// the others go on with the old view unless there is none yet), and the nodes released since.
+    /// Reloads the whole view when it is older than the refresh interval, and the nodes released
+    /// since. A view that is merely old is reloaded in the background (one reload at a time) while
+    /// requests go on deciding on it: a reload of 10,000 nodes takes long enough to show in the
+    /// latency of the request that would otherwise wait for it, and the claim catches what an old
+    /// view gets wrong. A view that is missing or was invalidated (a node registered, an aggregate
+    /// changed) is reloaded before deciding, by one caller while the others wait.
     /// </summary>
     private async Task EnsureViewAsync(CancellationToken cancellationToken)
     {
         if (time.GetUtcNow() - view.LoadedAt >= options.Value.RefreshInterval)
         {
-            var mustWait = view.LoadedAt == DateTimeOffset.MinValue;
-            if (await _refreshGate.WaitAsync(mustWait ? Timeout.InfiniteTimeSpan : TimeSpan.Zero, cancellationToken))
+            if (view.LoadedAt == DateTimeOffset.MinValue)
             {
+                await _refreshGate.WaitAsync(cancellationToken);
                 try
                 {
-                    if (time.GetUtcNow() - view.LoadedAt >= options.Value.RefreshInterval)
-                    {
-                        lock (_dirty)
-                        {
-                            _dirty.Clear();
-                        }
-                        var loadedAt = time.GetUtcNow();
-                        view.Replace(await ledger.LoadAsync(cancellationToken), loadedAt);
-                    }
+                    await ReloadIfStaleAsync(cancellationToken);
                 }
                 finally
                 {
                     _refreshGate.Release();
                 }
+            }
+            else if (await _refreshGate.WaitAsync(TimeSpan.Zero, cancellationToken))
+            {
+                _ = Task.Run(async () =>
+                {
+                    try
+                    {
+                        // Not the caller's token: the reload serves every request after this one.
+                        await ReloadIfStaleAsync(CancellationToken.None);
+                    }
+                    catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+                    {
+                        // The next request tries again; until then the old view serves.
+                        Log.ReloadFailed(logger, e);
+                    }
+                    finally
+                    {
+                        _refreshGate.Release();
+                    }
+                }, CancellationToken.None);
             }
         }
         Guid[] dirty;
@@ -418,11 +483,31 @@ internal sealed partial class Scheduler(
         await RefreshNodesAsync(dirty, cancellationToken);
     }
 
+    private async Task ReloadIfStaleAsync(CancellationToken cancellationToken)
+    {
+        if (time.GetUtcNow() - view.LoadedAt < options.Value.RefreshInterval)
+        {
+            return;
+        }
+        lock (_dirty)
+        {
+            _dirty.Clear();
+        }
+        var loadedAt = time.GetUtcNow();
+        view.Replace(await ledger.LoadAsync(cancellationToken), loadedAt);
+    }
+
     private async Task RefreshNodesAsync(IReadOnlyList<Guid> nodeIds, CancellationToken cancellationToken)
     {
-        foreach (var nodeId in nodeIds)
+        if (nodeIds.Count == 0)
         {
-            view.Set(nodeId, await ledger.LoadNodeAsync(nodeId, cancellationToken));
+            return;
+        }
+        var loaded = (await ledger.LoadNodesAsync([.. nodeIds.Distinct()], cancellationToken)).ToDictionary(n => n.NodeId);
+        foreach (var nodeId in nodeIds.Distinct())
+        {
+            // A node missing from the answer is gone: the view drops it.
+            view.Set(nodeId, loaded.GetValueOrDefault(nodeId));
         }
     }
 
@@ -430,5 +515,11 @@ internal sealed partial class Scheduler(
     {
         [LoggerMessage(EventId = 6001, Level = LogLevel.Debug, Message = "A server group changed while {ConsumerId} was placed ({Violation}); deciding again")]
         public static partial void GroupRace(ILogger logger, Guid consumerId, string violation);
+
+        [LoggerMessage(EventId = 6005, Level = LogLevel.Warning, Message = "Reloading the capacity view failed; the old view serves until the next try")]
+        public static partial void ReloadFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(EventId = 6004, Level = LogLevel.Warning, Message = "A group of {Count} placement(s) failed as a whole; none was placed")]
+        public static partial void GroupFailed(ILogger logger, int count, Exception exception);
     }
 }

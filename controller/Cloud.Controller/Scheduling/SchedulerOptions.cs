@@ -27,6 +27,20 @@ public sealed class SchedulerOptions
     /// <summary>Largest batch placed in one pass. Default 1,000.</summary>
     public int MaxBatchSize { get; set; } = 1000;
 
+    /// <summary>
+    /// Most one-VM requests claimed in one transaction by the claim loop (group commit). The loop
+    /// takes what is queued, never waits for more. 0 turns group commit off: every request then
+    /// claims in a transaction of its own. Default 128.
+    /// </summary>
+    public int GroupCommitMaxSize { get; set; } = 128;
+
+    /// <summary>
+    /// Groups in flight at once on this replica: while one waits for its commit, the next is
+    /// decided and claimed. Concurrent groups may pick the same node; the claim sorts that out
+    /// under the node's lock. 1 to 16; default 2.
+    /// </summary>
+    public int ClaimLoops { get; set; } = 2;
+
     /// <summary>How long placement decisions are kept; older ones are deleted every hour. Default 7 days.</summary>
     public TimeSpan DecisionRetention { get; set; } = TimeSpan.FromDays(7);
 }

@@ -37,6 +37,8 @@ internal static class SchedulingExtensions
         services.TryAddSingleton<Scheduler>();
         services.TryAddSingleton<DecisionJanitor>();
         services.AddHostedService(provider => provider.GetRequiredService<DecisionJanitor>());
+        services.TryAddSingleton<ClaimLoop>();
+        services.AddHostedService(provider => provider.GetRequiredService<ClaimLoop>());
         return services;
     }
 }
@@ -63,6 +65,14 @@ internal sealed class SchedulerOptionsValidation(IServiceProvider services) : IV
         if (options.MaxBatchSize is < 1 or > CapacityLedger.MaxClaimsPerBatch)
         {
             failures.Add($"Scheduler:MaxBatchSize must be between 1 and {CapacityLedger.MaxClaimsPerBatch}, not {options.MaxBatchSize}.");
+        }
+        if (options.GroupCommitMaxSize < 0 || options.GroupCommitMaxSize > options.MaxBatchSize)
+        {
+            failures.Add($"Scheduler:GroupCommitMaxSize must be between 0 (off) and Scheduler:MaxBatchSize ({options.MaxBatchSize}), not {options.GroupCommitMaxSize}.");
+        }
+        if (options.ClaimLoops is < 1 or > 16)
+        {
+            failures.Add($"Scheduler:ClaimLoops must be between 1 and 16, not {options.ClaimLoops}.");
         }
         if (options.DecisionRetention < TimeSpan.FromHours(1))
         {

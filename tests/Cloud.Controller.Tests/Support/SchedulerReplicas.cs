@@ -33,13 +33,20 @@ internal sealed class SchedulerReplicas : IAsyncDisposable
     public static async Task<SchedulerReplicas> CreateAsync()
         => new(await PostgresFixture.Shared.CreateMigratedDatabaseAsync());
 
-    public Scheduler NewReplica(string policy = "spread", int maxFeasible = 0)
+    /// <summary>
+    /// A replica with its claim loop running (group commit), as the controller's host runs it;
+    /// <paramref name="claimLoop"/> false places every request alone; <paramref name="claimLoops"/>
+    /// groups may be in flight at once.
+    /// </summary>
+    public Scheduler NewReplica(string policy = "spread", int maxFeasible = 0, bool claimLoop = true, TimeSpan? refreshInterval = null, int claimLoops = 2)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Scheduler:Policy"] = policy,
             ["Scheduler:MaxFeasibleNodes"] = maxFeasible.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Scheduler:MaxClaimAttempts"] = "50",
+            ["Scheduler:ClaimLoops"] = claimLoops.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Scheduler:RefreshInterval"] = (refreshInterval ?? TimeSpan.FromSeconds(2)).ToString("c", System.Globalization.CultureInfo.InvariantCulture),
         }).Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
@@ -48,7 +55,21 @@ internal sealed class SchedulerReplicas : IAsyncDisposable
         services.AddScheduling();
         var provider = services.BuildServiceProvider();
         _providers.Add(provider);
+        if (claimLoop)
+        {
+            // Started here rather than by a host; disposing the provider stops it.
+            provider.GetRequiredService<ClaimLoop>().StartAsync(CancellationToken.None).GetAwaiter().GetResult();
+        }
         return provider.GetRequiredService<Scheduler>();
+    }
+
+    /// <summary>Stops every replica's claim loop, as a host stopping does.</summary>
+    public async Task StopClaimLoopsAsync()
+    {
+        foreach (var provider in _providers)
+        {
+            await provider.GetRequiredService<ClaimLoop>().StopAsync(CancellationToken.None);
+        }
     }
 
     /// <summary>The decision janitor of a replica, on the real clock.</summary>
