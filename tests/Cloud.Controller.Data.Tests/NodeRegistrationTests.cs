@@ -124,8 +124,23 @@ public sealed class NodeRegistrationTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task TouchHeartbeat_UnknownNode_ReturnsFalse()
-        => Assert.False(await _db.Ledger.TouchHeartbeatAsync(Guid.NewGuid(), CancellationToken.None));
+    public async Task TouchHeartbeat_UnknownNode_IsNotKnown()
+        => Assert.False((await _db.Ledger.TouchHeartbeatAsync(Guid.NewGuid(), CancellationToken.None)).Known);
+
+    [Fact]
+    public async Task TouchHeartbeat_ReturnsWhenThePreviousHeartbeatArrived()
+    {
+        var node = await _db.Ledger.UpsertNodeAsync(LedgerDatabase.Registration("steady", Small), CancellationToken.None);
+        var registeredAt = _db.Time.GetUtcNow();
+        _db.Time.Advance(TimeSpan.FromSeconds(5));
+
+        var first = await _db.Ledger.TouchHeartbeatAsync(node, CancellationToken.None);
+        _db.Time.Advance(TimeSpan.FromSeconds(5));
+        var second = await _db.Ledger.TouchHeartbeatAsync(node, CancellationToken.None);
+
+        Assert.Equal(registeredAt, first.PreviousHeartbeatAt!.Value, TimeSpan.FromMilliseconds(1));
+        Assert.Equal(registeredAt.AddSeconds(5), second.PreviousHeartbeatAt!.Value, TimeSpan.FromMilliseconds(1));
+    }
 
     [Fact]
     public async Task MarkStaleNodesDown_OnlySilentNodesGoDown_AndAHeartbeatBringsThemBack()
@@ -133,7 +148,7 @@ public sealed class NodeRegistrationTests : IAsyncLifetime
         var quiet = await _db.Ledger.UpsertNodeAsync(LedgerDatabase.Registration("quiet", Small), CancellationToken.None);
         var chatty = await _db.Ledger.UpsertNodeAsync(LedgerDatabase.Registration("chatty", Small), CancellationToken.None);
         _db.Time.Advance(TimeSpan.FromSeconds(20));
-        Assert.True(await _db.Ledger.TouchHeartbeatAsync(chatty, CancellationToken.None));
+        Assert.True((await _db.Ledger.TouchHeartbeatAsync(chatty, CancellationToken.None)).Known);
         _db.Time.Advance(TimeSpan.FromSeconds(15));
 
         var down = await _db.Ledger.MarkStaleNodesDownAsync(TimeSpan.FromSeconds(30), CancellationToken.None);
@@ -142,7 +157,7 @@ public sealed class NodeRegistrationTests : IAsyncLifetime
         Assert.Equal(["chatty | UP | 0", "quiet | DOWN | 0"], await _db.RowsAsync("SELECT name, state, generation FROM nodes ORDER BY name"));
         Assert.Equal(0, await _db.Ledger.MarkStaleNodesDownAsync(TimeSpan.FromSeconds(30), CancellationToken.None));
 
-        Assert.True(await _db.Ledger.TouchHeartbeatAsync(quiet, CancellationToken.None));
+        Assert.True((await _db.Ledger.TouchHeartbeatAsync(quiet, CancellationToken.None)).Known);
         Assert.Equal("UP", (await _db.Ledger.LoadNodeAsync(quiet, CancellationToken.None))!.State);
     }
 }

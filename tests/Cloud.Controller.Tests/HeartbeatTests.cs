@@ -1,4 +1,5 @@
 using Cloud.Contracts.Agent.V1;
+using Cloud.Contracts.Node.V1;
 using Cloud.Controller.Tests.Support;
 using Cloud.Grpc;
 
@@ -44,6 +45,48 @@ public sealed class HeartbeatTests(CloudFixture cloud)
         var (_, vm) = await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}");
         Assert.Equal("The node no longer reports this VM.", vm.Str("error"));
     }
+
+    [Fact]
+    public async Task A_late_report_leaves_a_vm_recorded_after_the_previous_heartbeat_alone_and_the_next_report_settles_it()
+    {
+        using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+        var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
+        var options = new CallOptions(new Metadata().Add("authorization", "Bearer " + CloudFixture.OperatorToken), DateTime.UtcNow.AddSeconds(30));
+        // A node without inventory: nothing else is ever placed on it.
+        var registered = await registry.RegisterAsync(
+            new RegisterRequest { Node = new NodeInfo { NodeName = "late-reporter", Hypervisor = "fake" }, AgentAddress = "http://127.0.0.9:7070" }, options);
+        var nodeId = Guid.Parse(registered.NodeId);
+        var vmId = Guid.CreateVersion7();
+        try
+        {
+            // The node's previous heartbeat arrived an hour ago and the VM was recorded on it half an
+            // hour ago: however late it arrives, a report sampled after that heartbeat may predate the VM.
+            await cloud.ScalarAsync("UPDATE nodes SET last_heartbeat_at = now() - interval '1 hour' WHERE id = @node RETURNING 1", ("node", nodeId));
+            await cloud.ScalarAsync(
+                """
+                INSERT INTO vms (id, project_id, name, flavor_name, state, node_id, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
+                VALUES (@id, 'admin', 'late', 'm1.tiny', 'RUNNING', @node, 1, 512, 1, '{}', now() - interval '30 minutes', now() - interval '30 minutes')
+                RETURNING 1
+                """,
+                ("id", vmId), ("node", nodeId));
+            var report = new HeartbeatRequest { NodeId = registered.NodeId };
+
+            Assert.True((await registry.HeartbeatAsync(report, options)).Known);
+            Assert.Equal("RUNNING", await StateAsync(vmId));
+
+            // This report was sampled after the previous one arrived, so it is complete: the VM is gone.
+            Assert.True((await registry.HeartbeatAsync(report, options)).Known);
+            Assert.Equal("ERROR", await StateAsync(vmId));
+        }
+        finally
+        {
+            await cloud.QueryAsync("DELETE FROM vms WHERE id = @id", ("id", vmId));
+            await cloud.QueryAsync("DELETE FROM nodes WHERE id = @node", ("node", nodeId));
+        }
+    }
+
+    private async Task<string> StateAsync(Guid vmId)
+        => (string)(await cloud.QueryAsync("SELECT state FROM vms WHERE id = @id", ("id", vmId)))!;
 
     private async Task<string> WaitForStateAsync(Guid vmId, string state)
     {

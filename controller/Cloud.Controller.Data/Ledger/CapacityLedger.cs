@@ -394,12 +394,17 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
             && registered.All(r => existing.TryGetValue(r.Key, out var e) && e == r.Value);
 
     /// <summary>Records a heartbeat; a node that was DOWN is UP again. False when the node is unknown.</summary>
-    public async Task<bool> TouchHeartbeatAsync(Guid nodeId, CancellationToken cancellationToken)
+    public async Task<HeartbeatReceipt> TouchHeartbeatAsync(Guid nodeId, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(LedgerSql.TouchHeartbeat);
         command.Parameters.Add(new NpgsqlParameter { Value = nodeId });
         command.Parameters.Add(new NpgsqlParameter { Value = time.GetUtcNow() });
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return HeartbeatReceipt.UnknownNode;
+        }
+        return new HeartbeatReceipt(true, await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) ? null : reader.GetFieldValue<DateTimeOffset>(0));
     }
 
     /// <summary>Marks DOWN every UP node not heard from for longer than <paramref name="maxAge"/>.</summary>
@@ -432,4 +437,13 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
             Message = "Node {NodeName} registered {ResourceClass} capacity {Capacity} below its usage {Used}; it takes no new claims for it until usage fits")]
         public static partial void InventoryBelowUsage(ILogger logger, string nodeName, string resourceClass, long capacity, long used);
     }
+}
+
+/// <summary>
+/// What recording a heartbeat found: whether the node is known, and when the node's previous
+/// heartbeat arrived (null for its first).
+/// </summary>
+internal readonly record struct HeartbeatReceipt(bool Known, DateTimeOffset? PreviousHeartbeatAt)
+{
+    public static readonly HeartbeatReceipt UnknownNode = new(false, null);
 }

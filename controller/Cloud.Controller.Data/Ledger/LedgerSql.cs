@@ -171,7 +171,12 @@ internal static class LedgerSql
         """;
 
     /// <summary>$1 node, $2 now.</summary>
-    public const string TouchHeartbeat = "UPDATE nodes SET last_heartbeat_at = $2, state = 'UP' WHERE id = $1";
+    public const string TouchHeartbeat = """
+        UPDATE nodes n SET last_heartbeat_at = $2, state = 'UP'
+          FROM (SELECT id, last_heartbeat_at FROM nodes WHERE id = $1 FOR UPDATE) previous
+         WHERE n.id = previous.id
+        RETURNING previous.last_heartbeat_at
+        """;
 
     /// <summary>$1 cutoff.</summary>
     public const string MarkStaleNodesDown = """

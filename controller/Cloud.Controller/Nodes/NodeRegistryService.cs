@@ -53,11 +53,15 @@ internal sealed class NodeRegistryService(
         {
             throw new RpcException(StatusCode.InvalidArgument, $"A heartbeat carries at most {NodeValidation.MaxVmsPerHeartbeat} VMs.");
         }
-        if (!await ledger.TouchHeartbeatAsync(nodeId, context.CancellationToken))
+        var receipt = await ledger.TouchHeartbeatAsync(nodeId, context.CancellationToken);
+        if (!receipt.Known)
         {
             return new HeartbeatResponse { Known = false };
         }
-        await ReconcileVmStatesAsync(nodeId, request.Vms, context.CancellationToken);
+        if (receipt.PreviousHeartbeatAt is { } previous)
+        {
+            await ReconcileVmStatesAsync(nodeId, request.Vms, previous, context.CancellationToken);
+        }
         return new HeartbeatResponse { Known = true };
     }
 
@@ -65,8 +69,16 @@ internal sealed class NodeRegistryService(
     /// What the node reports wins for settled VMs: a guest that powered itself off shows as
     /// STOPPED, one whose QEMU died as ERROR, and one the node no longer has at all as ERROR.
     /// VMs in the middle of an operation are left to it.
+    /// <para>
+    /// <c>coveredBefore</c> is when the node's previous heartbeat arrived. An agent samples its VMs
+    /// only after its previous heartbeat was answered, so this report was sampled after that
+    /// moment and is complete for every VM whose last change was recorded before it (a verb's
+    /// result is recorded after the agent carried it out). A VM changed later may be newer than
+    /// the report and waits for the next one. This holds however long the report took to arrive,
+    /// where a fixed grace period declared a freshly created VM lost behind a slow heartbeat.
+    /// </para>
     /// </summary>
-    private async Task ReconcileVmStatesAsync(Guid nodeId, IEnumerable<Contracts.Agent.V1.Vm> reported, CancellationToken cancellationToken)
+    private async Task ReconcileVmStatesAsync(Guid nodeId, IEnumerable<Contracts.Agent.V1.Vm> reported, DateTimeOffset coveredBefore, CancellationToken cancellationToken)
     {
         var ids = new List<Guid>();
         var states = new List<string?>();
@@ -85,10 +97,7 @@ internal sealed class NodeRegistryService(
                 });
             }
         }
-        // A VM changed within the last two heartbeats may be newer than this report (a verb's
-        // result can commit after the node sampled its VMs): it is settled, or declared lost,
-        // only once the node has had time to report it. A VM with an operation under way is
-        // left to the operation.
+        // A VM with an operation under way is left to the operation.
         await using var command = dataSource.CreateCommand(
             """
             WITH reported AS (SELECT * FROM unnest(@ids::uuid[], @states::text[]) AS r(id, state)),
@@ -96,7 +105,7 @@ internal sealed class NodeRegistryService(
                    SELECT v.id, CASE WHEN r.id IS NULL THEN 'ERROR' ELSE r.state END AS state, r.id IS NULL AS lost
                      FROM vms v LEFT JOIN reported r ON r.id = v.id
                     WHERE v.node_id = @node AND v.state IN ('RUNNING', 'STOPPED', 'ERROR')
-                      AND v.updated_at < now() - @grace
+                      AND v.updated_at < @covered_before
                       AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.target_id = v.id::text AND o.state IN ('PENDING', 'RUNNING')))
             UPDATE vms v
                SET state = o.state,
@@ -108,7 +117,7 @@ internal sealed class NodeRegistryService(
         command.Parameters.AddWithValue("ids", ids.ToArray());
         command.Parameters.AddWithValue("states", states.ToArray());
         command.Parameters.AddWithValue("node", nodeId);
-        command.Parameters.AddWithValue("grace", options.Value.HeartbeatInterval * 2);
+        command.Parameters.AddWithValue("covered_before", coveredBefore);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
