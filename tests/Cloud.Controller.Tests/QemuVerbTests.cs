@@ -137,6 +137,41 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
     }
 
     [Fact]
+    public async Task A_resize_within_the_vms_bounds_is_live_and_its_hot_added_memory_migrates_with_it()
+    {
+        using var tenant = await cloud.CreateTenantAsync("qlive");
+        var (flavorStatus, _) = await cloud.Http.PostAsync("/v1/flavors", """{"name":"live.grow","vcpus":2,"memoryMb":"1024","diskGb":"1","isPublic":true}""");
+        Assert.True(flavorStatus is HttpStatusCode.OK or HttpStatusCode.Created or HttpStatusCode.Conflict, flavorStatus.ToString());
+        var vmId = await tenant.Member.CreateRunningVmAsync("grower", flavor: "m1.tiny");
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        var source = vm.Str("node");
+        var target = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
+        var sourceAgent = await AgentOfAsync(source);
+        var before = await GuestAsync(sourceAgent, vmId);
+
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/resize", """{"flavor":"live.grow"}""")).Str("state"));
+
+        // Live: the same QEMU now holds two vCPUs and a 512 MB DIMM next to its 512 MB of boot memory.
+        var grown = await GuestAsync(sourceAgent, vmId);
+        Assert.Equal(before.Pid, grown.Pid);
+        Assert.Equal((2, 1024L), (grown.Shape.Vcpus, grown.Shape.MemoryMb));
+        Assert.Equal(512, grown.MemoryLayout.BootMemoryMb);
+        Assert.Equal([512L], grown.MemoryLayout.Dimms.Select(d => d.SizeMb));
+
+        var migrated = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/migrate", $$"""{"node":"{{target}}"}""");
+
+        Assert.True(migrated.Str("state") == "SUCCEEDED", migrated.ToString());
+        var moved = await GuestAsync(await AgentOfAsync(target), vmId);
+        Assert.Equal(AgentV1.VmState.Running, moved.State);
+        Assert.Equal((2, 1024L), (moved.Shape.Vcpus, moved.Shape.MemoryMb));
+        Assert.Equal(grown.MemoryLayout, moved.MemoryLayout);
+        Assert.Equal(1024, await cloud.ScalarAsync(
+            "SELECT a.used FROM allocations a JOIN nodes n ON n.id = a.node_id WHERE a.consumer_id = @v AND n.name = @t AND a.resource_class = 'MEMORY_MB'",
+            ("v", Guid.Parse(vmId)), ("t", target)));
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+    }
+
+    [Fact]
     public async Task A_vm_created_from_a_snapshot_starts_from_its_disk_on_the_snapshots_node()
     {
         using var tenant = await cloud.CreateTenantAsync("qclone");

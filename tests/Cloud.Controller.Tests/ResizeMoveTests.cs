@@ -313,7 +313,8 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
         {
             VmId = Guid.Parse(vmId).ToString("N"),
             Name = row.Str("name"),
-            Shape = new AgentV1.VmShape { Vcpus = 1, MemoryMb = 256, DiskGb = 1 },
+            // The guest's shape with its hotplug bounds, as the source reports it and the controller passes it on.
+            Shape = (await ResizeMoves.GuestAsync(sourceAgent, vmId))!.Shape,
             Image = row.TryGetProperty("image", out var image) ? image.GetString() ?? "" : "",
         };
         var prepared = await destinationAgent.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = spec, MigrationId = operationId.ToString("N") });

@@ -88,10 +88,17 @@ internal sealed partial class LiveMigration(
         await images.EnsureOnNodeAsync(vm.ImageId, target, cancellationToken);
         // Memory hot-added since boot is not in the spec: the target recreates the guest's DIMMs
         // from the layout the source reports, or the migration stream would not fit.
-        var running = await source.CallAsync((c, o) => c.ListVmsAsync(new AgentV1.ListVmsRequest(), o), cancellationToken);
-        var layout = running.Vms.FirstOrDefault(v => v.VmId == vmRef)?.MemoryLayout;
+        // The hotplug bounds come from the source too: they shape the machine the stream must fit.
+        var running = (await source.CallAsync((c, o) => c.ListVmsAsync(new AgentV1.ListVmsRequest(), o), cancellationToken))
+            .Vms.FirstOrDefault(v => v.VmId == vmRef);
+        var spec = CreateVmHandler.ToSpec(vm);
+        if (running?.Shape is { } shape)
+        {
+            spec.Shape.MaxVcpus = shape.MaxVcpus;
+            spec.Shape.MaxMemoryMb = shape.MaxMemoryMb;
+        }
         var prepared = await target.CallAsync(
-            (c, o) => c.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = CreateVmHandler.ToSpec(vm), MigrationId = migrationId, MemoryLayout = layout }, o),
+            (c, o) => c.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = spec, MigrationId = migrationId, MemoryLayout = running?.MemoryLayout }, o),
             cancellationToken);
         await support.ProgressAsync(operationId, fromProgress, cancellationToken);
         using var call = source.Client.Migrate(new AgentV1.MigrateRequest
