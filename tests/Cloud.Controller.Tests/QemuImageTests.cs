@@ -15,7 +15,7 @@ namespace Cloud.Controller.Tests;
 public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
 {
     private readonly string _work = Directory.CreateTempSubdirectory("cloud-img-").FullName;
-    private readonly List<GrpcChannel> _channels = [];
+    private readonly AgentClients _agents = new(cloud);
 
     [Fact]
     public async Task UploadedQcow2_IsPulledByTheNode_AndTheVmRunsOnIt()
@@ -30,7 +30,7 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
         {
             var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
             Assert.Equal("RUNNING", vm.Str("state"));
-            var agent = await AgentOfAsync(vm.Str("node"));
+            var agent = await _agents.ForAsync(vm.Str("node"));
             var guest = (await agent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.Single(v => v.VmId == Guid.Parse(vmId).ToString("N"));
             Assert.Equal(AgentV1.VmState.Running, guest.State);
             Assert.True(guest.Pid > 0);
@@ -57,7 +57,7 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
         var migrated = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/migrate", $$"""{"node":"{{target}}"}""");
 
         Assert.True(migrated.Str("state") == "SUCCEEDED", migrated.ToString());
-        var targetAgent = await AgentOfAsync(target);
+        var targetAgent = await _agents.ForAsync(target);
         Assert.Equal(AgentV1.VmState.Running, (await targetAgent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.Single(v => v.VmId == Guid.Parse(vmId).ToString("N")).State);
         Assert.False((await targetAgent.PullImageAsync(PullRequest(id, "qcow2", bytes))).Transferred);
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
@@ -88,9 +88,8 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
         // Neither node kept anything: a direct pull transfers (and is refused) again.
         foreach (var url in cloud.AgentUrls)
         {
-            var channel = GrpcChannel.ForAddress(url);
-            _channels.Add(channel);
-            var error = await Assert.ThrowsAsync<RpcException>(() => new AgentV1.NodeAgentGrpc.NodeAgentClient(channel).PullImageAsync(PullRequest(id, "raw", bytes)));
+            var agent = _agents.ForAddress(url);
+            var error = await Assert.ThrowsAsync<RpcException>(() => agent.PullImageAsync(PullRequest(id, "raw", bytes)));
             Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         }
         await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{operation.Str("targetId")}");
@@ -108,20 +107,9 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
         return await File.ReadAllBytesAsync(path);
     }
 
-    private async Task<AgentV1.NodeAgentGrpc.NodeAgentClient> AgentOfAsync(string nodeName)
-    {
-        var (_, nodes) = await cloud.Http.GetJsonAsync("/v1/nodes");
-        var channel = GrpcChannel.ForAddress(nodes.GetProperty("nodes").EnumerateArray().Single(n => n.Str("name") == nodeName).Str("address"));
-        _channels.Add(channel);
-        return new AgentV1.NodeAgentGrpc.NodeAgentClient(channel);
-    }
-
     public void Dispose()
     {
-        foreach (var channel in _channels)
-        {
-            channel.Dispose();
-        }
+        _agents.Dispose();
         Directory.Delete(_work, recursive: true);
     }
 }

@@ -15,7 +15,7 @@ namespace Cloud.Controller.Tests;
 public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
 {
     private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
-    private readonly List<GrpcChannel> _agentChannels = [];
+    private readonly AgentClients _agents = new(cloud);
 
     [Fact]
     public async Task Rest_create_stop_start_reboot_snapshot_restore_resize_and_delete_drive_qemu()
@@ -29,7 +29,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
         Assert.Equal("RUNNING", vm.Str("state"));
         Assert.Equal("e2e", vm.GetProperty("labels").GetProperty("app").GetString());
-        var agent = await AgentOfAsync(vm.Str("node"));
+        var agent = await _agents.ForAsync(vm.Str("node"));
         var guest = await GuestAsync(agent, vmId);
         Assert.Equal(AgentV1.VmState.Running, guest.State);
         Assert.True(guest.Pid > 0);
@@ -86,7 +86,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         var vmId = (await FinishAsync(compute, await compute.CreateVmAsync(create, options), options)).TargetId;
         var vm = await compute.GetVmAsync(new GetVmRequest { Id = vmId }, options);
         Assert.Equal("RUNNING", vm.State);
-        var agent = await AgentOfAsync(vm.Node);
+        var agent = await _agents.ForAsync(vm.Node);
 
         await FinishAsync(compute, await compute.StopVmAsync(new StopVmRequest { Id = vmId, Force = true }, options), options);
         Assert.Equal(AgentV1.VmState.Stopped, (await GuestAsync(agent, vmId)).State);
@@ -115,8 +115,8 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
         var source = vm.Str("node");
         var target = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
-        var sourceAgent = await AgentOfAsync(source);
-        var targetAgent = await AgentOfAsync(target);
+        var sourceAgent = await _agents.ForAsync(source);
+        var targetAgent = await _agents.ForAsync(target);
         var body = $$"""{"node":"{{target}}"}""";
 
         var (denied, problem) = await tenant.Member.PostAsync($"/v1/vms/{vmId}/migrate", body);
@@ -146,7 +146,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
         var source = vm.Str("node");
         var target = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
-        var sourceAgent = await AgentOfAsync(source);
+        var sourceAgent = await _agents.ForAsync(source);
         var before = await GuestAsync(sourceAgent, vmId);
 
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/resize", """{"flavor":"live.grow"}""")).Str("state"));
@@ -161,7 +161,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         var migrated = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/migrate", $$"""{"node":"{{target}}"}""");
 
         Assert.True(migrated.Str("state") == "SUCCEEDED", migrated.ToString());
-        var moved = await GuestAsync(await AgentOfAsync(target), vmId);
+        var moved = await GuestAsync(await _agents.ForAsync(target), vmId);
         Assert.Equal(AgentV1.VmState.Running, moved.State);
         Assert.Equal((2, 1024L), (moved.Shape.Vcpus, moved.Shape.MemoryMb));
         Assert.Equal(grown.MemoryLayout, moved.MemoryLayout);
@@ -191,7 +191,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         Assert.Equal("RUNNING", clone.Str("state"));
         Assert.Equal(source.Str("node"), clone.Str("node"));
         Assert.Equal($"snap-{Guid.Parse(snapshotId):N}", clone.Str("image"));
-        var agent = await AgentOfAsync(clone.Str("node"));
+        var agent = await _agents.ForAsync(clone.Str("node"));
         Assert.Equal(AgentV1.VmState.Running, (await GuestAsync(agent, operation.Str("targetId"))).State);
         Assert.Equal(2, await cloud.ScalarAsync("SELECT used_instances FROM tenants WHERE id = @p", ("p", tenant.Id)));
 
@@ -233,24 +233,12 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         return operation;
     }
 
-    private async Task<AgentV1.NodeAgentGrpc.NodeAgentClient> AgentOfAsync(string nodeName)
-    {
-        var (_, nodes) = await cloud.Http.GetJsonAsync("/v1/nodes");
-        var address = nodes.GetProperty("nodes").EnumerateArray().Single(n => n.Str("name") == nodeName).Str("address");
-        var channel = GrpcChannel.ForAddress(address);
-        _agentChannels.Add(channel);
-        return new AgentV1.NodeAgentGrpc.NodeAgentClient(channel);
-    }
-
     private static async Task<AgentV1.Vm> GuestAsync(AgentV1.NodeAgentGrpc.NodeAgentClient agent, string vmId)
         => (await agent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.Single(v => v.VmId == Guid.Parse(vmId).ToString("N"));
 
     public void Dispose()
     {
         _channel.Dispose();
-        foreach (var channel in _agentChannels)
-        {
-            channel.Dispose();
-        }
+        _agents.Dispose();
     }
 }

@@ -125,28 +125,6 @@ internal static class ResizeMoves
         => (await agent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.SingleOrDefault(v => v.VmId == Guid.Parse(vmId).ToString("N"));
 }
 
-/// <summary>Clients of the nodes' agents, to check what QEMU really runs; their channels close with the test.</summary>
-internal sealed class AgentClients(CloudFixture cloud) : IDisposable
-{
-    private readonly List<GrpcChannel> _channels = [];
-
-    public async Task<AgentV1.NodeAgentGrpc.NodeAgentClient> ForAsync(string nodeName)
-    {
-        var (_, nodes) = await cloud.Http.GetJsonAsync("/v1/nodes");
-        var channel = GrpcChannel.ForAddress(nodes.GetProperty("nodes").EnumerateArray().Single(n => n.Str("name") == nodeName).Str("address"));
-        _channels.Add(channel);
-        return new AgentV1.NodeAgentGrpc.NodeAgentClient(channel);
-    }
-
-    public void Dispose()
-    {
-        foreach (var channel in _channels)
-        {
-            channel.Dispose();
-        }
-    }
-}
-
 /// <summary>
 /// Resize that moves the VM, end to end: REST, the real controller and PostgreSQL, two agents on
 /// QEMU under TCG on 127.0.0.2 and 127.0.0.3. The VM's node is full, so the new flavor is

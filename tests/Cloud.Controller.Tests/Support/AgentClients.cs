@@ -1,0 +1,32 @@
+using Cloud.Grpc;
+using AgentV1 = Cloud.Contracts.Agent.V1;
+
+namespace Cloud.Controller.Tests.Support;
+
+/// <summary>Clients of the nodes' agents, to check what QEMU really runs; their channels close with the test.</summary>
+internal sealed class AgentClients(CloudFixture cloud) : IDisposable
+{
+    private readonly List<GrpcChannel> _channels = [];
+
+    /// <summary>The agent of the node the controller knows by <paramref name="nodeName"/>.</summary>
+    public async Task<AgentV1.NodeAgentGrpc.NodeAgentClient> ForAsync(string nodeName)
+    {
+        var (_, nodes) = await cloud.Http.GetJsonAsync("/v1/nodes");
+        return ForAddress(new Uri(nodes.GetProperty("nodes").EnumerateArray().Single(n => n.Str("name") == nodeName).Str("address")));
+    }
+
+    public AgentV1.NodeAgentGrpc.NodeAgentClient ForAddress(Uri address)
+    {
+        var channel = GrpcChannel.ForAddress(address);
+        _channels.Add(channel);
+        return new AgentV1.NodeAgentGrpc.NodeAgentClient(channel);
+    }
+
+    public void Dispose()
+    {
+        foreach (var channel in _channels)
+        {
+            channel.Dispose();
+        }
+    }
+}
