@@ -40,18 +40,25 @@ internal static class MigrateBenchmark
 
             var viaAgents = new List<double>();
             var bare = new List<double>();
+            // Where each side's time goes: the destination made ready, then the stream to completion.
+            var agentPrepare = new List<double>();
+            var barePrepare = new List<double>();
             for (var run = -1; run < Runs; run++)
             {
                 // Run -1 warms both paths up and is not counted.
-                var agentMs = await ThroughAgentsAsync(source, destination, $"mig-{run + 1}", cancellationToken);
-                var bareMs = await BareAsync(sourceArgs, destinationArgs, bareSourceDir, bareDestinationDir, cancellationToken);
+                var (agentMs, agentPrepareMs) = await ThroughAgentsAsync(source, destination, $"mig-{run + 1}", cancellationToken);
+                var (bareMs, barePrepareMs) = await BareAsync(sourceArgs, destinationArgs, bareSourceDir, bareDestinationDir, cancellationToken);
                 if (run >= 0)
                 {
                     viaAgents.Add(agentMs);
                     bare.Add(bareMs);
+                    agentPrepare.Add(agentPrepareMs);
+                    barePrepare.Add(barePrepareMs);
                 }
             }
             BenchmarkRunner.ReportPairs("migrate", "bare_qmp", viaAgents, bare);
+            BenchmarkRunner.Report("migrate_agent_prepare_median", BenchmarkRunner.Median(agentPrepare), "ms");
+            BenchmarkRunner.Report("migrate_bare_qmp_prepare_median", BenchmarkRunner.Median(barePrepare), "ms");
         }
         finally
         {
@@ -59,13 +66,14 @@ internal static class MigrateBenchmark
         }
     }
 
-    private static async Task<double> ThroughAgentsAsync(AgentProcess source, AgentProcess destination, string vmId, CancellationToken cancellationToken)
+    private static async Task<(double Total, double Prepare)> ThroughAgentsAsync(AgentProcess source, AgentProcess destination, string vmId, CancellationToken cancellationToken)
     {
         var vm = await CreateAsync(source, vmId, cancellationToken);
         await Task.Delay(Settle, cancellationToken);
         var spec = Spec(vmId);
         var timer = Stopwatch.StartNew();
         var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = vmId }, AgentProcess.Deadline(cancellationToken));
+        var prepare = timer.Elapsed.TotalMilliseconds;
         using var call = source.Client.Migrate(new MigrateRequest { VmId = vmId, MigrationId = vmId, MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri }, AgentProcess.Deadline(cancellationToken));
         MigrationProgress? last = null;
         while (await call.ResponseStream.MoveNext(cancellationToken))
@@ -78,10 +86,10 @@ internal static class MigrateBenchmark
             throw new InvalidOperationException($"Migration of {vm.VmId} ended {last?.Phase}: {last?.Error}");
         }
         await destination.Client.DeleteVmAsync(new VmRef { VmId = vmId }, AgentProcess.Deadline(cancellationToken));
-        return elapsed;
+        return (elapsed, prepare);
     }
 
-    private static async Task<double> BareAsync(List<string> sourceArgs, List<string> destinationArgs, string sourceDir, string destinationDir, CancellationToken cancellationToken)
+    private static async Task<(double Total, double Prepare)> BareAsync(List<string> sourceArgs, List<string> destinationArgs, string sourceDir, string destinationDir, CancellationToken cancellationToken)
     {
         var source = await BareQemu.StartAsync(sourceArgs, sourceDir, cancellationToken);
         await Task.Delay(Settle, cancellationToken);
@@ -89,6 +97,7 @@ internal static class MigrateBenchmark
         await using var destination = await BareQemu.StartAsync(destinationArgs, destinationDir, cancellationToken);
         var uri = "tcp:127.0.0.3:" + AgentProcess.FreePort("127.0.0.3").ToString(CultureInfo.InvariantCulture);
         await destination.Qmp.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = uri }, cancellationToken);
+        var prepare = timer.Elapsed.TotalMilliseconds;
         await source.Qmp.ExecuteAsync("migrate-set-capabilities", new JsonObject
         {
             ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "events", ["state"] = true }),
@@ -106,7 +115,7 @@ internal static class MigrateBenchmark
             }
         }
         await source.DisposeAsync();
-        return timer.Elapsed.TotalMilliseconds;
+        return (timer.Elapsed.TotalMilliseconds, prepare);
     }
 
     private static async Task<Vm> CreateAsync(AgentProcess agent, string vmId, CancellationToken cancellationToken)
