@@ -561,6 +561,19 @@ public sealed partial class QemuHypervisor
             return;
         }
         // The monitor closes a moment before the process is reaped; wait for it to be really gone.
+        // A QEMU this agent started is its child, whose exit the runtime reports at once; a
+        // re-adopted one can only be polled.
+        if (process.Child is { } started)
+        {
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10), _time);
+            try
+            {
+                await started.WaitForExitAsync(wait.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
         var deadline = _time.GetUtcNow() + TimeSpan.FromSeconds(10);
         while (HostProcesses.IsAlive(process.Pid) && _time.GetUtcNow() < deadline)
         {

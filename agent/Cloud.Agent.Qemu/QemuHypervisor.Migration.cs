@@ -493,6 +493,8 @@ public sealed partial class QemuHypervisor
         if (phase == Phase.Completed)
         {
             result.RemainingBytes = 0;
+            result.DowntimeMs = Long(info, "downtime");
+            result.TotalTimeMs = Long(info, "total-time");
         }
         return result;
     }

@@ -62,6 +62,9 @@ public sealed class MigrationTests
         Assert.Contains(progress, p => p.Phase == Phase.DiskMirror && p.TotalBytes > 0);
         Assert.Contains(progress, p => p.Phase == Phase.Memory && p.TransferredBytes > 0 && p.TotalBytes > 0);
         Assert.True(progress[^1].TransferredBytes > 0);
+        // QEMU's own account of the switch-over: the guest paused for a part of the whole.
+        Assert.True(progress[^1].TotalTimeMs > 0, $"total time {progress[^1].TotalTimeMs} ms");
+        Assert.InRange(progress[^1].DowntimeMs, 0, progress[^1].TotalTimeMs);
         var moved = await ArrivedAsync(destination, "vm-move");
         Assert.NotEqual(created.Pid, moved.Pid);
         Assert.Empty(await ListAsync(source));

@@ -125,6 +125,7 @@ internal sealed partial class LiveMigration(
         {
             throw new RpcException(StatusCode.Aborted, $"The migration ended {last?.Phase.ToString() ?? "without a word"}: {last?.Error}");
         }
+        Log.Migrated(logger, vm.Id, last.TotalTimeMs, last.DowntimeMs, last.TransferredBytes);
         return await WaitForArrivalAsync(target, vmRef, cancellationToken);
     }
 
@@ -221,6 +222,9 @@ internal sealed partial class LiveMigration(
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = 3103, Level = LogLevel.Information, Message = "VM {VmId} migrated: {TotalTimeMs} ms in all, paused for {DowntimeMs} ms, {TransferredBytes} bytes of memory sent")]
+        public static partial void Migrated(ILogger logger, Guid vmId, long totalTimeMs, long downtimeMs, long transferredBytes);
+
         [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Aborting the migration of VM {VmId} on a node failed: {Detail}")]
         public static partial void AbortFailed(ILogger logger, Guid vmId, string detail);
     }
