@@ -222,6 +222,69 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
     }
 
     [Fact]
+    public async Task A_batch_abandoned_before_its_claim_committed_is_resumed_and_placed_once()
+    {
+        using var tenant = await cloud.CreateTenantAsync("resumeb", Roomy);
+        // What a controller killed while placing leaves: the rows PENDING, the operation RUNNING, its owner gone, its lease run out.
+        var batch = new CreateVmsResult { Requested = 3, Minimum = 3 };
+        for (var i = 1; i <= 3; i++)
+        {
+            var id = Guid.CreateVersion7();
+            batch.Vms.Add(new BatchVm { Id = id.ToString(), Name = $"resumed-{i}", State = "PENDING" });
+            await cloud.ScalarAsync(
+                """
+                WITH v AS (INSERT INTO vms (id, project_id, name, flavor_name, state, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
+                           VALUES (@id, @p, @n, 't.nano', 'PENDING', 1, 64, 0, '{}', now(), now()) RETURNING 1)
+                SELECT count(*) FROM v
+                """, ("id", id), ("p", tenant.Id), ("n", $"resumed-{i}"));
+        }
+        var operationId = Guid.CreateVersion7();
+        await cloud.ScalarAsync(
+            """
+            WITH o AS (INSERT INTO operations (id, project_id, kind, target_id, state, progress, created_at, updated_at, owner, lease_expires_at, request)
+                       VALUES (@id, @p, 'vm.create_batch', 'resumed', 'RUNNING', 10, now(), now(), 'crashed-replica', now() - interval '1 minute', @r) RETURNING 1)
+            SELECT count(*) FROM o
+            """, ("id", operationId), ("p", tenant.Id), ("r", Google.Protobuf.JsonFormatter.Default.Format(batch)));
+
+        var done = await tenant.Member.WaitForOperationAsync(operationId.ToString());
+
+        Assert.True(done.Str("state") == "SUCCEEDED", done.ToString());
+        Assert.Equal("RESUMED", done.Str("recovery"));
+        Assert.Equal(3, done.GetProperty("batch").GetProperty("created").GetInt32());
+        Assert.Equal(3, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p AND state = 'RUNNING' AND node_id IS NOT NULL", ("p", tenant.Id)));
+        Assert.Equal(3, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE project_id = @p", ("p", tenant.Id)));
+        Assert.Equal((3L, 3L, 3 * 64L), await UsageAsync(tenant.Id));
+    }
+
+    [Fact]
+    public async Task Cancelling_a_batch_not_started_yet_removes_its_vms()
+    {
+        using var tenant = await cloud.CreateTenantAsync("cancelb", Roomy);
+        var vmId = Guid.CreateVersion7();
+        await cloud.ScalarAsync(
+            """
+            WITH v AS (INSERT INTO vms (id, project_id, name, flavor_name, state, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
+                       VALUES (@id, @p, 'held-1', 't.nano', 'PENDING', 1, 64, 0, '{}', now(), now()) RETURNING 1)
+            SELECT count(*) FROM v
+            """, ("id", vmId), ("p", tenant.Id));
+        var batch = new CreateVmsResult { Requested = 1, Minimum = 1, Vms = { new BatchVm { Id = vmId.ToString(), Name = "held-1", State = "PENDING" } } };
+        // Held by another replica with a live lease: nobody here starts it.
+        var operationId = Guid.CreateVersion7();
+        await cloud.ScalarAsync(
+            """
+            WITH o AS (INSERT INTO operations (id, project_id, kind, target_id, state, progress, created_at, updated_at, owner, lease_expires_at, request)
+                       VALUES (@id, @p, 'vm.create_batch', 'held', 'PENDING', 0, now(), now(), 'other-replica', now() + interval '10 minutes', @r) RETURNING 1)
+            SELECT count(*) FROM o
+            """, ("id", operationId), ("p", tenant.Id), ("r", Google.Protobuf.JsonFormatter.Default.Format(batch)));
+
+        var (status, cancelled) = await tenant.Member.PostAsync($"/v1/operations/{operationId}/cancel", "");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("CANCELLED", cancelled.Str("errorCode"));
+        Assert.Equal(HttpStatusCode.NotFound, (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Status);
+    }
+
+    [Fact]
     public async Task Cloudctl_vm_create_with_count_and_min_uses_the_batch_call()
     {
         var config = Cloudctl.WriteConfig(cloud.RestUrl, CloudFixture.OperatorToken);
