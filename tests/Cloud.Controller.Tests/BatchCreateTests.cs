@@ -54,7 +54,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
               UNION ALL SELECT a.xmin::text FROM allocations a JOIN consumers c ON c.id = a.consumer_id WHERE c.project_id = @p) t
             """, ("p", tenant.Id)));
         Assert.Equal(20, await cloud.ScalarAsync("SELECT count(DISTINCT a.consumer_id) FROM allocations a JOIN consumers c ON c.id = a.consumer_id WHERE c.project_id = @p", ("p", tenant.Id)));
-        Assert.Equal((20L, 20L, 20 * 64L), await UsageAsync(tenant.Id));
+        Assert.Equal((20L, 20L, 20 * 64L), await cloud.UsageAsync(tenant.Id));
         await AssertNoOvercommitAsync();
     }
 
@@ -82,7 +82,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
             var vm = await compute.GetVmAsync(new GetVmRequest { Id = listed.Id }, Tenancy.Bearer(tenant.MemberToken));
             Assert.Equal(("RUNNING", listed.Node, listed.Name), (vm.State, vm.Node, vm.Name));
         }
-        Assert.Equal((5L, 5L, 5 * 64L), await UsageAsync(tenant.Id));
+        Assert.Equal((5L, 5L, 5 * 64L), await cloud.UsageAsync(tenant.Id));
     }
 
     [Fact]
@@ -104,7 +104,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
             Assert.All(failed, v => Assert.Equal("", v.Str("node")));
             Assert.Equal(2, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p AND state = 'ERROR' AND node_id IS NULL AND error LIKE '%resource-fit%'", ("p", tenant.Id)));
             Assert.Equal(fit, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE project_id = @p", ("p", tenant.Id)));
-            Assert.Equal((fit, fit, fit * LargeMemoryMb), await UsageAsync(tenant.Id));
+            Assert.Equal((fit, fit, fit * LargeMemoryMb), await cloud.UsageAsync(tenant.Id));
             await AssertNoOvercommitAsync();
         }
         finally
@@ -134,14 +134,14 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         Assert.Equal(0, done.GetProperty("batch").GetProperty("placed").GetInt32());
         Assert.Equal(fit + 1, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p AND state = 'ERROR' AND node_id IS NULL", ("p", tenant.Id)));
         Assert.Equal(claimsBefore, await cloud.ScalarAsync("SELECT count(*) FROM consumers"));
-        Assert.Equal((0L, 0L, 0L), await UsageAsync(tenant.Id));
+        Assert.Equal((0L, 0L, 0L), await cloud.UsageAsync(tenant.Id));
     }
 
     [Fact]
     public async Task A_batch_the_quota_rules_out_is_refused_on_both_wires_and_writes_nothing()
     {
         using var tenant = await cloud.CreateTenantAsync("quotab", """{"instances":3,"vcpus":100,"memoryMb":"100000","diskGb":"1000","snapshots":0}""");
-        var before = await CountsAsync(tenant.Id);
+        var before = await cloud.CountsAsync(tenant.Id);
 
         var (status, problem) = await tenant.Member.PostAsync("/v1/vms/batch", $$"""{"namePrefix":"many","flavor":"{{Tenancy.Nano}}","count":4,"minimum":1}""");
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
@@ -152,7 +152,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         Assert.Equal("RESOURCE_EXHAUSTED", problem.Str("code"));
         Assert.Contains("instances 0 used + 4 asked > 3 allowed", problem.Str("detail"), StringComparison.Ordinal);
         Assert.Equal(StatusCode.ResourceExhausted, error.StatusCode);
-        Assert.Equal(before, await CountsAsync(tenant.Id));
+        Assert.Equal(before, await cloud.CountsAsync(tenant.Id));
     }
 
     public static TheoryData<string, HttpStatusCode, string> BadBatches => new()
@@ -174,13 +174,13 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
     public async Task A_bad_batch_is_refused_with_a_clear_error_and_writes_nothing(string body, HttpStatusCode expected, string detail)
     {
         using var tenant = await cloud.CreateTenantAsync("badb", Roomy);
-        var before = await CountsAsync(tenant.Id);
+        var before = await cloud.CountsAsync(tenant.Id);
 
         var (status, problem) = await tenant.Member.PostAsync("/v1/vms/batch", body);
 
         Assert.True(status == expected, problem.ToString());
         Assert.Contains(detail, problem.Str("detail"), StringComparison.Ordinal);
-        Assert.Equal(before, await CountsAsync(tenant.Id));
+        Assert.Equal(before, await cloud.CountsAsync(tenant.Id));
     }
 
     [Fact]
@@ -200,7 +200,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         Assert.Equal(("ERROR", ""), (vm.Str("state"), vm.Str("node")));
         Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM allocations WHERE consumer_id = @id", ("id", Guid.Parse(refused.Str("id")))));
         Assert.Equal(3, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p AND state = 'RUNNING' AND node_id IS NOT NULL", ("p", tenant.Id)));
-        Assert.Equal((3L, 3L, 3 * 64L), await UsageAsync(tenant.Id));
+        Assert.Equal((3L, 3L, 3 * 64L), await cloud.UsageAsync(tenant.Id));
     }
 
     [Fact]
@@ -231,12 +231,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         {
             var id = Guid.CreateVersion7();
             batch.Vms.Add(new BatchVm { Id = id.ToString(), Name = $"resumed-{i}", State = "PENDING" });
-            await cloud.ScalarAsync(
-                """
-                WITH v AS (INSERT INTO vms (id, project_id, name, flavor_name, state, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
-                           VALUES (@id, @p, @n, 't.nano', 'PENDING', 1, 64, 0, '{}', now(), now()) RETURNING 1)
-                SELECT count(*) FROM v
-                """, ("id", id), ("p", tenant.Id), ("n", $"resumed-{i}"));
+            await cloud.InsertPendingVmAsync(tenant.Id, id, $"resumed-{i}");
         }
         var operationId = Guid.CreateVersion7();
         await cloud.ScalarAsync(
@@ -253,7 +248,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         Assert.Equal(3, done.GetProperty("batch").GetProperty("created").GetInt32());
         Assert.Equal(3, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p AND state = 'RUNNING' AND node_id IS NOT NULL", ("p", tenant.Id)));
         Assert.Equal(3, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE project_id = @p", ("p", tenant.Id)));
-        Assert.Equal((3L, 3L, 3 * 64L), await UsageAsync(tenant.Id));
+        Assert.Equal((3L, 3L, 3 * 64L), await cloud.UsageAsync(tenant.Id));
     }
 
     [Fact]
@@ -261,12 +256,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
     {
         using var tenant = await cloud.CreateTenantAsync("cancelb", Roomy);
         var vmId = Guid.CreateVersion7();
-        await cloud.ScalarAsync(
-            """
-            WITH v AS (INSERT INTO vms (id, project_id, name, flavor_name, state, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
-                       VALUES (@id, @p, 'held-1', 't.nano', 'PENDING', 1, 64, 0, '{}', now(), now()) RETURNING 1)
-            SELECT count(*) FROM v
-            """, ("id", vmId), ("p", tenant.Id));
+        await cloud.InsertPendingVmAsync(tenant.Id, vmId, "held-1");
         var batch = new CreateVmsResult { Requested = 1, Minimum = 1, Vms = { new BatchVm { Id = vmId.ToString(), Name = "held-1", State = "PENDING" } } };
         // Held by another replica with a live lease: nobody here starts it.
         var operationId = Guid.CreateVersion7();
@@ -327,16 +317,6 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         await using var dataSource = NpgsqlDataSource.Create(cloud.ConnectionString);
         Assert.Empty(await LedgerInvariants.CheckAsync(dataSource, CancellationToken.None));
     }
-
-    private async Task<(long Instances, long Vcpus, long MemoryMb)> UsageAsync(string project)
-        => (await cloud.ScalarAsync("SELECT used_instances FROM tenants WHERE id = @p", ("p", project)),
-            await cloud.ScalarAsync("SELECT used_vcpus FROM tenants WHERE id = @p", ("p", project)),
-            await cloud.ScalarAsync("SELECT used_memory_mb FROM tenants WHERE id = @p", ("p", project)));
-
-    private async Task<(long Vms, long Operations, long Used)> CountsAsync(string project)
-        => (await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p", ("p", project)),
-            await cloud.ScalarAsync("SELECT count(*) FROM operations WHERE project_id = @p", ("p", project)),
-            await cloud.ScalarAsync("SELECT used_instances + used_vcpus + used_memory_mb + used_disk_gb FROM tenants WHERE id = @p", ("p", project)));
 }
 
 /// <summary>How cloudctl turns --count and --min into a request, without a server.</summary>
