@@ -134,7 +134,7 @@ internal sealed class CreateVmsHandler(
                     {
                         // A VM was deleted between loading and claiming: the claim rolls back, and the
                         // operation is retried (its lease runs out) without it.
-                        throw new InvalidOperationException($"A VM of the batch changed while it was being placed.");
+                        throw new InvalidOperationException("A VM of the batch changed while it was being placed.");
                     }
                     var placedSet = placedIds.ToHashSet();
                     await MarkUnplacedWithDecisionAsync(transaction, [.. items.Select(i => i.ConsumerId).Where(id => !placedSet.Contains(id))], time.GetUtcNow(), ct);
