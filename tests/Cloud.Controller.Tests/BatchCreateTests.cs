@@ -281,6 +281,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         try
         {
             var (exit, output) = await Cloudctl.RunAsync(config, "vm", "create", "--name", "cli-batch", "--flavor", Tenancy.Nano, "--count", "3", "--min", "2", "-o", "json");
+            var (tableExit, table) = await Cloudctl.RunAsync(config, "vm", "create", "--name", "cli-table", "--flavor", Tenancy.Nano, "--count", "2");
 
             Assert.Equal(0, exit);
             var operation = JsonDocument.Parse(output).RootElement;
@@ -288,6 +289,9 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
             Assert.Equal("SUCCEEDED", operation.Str("state"));
             Assert.Equal((3, 2), (operation.GetProperty("batch").GetProperty("created").GetInt32(), operation.GetProperty("batch").GetProperty("minimum").GetInt32()));
             Assert.Equal(3, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE name IN ('cli-batch-1', 'cli-batch-2', 'cli-batch-3') AND state = 'RUNNING'"));
+            Assert.Equal(0, tableExit);
+            Assert.Contains("2 created, 2 placed of 2 (minimum 2)", table, StringComparison.Ordinal);
+            Assert.Single(table.Split('\n'), l => l.Contains("cli-table-2", StringComparison.Ordinal) && l.Contains("RUNNING", StringComparison.Ordinal) && l.Contains("test-node-", StringComparison.Ordinal));
         }
         finally
         {

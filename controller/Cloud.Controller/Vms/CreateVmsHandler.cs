@@ -8,6 +8,7 @@ using Cloud.Contracts.Compute.V1;
 using Cloud.Grpc;
 using Google.Protobuf;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Cloud.Controller.Vms;
@@ -27,6 +28,7 @@ internal sealed class CreateVmsHandler(
     NpgsqlDataSource dataSource,
     Scheduler scheduler,
     AgentVmCreation creation,
+    IOptions<OperationOptions> operationOptions,
     TimeProvider time) : IOperationHandler
 {
     /// <summary>Agent calls of one batch in flight at once: enough to hide their latency, few enough not to swamp a node.</summary>
@@ -61,7 +63,7 @@ internal sealed class CreateVmsHandler(
             var nodeIds = placed.Select(v => v.NodeId!.Value).Distinct().ToList();
             nodes = await db.Nodes.AsNoTracking().Where(n => nodeIds.Contains(n.Id)).ToDictionaryAsync(n => n.Id, cancellationToken);
         }
-        var refusals = await CreateOnAgentsAsync(creating, nodes, cancellationToken);
+        var refusals = await CreateOnAgentsAsync(operation, creating, nodes, cancellationToken);
 
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -160,11 +162,38 @@ internal sealed class CreateVmsHandler(
         return true;
     }
 
-    /// <summary>The agents' creates, grouped by node (the image brought to each node once), at most <see cref="AgentConcurrency"/> at once.</summary>
-    private async Task<Dictionary<Guid, AgentRefusal>> CreateOnAgentsAsync(List<VmEntity> creating, Dictionary<Guid, NodeEntity> nodes, CancellationToken cancellationToken)
+    /// <summary>
+    /// The agents' creates, grouped by node (the image brought to each node once), at most
+    /// <see cref="AgentConcurrency"/> at once. Progress goes from 50 to 95 as they finish, and
+    /// each step renews this replica's lease: a large batch may take longer than one lease, and
+    /// another replica should take it over only when it stops moving.
+    /// </summary>
+    private async Task<Dictionary<Guid, AgentRefusal>> CreateOnAgentsAsync(
+        OperationEntity operation, List<VmEntity> creating, Dictionary<Guid, NodeEntity> nodes, CancellationToken cancellationToken)
     {
         var refusals = new ConcurrentDictionary<Guid, AgentRefusal>();
         using var gate = new SemaphoreSlim(AgentConcurrency);
+        using var reporting = new SemaphoreSlim(1, 1);
+        var finished = 0;
+        var shown = 50;
+        async Task ReportAsync()
+        {
+            var progress = 50 + (45 * Interlocked.Increment(ref finished) / creating.Count);
+            // One report at a time; a finish that finds one under way leaves it to the next.
+            if (progress <= Volatile.Read(ref shown) || !await reporting.WaitAsync(0, cancellationToken))
+            {
+                return;
+            }
+            try
+            {
+                Volatile.Write(ref shown, progress);
+                await RenewAsync(operation, progress, cancellationToken);
+            }
+            finally
+            {
+                reporting.Release();
+            }
+        }
         async Task<T> GatedAsync<T>(Func<Task<T>> call)
         {
             await gate.WaitAsync(cancellationToken);
@@ -187,6 +216,7 @@ internal sealed class CreateVmsHandler(
                 {
                     refusals[vm.Id] = refusal;
                 }
+                await ReportAsync();
             }));
         }));
         return new Dictionary<Guid, AgentRefusal>(refusals);
@@ -256,6 +286,18 @@ internal sealed class CreateVmsHandler(
         await using var command = new NpgsqlCommand("SELECT count(*) FROM vms WHERE id = ANY($1) AND state = 'CREATING' AND node_id IS NOT NULL", transaction.Connection, transaction);
         command.Parameters.Add(new NpgsqlParameter { Value = vmIds });
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>Progress, and the lease renewed, as long as this replica still holds the operation.</summary>
+    private async Task RenewAsync(OperationEntity operation, int progress, CancellationToken cancellationToken)
+    {
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        var until = now + operationOptions.Value.Lease;
+        await db.Operations.Where(o => o.Id == operation.Id && o.Owner == operation.Owner && o.State == OperationStates.Running).ExecuteUpdateAsync(s => s
+            .SetProperty(o => o.Progress, progress)
+            .SetProperty(o => o.UpdatedAt, now)
+            .SetProperty(o => o.LeaseExpiresAt, until), cancellationToken);
     }
 
     private static Task<int> WriteResultAsync(NpgsqlTransaction transaction, Guid operationId, CreateVmsResult result, CancellationToken cancellationToken)
