@@ -184,6 +184,26 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
     }
 
     [Fact]
+    public async Task A_bad_batch_over_grpc_is_invalid_argument_and_writes_nothing()
+    {
+        using var tenant = await cloud.CreateTenantAsync("badg", Roomy);
+        using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+        var compute = new ComputeGrpc.ComputeClient(channel);
+        var before = await cloud.CountsAsync(tenant.Id);
+
+        var tooMany = await Assert.ThrowsAsync<RpcException>(() => compute.CreateVmsAsync(
+            new CreateVmsRequest { NamePrefix = "g", Flavor = Tenancy.Nano, Count = 2, Minimum = 3 }, Tenancy.Bearer(tenant.MemberToken)));
+        var none = await Assert.ThrowsAsync<RpcException>(() => compute.CreateVmsAsync(
+            new CreateVmsRequest { NamePrefix = "g", Flavor = Tenancy.Nano }, Tenancy.Bearer(tenant.MemberToken)));
+
+        Assert.Equal(StatusCode.InvalidArgument, tooMany.StatusCode);
+        Assert.Contains("minimum must be between 1 and count (2)", tooMany.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(StatusCode.InvalidArgument, none.StatusCode);
+        Assert.Contains("count must be between 1 and 1000, not 0", none.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(before, await cloud.CountsAsync(tenant.Id));
+    }
+
+    [Fact]
     public async Task A_vm_its_agent_refuses_ends_in_error_with_its_claim_and_quota_given_back_and_the_others_run()
     {
         using var tenant = await cloud.CreateTenantAsync("refuse", Roomy);
