@@ -93,7 +93,7 @@ public sealed class OperationTests(CloudFixture cloud) : IDisposable
     {
         using var tenant = await cloud.CreateTenantAsync("cancel");
         var vmId = Guid.NewGuid();
-        await InsertPendingVmAsync(tenant.Id, vmId);
+        await cloud.InsertPendingVmAsync(tenant.Id, vmId);
         var pending = await InsertHeldOperationAsync(tenant.Id, "vm.create", vmId.ToString());
 
         var cancelled = await new ComputeGrpc.ComputeClient(_channel).CancelOperationAsync(new CancelOperationRequest { Id = pending.ToString() }, Tenancy.Bearer(tenant.MemberToken));
@@ -110,7 +110,7 @@ public sealed class OperationTests(CloudFixture cloud) : IDisposable
     {
         using var tenant = await cloud.CreateTenantAsync("resume");
         var vmId = Guid.NewGuid();
-        await InsertPendingVmAsync(tenant.Id, vmId);
+        await cloud.InsertPendingVmAsync(tenant.Id, vmId);
         // What a controller killed mid-create leaves: RUNNING, its owner gone, the lease run out.
         var operationId = Guid.CreateVersion7();
         await cloud.ScalarAsync(
@@ -144,14 +144,6 @@ public sealed class OperationTests(CloudFixture cloud) : IDisposable
         Assert.Equal("", second.Str("nextPageToken"));
         Assert.All(first.GetProperty("operations").EnumerateArray(), o => Assert.Equal(100, o.GetProperty("progress").GetInt32()));
     }
-
-    private async Task InsertPendingVmAsync(string project, Guid vmId)
-        => await cloud.ScalarAsync(
-            """
-            WITH v AS (INSERT INTO vms (id, project_id, name, flavor_name, state, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
-                       VALUES (@id, @p, 'inserted', 't.nano', 'PENDING', 1, 64, 0, '{}', now(), now()) RETURNING 1)
-            SELECT count(*) FROM v
-            """, ("id", vmId), ("p", project));
 
     private async Task<Guid> InsertHeldOperationAsync(string project, string kind, string target)
     {

@@ -51,7 +51,7 @@ public sealed class QuotaTests(CloudFixture cloud)
     public async Task A_create_over_a_quota_is_refused_on_both_wires_and_writes_nothing(string quota, string flavor, string resource)
     {
         using var tenant = await cloud.CreateTenantAsync("over", quota);
-        var before = await CountsAsync(tenant.Id);
+        var before = await cloud.CountsAsync(tenant.Id);
 
         var (status, problem) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"too-much","flavor":"{{flavor}}"}""");
         var error = await Assert.ThrowsAsync<RpcException>(() => Compute().CreateVmAsync(
@@ -66,7 +66,7 @@ public sealed class QuotaTests(CloudFixture cloud)
         Assert.Equal("QUOTA_EXCEEDED", problem.GetProperty("details").Str("reason"));
         Assert.Equal(problem.Str("code"), error.Trailers.GetValue("cloud-error-code"));
         Assert.Contains("\"reason\":\"QUOTA_EXCEEDED\"", error.Trailers.GetValue("cloud-error-details"), StringComparison.Ordinal);
-        Assert.Equal(before, await CountsAsync(tenant.Id));
+        Assert.Equal(before, await cloud.CountsAsync(tenant.Id));
     }
 
     [Fact]
@@ -93,10 +93,10 @@ public sealed class QuotaTests(CloudFixture cloud)
     {
         using var tenant = await cloud.CreateTenantAsync("usage", """{"instances":3,"vcpus":2,"memoryMb":"5000","diskGb":"100","snapshots":0}""");
         var vmId = await tenant.Member.CreateRunningVmAsync("grows");
-        Assert.Equal((1, 1, 64L), await UsageAsync(tenant.Id));
+        Assert.Equal((1, 1, 64L), await cloud.UsageAsync(tenant.Id));
 
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/resize", """{"flavor":"m1.medium"}""")).Str("state"));
-        Assert.Equal((1, 2, 4096L), await UsageAsync(tenant.Id));
+        Assert.Equal((1, 2, 4096L), await cloud.UsageAsync(tenant.Id));
         Assert.Equal(4096, await cloud.ScalarAsync("SELECT used FROM allocations WHERE consumer_id = @v AND resource_class = 'MEMORY_MB'", ("v", Guid.Parse(vmId))));
 
         var (status, problem) = await tenant.Member.PostAsync($"/v1/vms/{vmId}/resize", """{"flavor":"m1.large"}""");
@@ -104,7 +104,7 @@ public sealed class QuotaTests(CloudFixture cloud)
         Assert.Contains("vcpus", problem.Str("detail"), StringComparison.Ordinal);
 
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
-        Assert.Equal((0, 0, 0L), await UsageAsync(tenant.Id));
+        Assert.Equal((0, 0, 0L), await cloud.UsageAsync(tenant.Id));
     }
 
     [Fact]
@@ -123,16 +123,6 @@ public sealed class QuotaTests(CloudFixture cloud)
     }
 
     private ComputeGrpc.ComputeClient Compute() => new(GrpcChannel.ForAddress(cloud.GrpcUrl));
-
-    private async Task<(long Vms, long Operations, long Used)> CountsAsync(string project)
-        => (await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p", ("p", project)),
-            await cloud.ScalarAsync("SELECT count(*) FROM operations WHERE project_id = @p", ("p", project)),
-            await cloud.ScalarAsync("SELECT used_instances + used_vcpus + used_memory_mb + used_disk_gb FROM tenants WHERE id = @p", ("p", project)));
-
-    private async Task<(long Instances, long Vcpus, long MemoryMb)> UsageAsync(string project)
-        => (await cloud.ScalarAsync("SELECT used_instances FROM tenants WHERE id = @p", ("p", project)),
-            await cloud.ScalarAsync("SELECT used_vcpus FROM tenants WHERE id = @p", ("p", project)),
-            await cloud.ScalarAsync("SELECT used_memory_mb FROM tenants WHERE id = @p", ("p", project)));
 }
 
 /// <summary>The charge itself, without the API in front: racing transactions against one tenant row.</summary>

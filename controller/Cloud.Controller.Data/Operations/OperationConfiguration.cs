@@ -29,6 +29,7 @@ internal sealed class OperationConfiguration : IEntityTypeConfiguration<Operatio
         builder.Property(o => o.LeaseExpiresAt).HasColumnName("lease_expires_at").HasColumnType("timestamp with time zone");
         builder.Property(o => o.Recovery).HasColumnName("recovery").HasColumnType("text");
         builder.Property(o => o.Request).HasColumnName("request").HasColumnType("text");
+        builder.Property(o => o.Result).HasColumnName("result").HasColumnType("text");
         builder.HasIndex(o => new { o.ProjectId, o.IdempotencyKey }).IsUnique()
             .HasFilter("idempotency_key IS NOT NULL").HasDatabaseName("ux_operations_project_id_idempotency_key");
         // The sweep that resumes abandoned operations looks for unfinished ones; finished

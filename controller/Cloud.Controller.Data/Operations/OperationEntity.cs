@@ -48,4 +48,7 @@ internal sealed class OperationEntity
 
     /// <summary>The handler's input as proto3 JSON (the resize's flavor, the snapshot's id, ...); null when the target says it all.</summary>
     public string? Request { get; set; }
+
+    /// <summary>What the operation did, as proto3 JSON (a batch create's VMs); null for the kinds whose target and error say it all.</summary>
+    public string? Result { get; set; }
 }

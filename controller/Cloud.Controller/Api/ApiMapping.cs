@@ -7,6 +7,8 @@ namespace Cloud.Controller.Api;
 /// <summary>Rows of the ledger as messages of the compute API.</summary>
 internal static class ApiMapping
 {
+    private static readonly Google.Protobuf.JsonParser Parser = new(Google.Protobuf.JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
+
     public static Vm ToProto(VmEntity vm, string? nodeName)
     {
         var message = new Vm
@@ -28,7 +30,19 @@ internal static class ApiMapping
         return message;
     }
 
-    public static Operation ToProto(OperationEntity operation) => new()
+    public static Operation ToProto(OperationEntity operation)
+    {
+        var message = ToProtoWithoutResult(operation);
+        // A batch shows its VMs from the start (the handler's input lists them), and what became
+        // of each once it ended.
+        if (operation.Kind == Operations.OperationKinds.VmCreateBatch && (operation.Result ?? operation.Request) is { } batch)
+        {
+            message.Batch = Parser.Parse<CreateVmsResult>(batch);
+        }
+        return message;
+    }
+
+    private static Operation ToProtoWithoutResult(OperationEntity operation) => new()
     {
         Id = operation.Id.ToString(),
         Kind = operation.Kind,

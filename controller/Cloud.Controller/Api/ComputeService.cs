@@ -25,6 +25,9 @@ internal sealed class ComputeService(
     public override Task<Operation> CreateVm(CreateVmRequest request, ServerCallContext context)
         => Call(context, caller => vms.CreateAsync(caller, request, context.CancellationToken));
 
+    public override Task<Operation> CreateVms(CreateVmsRequest request, ServerCallContext context)
+        => Call(context, caller => vms.CreateBatchAsync(caller, request, context.CancellationToken));
+
     public override Task<Vm> GetVm(GetVmRequest request, ServerCallContext context)
         => Call(context, caller => vms.GetAsync(caller, request.Id, context.CancellationToken));
 

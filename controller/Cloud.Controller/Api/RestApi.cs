@@ -35,6 +35,12 @@ internal static class RestApi
             request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
             return Accepted(await vms.CreateAsync(CallerOf(http), request, ct));
         });
+        v1.MapPost("/vms/batch", async (HttpContext http, VmService vms, CancellationToken ct) =>
+        {
+            var request = await ProtoJson.ReadAsync<CreateVmsRequest>(http.Request, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await vms.CreateBatchAsync(CallerOf(http), request, ct));
+        });
         v1.MapGet("/vms", async (HttpContext http, VmService vms, int? page_size, string? page_token, string? label_selector, CancellationToken ct) =>
             ProtoJson.Result(await vms.ListAsync(CallerOf(http),
                 new ListVmsRequest { PageSize = page_size ?? 0, PageToken = page_token ?? "", LabelSelector = label_selector ?? "" }, ct)));

@@ -61,7 +61,9 @@ internal static class ControllerExtensions
         services.AddScheduling();
         services.AddPlacementApi();
         services.AddSingleton<OperationQueue>();
+        services.AddSingleton<AgentVmCreation>();
         services.AddSingleton<IOperationHandler, CreateVmHandler>();
+        services.AddSingleton<IOperationHandler, CreateVmsHandler>();
         services.AddSingleton<IOperationHandler, DeleteVmHandler>();
         services.AddTenantSelfService();
         services.AddImages();

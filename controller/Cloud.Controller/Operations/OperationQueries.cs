@@ -83,6 +83,10 @@ internal sealed class OperationQueries(IDbContextFactory<LedgerDbContext> contex
                 await VmHandlerSupport.ExecuteAsync(npgsql, "UPDATE vms SET state = 'DELETED', error = 'Its creation was cancelled.', updated_at = $2 WHERE id = $1 AND node_id IS NULL",
                     cancellationToken, Guid.Parse(operation.TargetId), now);
                 break;
+            case OperationKinds.VmCreateBatch:
+                await VmHandlerSupport.ExecuteAsync(npgsql, "UPDATE vms SET state = 'DELETED', error = 'Its creation was cancelled.', updated_at = $2 WHERE id = ANY($1) AND node_id IS NULL",
+                    cancellationToken, VmHandlerSupport.Input<CreateVmsResult>(operation).Vms.Select(v => Guid.Parse(v.Id)).ToArray(), now);
+                break;
             case OperationKinds.SnapshotCreate:
                 await SnapshotRows.DiscardAsync(npgsql, Guid.Parse(VmHandlerSupport.Input<Snapshot>(operation).Id), "Its creation was cancelled.", cancellationToken);
                 break;

@@ -20,6 +20,7 @@ internal static class OperationKinds
 {
     public const string VmCreate = "vm.create";
     public const string VmCreateFromSnapshot = "vm.create_from_snapshot";
+    public const string VmCreateBatch = "vm.create_batch";
     public const string VmDelete = "vm.delete";
     public const string VmStart = "vm.start";
     public const string VmStop = "vm.stop";

@@ -16,14 +16,12 @@ namespace Cloud.Controller.Vms;
 /// Resumable: a VM already placed is not placed again, and the agent's create is idempotent.
 /// If the agent refuses, the claim is released in the same transaction that fails the operation.
 /// </summary>
-internal sealed partial class CreateVmHandler(
+internal sealed class CreateVmHandler(
     IDbContextFactory<LedgerDbContext> contexts,
     NpgsqlDataSource dataSource,
     Scheduler scheduler,
-    AgentConnections agents,
-    Images.ImageDistribution images,
-    TimeProvider time,
-    ILogger<CreateVmHandler> logger) : IOperationHandler
+    AgentVmCreation creation,
+    TimeProvider time) : IOperationHandler
 {
     public string Kind => OperationKinds.VmCreate;
 
@@ -83,28 +81,16 @@ internal sealed partial class CreateVmHandler(
 
         var nodeRow = await db.Nodes.AsNoTracking().SingleAsync(n => n.Id == vm.NodeId, cancellationToken);
         await OperationUpdates.ProgressAsync(db, operation.Id, 50, time, cancellationToken);
-        var agent = agents.For(nodeRow.Address);
-        try
+        if (await creation.CreateAsync(vm, nodeRow, withImage: true, cancellationToken) is { } refusal)
         {
-            await images.EnsureOnNodeAsync(vm.ImageId, agent, cancellationToken);
-            await agent.CallAsync((client, options) => client.CreateVmAsync(new AgentV1.CreateVmRequest { Spec = ToSpec(vm) }, options), cancellationToken);
-        }
-        catch (RpcException e)
-        {
-            Log.AgentRefused(logger, vm.Id, nodeRow.Name, e.Status.Detail);
-            await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(e.StatusCode), $"Node {nodeRow.Name} could not create the VM: {e.Status.Detail}", release: true, cancellationToken);
+            await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(refusal.Code), refusal.Message, release: true, cancellationToken);
             return;
         }
 
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var now = time.GetUtcNow();
-        await using (var command = new NpgsqlCommand("UPDATE vms SET state = 'RUNNING', updated_at = @now WHERE id = @id AND state = 'CREATING'", transaction.Connection, transaction))
-        {
-            command.Parameters.AddWithValue("now", now);
-            command.Parameters.AddWithValue("id", vm.Id);
-            await command.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await VmRowUpdates.MarkRunningAsync(transaction, [vm.Id], now, cancellationToken);
         await VmRowUpdates.FinishOperationAsync(transaction, operation.Id, null, null, now, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
@@ -116,10 +102,12 @@ internal sealed partial class CreateVmHandler(
         var now = time.GetUtcNow();
         if (release)
         {
-            await QuotaLedger.ReleaseVmAsync(transaction, vmId, cancellationToken);
-            await scheduler.ReleaseAsync(vmId, null, transaction, cancellationToken);
+            await creation.ReleaseAsync(transaction, vmId, message, now, cancellationToken);
         }
-        await VmRowUpdates.MarkUnplacedAsync(transaction, vmId, VmStates.Error, message, now, cancellationToken);
+        else
+        {
+            await VmRowUpdates.MarkUnplacedAsync(transaction, vmId, VmStates.Error, message, now, cancellationToken);
+        }
         await VmRowUpdates.FinishOperationAsync(transaction, operationId, code, message, now, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
@@ -166,11 +154,5 @@ internal sealed partial class CreateVmHandler(
         };
         spec.Labels.Add(vm.Labels);
         return spec;
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(EventId = 3001, Level = LogLevel.Warning, Message = "Node {NodeName} refused to create VM {VmId}: {Detail}")]
-        public static partial void AgentRefused(ILogger logger, Guid vmId, string nodeName, string detail);
     }
 }

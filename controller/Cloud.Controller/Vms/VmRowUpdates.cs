@@ -20,6 +20,33 @@ internal static class VmRowUpdates
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
+    /// <summary>
+    /// Records the nodes a batch's VMs were placed on, as one statement for the claim's round trip.
+    /// Only VMs not yet placed are; the caller checks the count in the claim's transaction.
+    /// </summary>
+    public static NpgsqlBatchCommand MarkPlacedCommand(IReadOnlyList<(Guid VmId, Guid NodeId)> placed, DateTimeOffset now)
+    {
+        var command = new NpgsqlBatchCommand(
+            """
+            UPDATE vms SET node_id = p.node_id, state = 'CREATING', error = NULL, updated_at = $3
+              FROM unnest($1::uuid[], $2::uuid[]) AS p(id, node_id)
+             WHERE vms.id = p.id AND vms.node_id IS NULL AND vms.state = 'PENDING'
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = placed.Select(p => p.VmId).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = placed.Select(p => p.NodeId).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = now });
+        return command;
+    }
+
+    /// <summary>Marks created VMs RUNNING, unless they are being deleted meanwhile.</summary>
+    public static async Task MarkRunningAsync(NpgsqlTransaction transaction, Guid[] vmIds, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("UPDATE vms SET state = 'RUNNING', updated_at = $2 WHERE id = ANY($1) AND state = 'CREATING'", transaction.Connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = vmIds });
+        command.Parameters.Add(new NpgsqlParameter { Value = now });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     /// <summary>Clears the VM's node after its claim was released, with its final state.</summary>
     public static async Task MarkUnplacedAsync(NpgsqlTransaction transaction, Guid vmId, string state, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {

@@ -3,9 +3,11 @@ using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Quotas;
+using Cloud.Controller.Scheduling;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Grpc;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Cloud.Controller.Vms;
 
@@ -13,7 +15,7 @@ namespace Cloud.Controller.Vms;
 /// The compute API's logic, shared by the REST and the gRPC wire. Mutations only record an
 /// operation (through the <see cref="OperationStarter"/>); the runner does the work.
 /// </summary>
-internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, OperationStarter operations)
+internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, OperationStarter operations, IOptions<SchedulerOptions> scheduler)
 {
     private const int DefaultPageSize = 50;
     private const int MaxPageSize = 500;
@@ -46,26 +48,63 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
                 await Images.ImageService.RequireUsableAsync(db, caller, request.Image, flavor.DiskGb, cancellationToken);
             }
             await RefuseOverQuotaAsync(db, caller, QuotaUsage.ForVm(flavor.Vcpus, flavor.MemoryMb, flavor.DiskGb), cancellationToken);
-            var vm = new VmEntity
-            {
-                Id = Guid.CreateVersion7(),
-                ProjectId = caller.ProjectId,
-                Name = request.Name,
-                FlavorName = flavor.Name,
-                ImageId = imageId,
-                State = VmStates.Pending,
-                Vcpus = flavor.Vcpus,
-                MemoryMb = flavor.MemoryMb,
-                DiskGb = flavor.DiskGb,
-                Labels = new Dictionary<string, string>(request.Labels),
-                UserData = request.UserData.Length == 0 ? null : request.UserData,
-                CreatedAt = now,
-                UpdatedAt = now,
-            };
+            var vm = NewVm(caller, request.Name, flavor, imageId, request.Labels, request.UserData, now);
             db.Vms.Add(vm);
             return vm.Id.ToString();
         }, cancellationToken);
     }
+
+    /// <summary>
+    /// A batch: its VM rows (PENDING, so they are listed at once) and one vm.create_batch
+    /// operation, in one transaction. The whole batch's quota is checked here; the placed VMs are
+    /// charged in the claim's transaction. The operation's target is the name prefix; its input
+    /// lists the VMs, which the handler places together.
+    /// </summary>
+    public async Task<Operation> CreateBatchAsync(Caller caller, CreateVmsRequest request, CancellationToken cancellationToken)
+    {
+        caller.RequireWrite();
+        VmValidation.Validate(request, scheduler.Value.MaxBatchSize);
+        var minimum = request.Minimum == 0 ? request.Count : request.Minimum;
+        // Filled in by prepare below, which runs before the starter records the input.
+        var batch = new CreateVmsResult { Requested = request.Count, Minimum = minimum };
+        return await operations.StartAsync(caller, OperationKinds.VmCreateBatch, request, request.IdempotencyKey, batch, async (db, _, now) =>
+        {
+            var flavor = await Catalog.CatalogService.Usable(db, caller).SingleOrDefaultAsync(f => f.Name == request.Flavor, cancellationToken)
+                ?? throw ApiException.NotFound("Flavor", request.Flavor);
+            if (request.Image.Length > 0)
+            {
+                await Images.ImageService.RequireUsableAsync(db, caller, request.Image, flavor.DiskGb, cancellationToken);
+            }
+            var count = request.Count;
+            await RefuseOverQuotaAsync(db, caller, new QuotaUsage(count, count * flavor.Vcpus, count * flavor.MemoryMb, count * flavor.DiskGb, 0), cancellationToken);
+            batch.Vms.Clear();
+            for (var i = 1; i <= count; i++)
+            {
+                var vm = NewVm(caller, VmValidation.BatchVmName(request.NamePrefix, i), flavor, request.Image.Length == 0 ? null : request.Image,
+                    request.Labels, request.UserData, now);
+                db.Vms.Add(vm);
+                batch.Vms.Add(new BatchVm { Id = vm.Id.ToString(), Name = vm.Name, State = vm.State });
+            }
+            return request.NamePrefix;
+        }, cancellationToken);
+    }
+
+    private static VmEntity NewVm(Caller caller, string name, FlavorEntity flavor, string? imageId, IDictionary<string, string> labels, string userData, DateTimeOffset now) => new()
+    {
+        Id = Guid.CreateVersion7(),
+        ProjectId = caller.ProjectId,
+        Name = name,
+        FlavorName = flavor.Name,
+        ImageId = imageId,
+        State = VmStates.Pending,
+        Vcpus = flavor.Vcpus,
+        MemoryMb = flavor.MemoryMb,
+        DiskGb = flavor.DiskGb,
+        Labels = new Dictionary<string, string>(labels),
+        UserData = userData.Length == 0 ? null : userData,
+        CreatedAt = now,
+        UpdatedAt = now,
+    };
 
     /// <summary>The id, in the node's image store, of the image a snapshot is exported to.</summary>
     internal static string SnapshotImageId(Guid snapshotId) => "snap-" + snapshotId.ToString("N");

@@ -23,28 +23,63 @@ internal static partial class VmValidation
     public static void Validate(CreateVmRequest request)
     {
         RequireName(request.Name, "name");
-        if (string.IsNullOrEmpty(request.Flavor))
-        {
-            throw ApiException.Invalid("flavor is required.");
-        }
-        RequireResourceName(request.Flavor, "flavor");
-        if (request.Image.Length > 0)
-        {
-            RequireResourceName(request.Image, "image");
-        }
         if (request.Snapshot.Length > 0 && request.Image.Length > 0)
         {
             throw ApiException.Invalid("Give image or snapshot, not both.");
         }
-        if (request.Labels.Count > MaxLabels)
+        ValidateTemplate(request.Flavor, request.Image, request.Labels, request.UserData);
+    }
+
+    /// <summary>
+    /// A batch: the template as for one VM, a count the scheduler takes in one batch, a minimum
+    /// within it, and a prefix that leaves room for the longest name, prefix-count.
+    /// </summary>
+    public static void Validate(CreateVmsRequest request, int maxBatchSize)
+    {
+        if (request.Count < 1 || request.Count > maxBatchSize)
         {
-            throw ApiException.Invalid($"labels has {request.Labels.Count} entries; at most {MaxLabels} are allowed.");
+            throw ApiException.Invalid($"count must be between 1 and {maxBatchSize}, not {request.Count}.");
         }
-        foreach (var (key, value) in request.Labels)
+        if (request.Minimum < 0 || request.Minimum > request.Count)
+        {
+            throw ApiException.Invalid($"minimum must be between 1 and count ({request.Count}), or 0 for all; not {request.Minimum}.");
+        }
+        RequireName(request.NamePrefix, "name_prefix");
+        var longest = BatchVmName(request.NamePrefix, request.Count);
+        if (longest.Length > 63)
+        {
+            throw ApiException.Invalid($"name_prefix is too long for {request.Count} VMs: '{Truncate(longest)}' would exceed 63 characters.");
+        }
+        ValidateTemplate(request.Flavor, request.Image, request.Labels, request.UserData);
+        if (!Scheduling.PlacementHints.TryParse(request.Labels, out _, out var hintError))
+        {
+            throw ApiException.Invalid(hintError!);
+        }
+    }
+
+    /// <summary>The name of the <paramref name="index"/>th VM (1-based) of a batch.</summary>
+    public static string BatchVmName(string prefix, int index) => $"{prefix}-{index.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    private static void ValidateTemplate(string flavor, string image, IReadOnlyDictionary<string, string> labels, string userData)
+    {
+        if (string.IsNullOrEmpty(flavor))
+        {
+            throw ApiException.Invalid("flavor is required.");
+        }
+        RequireResourceName(flavor, "flavor");
+        if (image.Length > 0)
+        {
+            RequireResourceName(image, "image");
+        }
+        if (labels.Count > MaxLabels)
+        {
+            throw ApiException.Invalid($"labels has {labels.Count} entries; at most {MaxLabels} are allowed.");
+        }
+        foreach (var (key, value) in labels)
         {
             RequireLabel(key, value);
         }
-        if (System.Text.Encoding.UTF8.GetByteCount(request.UserData) > MaxUserDataBytes)
+        if (System.Text.Encoding.UTF8.GetByteCount(userData) > MaxUserDataBytes)
         {
             throw ApiException.Invalid($"user_data is larger than {MaxUserDataBytes} bytes.");
         }

@@ -9,6 +9,7 @@ public static class ComputeGrpc
     public const string ServiceName = "cloud.compute.v1.Compute";
 
     public static readonly Method<CreateVmRequest, Operation> CreateVmMethod = Methods.Unary<CreateVmRequest, Operation>(ServiceName, "CreateVm");
+    public static readonly Method<CreateVmsRequest, Operation> CreateVmsMethod = Methods.Unary<CreateVmsRequest, Operation>(ServiceName, "CreateVms");
     public static readonly Method<GetVmRequest, Vm> GetVmMethod = Methods.Unary<GetVmRequest, Vm>(ServiceName, "GetVm");
     public static readonly Method<ListVmsRequest, ListVmsResponse> ListVmsMethod = Methods.Unary<ListVmsRequest, ListVmsResponse>(ServiceName, "ListVms");
     public static readonly Method<DeleteVmRequest, Operation> DeleteVmMethod = Methods.Unary<DeleteVmRequest, Operation>(ServiceName, "DeleteVm");
@@ -47,6 +48,7 @@ public static class ComputeGrpc
     public abstract class ComputeBase
     {
         public virtual Task<Operation> CreateVm(CreateVmRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "CreateVm");
+        public virtual Task<Operation> CreateVms(CreateVmsRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "CreateVms");
         public virtual Task<Vm> GetVm(GetVmRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "GetVm");
         public virtual Task<ListVmsResponse> ListVms(ListVmsRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ListVms");
         public virtual Task<Operation> DeleteVm(DeleteVmRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DeleteVm");
@@ -88,6 +90,7 @@ public static class ComputeGrpc
     {
         ArgumentNullException.ThrowIfNull(binder);
         binder.AddUnary(CreateVmMethod, (s, r, c) => s.CreateVm(r, c));
+        binder.AddUnary(CreateVmsMethod, (s, r, c) => s.CreateVms(r, c));
         binder.AddUnary(GetVmMethod, (s, r, c) => s.GetVm(r, c));
         binder.AddUnary(ListVmsMethod, (s, r, c) => s.ListVms(r, c));
         binder.AddUnary(DeleteVmMethod, (s, r, c) => s.DeleteVm(r, c));
@@ -127,6 +130,7 @@ public static class ComputeGrpc
     public sealed class ComputeClient(CallInvoker invoker)
     {
         public Task<Operation> CreateVmAsync(CreateVmRequest request, CallOptions options = default) => invoker.UnaryAsync(CreateVmMethod, request, options);
+        public Task<Operation> CreateVmsAsync(CreateVmsRequest request, CallOptions options = default) => invoker.UnaryAsync(CreateVmsMethod, request, options);
         public Task<Vm> GetVmAsync(GetVmRequest request, CallOptions options = default) => invoker.UnaryAsync(GetVmMethod, request, options);
         public Task<ListVmsResponse> ListVmsAsync(ListVmsRequest request, CallOptions options = default) => invoker.UnaryAsync(ListVmsMethod, request, options);
         public Task<Operation> DeleteVmAsync(DeleteVmRequest request, CallOptions options = default) => invoker.UnaryAsync(DeleteVmMethod, request, options);

@@ -85,6 +85,7 @@ public class CloudFixture : IAsyncLifetime
             }
             var agent = NewBuilder(settings);
             agent.AddAgent();
+            ConfigureAgent(agent, n);
             var agentApp = agent.Build();
             agentApp.MapAgent();
             await StartAsync(agentApp);
@@ -104,6 +105,11 @@ public class CloudFixture : IAsyncLifetime
         ["Agent:Fake:MemoryMb"] = "8192",
         ["Agent:Fake:DiskGb"] = "100",
     };
+
+    /// <summary>A last say over agent <paramref name="n"/>'s services, after the agent registered its own.</summary>
+    protected virtual void ConfigureAgent(WebApplicationBuilder agent, int n)
+    {
+    }
 
     private static WebApplicationBuilder NewBuilder(Dictionary<string, string?> settings)
     {
