@@ -100,27 +100,50 @@ internal sealed class SchedulerBench : IAsyncDisposable
         return new Cloud(NpgsqlDataSource.Create(connectionString), replicas, vcpus * cpuRatio, memoryMb);
     }
 
-    /// <summary>Batches of 500 VMs, one pass and one transaction each, until <paramref name="total"/> VMs are placed.</summary>
+    /// <summary>
+    /// Batches of 500 VMs, one pass and one transaction each, until <paramref name="total"/> VMs
+    /// are placed: first one batch at a time on one replica, then (when there is room for them)
+    /// two streams of batches at once, one on each replica, as two autoscaling groups growing
+    /// together would arrive.
+    /// </summary>
     private async Task BatchAsync(Cloud cloud, int total, CancellationToken cancellationToken)
     {
-        var trace = new VmTrace(1);
-        var scheduler = cloud.Replicas[0].Scheduler;
-        var placed = 0;
+        var sequential = await PlaceBatchesAsync(cloud, [0], total / 2, cancellationToken);
+        Metric("batch_vms_placed", sequential.Placed, "VMs");
+        Metric("batch_vms_per_s", sequential.Placed / sequential.Seconds, "VMs/s");
+        _profile?.Report("batch", sequential.Placed);
+        var concurrent = await PlaceBatchesAsync(cloud, [0, 1], total - sequential.Placed, cancellationToken);
+        Metric("batch_2_streams_vms_placed", concurrent.Placed, "VMs");
+        Metric("batch_2_streams_vms_per_s", concurrent.Placed / concurrent.Seconds, "VMs/s");
+        _profile?.Report("batch_2_streams", concurrent.Placed);
+    }
+
+    /// <summary>One stream of batches per replica named, each placing its share of <paramref name="total"/>.</summary>
+    private static async Task<(int Placed, double Seconds)> PlaceBatchesAsync(Cloud cloud, int[] replicas, int total, CancellationToken cancellationToken)
+    {
         var started = Stopwatch.GetTimestamp();
-        while (placed < total)
+        var placed = await Task.WhenAll(replicas.Select(async (replica, stream) =>
         {
-            var result = await TracePlacement.PlaceBatchAsync(scheduler, trace, Math.Min(BatchSize, total - placed), cancellationToken);
-            if (result.Placed.Count == 0)
+            var trace = new VmTrace(1 + stream + (replicas.Length * 10));
+            var scheduler = cloud.Replicas[replica].Scheduler;
+            var share = total / replicas.Length;
+            var done = 0;
+            while (done < share)
             {
-                break;
+                var result = await TracePlacement.PlaceBatchAsync(scheduler, trace, Math.Min(BatchSize, share - done), cancellationToken);
+                if (result.Placed.Count == 0)
+                {
+                    break;
+                }
+                done += result.Placed.Count;
+                lock (cloud.Live)
+                {
+                    cloud.Live.AddRange(result.Placed.Select(p => p.Item.ConsumerId));
+                }
             }
-            placed += result.Placed.Count;
-            cloud.Live.AddRange(result.Placed.Select(p => p.Item.ConsumerId));
-        }
-        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        Metric("batch_vms_placed", placed, "VMs");
-        Metric("batch_vms_per_s", placed / elapsed, "VMs/s");
-        _profile?.Report("batch", placed);
+            return done;
+        }));
+        return (placed.Sum(), Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
     /// <summary>One VM per request, from many callers at once, spread over two controller replicas.</summary>

@@ -180,19 +180,21 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         {
             batch.BatchCommands.Add(new NpgsqlBatchCommand($"SAVEPOINT {Savepoint}"));
         }
-        // Locks in id order first, so that two batches over the same nodes queue up instead of
-        // deadlocking; then the optimistic check itself: only nodes still at the expected
-        // generation are bumped.
-        batch.BatchCommands.Add(Command(LedgerSql.LockNodes, plan.NodeIds));
-        batch.BatchCommands.Add(Command(LedgerSql.BumpExpectedGenerations, plan.NodeIds, plan.ExpectedGenerations));
-        var consumers = Command(LedgerSql.UpsertConsumers, plan.ConsumerIds, plan.ConsumerKinds, plan.ConsumerProjects, time.GetUtcNow());
-        batch.BatchCommands.Add(consumers);
-        batch.BatchCommands.Add(Command(LedgerSql.AddAllocations, plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses, plan.AllocationAmounts));
-        batch.BatchCommands.Add(Command(LedgerSql.CheckCapacity, plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses));
+        // The caller's statements (the decision and the VM rows, say) go first: they do not depend
+        // on capacity, and the nodes stay locked for less time when they are not in between. Then
+        // the locks, in id order so that two batches over the same nodes queue up instead of
+        // deadlocking (and before the consumers, as a release takes them); the optimistic check
+        // (only nodes still at the expected generation are bumped); the allocations with the
+        // capacity check.
         foreach (var command in alongside ?? [])
         {
             batch.BatchCommands.Add(command);
         }
+        batch.BatchCommands.Add(Command(LedgerSql.LockNodes, plan.NodeIds));
+        batch.BatchCommands.Add(Command(LedgerSql.BumpExpectedGenerations, plan.NodeIds, plan.ExpectedGenerations));
+        var consumers = Command(LedgerSql.UpsertConsumers, plan.ConsumerIds, plan.ConsumerKinds, plan.ConsumerProjects, time.GetUtcNow());
+        batch.BatchCommands.Add(consumers);
+        batch.BatchCommands.Add(Command(LedgerSql.AddAllocationsAndCheck, plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses, plan.AllocationAmounts));
 
         var current = new Dictionary<Guid, long>(plan.NodeIds.Length);
         var bumped = new HashSet<Guid>();

@@ -74,37 +74,40 @@ internal static class LedgerSql
         """;
 
     /// <summary>
-    /// $1 consumers, $2 nodes, $3 classes, $4 amounts. Adds to what a consumer already holds.
-    /// Rows for a node that is gone are skipped; the generation check has refused it already.
+    /// $1 consumers, $2 nodes, $3 classes, $4 amounts. Adds the batch's allocations to what each
+    /// consumer already holds, and returns the nodes where that breaks a rule: a class the batch
+    /// touched is now above capacity (or has no inventory at all), or an allocation breaks
+    /// min_unit, max_unit or step_size. Rows for a node that is gone are skipped; the caller's
+    /// lock on the nodes has seen that already.
     /// </summary>
-    public const string AddAllocations = """
-        INSERT INTO allocations (consumer_id, node_id, resource_class, used)
-        SELECT c.consumer_id, c.node_id, c.resource_class, c.used
-          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[]) AS c(consumer_id, node_id, resource_class, used)
-         WHERE EXISTS (SELECT 1 FROM nodes AS n WHERE n.id = c.node_id)
-        ON CONFLICT (consumer_id, node_id, resource_class) DO UPDATE SET used = allocations.used + excluded.used
-        """;
-
-    /// <summary>
-    /// $1 consumers, $2 nodes, $3 classes of the batch's allocations. The safety net, run after
-    /// the batch's allocations are in: the nodes where a class the batch touched is now above
-    /// capacity (or has no inventory at all), or where one of the batch's allocations breaks
-    /// min_unit, max_unit or step_size.
-    /// </summary>
-    public const string CheckCapacity = $"""
+    /// <remarks>
+    /// One statement, so one snapshot: the sums over <c>allocations</c> do not see the rows this
+    /// statement adds, and the batch's own amounts are added to them instead. The unit rules are
+    /// checked on the rows as the insert returns them (an existing allocation plus the claim).
+    /// Callers hold the nodes' row locks, so no other claim changes these sums meanwhile.
+    /// </remarks>
+    public const string AddAllocationsAndCheck = $"""
+        WITH claimed AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[]) AS c(consumer_id, node_id, resource_class, used)),
+        added AS (
+             INSERT INTO allocations (consumer_id, node_id, resource_class, used)
+             SELECT c.consumer_id, c.node_id, c.resource_class, c.used
+               FROM claimed AS c
+              WHERE EXISTS (SELECT 1 FROM nodes AS n WHERE n.id = c.node_id)
+             ON CONFLICT (consumer_id, node_id, resource_class) DO UPDATE SET used = allocations.used + excluded.used
+             RETURNING node_id, resource_class, used)
         SELECT t.node_id
-          FROM (SELECT DISTINCT node_id, resource_class FROM unnest($2::uuid[], $3::text[]) AS x(node_id, resource_class)) AS t
+          FROM (SELECT node_id, resource_class, sum(used)::bigint AS adding FROM claimed GROUP BY node_id, resource_class) AS t
           LEFT JOIN inventories AS i ON i.node_id = t.node_id AND i.resource_class = t.resource_class
          CROSS JOIN LATERAL (SELECT coalesce(sum(a.used), 0)::bigint AS used
                                FROM allocations AS a
                               WHERE a.node_id = t.node_id AND a.resource_class = t.resource_class) AS u
-         WHERE i.node_id IS NULL OR u.used > {Capacity}
+         WHERE i.node_id IS NULL OR u.used + t.adding > {Capacity}
         UNION
-        SELECT c.node_id
-          FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS c(consumer_id, node_id, resource_class)
-          JOIN allocations AS a ON a.consumer_id = c.consumer_id AND a.node_id = c.node_id AND a.resource_class = c.resource_class
-          JOIN inventories AS i ON i.node_id = c.node_id AND i.resource_class = c.resource_class
-         WHERE a.used < i.min_unit OR a.used > i.max_unit OR a.used % i.step_size <> 0
+        SELECT d.node_id
+          FROM added AS d
+          JOIN inventories AS i ON i.node_id = d.node_id AND i.resource_class = d.resource_class
+         WHERE d.used < i.min_unit OR d.used > i.max_unit OR d.used % i.step_size <> 0
         """;
 
     /// <summary>$1 consumer.</summary>

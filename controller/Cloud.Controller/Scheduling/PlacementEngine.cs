@@ -35,7 +35,10 @@ internal sealed class PlacementEngine
     private readonly INodeWeigher[] _weighers;
     private readonly double[] _multipliers;
     private readonly int _maxFeasible;
-    private int _start;
+    // Each replica starts its windows somewhere else: replicas that stepped through the same
+    // windows in the same order would keep choosing the same nodes, and wait for each other's
+    // claims on them.
+    private int _start = Random.Shared.Next();
 
     public PlacementEngine(IEnumerable<INodeFilter> filters, IEnumerable<INodeWeigher> weighers, IOptions<SchedulerOptions> options)
     {

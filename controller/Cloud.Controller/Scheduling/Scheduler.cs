@@ -228,6 +228,7 @@ internal sealed partial class Scheduler(
             var passGroups = groups.ToDictionary(g => g.Key, g => g.Value.Clone());
             var placed = new List<(BatchAssignment Assignment, PlacementOutcome Outcome, PlacementRequest Request)>(items.Count);
             var unplaced = new List<(BatchItem Item, PlacementFailure Failure, PlacementOutcome? Outcome)>();
+            var deciding = Activity.StartActivity("schedule.decide");
             foreach (var item in items)
             {
                 var groupId = item.Request.Constraints.ServerGroupId;
@@ -250,6 +251,7 @@ internal sealed partial class Scheduler(
                 placed.Add((new BatchAssignment(item, node), outcome, request));
             }
 
+            deciding?.Dispose();
             if (placed.Count < minimum)
             {
                 var why = $"Only {placed.Count} of {items.Count} VMs fit, fewer than the minimum of {minimum}; none was placed.";
@@ -264,6 +266,7 @@ internal sealed partial class Scheduler(
                 return new BatchResult([], [.. items.Select((item, k) => (item, PlacementFailure.Because(decisions[k].Summary)))], attempt);
             }
 
+            var recording = Activity.StartActivity("schedule.record");
             var epochs = placed.Select(p => p.Assignment.Node.NodeId).Distinct().ToDictionary(id => id, view.EpochOf);
             var claims = placed.Select(p => new Claim(p.Assignment.Item.ConsumerId, ConsumerKinds.Vm, p.Assignment.Item.ProjectId,
                 p.Assignment.Node.NodeId, Claim.AnyGeneration, p.Request.Resources.ToAmounts())).ToList();
@@ -274,6 +277,7 @@ internal sealed partial class Scheduler(
             NpgsqlBatchCommand[] statements = alongside is null
                 ? [PlacementStore.RecordCommand(records)]
                 : [PlacementStore.RecordCommand(records), alongside(assignments)];
+            recording?.Dispose();
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             var result = await ledger.TryClaimAsync(claims, transaction, statements, cancellationToken);
@@ -310,7 +314,10 @@ internal sealed partial class Scheduler(
                 }
                 continue;
             }
-            await transaction.CommitAsync(cancellationToken);
+            using (Activity.StartActivity("schedule.commit"))
+            {
+                await transaction.CommitAsync(cancellationToken);
+            }
             foreach (var byNode in placed.GroupBy(p => p.Assignment.Node.NodeId))
             {
                 view.Apply(byNode.Key, [.. byNode.Select(p => p.Request)], epochs[byNode.Key]);
