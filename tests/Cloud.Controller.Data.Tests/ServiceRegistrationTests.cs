@@ -29,6 +29,19 @@ public sealed class ServiceRegistrationTests
     }
 
     [Theory]
+    [InlineData("Host=127.0.0.1;Database=cloud", 64)]
+    [InlineData("Host=127.0.0.1;Database=cloud;Max Auto Prepare=0", 0)]
+    [InlineData("Host=127.0.0.1;Database=cloud;maxautoprepare=5", 5)]
+    public async Task AddLedgerDatabase_PreparesTheLedgersStatementsUnlessTheConnectionStringSaysOtherwise(string connectionString, int expected)
+    {
+        await using var provider = new ServiceCollection().AddLogging().AddLedgerDatabase(connectionString).BuildServiceProvider();
+
+        var dataSource = provider.GetRequiredService<NpgsqlDataSource>();
+
+        Assert.Equal(expected, new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).MaxAutoPrepare);
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData("Host=127.0.0.1;NoSuchSetting=1")]
     public void AddLedgerDatabase_BadConnectionString_IsRefusedAtRegistration(string connectionString)

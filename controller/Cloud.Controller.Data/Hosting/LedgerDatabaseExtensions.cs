@@ -32,6 +32,14 @@ internal static class LedgerDatabaseExtensions
         services.AddSingleton(provider =>
         {
             var builder = new NpgsqlDataSourceBuilder(connectionString) { Name = "ledger" };
+            // The ledger sends the same few statements all the time (claims take their rows as
+            // arrays, so their text never changes): prepared once per connection, they are not
+            // parsed and planned again for every claim. A connection string that sets it wins.
+            if (!SetsAutoPrepare(connectionString))
+            {
+                builder.ConnectionStringBuilder.MaxAutoPrepare = 64;
+                builder.ConnectionStringBuilder.AutoPrepareMinUsages = 2;
+            }
             if (provider.GetService<ILoggerFactory>() is { } loggers)
             {
                 builder.UseLoggerFactory(loggers);
@@ -42,5 +50,11 @@ internal static class LedgerDatabaseExtensions
             (provider, options) => LedgerDbContext.Configure(options, provider.GetRequiredService<NpgsqlDataSource>()));
         services.TryAddSingleton<CapacityLedger>();
         return services;
+    }
+
+    private static bool SetsAutoPrepare(string connectionString)
+    {
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        return given.Keys.Cast<string>().Any(key => key.Replace(" ", "", StringComparison.Ordinal).Equals("MaxAutoPrepare", StringComparison.OrdinalIgnoreCase));
     }
 }
