@@ -9,6 +9,8 @@ namespace Cloud.Scheduler.Benchmarks;
 /// Npgsql's spans and sums their durations by name, so that a run says how much of a placed
 /// VM is deciding, claiming, waiting for PostgreSQL and committing. Npgsql's spans are named
 /// after the statement's first words, which is enough to tell the claim's batch from a commit.
+/// For spans seen often enough, the 99th percentile of one span's duration says which step the
+/// slowest requests were slow in.
 /// </summary>
 internal sealed class SpanProfile : IDisposable
 {
@@ -19,7 +21,11 @@ internal sealed class SpanProfile : IDisposable
     {
         public long Count;
         public long Ticks;
+        public ConcurrentQueue<long> Durations { get; } = new();
     }
+
+    /// <summary>Spans fewer than this say nothing of a 99th percentile.</summary>
+    private const int PercentileMinimum = 200;
 
     public SpanProfile()
     {
@@ -35,6 +41,7 @@ internal sealed class SpanProfile : IDisposable
                 var totals = _totals.GetOrAdd(name, _ => new Totals());
                 Interlocked.Increment(ref totals.Count);
                 Interlocked.Add(ref totals.Ticks, activity.Duration.Ticks);
+                totals.Durations.Enqueue(activity.Duration.Ticks);
             },
         };
         ActivitySource.AddActivityListener(_listener);
@@ -54,6 +61,12 @@ internal sealed class SpanProfile : IDisposable
             var key = new string([.. name.Select(c => char.IsLetterOrDigit(c) ? c : '_')]);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{prefix}_profile_{key}: {TimeSpan.FromTicks(totals.Ticks).TotalMilliseconds / Math.Max(1, vms):0.###} ms/VM ({totals.Count} spans)"));
+            if (totals.Durations.Count >= PercentileMinimum)
+            {
+                var sorted = totals.Durations.Order().ToArray();
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{prefix}_profile_{key}_p99: {TimeSpan.FromTicks(sorted[(int)(sorted.Length * 0.99)]).TotalMilliseconds:0.###} ms"));
+            }
         }
         _totals.Clear();
     }
