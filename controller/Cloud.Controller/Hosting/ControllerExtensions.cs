@@ -61,6 +61,7 @@ internal static class ControllerExtensions
         services.AddScheduling();
         services.AddPlacementApi();
         services.AddSingleton<OperationQueue>();
+        services.AddVmSpecs();
         services.AddSingleton<AgentVmCreation>();
         services.AddSingleton<IOperationHandler, CreateVmHandler>();
         services.AddSingleton<IOperationHandler, CreateVmsHandler>();

@@ -21,6 +21,7 @@ internal sealed partial class AgentVmCreation(
     Scheduler scheduler,
     AgentConnections agents,
     Images.ImageDistribution images,
+    VmSpecs specs,
     ILogger<AgentVmCreation> logger)
 {
     /// <summary>
@@ -37,7 +38,7 @@ internal sealed partial class AgentVmCreation(
             {
                 await images.EnsureOnNodeAsync(vm.ImageId, agent, cancellationToken);
             }
-            await agent.CallAsync((client, options) => client.CreateVmAsync(new AgentV1.CreateVmRequest { Spec = CreateVmHandler.ToSpec(vm) }, options), cancellationToken);
+            await agent.CallAsync((client, options) => client.CreateVmAsync(new AgentV1.CreateVmRequest { Spec = specs.For(vm) }, options), cancellationToken);
             return null;
         }
         catch (RpcException e)

@@ -24,7 +24,8 @@ internal sealed class CreateFromSnapshotHandler(
     NpgsqlDataSource dataSource,
     Scheduler scheduler,
     CapacityLedger ledger,
-    AgentConnections agents) : IOperationHandler
+    AgentConnections agents,
+    VmSpecs specs) : IOperationHandler
 {
     public string Kind => OperationKinds.VmCreateFromSnapshot;
 
@@ -85,7 +86,7 @@ internal sealed class CreateFromSnapshotHandler(
         await support.ProgressAsync(operation.Id, 60, cancellationToken);
         try
         {
-            await agent.CallAsync((c, o) => c.CreateVmAsync(new AgentV1.CreateVmRequest { Spec = CreateVmHandler.ToSpec(vm) }, o), cancellationToken);
+            await agent.CallAsync((c, o) => c.CreateVmAsync(new AgentV1.CreateVmRequest { Spec = specs.For(vm) }, o), cancellationToken);
         }
         catch (RpcException e)
         {

@@ -122,37 +122,4 @@ internal sealed class CreateVmHandler(
         await VmRowUpdates.FinishOperationAsync(transaction, operationId, ApiException.CodeName(StatusCode.ResourceExhausted), message, now, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
-
-    /// <summary>
-    /// Every VM starts with room to grow live to this many vCPUs (or its own count, if larger):
-    /// QEMU's maxcpus only reserves hotplug slots, so the headroom costs nothing until used.
-    /// </summary>
-    internal const int LiveResizeVcpus = 8;
-
-    /// <summary>Likewise for memory: maxmem reserves guest address space for DIMMs, not host memory.</summary>
-    internal const long LiveResizeMemoryMb = 16 * 1024;
-
-    internal static AgentV1.VmSpec ToSpec(VmEntity vm)
-    {
-        var spec = new AgentV1.VmSpec
-        {
-            VmId = vm.Id.ToString("N"),
-            Name = vm.Name,
-            // The bounds depend on the size alone, so a VM's spec says the same when it is created
-            // and when it is resized beyond them (the agent raises a bound to the new size).
-            Shape = new AgentV1.VmShape
-            {
-                Vcpus = vm.Vcpus,
-                MemoryMb = vm.MemoryMb,
-                DiskGb = vm.DiskGb,
-                MaxVcpus = Math.Max(vm.Vcpus, LiveResizeVcpus),
-                MaxMemoryMb = Math.Max(vm.MemoryMb, LiveResizeMemoryMb),
-            },
-            Image = vm.ImageId ?? "",
-            UserData = vm.UserData ?? "",
-            Start = true,
-        };
-        spec.Labels.Add(vm.Labels);
-        return spec;
-    }
 }

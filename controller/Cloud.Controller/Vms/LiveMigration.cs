@@ -27,6 +27,7 @@ internal sealed partial class LiveMigration(
     Scheduler scheduler,
     CapacityLedger ledger,
     Images.ImageDistribution images,
+    VmSpecs specs,
     ILogger<LiveMigration> logger)
 {
     /// <summary>
@@ -91,7 +92,7 @@ internal sealed partial class LiveMigration(
         // The hotplug bounds come from the source too: they shape the machine the stream must fit.
         var running = (await source.CallAsync((c, o) => c.ListVmsAsync(new AgentV1.ListVmsRequest(), o), cancellationToken))
             .Vms.FirstOrDefault(v => v.VmId == vmRef);
-        var spec = CreateVmHandler.ToSpec(vm);
+        var spec = specs.For(vm);
         if (running?.Shape is { } shape)
         {
             spec.Shape.MaxVcpus = shape.MaxVcpus;
