@@ -228,30 +228,31 @@ internal sealed partial class Scheduler(
             var passGroups = groups.ToDictionary(g => g.Key, g => g.Value.Clone());
             var placed = new List<(BatchAssignment Assignment, PlacementOutcome Outcome, PlacementRequest Request)>(items.Count);
             var unplaced = new List<(BatchItem Item, PlacementFailure Failure, PlacementOutcome? Outcome)>();
-            var deciding = Activity.StartActivity("schedule.decide");
-            foreach (var item in items)
+            using (Activity.StartActivity("schedule.decide"))
             {
-                var groupId = item.Request.Constraints.ServerGroupId;
-                if (groupId is { } gid && groupFailures.TryGetValue(gid, out var groupFailure))
+                foreach (var item in items)
                 {
-                    unplaced.Add((item, groupFailure, null));
-                    continue;
+                    var groupId = item.Request.Constraints.ServerGroupId;
+                    if (groupId is { } gid && groupFailures.TryGetValue(gid, out var groupFailure))
+                    {
+                        unplaced.Add((item, groupFailure, null));
+                        continue;
+                    }
+                    var group = groupId is { } g ? passGroups[g] : null;
+                    var request = item.Request.WithGroup(group);
+                    var outcome = engine.Evaluate(nodes, request);
+                    if (outcome.Node is not { } node)
+                    {
+                        unplaced.Add((item, outcome.Failure!, outcome));
+                        continue;
+                    }
+                    // Later VMs of the batch see this one: its usage, and its group membership.
+                    nodes[outcome.Index] = CapacityView.WithUsage(node, [request]);
+                    group?.Add(node.NodeId);
+                    placed.Add((new BatchAssignment(item, node), outcome, request));
                 }
-                var group = groupId is { } g ? passGroups[g] : null;
-                var request = item.Request.WithGroup(group);
-                var outcome = engine.Evaluate(nodes, request);
-                if (outcome.Node is not { } node)
-                {
-                    unplaced.Add((item, outcome.Failure!, outcome));
-                    continue;
-                }
-                // Later VMs of the batch see this one: its usage, and its group membership.
-                nodes[outcome.Index] = CapacityView.WithUsage(node, [request]);
-                group?.Add(node.NodeId);
-                placed.Add((new BatchAssignment(item, node), outcome, request));
             }
 
-            deciding?.Dispose();
             if (placed.Count < minimum)
             {
                 var why = $"Only {placed.Count} of {items.Count} VMs fit, fewer than the minimum of {minimum}; none was placed.";
@@ -266,7 +267,6 @@ internal sealed partial class Scheduler(
                 return new BatchResult([], [.. items.Select((item, k) => (item, PlacementFailure.Because(decisions[k].Summary)))], attempt);
             }
 
-            var recording = Activity.StartActivity("schedule.record");
             var epochs = placed.Select(p => p.Assignment.Node.NodeId).Distinct().ToDictionary(id => id, view.EpochOf);
             var claims = placed.Select(p => new Claim(p.Assignment.Item.ConsumerId, ConsumerKinds.Vm, p.Assignment.Item.ProjectId,
                 p.Assignment.Node.NodeId, Claim.AnyGeneration, p.Request.Resources.ToAmounts())).ToList();
@@ -277,7 +277,6 @@ internal sealed partial class Scheduler(
             NpgsqlBatchCommand[] statements = alongside is null
                 ? [PlacementStore.RecordCommand(records)]
                 : [PlacementStore.RecordCommand(records), alongside(assignments)];
-            recording?.Dispose();
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             var result = await ledger.TryClaimAsync(claims, transaction, statements, cancellationToken);
