@@ -85,6 +85,104 @@ public sealed class HeartbeatTests(CloudFixture cloud)
         }
     }
 
+    [Fact]
+    public async Task The_agents_number_their_heartbeats_in_the_session_they_registered_with()
+    {
+        const string Numbered = "SELECT heartbeat_sequence FROM nodes WHERE name = 'test-node-1' AND heartbeat_session IS NOT NULL";
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var first = await cloud.QueryAsync(Numbered);
+        while (first is not long && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200);
+            first = await cloud.QueryAsync(Numbered);
+        }
+        Assert.IsType<long>(first);
+        object? later;
+        do
+        {
+            await Task.Delay(200);
+            later = await cloud.QueryAsync(Numbered);
+        }
+        while (later is long l && l == (long)first! && DateTime.UtcNow < deadline);
+
+        Assert.True(later is long next && next > (long)first!, $"the node's heartbeat number went from {first} to {later}");
+    }
+
+    [Fact]
+    public async Task A_heartbeat_older_than_one_recorded_or_from_before_the_node_registered_again_settles_nothing()
+    {
+        using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+        var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
+        var options = new CallOptions(new Metadata().Add("authorization", "Bearer " + CloudFixture.OperatorToken), DateTime.UtcNow.AddSeconds(30));
+        var register = new RegisterRequest { Node = new NodeInfo { NodeName = "numbered-reporter", Hypervisor = "fake" }, AgentAddress = "http://127.0.0.9:7071" };
+        var first = await registry.RegisterAsync(register, options);
+        var nodeId = Guid.Parse(first.NodeId);
+        var vmId = Guid.CreateVersion7();
+        try
+        {
+            await cloud.ScalarAsync("UPDATE nodes SET last_heartbeat_at = now() - interval '1 hour' WHERE id = @node RETURNING 1", ("node", nodeId));
+            await cloud.ScalarAsync(
+                """
+                INSERT INTO vms (id, project_id, name, flavor_name, state, node_id, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
+                VALUES (@id, 'admin', 'numbered', 'm1.tiny', 'RUNNING', @node, 1, 512, 1, '{}', now() - interval '30 minutes', now() - interval '30 minutes')
+                RETURNING 1
+                """,
+                ("id", vmId), ("node", nodeId));
+            HeartbeatRequest Report(string session, ulong sequence, bool withVm)
+            {
+                var report = new HeartbeatRequest { NodeId = first.NodeId, HeartbeatSession = session, Sequence = sequence };
+                if (withVm)
+                {
+                    report.Vms.Add(new Vm { VmId = vmId.ToString("N"), State = VmState.Running });
+                }
+                return report;
+            }
+
+            // Heartbeat 2 arrives first and has the VM.
+            Assert.True((await registry.HeartbeatAsync(Report(first.HeartbeatSession, 2, withVm: true), options)).Known);
+            var recorded = await cloud.QueryAsync("SELECT last_heartbeat_at FROM nodes WHERE id = @node", ("node", nodeId));
+
+            // Heartbeat 1, sampled before the VM existed on the node, arrives late: it settles nothing
+            // and is not the node's last heartbeat either.
+            Assert.True((await registry.HeartbeatAsync(Report(first.HeartbeatSession, 1, withVm: false), options)).Known);
+            Assert.Equal("RUNNING", await StateAsync(vmId));
+            Assert.Equal(recorded, await cloud.QueryAsync("SELECT last_heartbeat_at FROM nodes WHERE id = @node", ("node", nodeId)));
+
+            // The agent registers again (its heartbeat timed out): a heartbeat of the old session is old, whatever its number.
+            var second = await registry.RegisterAsync(register, options);
+            Assert.Equal(first.NodeId, second.NodeId);
+            Assert.NotEqual(first.HeartbeatSession, second.HeartbeatSession);
+            Assert.True((await registry.HeartbeatAsync(Report(first.HeartbeatSession, 3, withVm: false), options)).Known);
+            Assert.Equal("RUNNING", await StateAsync(vmId));
+
+            // The new session's first heartbeat is taken, and settles the VM the node no longer has.
+            Assert.True((await registry.HeartbeatAsync(Report(second.HeartbeatSession, 1, withVm: false), options)).Known);
+            Assert.Equal("ERROR", await StateAsync(vmId));
+        }
+        finally
+        {
+            await cloud.QueryAsync("DELETE FROM vms WHERE id = @id", ("id", vmId));
+            await cloud.QueryAsync("DELETE FROM nodes WHERE id = @node", ("node", nodeId));
+        }
+    }
+
+    [Theory]
+    [InlineData("not-a-session", 1UL, "heartbeat_session must be the session Register returned.")]
+    [InlineData("0b7d4c52-1f0e-4a57-9d7c-1d2f3a4b5c6d", 0UL, "sequence must be between 1 and 9223372036854775807, not 0.")]
+    [InlineData("0b7d4c52-1f0e-4a57-9d7c-1d2f3a4b5c6d", ulong.MaxValue, "sequence must be between 1 and 9223372036854775807, not 18446744073709551615.")]
+    public async Task A_badly_numbered_heartbeat_is_refused(string session, ulong sequence, string expected)
+    {
+        using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+        var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
+        var options = new CallOptions(new Metadata().Add("authorization", "Bearer " + CloudFixture.OperatorToken), DateTime.UtcNow.AddSeconds(30));
+
+        var error = await Assert.ThrowsAsync<RpcException>(() => registry.HeartbeatAsync(
+            new HeartbeatRequest { NodeId = Guid.NewGuid().ToString(), HeartbeatSession = session, Sequence = sequence }, options));
+
+        Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal(expected, error.Status.Detail);
+    }
+
     private async Task<string> StateAsync(Guid vmId)
         => (string)(await cloud.QueryAsync("SELECT state FROM vms WHERE id = @id", ("id", vmId)))!;
 

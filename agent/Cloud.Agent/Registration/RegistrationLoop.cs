@@ -33,6 +33,10 @@ internal sealed partial class RegistrationLoop(
         })
         .Build();
 
+    // The heartbeat session of the last registration, and the number of its last heartbeat.
+    private string _session = "";
+    private ulong _sequence;
+
     /// <summary>Set once registered; heartbeats carry it.</summary>
     public string? NodeId { get; private set; }
 
@@ -60,6 +64,8 @@ internal sealed partial class RegistrationLoop(
             new RegisterRequest { Node = info, AgentAddress = options.Value.EffectiveAdvertiseUrl },
             Options(cancellationToken));
         NodeId = reply.NodeId;
+        _session = reply.HeartbeatSession;
+        _sequence = 0;
         Log.Registered(logger, info.NodeName, reply.NodeId);
         return reply.HeartbeatIntervalSeconds > 0 ? TimeSpan.FromSeconds(reply.HeartbeatIntervalSeconds) : options.Value.HeartbeatInterval;
     }
@@ -69,7 +75,9 @@ internal sealed partial class RegistrationLoop(
         using var timer = new PeriodicTimer(interval, time);
         do
         {
-            var request = new HeartbeatRequest { NodeId = NodeId! };
+            // Numbered, so that one that arrives after a later one (it timed out here, and the
+            // controller still had it) is known as old and settles nothing.
+            var request = new HeartbeatRequest { NodeId = NodeId!, HeartbeatSession = _session, Sequence = ++_sequence };
             request.Vms.AddRange(await hypervisor.ListVmsAsync(cancellationToken));
             request.Inventories.AddRange((await hypervisor.GetNodeInfoAsync(cancellationToken)).Inventories);
             var reply = await registry.HeartbeatAsync(request, Options(cancellationToken));

@@ -395,18 +395,38 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         => existing.Count == registered.Count
             && registered.All(r => existing.TryGetValue(r.Key, out var e) && e == r.Value);
 
-    /// <summary>Records a heartbeat; a node that was DOWN is UP again. False when the node is unknown.</summary>
-    public async Task<HeartbeatReceipt> TouchHeartbeatAsync(Guid nodeId, CancellationToken cancellationToken)
+    /// <summary>Records a heartbeat that carries no session; see the overload with one.</summary>
+    public Task<HeartbeatReceipt> TouchHeartbeatAsync(Guid nodeId, CancellationToken cancellationToken)
+        => TouchHeartbeatAsync(nodeId, null, cancellationToken);
+
+    /// <summary>
+    /// Records a heartbeat; a node that was DOWN is UP again. Not known when the node is unknown.
+    /// A heartbeat numbered in another session than the node's current one, or at or below a
+    /// number already taken, is older than one already recorded: it is not <c>Fresh</c> and
+    /// changes nothing, not even the node's last heartbeat time.
+    /// </summary>
+    public async Task<HeartbeatReceipt> TouchHeartbeatAsync(Guid nodeId, (Guid Session, long Sequence)? numbered, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(LedgerSql.TouchHeartbeat);
         command.Parameters.Add(new NpgsqlParameter { Value = nodeId });
         command.Parameters.Add(new NpgsqlParameter { Value = time.GetUtcNow() });
+        command.Parameters.Add(new NpgsqlParameter<Guid?> { TypedValue = numbered?.Session });
+        command.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = numbered?.Sequence });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             return HeartbeatReceipt.UnknownNode;
         }
-        return new HeartbeatReceipt(true, await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) ? null : reader.GetFieldValue<DateTimeOffset>(0));
+        var previous = await reader.IsDBNullAsync(0, cancellationToken).ConfigureAwait(false) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(0);
+        return new HeartbeatReceipt(true, previous) { Fresh = reader.GetBoolean(1) };
+    }
+
+    /// <summary>Starts a new heartbeat session for a node that registers; null when the node is unknown.</summary>
+    public async Task<Guid?> StartHeartbeatSessionAsync(Guid nodeId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(LedgerSql.StartHeartbeatSession);
+        command.Parameters.Add(new NpgsqlParameter { Value = nodeId });
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as Guid?;
     }
 
     /// <summary>Marks DOWN every UP node not heard from for longer than <paramref name="maxAge"/>.</summary>
@@ -442,10 +462,13 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
 }
 
 /// <summary>
-/// What recording a heartbeat found: whether the node is known, and when the node's previous
-/// heartbeat arrived (null for its first).
+/// What recording a heartbeat found: whether the node is known, when the node's previous
+/// heartbeat arrived (null for its first), and whether this heartbeat is newer than every one
+/// recorded (an old one was not recorded).
 /// </summary>
 internal readonly record struct HeartbeatReceipt(bool Known, DateTimeOffset? PreviousHeartbeatAt)
 {
     public static readonly HeartbeatReceipt UnknownNode = new(false, null);
+
+    public bool Fresh { get; init; } = true;
 }

@@ -173,12 +173,28 @@ internal static class LedgerSql
          WHERE i.node_id IS NULL OR a.used > {Capacity}
         """;
 
-    /// <summary>$1 node, $2 now.</summary>
+    /// <summary>
+    /// $1 node, $2 now, $3 the heartbeat's session (null: none), $4 its number. Returns the
+    /// previous heartbeat's time and whether this one is new; an old one changes nothing.
+    /// </summary>
     public const string TouchHeartbeat = """
-        UPDATE nodes n SET last_heartbeat_at = $2, state = 'UP'
-          FROM (SELECT id, last_heartbeat_at FROM nodes WHERE id = $1 FOR UPDATE) previous
-         WHERE n.id = previous.id
-        RETURNING previous.last_heartbeat_at
+        WITH previous AS (
+             SELECT id, last_heartbeat_at,
+                    $3::uuid IS NULL OR (heartbeat_session = $3 AND (heartbeat_sequence IS NULL OR $4 > heartbeat_sequence)) AS fresh
+               FROM nodes WHERE id = $1 FOR UPDATE),
+        touched AS (
+             UPDATE nodes AS n SET last_heartbeat_at = $2, state = 'UP', heartbeat_sequence = coalesce($4, n.heartbeat_sequence)
+               FROM previous AS p
+              WHERE n.id = p.id AND p.fresh
+             RETURNING n.id)
+        SELECT last_heartbeat_at, fresh FROM previous
+        """;
+
+    /// <summary>$1 node. A new heartbeat session, numbered from the start; returns it.</summary>
+    public const string StartHeartbeatSession = """
+        UPDATE nodes SET heartbeat_session = gen_random_uuid(), heartbeat_sequence = NULL
+         WHERE id = $1
+        RETURNING heartbeat_session
         """;
 
     /// <summary>$1 cutoff.</summary>

@@ -26,6 +26,8 @@ internal sealed class NodeConfiguration : IEntityTypeConfiguration<NodeEntity>
         builder.Property(n => n.Generation).HasColumnName("generation").HasColumnType("bigint");
         builder.Property(n => n.RegisteredAt).HasColumnName("registered_at").HasColumnType("timestamp with time zone");
         builder.Property(n => n.LastHeartbeatAt).HasColumnName("last_heartbeat_at").HasColumnType("timestamp with time zone");
+        builder.Property(n => n.HeartbeatSession).HasColumnName("heartbeat_session").HasColumnType("uuid");
+        builder.Property(n => n.HeartbeatSequence).HasColumnName("heartbeat_sequence").HasColumnType("bigint");
         builder.HasIndex(n => n.Name).IsUnique().HasDatabaseName("ux_nodes_name");
     }
 }

@@ -35,6 +35,12 @@ internal sealed class NodeEntity
     public DateTimeOffset RegisteredAt { get; set; }
 
     public DateTimeOffset? LastHeartbeatAt { get; set; }
+
+    /// <summary>Issued at every registration; heartbeats carry it (NodeRegistry.Register).</summary>
+    public Guid? HeartbeatSession { get; set; }
+
+    /// <summary>The highest heartbeat number taken in <see cref="HeartbeatSession"/>.</summary>
+    public long? HeartbeatSequence { get; set; }
 }
 
 /// <summary>The states of a node.</summary>

@@ -38,8 +38,14 @@ internal sealed class NodeRegistryService(
         Authenticate(context);
         var registration = NodeValidation.Validate(request);
         var nodeId = await ledger.UpsertNodeAsync(registration, context.CancellationToken);
+        var session = await ledger.StartHeartbeatSessionAsync(nodeId, context.CancellationToken);
         scheduler.InvalidateAll();
-        return new RegisterResponse { NodeId = nodeId.ToString(), HeartbeatIntervalSeconds = (int)options.Value.HeartbeatInterval.TotalSeconds };
+        return new RegisterResponse
+        {
+            NodeId = nodeId.ToString(),
+            HeartbeatIntervalSeconds = (int)options.Value.HeartbeatInterval.TotalSeconds,
+            HeartbeatSession = session?.ToString() ?? "",
+        };
     }
 
     public override async Task<HeartbeatResponse> Heartbeat(HeartbeatRequest request, ServerCallContext context)
@@ -53,16 +59,40 @@ internal sealed class NodeRegistryService(
         {
             throw new RpcException(StatusCode.InvalidArgument, $"A heartbeat carries at most {NodeValidation.MaxVmsPerHeartbeat} VMs.");
         }
-        var receipt = await ledger.TouchHeartbeatAsync(nodeId, context.CancellationToken);
+        var receipt = await ledger.TouchHeartbeatAsync(nodeId, Numbered(request), context.CancellationToken);
         if (!receipt.Known)
         {
             return new HeartbeatResponse { Known = false };
+        }
+        if (!receipt.Fresh)
+        {
+            // Sent before one already recorded (or before the agent registered again): what it
+            // says of the VMs is older than what the controller knows.
+            return new HeartbeatResponse { Known = true };
         }
         if (receipt.PreviousHeartbeatAt is { } previous)
         {
             await ReconcileVmStatesAsync(nodeId, request.Vms, previous, context.CancellationToken);
         }
         return new HeartbeatResponse { Known = true };
+    }
+
+    /// <summary>The heartbeat's session and number, checked; null for an agent that sends none.</summary>
+    private static (Guid Session, long Sequence)? Numbered(HeartbeatRequest request)
+    {
+        if (request.HeartbeatSession.Length == 0)
+        {
+            return null;
+        }
+        if (!Guid.TryParse(request.HeartbeatSession, out var session))
+        {
+            throw new RpcException(StatusCode.InvalidArgument, "heartbeat_session must be the session Register returned.");
+        }
+        if (request.Sequence is 0 or > long.MaxValue)
+        {
+            throw new RpcException(StatusCode.InvalidArgument, $"sequence must be between 1 and {long.MaxValue}, not {request.Sequence}.");
+        }
+        return (session, (long)request.Sequence);
     }
 
     /// <summary>
