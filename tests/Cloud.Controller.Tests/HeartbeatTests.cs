@@ -51,37 +51,24 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     {
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
         var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
-        var options = new CallOptions(new Metadata().Add("authorization", "Bearer " + CloudFixture.OperatorToken), DateTime.UtcNow.AddSeconds(30));
-        // A node without inventory: nothing else is ever placed on it.
-        var registered = await registry.RegisterAsync(
-            new RegisterRequest { Node = new NodeInfo { NodeName = "late-reporter", Hypervisor = "fake" }, AgentAddress = "http://127.0.0.9:7070" }, options);
+        var registered = await registry.RegisterAsync(BareNode("late-reporter", "http://127.0.0.9:7070"), Options);
         var nodeId = Guid.Parse(registered.NodeId);
         var vmId = Guid.CreateVersion7();
         try
         {
-            // The node's previous heartbeat arrived an hour ago and the VM was recorded on it half an
-            // hour ago: however late it arrives, a report sampled after that heartbeat may predate the VM.
-            await cloud.ScalarAsync("UPDATE nodes SET last_heartbeat_at = now() - interval '1 hour' WHERE id = @node RETURNING 1", ("node", nodeId));
-            await cloud.ScalarAsync(
-                """
-                INSERT INTO vms (id, project_id, name, flavor_name, state, node_id, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
-                VALUES (@id, 'admin', 'late', 'm1.tiny', 'RUNNING', @node, 1, 512, 1, '{}', now() - interval '30 minutes', now() - interval '30 minutes')
-                RETURNING 1
-                """,
-                ("id", vmId), ("node", nodeId));
+            await RecordVmBeforeAnyRecentHeartbeatAsync(nodeId, vmId);
             var report = new HeartbeatRequest { NodeId = registered.NodeId };
 
-            Assert.True((await registry.HeartbeatAsync(report, options)).Known);
+            Assert.True((await registry.HeartbeatAsync(report, Options)).Known);
             Assert.Equal("RUNNING", await StateAsync(vmId));
 
             // This report was sampled after the previous one arrived, so it is complete: the VM is gone.
-            Assert.True((await registry.HeartbeatAsync(report, options)).Known);
+            Assert.True((await registry.HeartbeatAsync(report, Options)).Known);
             Assert.Equal("ERROR", await StateAsync(vmId));
         }
         finally
         {
-            await cloud.QueryAsync("DELETE FROM vms WHERE id = @id", ("id", vmId));
-            await cloud.QueryAsync("DELETE FROM nodes WHERE id = @node", ("node", nodeId));
+            await ForgetAsync(nodeId, vmId);
         }
     }
 
@@ -113,21 +100,13 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     {
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
         var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
-        var options = new CallOptions(new Metadata().Add("authorization", "Bearer " + CloudFixture.OperatorToken), DateTime.UtcNow.AddSeconds(30));
-        var register = new RegisterRequest { Node = new NodeInfo { NodeName = "numbered-reporter", Hypervisor = "fake" }, AgentAddress = "http://127.0.0.9:7071" };
-        var first = await registry.RegisterAsync(register, options);
+        var register = BareNode("numbered-reporter", "http://127.0.0.9:7071");
+        var first = await registry.RegisterAsync(register, Options);
         var nodeId = Guid.Parse(first.NodeId);
         var vmId = Guid.CreateVersion7();
         try
         {
-            await cloud.ScalarAsync("UPDATE nodes SET last_heartbeat_at = now() - interval '1 hour' WHERE id = @node RETURNING 1", ("node", nodeId));
-            await cloud.ScalarAsync(
-                """
-                INSERT INTO vms (id, project_id, name, flavor_name, state, node_id, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
-                VALUES (@id, 'admin', 'numbered', 'm1.tiny', 'RUNNING', @node, 1, 512, 1, '{}', now() - interval '30 minutes', now() - interval '30 minutes')
-                RETURNING 1
-                """,
-                ("id", vmId), ("node", nodeId));
+            await RecordVmBeforeAnyRecentHeartbeatAsync(nodeId, vmId);
             HeartbeatRequest Report(string session, ulong sequence, bool withVm)
             {
                 var report = new HeartbeatRequest { NodeId = first.NodeId, HeartbeatSession = session, Sequence = sequence };
@@ -139,30 +118,29 @@ public sealed class HeartbeatTests(CloudFixture cloud)
             }
 
             // Heartbeat 2 arrives first and has the VM.
-            Assert.True((await registry.HeartbeatAsync(Report(first.HeartbeatSession, 2, withVm: true), options)).Known);
+            Assert.True((await registry.HeartbeatAsync(Report(first.HeartbeatSession, 2, withVm: true), Options)).Known);
             var recorded = await cloud.QueryAsync("SELECT last_heartbeat_at FROM nodes WHERE id = @node", ("node", nodeId));
 
             // Heartbeat 1, sampled before the VM existed on the node, arrives late: it settles nothing
             // and is not the node's last heartbeat either.
-            Assert.True((await registry.HeartbeatAsync(Report(first.HeartbeatSession, 1, withVm: false), options)).Known);
+            Assert.True((await registry.HeartbeatAsync(Report(first.HeartbeatSession, 1, withVm: false), Options)).Known);
             Assert.Equal("RUNNING", await StateAsync(vmId));
             Assert.Equal(recorded, await cloud.QueryAsync("SELECT last_heartbeat_at FROM nodes WHERE id = @node", ("node", nodeId)));
 
             // The agent registers again (its heartbeat timed out): a heartbeat of the old session is old, whatever its number.
-            var second = await registry.RegisterAsync(register, options);
+            var second = await registry.RegisterAsync(register, Options);
             Assert.Equal(first.NodeId, second.NodeId);
             Assert.NotEqual(first.HeartbeatSession, second.HeartbeatSession);
-            Assert.True((await registry.HeartbeatAsync(Report(first.HeartbeatSession, 3, withVm: false), options)).Known);
+            Assert.True((await registry.HeartbeatAsync(Report(first.HeartbeatSession, 3, withVm: false), Options)).Known);
             Assert.Equal("RUNNING", await StateAsync(vmId));
 
             // The new session's first heartbeat is taken, and settles the VM the node no longer has.
-            Assert.True((await registry.HeartbeatAsync(Report(second.HeartbeatSession, 1, withVm: false), options)).Known);
+            Assert.True((await registry.HeartbeatAsync(Report(second.HeartbeatSession, 1, withVm: false), Options)).Known);
             Assert.Equal("ERROR", await StateAsync(vmId));
         }
         finally
         {
-            await cloud.QueryAsync("DELETE FROM vms WHERE id = @id", ("id", vmId));
-            await cloud.QueryAsync("DELETE FROM nodes WHERE id = @node", ("node", nodeId));
+            await ForgetAsync(nodeId, vmId);
         }
     }
 
@@ -174,13 +152,41 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     {
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
         var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
-        var options = new CallOptions(new Metadata().Add("authorization", "Bearer " + CloudFixture.OperatorToken), DateTime.UtcNow.AddSeconds(30));
 
         var error = await Assert.ThrowsAsync<RpcException>(() => registry.HeartbeatAsync(
-            new HeartbeatRequest { NodeId = Guid.NewGuid().ToString(), HeartbeatSession = session, Sequence = sequence }, options));
+            new HeartbeatRequest { NodeId = Guid.NewGuid().ToString(), HeartbeatSession = session, Sequence = sequence }, Options));
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Equal(expected, error.Status.Detail);
+    }
+
+    private static CallOptions Options
+        => new(new Metadata().Add("authorization", "Bearer " + CloudFixture.OperatorToken), DateTime.UtcNow.AddSeconds(30));
+
+    /// <summary>A node without inventory: nothing else is ever placed on it.</summary>
+    private static RegisterRequest BareNode(string name, string address)
+        => new() { Node = new NodeInfo { NodeName = name, Hypervisor = "fake" }, AgentAddress = address };
+
+    /// <summary>
+    /// The node's previous heartbeat arrived an hour ago and the VM was recorded on it half an
+    /// hour ago: however late it arrives, a report sampled after that heartbeat may predate the VM.
+    /// </summary>
+    private async Task RecordVmBeforeAnyRecentHeartbeatAsync(Guid nodeId, Guid vmId)
+    {
+        await cloud.ScalarAsync("UPDATE nodes SET last_heartbeat_at = now() - interval '1 hour' WHERE id = @node RETURNING 1", ("node", nodeId));
+        await cloud.ScalarAsync(
+            """
+            INSERT INTO vms (id, project_id, name, flavor_name, state, node_id, vcpus, memory_mb, disk_gb, labels, created_at, updated_at)
+            VALUES (@id, 'admin', 'reported', 'm1.tiny', 'RUNNING', @node, 1, 512, 1, '{}', now() - interval '30 minutes', now() - interval '30 minutes')
+            RETURNING 1
+            """,
+            ("id", vmId), ("node", nodeId));
+    }
+
+    private async Task ForgetAsync(Guid nodeId, Guid vmId)
+    {
+        await cloud.QueryAsync("DELETE FROM vms WHERE id = @id", ("id", vmId));
+        await cloud.QueryAsync("DELETE FROM nodes WHERE id = @node", ("node", nodeId));
     }
 
     private async Task<string> StateAsync(Guid vmId)
