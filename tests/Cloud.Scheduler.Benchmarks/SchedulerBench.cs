@@ -125,6 +125,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
     private static async Task<(int Placed, double Seconds)> PlaceBatchesAsync(Cloud cloud, int[] replicas, int total, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
+        var cpu = CpuSplit.Start();
         var placed = await Task.WhenAll(replicas.Select(async (replica, stream) =>
         {
             var trace = new VmTrace(1 + stream + (replicas.Length * 10));
@@ -146,6 +147,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
             }
             return done;
         }));
+        cpu.Report(placed.Sum());
         return (placed.Sum(), Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
