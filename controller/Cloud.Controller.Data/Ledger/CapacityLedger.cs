@@ -185,7 +185,7 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         // the locks, in id order so that two batches over the same nodes queue up instead of
         // deadlocking (and before the consumers, as a release takes them); the optimistic check
         // (only nodes still at the expected generation are bumped); the allocations with the
-        // capacity check.
+        // unit rules; and the capacity check on the totals the allocations' triggers kept.
         foreach (var command in alongside ?? [])
         {
             batch.BatchCommands.Add(command);
@@ -194,7 +194,8 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         batch.BatchCommands.Add(Command(LedgerSql.BumpExpectedGenerations, plan.NodeIds, plan.ExpectedGenerations));
         var consumers = Command(LedgerSql.UpsertConsumers, plan.ConsumerIds, plan.ConsumerKinds, plan.ConsumerProjects, time.GetUtcNow());
         batch.BatchCommands.Add(consumers);
-        batch.BatchCommands.Add(Command(LedgerSql.AddAllocationsAndCheck, plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses, plan.AllocationAmounts));
+        batch.BatchCommands.Add(Command(LedgerSql.AddAllocations, plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses, plan.AllocationAmounts));
+        batch.BatchCommands.Add(Command(LedgerSql.OverCapacity, plan.AllocationNodes, plan.AllocationClasses));
 
         var current = new Dictionary<Guid, long>(plan.NodeIds.Length);
         var bumped = new HashSet<Guid>();
@@ -212,10 +213,13 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
                 {
                     bumped.Add(reader.GetGuid(0));
                 }
-                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                // Allocations that break a unit rule, then classes over capacity.
+                while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    overfull.Add(reader.GetGuid(0));
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        overfull.Add(reader.GetGuid(0));
+                    }
                 }
             }
         }

@@ -5,7 +5,8 @@ namespace Cloud.Controller.Data;
 
 /// <summary>
 /// Checks, by SQL over the whole database, what the ledger promises: no node holds more than its
-/// capacity, no allocation outlives its consumer, and a VM's capacity is where the VM is. Run
+/// capacity, no allocation outlives its consumer, a VM's capacity is where the VM is, and the
+/// running totals that claims check against are the sums of the allocations. Run
 /// after benchmarks, chaos tests and on operator demand; an empty list means all is well.
 /// </summary>
 internal static class LedgerInvariants
@@ -57,18 +58,32 @@ internal static class LedgerInvariants
          ORDER BY v.id
         """;
 
+    /// <summary>
+    /// A running total in <c>node_usage</c> that is not the sum of the node's allocations of the
+    /// class. Overcommit above is judged on the allocations themselves, so a total that drifted
+    /// cannot hide one; this says that claims were checked against the wrong figure.
+    /// </summary>
+    private const string UsageDrift = """
+        SELECT coalesce(u.node_id, a.node_id), coalesce(u.resource_class, a.resource_class), coalesce(u.used, 0), coalesce(a.used, 0)
+          FROM node_usage AS u
+          FULL JOIN (SELECT node_id, resource_class, sum(used)::bigint AS used FROM allocations GROUP BY node_id, resource_class) AS a
+            ON a.node_id = u.node_id AND a.resource_class = u.resource_class
+         WHERE coalesce(u.used, 0) <> coalesce(a.used, 0)
+         ORDER BY 1, 2
+        """;
+
     /// <summary>Runs every check in one snapshot and describes each violation in a sentence.</summary>
     public static async Task<IReadOnlyList<string>> CheckAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         var violations = new List<string>();
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        // One snapshot for the three checks, so that a claim committing in between cannot make
+        // One snapshot for the checks, so that a claim committing in between cannot make
         // them disagree with each other.
         await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection, transaction)
         {
-            BatchCommands = { new(Overcommitted), new(DeadConsumers), new(Misplaced) },
+            BatchCommands = { new(Overcommitted), new(DeadConsumers), new(Misplaced), new(UsageDrift) },
         };
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -92,6 +107,13 @@ internal static class LedgerInvariants
                 violations.Add(string.Format(CultureInfo.InvariantCulture,
                     "misplaced: VM {0} holds {3} allocation(s) on node {1} but runs on {2}, and no migration is in flight",
                     reader.GetGuid(0), reader.GetGuid(1), reader.IsDBNull(2) ? "no node" : reader.GetGuid(2).ToString(), reader.GetInt64(3)));
+            }
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                violations.Add(string.Format(CultureInfo.InvariantCulture,
+                    "usage: node {0} counts {2} {1} in use, but its allocations add up to {3}",
+                    reader.GetGuid(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
             }
         }
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);

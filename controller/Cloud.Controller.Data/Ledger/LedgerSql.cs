@@ -21,6 +21,7 @@ internal static class LedgerSql
     {
         var inner = someNodes ? "WHERE node_id = ANY($1)" : "";
         var outer = someNodes ? "WHERE n.id = ANY($1)" : "";
+        var usage = someNodes ? "AND node_id = ANY($1)" : "";
         // An aggregate with a zone puts its nodes in that zone, whatever their agents report.
         var aggregates = someNodes ? "WHERE an.node_id = ANY($1)" : "";
         return $"""
@@ -39,9 +40,8 @@ internal static class LedgerSql
                            FROM inventories {inner}
                           GROUP BY node_id) AS i ON i.node_id = n.id
               LEFT JOIN (SELECT node_id, array_agg(resource_class) AS classes, array_agg(used) AS used
-                           FROM (SELECT node_id, resource_class, sum(used)::bigint AS used
-                                   FROM allocations {inner}
-                                  GROUP BY node_id, resource_class) AS a
+                           FROM node_usage
+                          WHERE used <> 0 {usage}
                           GROUP BY node_id) AS u ON u.node_id = n.id
               LEFT JOIN (SELECT an.node_id, array_agg(ag.name ORDER BY ag.name) AS names, max(ag.availability_zone) AS zone
                            FROM aggregate_nodes AS an JOIN aggregates AS ag ON ag.id = an.aggregate_id {aggregates}
@@ -75,39 +75,37 @@ internal static class LedgerSql
 
     /// <summary>
     /// $1 consumers, $2 nodes, $3 classes, $4 amounts. Adds the batch's allocations to what each
-    /// consumer already holds, and returns the nodes where that breaks a rule: a class the batch
-    /// touched is now above capacity (or has no inventory at all), or an allocation breaks
-    /// min_unit, max_unit or step_size. Rows for a node that is gone are skipped; the caller's
-    /// lock on the nodes has seen that already.
+    /// consumer already holds, and returns the nodes where an allocation now breaks the node's
+    /// min_unit, max_unit or step_size, or names a class the node has no inventory of. Rows for
+    /// a node that is gone are skipped; the caller's lock on the nodes has seen that already.
+    /// The triggers on <c>allocations</c> add the amounts to <c>node_usage</c> as the statement ends.
     /// </summary>
-    /// <remarks>
-    /// One statement, so one snapshot: the sums over <c>allocations</c> do not see the rows this
-    /// statement adds, and the batch's own amounts are added to them instead. The unit rules are
-    /// checked on the rows as the insert returns them (an existing allocation plus the claim).
-    /// Callers hold the nodes' row locks, so no other claim changes these sums meanwhile.
-    /// </remarks>
-    public const string AddAllocationsAndCheck = $"""
-        WITH claimed AS (
-             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[]) AS c(consumer_id, node_id, resource_class, used)),
-        added AS (
+    public const string AddAllocations = """
+        WITH added AS (
              INSERT INTO allocations (consumer_id, node_id, resource_class, used)
              SELECT c.consumer_id, c.node_id, c.resource_class, c.used
-               FROM claimed AS c
+               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[]) AS c(consumer_id, node_id, resource_class, used)
               WHERE EXISTS (SELECT 1 FROM nodes AS n WHERE n.id = c.node_id)
              ON CONFLICT (consumer_id, node_id, resource_class) DO UPDATE SET used = allocations.used + excluded.used
              RETURNING node_id, resource_class, used)
-        SELECT t.node_id
-          FROM (SELECT node_id, resource_class, sum(used)::bigint AS adding FROM claimed GROUP BY node_id, resource_class) AS t
-          LEFT JOIN inventories AS i ON i.node_id = t.node_id AND i.resource_class = t.resource_class
-         CROSS JOIN LATERAL (SELECT coalesce(sum(a.used), 0)::bigint AS used
-                               FROM allocations AS a
-                              WHERE a.node_id = t.node_id AND a.resource_class = t.resource_class) AS u
-         WHERE i.node_id IS NULL OR u.used + t.adding > {Capacity}
-        UNION
         SELECT d.node_id
           FROM added AS d
-          JOIN inventories AS i ON i.node_id = d.node_id AND i.resource_class = d.resource_class
-         WHERE d.used < i.min_unit OR d.used > i.max_unit OR d.used % i.step_size <> 0
+          LEFT JOIN inventories AS i ON i.node_id = d.node_id AND i.resource_class = d.resource_class
+         WHERE i.node_id IS NULL OR d.used < i.min_unit OR d.used > i.max_unit OR d.used % i.step_size <> 0
+        """;
+
+    /// <summary>
+    /// $1 nodes, $2 classes: the pairs a claim touched. Returns the nodes where one of those
+    /// classes is now above capacity. Runs after <see cref="AddAllocations"/> in the same
+    /// transaction, so it reads the totals with the claim's amounts in them; callers hold the
+    /// nodes' row locks, so no other claim changes these totals meanwhile.
+    /// </summary>
+    public const string OverCapacity = $"""
+        SELECT DISTINCT u.node_id
+          FROM node_usage AS u
+          JOIN inventories AS i ON i.node_id = u.node_id AND i.resource_class = u.resource_class
+         WHERE (u.node_id, u.resource_class) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
+           AND u.used > {Capacity}
         """;
 
     /// <summary>$1 consumer.</summary>
@@ -168,9 +166,9 @@ internal static class LedgerSql
     /// <summary>$1 node. Classes whose usage exceeds capacity: class, capacity, used.</summary>
     public const string OvercommittedClasses = $"""
         SELECT a.resource_class, coalesce({Capacity}, 0), a.used
-          FROM (SELECT resource_class, sum(used)::bigint AS used FROM allocations WHERE node_id = $1 GROUP BY resource_class) AS a
+          FROM node_usage AS a
           LEFT JOIN inventories AS i ON i.node_id = $1 AND i.resource_class = a.resource_class
-         WHERE i.node_id IS NULL OR a.used > {Capacity}
+         WHERE a.node_id = $1 AND a.used <> 0 AND (i.node_id IS NULL OR a.used > {Capacity})
         """;
 
     /// <summary>
