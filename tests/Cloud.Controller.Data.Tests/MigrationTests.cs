@@ -1,6 +1,10 @@
 using Cloud.Controller.Data.Tests.Support;
 using Cloud.Testing;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
+using Microsoft.EntityFrameworkCore.Migrations.Operations;
+using Microsoft.EntityFrameworkCore.Storage;
 using Npgsql;
 
 namespace Cloud.Controller.Data.Tests;
@@ -76,6 +80,54 @@ public sealed class MigrationTests
                 new { Name = "m1.xlarge", Vcpus = 8, MemoryMb = 16384L, DiskGb = 160L, IsPublic = true },
             ],
             flavors);
+    }
+
+    [Fact]
+    public async Task LeanDecisions_DownThenUp_KeepsTheDecisionsAndSwapsTheirTypes()
+    {
+        var connectionString = await PostgresFixture.Shared.CreateDatabaseAsync();
+        await DatabaseMigrator.MigrateAsync(connectionString, CancellationToken.None);
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        var id = Guid.NewGuid();
+        await using (var insert = dataSource.CreateCommand("""
+            INSERT INTO placement_decisions (id, project_id, kind, outcome, nodes_considered, rejections, summary, request, attempts, created_at)
+            VALUES ($1, 'p', 'dry-run', 'failed', 2, '{"traits":2}', 's', '{"vcpus":2,"requiredTraits":["GPU"]}', 1, now())
+            """))
+        {
+            insert.Parameters.Add(new NpgsqlParameter { Value = id });
+            await insert.ExecuteNonQueryAsync();
+        }
+        await using var db = DatabaseMigrator.CreateContext(dataSource);
+        var migration = new Migrations.LeanDecisions();
+
+        // Run directly rather than through IMigrator: EF finds a migration by name only after
+        // a 14-digit id, and these ids have 13.
+        await RunAsync(db, migration.DownOperations);
+        var down = await DecisionsSchemaAsync(dataSource, id);
+        await RunAsync(db, migration.UpOperations);
+        var up = await DecisionsSchemaAsync(dataSource, id);
+
+        Assert.Equal(["jsonb", "jsonb"], down.Types);
+        Assert.Equal("2|GPU", down.Values);
+        Assert.Equal(["json", "json"], up.Types);
+        Assert.Equal("2|GPU", up.Values);
+    }
+
+    private static async Task RunAsync(LedgerDbContext db, IReadOnlyList<MigrationOperation> operations)
+    {
+        var commands = db.GetService<IMigrationsSqlGenerator>().Generate(operations, db.Model);
+        await db.GetService<IMigrationCommandExecutor>().ExecuteNonQueryAsync(commands, db.GetService<IRelationalConnection>());
+    }
+
+    private static async Task<(List<string> Types, string Values)> DecisionsSchemaAsync(NpgsqlDataSource dataSource, Guid id)
+    {
+        var types = await ListAsync(dataSource, """
+            SELECT udt_name FROM information_schema.columns
+             WHERE table_name = 'placement_decisions' AND column_name IN ('rejections', 'request') ORDER BY column_name
+            """);
+        await using var command = dataSource.CreateCommand("SELECT (rejections->>'traits') || '|' || (request->'requiredTraits'->>0) FROM placement_decisions WHERE id = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = id });
+        return (types, (string)(await command.ExecuteScalarAsync())!);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tests.Support;
 using Cloud.Grpc;
@@ -63,6 +64,33 @@ public sealed class PlacementApiTests(CloudFixture cloud) : IDisposable
         Assert.Equal(2, rejection.GetProperty("nodes").GetInt32());
         Assert.Contains("lacks required trait GPU", answer.Str("nearestMiss"), StringComparison.Ordinal);
         Assert.Contains("2 rejected by traits", answer.Str("summary"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_decisions_request_and_rejections_read_back_through_the_api_as_recorded()
+    {
+        var (_, answer) = await cloud.Http.PostAsync("/v1/placement/dry-run", """{"spec":{"vcpus":2,"memoryMb":"65536","requiredTraits":["GPU"],"forbiddenTraits":["SLOW"]}}""");
+        var decisionId = answer.Str("decisionId");
+
+        var (status, decision) = await cloud.Http.GetJsonAsync($"/v1/placement/decisions/{decisionId}");
+        var (_, list) = await cloud.Http.GetJsonAsync("/v1/placement/decisions?page_size=1000");
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        var stored = (string)(await cloud.QueryAsync("SELECT request::text FROM placement_decisions WHERE id = @id", ("id", Guid.Parse(decisionId))))!;
+        Assert.Equal(stored, decision.Str("requestJson"));
+        var listed = Assert.Single(list.GetProperty("decisions").EnumerateArray(), d => d.Str("id") == decisionId);
+        Assert.Equal(stored, listed.Str("requestJson"));
+        var expected = JsonNode.Parse("""
+            {"vcpus":2,"memoryMb":65536,"diskGb":0,"availabilityZone":null,"aggregate":null,"hypervisor":null,
+             "requiredTraits":["GPU"],"forbiddenTraits":["SLOW"],"serverGroupId":null}
+            """);
+        Assert.True(JsonNode.DeepEquals(expected, JsonNode.Parse(decision.Str("requestJson"))), decision.Str("requestJson"));
+        // The rejections as the dry run counted them, and as the row holds them.
+        var counted = answer.GetProperty("rejections").EnumerateArray().Select(r => (r.Str("filter"), r.GetProperty("nodes").GetInt32())).ToList();
+        Assert.NotEmpty(counted);
+        Assert.Equal(counted, decision.GetProperty("rejections").EnumerateArray().Select(r => (r.Str("filter"), r.GetProperty("nodes").GetInt32())).ToList());
+        var row = JsonSerializer.Deserialize<Dictionary<string, int>>((string)(await cloud.QueryAsync("SELECT rejections::text FROM placement_decisions WHERE id = @id", ("id", Guid.Parse(decisionId))))!)!;
+        Assert.Equal(counted.OrderBy(c => c.Item1, StringComparer.Ordinal), row.Select(kv => (kv.Key, kv.Value)).OrderBy(c => c.Item1, StringComparer.Ordinal));
     }
 
     [Fact]

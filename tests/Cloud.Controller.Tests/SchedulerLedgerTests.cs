@@ -224,4 +224,32 @@ public sealed class SchedulerLedgerTests : IAsyncLifetime
         Assert.Equal(1, deleted);
         Assert.Equal(1, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions"));
     }
+
+    [Fact]
+    public async Task Every_decision_past_the_retention_is_deleted_through_bursts_and_quiet_spells_and_none_inside_it()
+    {
+        // Past the 7 days kept: a burst of 30,000 in 1.5 s (several chunks), a day of quiet,
+        // then one a minute for 500 minutes.
+        await _db.ExecuteAsync("""
+            INSERT INTO placement_decisions (id, project_id, kind, outcome, nodes_considered, rejections, summary, request, attempts, created_at)
+            SELECT gen_random_uuid(), 'p', 'batch', 'placed', 1, '{}', 'old', '{}', 1, t
+              FROM (SELECT now() - interval '9 days' + i * interval '50 microseconds' FROM generate_series(1, 30000) AS i
+                    UNION ALL
+                    SELECT now() - interval '8 days' + i * interval '1 minute' FROM generate_series(1, 500) AS i) AS old (t)
+            """);
+        // Inside the retention: just inside it, and recent.
+        await _db.ExecuteAsync("""
+            INSERT INTO placement_decisions (id, project_id, kind, outcome, nodes_considered, rejections, summary, request, attempts, created_at)
+            SELECT gen_random_uuid(), 'p', 'batch', 'placed', 1, '{}', 'kept', '{}', 1, t
+              FROM (SELECT now() - interval '7 days' + interval '1 minute' UNION ALL
+                    SELECT now() - i * interval '1 second' FROM generate_series(0, 99) AS i) AS kept (t)
+            """);
+
+        var deleted = await _db.Janitor().PruneAsync(CancellationToken.None);
+
+        Assert.Equal(30_500, deleted);
+        Assert.Equal(0, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions WHERE summary = 'old'"));
+        Assert.Equal(101, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions WHERE summary = 'kept'"));
+        Assert.Equal(0, await _db.Janitor().PruneAsync(CancellationToken.None));
+    }
 }

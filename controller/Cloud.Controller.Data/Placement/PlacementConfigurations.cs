@@ -92,10 +92,12 @@ internal sealed class PlacementDecisionConfiguration : IEntityTypeConfiguration<
         builder.Property(d => d.NodeId).HasColumnName("node_id").HasColumnType("uuid");
         builder.Property(d => d.NodeName).HasColumnName("node_name").HasColumnType("text");
         builder.Property(d => d.NodesConsidered).HasColumnName("nodes_considered").HasColumnType("integer");
-        builder.Property(d => d.Rejections).HasColumnName("rejections").HasColumnType("jsonb");
+        // json, not jsonb: written whole and read back whole, never queried inside, so the parse
+        // into jsonb's binary form on every insert buys nothing (docs/design/006).
+        builder.Property(d => d.Rejections).HasColumnName("rejections").HasColumnType("json");
         builder.Property(d => d.NearestMiss).HasColumnName("nearest_miss").HasColumnType("text");
         builder.Property(d => d.Summary).HasColumnName("summary").HasColumnType("text");
-        builder.Property(d => d.Request).HasColumnName("request").HasColumnType("jsonb");
+        builder.Property(d => d.Request).HasColumnName("request").HasColumnType("json");
         builder.Property(d => d.Attempts).HasColumnName("attempts").HasColumnType("integer");
         builder.Property(d => d.CreatedAt).HasColumnName("created_at").HasColumnType("timestamp with time zone");
         builder.HasIndex(d => d.ConsumerId).HasDatabaseName("ix_placement_decisions_consumer_id");

@@ -111,7 +111,7 @@ internal sealed class PlacementStore(NpgsqlDataSource dataSource)
             INSERT INTO placement_decisions (id, consumer_id, project_id, kind, outcome, node_id, node_name, nodes_considered,
                                              rejections, nearest_miss, summary, request, attempts, created_at)
             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[], $8::int[],
-                                 $9::jsonb[], $10::text[], $11::text[], $12::jsonb[], $13::int[], $14::timestamptz[])
+                                 $9::json[], $10::text[], $11::text[], $12::json[], $13::int[], $14::timestamptz[])
             """;
         return Command(Sql,
             decisions.Select(d => d.Id).ToArray(),
