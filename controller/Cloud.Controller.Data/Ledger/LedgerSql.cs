@@ -80,6 +80,11 @@ internal static class LedgerSql
     /// a node that is gone are skipped; the caller's lock on the nodes has seen that already.
     /// The triggers on <c>allocations</c> add the amounts to <c>node_usage</c> as the statement ends.
     /// </summary>
+    /// <remarks>
+    /// The inventories are looked up row by row (LATERAL ... LIMIT 1): the planner cannot tell
+    /// how many rows the insert returns and would otherwise hash the whole inventories table,
+    /// 30,000 rows at 10,000 nodes, for every claim.
+    /// </remarks>
     public const string AddAllocations = """
         WITH added AS (
              INSERT INTO allocations (consumer_id, node_id, resource_class, used)
@@ -90,7 +95,9 @@ internal static class LedgerSql
              RETURNING node_id, resource_class, used)
         SELECT d.node_id
           FROM added AS d
-          LEFT JOIN inventories AS i ON i.node_id = d.node_id AND i.resource_class = d.resource_class
+          LEFT JOIN LATERAL (SELECT * FROM inventories AS i
+                              WHERE i.node_id = d.node_id AND i.resource_class = d.resource_class
+                              LIMIT 1) AS i ON true
          WHERE i.node_id IS NULL OR d.used < i.min_unit OR d.used > i.max_unit OR d.used % i.step_size <> 0
         """;
 
