@@ -27,7 +27,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
     private const int BatchSize = 500;
 
     /// <summary>Seconds of load before the latency benchmark starts counting (and thousands of VMs before the single one does).</summary>
-    private const int WarmUpSeconds = 3;
+    private const int WarmUpSeconds = 10;
 
     private readonly BenchSettings _settings;
     private readonly EmbeddedPostgres _postgres;
@@ -229,7 +229,9 @@ internal sealed class SchedulerBench : IAsyncDisposable
         Metric("latency_serial_p99", serial[(int)(serial.Length * 0.99)], "ms");
         _profile?.Report("latency_serial", serial.Length);
 
+        var cpu = CpuSplit.Start();
         var (latencies, elapsed, errors) = await OfferAsync(cloud, trace, Rate, Rate * _settings.Seconds, cancellationToken);
+        cpu.Report(latencies.Length);
         var count = latencies.Length;
         Metric("latency_offered_rate", Rate, "requests/s");
         Metric("latency_achieved_rate", count / elapsed, "requests/s");
