@@ -2,38 +2,40 @@ using System.Diagnostics;
 
 namespace Cloud.Scheduler.Benchmarks;
 
+/// <summary>A phase's CPU per VM, in this process (controllers and load) and in the rest of the machine, and what this process allocated.</summary>
+internal sealed record CpuUse(double ProcessMs, double RestOfMachineMs, double AllocatedKib, int Collections);
+
 /// <summary>
-/// Where the machine's CPU went during a phase: this process (controllers and load) against
-/// everything else (PostgreSQL, on a quiet host), from /proc/stat.
+/// Measures where the machine's CPU went during a phase: this process against everything else,
+/// which on a quiet host is PostgreSQL (/proc/stat counts every core).
 /// </summary>
 internal sealed class CpuSplit
 {
-    private readonly TimeSpan _ownStart;
-    private readonly double _machineStart;
+    private readonly TimeSpan _process = Process.GetCurrentProcess().TotalProcessorTime;
+    private readonly double _machine = MachineBusySeconds();
+    private readonly long _allocated = GC.GetTotalAllocatedBytes();
+    private readonly int _collections = GC.CollectionCount(0);
 
-    private CpuSplit(TimeSpan own, double machine) => (_ownStart, _machineStart) = (own, machine);
-
-    public static CpuSplit Start() => new(Process.GetCurrentProcess().TotalProcessorTime, MachineBusySeconds());
-
-    public (double OwnMs, double OtherMs) Stop(int items)
+    private CpuSplit()
     {
-        var own = (Process.GetCurrentProcess().TotalProcessorTime - _ownStart).TotalMilliseconds;
-        var machine = (MachineBusySeconds() - _machineStart) * 1000;
-        return (own / items, (machine - own) / items);
     }
 
-    public void Report(int items)
+    public static CpuSplit Start() => new();
+
+    public CpuUse Stop(int vms)
     {
-        var (own, other) = Stop(items);
-        Console.Error.WriteLine($"cpu per item: own {own:F3} ms, other {other:F3} ms");
+        var process = (Process.GetCurrentProcess().TotalProcessorTime - _process).TotalMilliseconds;
+        var machine = (MachineBusySeconds() - _machine) * 1000;
+        vms = Math.Max(1, vms);
+        return new CpuUse(process / vms, (machine - process) / vms, (GC.GetTotalAllocatedBytes() - _allocated) / 1024.0 / vms, GC.CollectionCount(0) - _collections);
     }
 
+    /// <summary>Seconds of CPU the whole machine spent busy so far: all but idle and I/O wait, in clock ticks of 1/100 s.</summary>
     private static double MachineBusySeconds()
     {
-        // cpu  user nice system idle iowait irq softirq steal ...
-        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var ticks = fields.Skip(1).Select(long.Parse).ToArray();
-        var busy = ticks.Sum() - ticks[3] - ticks[4];
-        return busy / 100.0;
+        // "cpu  user nice system idle iowait irq softirq steal guest guest_nice": guest time is
+        // counted in user and nice already, so the first eight add up to all the time there is.
+        var ticks = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8).Select(long.Parse).ToArray();
+        return (ticks.Sum() - ticks[3] - ticks[4]) / 100.0;
     }
 }

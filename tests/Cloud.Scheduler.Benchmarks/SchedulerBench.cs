@@ -114,15 +114,17 @@ internal sealed class SchedulerBench : IAsyncDisposable
         var sequential = await PlaceBatchesAsync(cloud, [0], total / 2, cancellationToken);
         Metric("batch_vms_placed", sequential.Placed, "VMs");
         Metric("batch_vms_per_s", sequential.Placed / sequential.Seconds, "VMs/s");
+        Report("batch", sequential.Cpu);
         _profile?.Report("batch", sequential.Placed);
         var concurrent = await PlaceBatchesAsync(cloud, [0, 1], total - sequential.Placed, cancellationToken);
         Metric("batch_2_streams_vms_placed", concurrent.Placed, "VMs");
         Metric("batch_2_streams_vms_per_s", concurrent.Placed / concurrent.Seconds, "VMs/s");
+        Report("batch_2_streams", concurrent.Cpu);
         _profile?.Report("batch_2_streams", concurrent.Placed);
     }
 
     /// <summary>One stream of batches per replica named, each placing its share of <paramref name="total"/>.</summary>
-    private static async Task<(int Placed, double Seconds)> PlaceBatchesAsync(Cloud cloud, int[] replicas, int total, CancellationToken cancellationToken)
+    private static async Task<(int Placed, double Seconds, CpuUse Cpu)> PlaceBatchesAsync(Cloud cloud, int[] replicas, int total, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         var cpu = CpuSplit.Start();
@@ -147,8 +149,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
             }
             return done;
         }));
-        cpu.Report(placed.Sum());
-        return (placed.Sum(), Stopwatch.GetElapsedTime(started).TotalSeconds);
+        return (placed.Sum(), Stopwatch.GetElapsedTime(started).TotalSeconds, cpu.Stop(placed.Sum()));
     }
 
     /// <summary>One VM per request, from many callers at once, spread over two controller replicas.</summary>
@@ -231,13 +232,14 @@ internal sealed class SchedulerBench : IAsyncDisposable
 
         var cpu = CpuSplit.Start();
         var (latencies, elapsed, errors) = await OfferAsync(cloud, trace, Rate, Rate * _settings.Seconds, cancellationToken);
-        cpu.Report(latencies.Length);
+        var used = cpu.Stop(latencies.Length);
         var count = latencies.Length;
         Metric("latency_offered_rate", Rate, "requests/s");
         Metric("latency_achieved_rate", count / elapsed, "requests/s");
         Metric("latency_p50", latencies[count / 2], "ms");
         Metric("latency_p99", latencies[(int)(count * 0.99)], "ms");
         Metric("latency_errors", errors, "requests");
+        Report("latency", used);
         _profile?.Report("latency", count);
     }
 
@@ -395,6 +397,15 @@ internal sealed class SchedulerBench : IAsyncDisposable
         await using var dataSource = NpgsqlDataSource.Create(_postgres.ConnectionString);
         await using var command = dataSource.CreateCommand($"SHOW {setting}");
         return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>Where a phase's CPU went, per VM, and what this process allocated meanwhile.</summary>
+    private static void Report(string phase, CpuUse cpu)
+    {
+        Metric($"{phase}_process_cpu_per_vm", cpu.ProcessMs, "ms");
+        Metric($"{phase}_rest_of_machine_cpu_per_vm", cpu.RestOfMachineMs, "ms");
+        Metric($"{phase}_allocated_per_vm", cpu.AllocatedKib, "KiB");
+        Metric($"{phase}_gc_collections", cpu.Collections, "collections");
     }
 
     private static void Metric(string name, double value, string unit)

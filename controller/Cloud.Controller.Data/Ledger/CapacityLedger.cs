@@ -176,7 +176,6 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
     {
         var connection = transaction.Connection!;
         await using var batch = new NpgsqlBatch(connection, transaction);
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("SET LOCAL plan_cache_mode = force_generic_plan"));
         if (useSavepoint)
         {
             batch.BatchCommands.Add(new NpgsqlBatchCommand($"SAVEPOINT {Savepoint}"));

@@ -105,14 +105,20 @@ internal static class LedgerSql
     /// $1 nodes, $2 classes: the pairs a claim touched. Returns the nodes where one of those
     /// classes is now above capacity. Runs after <see cref="AddAllocations"/> in the same
     /// transaction, so it reads the totals with the claim's amounts in them; callers hold the
-    /// nodes' row locks, so no other claim changes these totals meanwhile.
+    /// nodes' row locks, so no other claim changes these totals meanwhile. Looked up pair by
+    /// pair, for the reason <see cref="AddAllocations"/> gives: a plan made while the tables
+    /// were small hashed the whole inventories table at every claim.
     /// </summary>
     public const string OverCapacity = $"""
-        SELECT DISTINCT u.node_id
-          FROM node_usage AS u
-          JOIN inventories AS i ON i.node_id = u.node_id AND i.resource_class = u.resource_class
-         WHERE (u.node_id, u.resource_class) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))
-           AND u.used > {Capacity}
+        SELECT DISTINCT t.node_id
+          FROM (SELECT DISTINCT * FROM unnest($1::uuid[], $2::text[])) AS t(node_id, resource_class)
+         CROSS JOIN LATERAL (SELECT u.used FROM node_usage AS u
+                              WHERE u.node_id = t.node_id AND u.resource_class = t.resource_class
+                              LIMIT 1) AS u
+         CROSS JOIN LATERAL (SELECT {Capacity} AS capacity FROM inventories AS i
+                              WHERE i.node_id = t.node_id AND i.resource_class = t.resource_class
+                              LIMIT 1) AS c
+         WHERE u.used > c.capacity
         """;
 
     /// <summary>$1 consumer.</summary>
