@@ -130,6 +130,27 @@ public sealed class GroupCommitTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Later_requests_of_a_group_see_the_capacity_earlier_ones_took()
+    {
+        // 8 vCPUs, 1 of them the blocker's: room for 7 of the 8 queued.
+        var (scheduler, blocker) = await OneNodeAndABusyLoopAsync();
+        var vms = Enumerable.Range(0, 8).Select(_ => Guid.NewGuid()).ToList();
+        var placing = vms.Select(vm => Place(scheduler, vm)).ToList();
+        await WaitForQueueAsync(scheduler, vms.Count);
+        await blocker.ReleaseAsync();
+
+        var results = await Task.WhenAll(placing).WaitAsync(Patience);
+
+        Assert.Equal(7, results.Count(r => r.Placed));
+        var refused = Assert.Single(results, r => !r.Placed);
+        Assert.Equal(1, refused.Failure!.RejectedByFilter["resource-fit"]);
+        // Decided as the group went, not refused by the ledger and decided again.
+        Assert.Equal(1, await TransactionsOfAsync(vms));
+        Assert.Equal(7, await _db.ScalarAsync("SELECT count(*) FROM placement_decisions WHERE consumer_id = ANY($1) AND outcome = 'placed' AND attempts = 1", vms.ToArray()));
+        await AssertLedgerAsync(vcpusUsed: 8);
+    }
+
+    [Fact]
     public async Task A_request_cancelled_while_queued_ends_at_once_and_writes_nothing()
     {
         var (scheduler, blocker) = await OneNodeAndABusyLoopAsync();
