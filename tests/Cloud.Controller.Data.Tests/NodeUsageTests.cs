@@ -90,6 +90,10 @@ public sealed class NodeUsageTests : IAsyncLifetime
 
         await AssertTotalsAsync(n1, 3, 100);
         await AssertTotalsAsync(n2, 1, 100);
+
+        await _db.ExecuteAsync("TRUNCATE allocations");
+        await AssertTotalsAsync(n1, 0, 0);
+        await AssertTotalsAsync(n2, 0, 0);
     }
 
     [Fact]

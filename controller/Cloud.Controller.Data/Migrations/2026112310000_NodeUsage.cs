@@ -65,12 +65,20 @@ internal sealed class NodeUsage : Migration
                 RETURN NULL;
             END $$;
 
+            CREATE FUNCTION node_usage_clear() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                UPDATE node_usage SET used = 0 WHERE used <> 0;
+                RETURN NULL;
+            END $$;
+
             CREATE TRIGGER allocations_usage_add AFTER INSERT ON allocations
                 REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION node_usage_add();
             CREATE TRIGGER allocations_usage_change AFTER UPDATE ON allocations
                 REFERENCING OLD TABLE AS before_change NEW TABLE AS after_change FOR EACH STATEMENT EXECUTE FUNCTION node_usage_change();
             CREATE TRIGGER allocations_usage_remove AFTER DELETE ON allocations
                 REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION node_usage_remove();
+            CREATE TRIGGER allocations_usage_clear AFTER TRUNCATE ON allocations
+                FOR EACH STATEMENT EXECUTE FUNCTION node_usage_clear();
 
             INSERT INTO node_usage (node_id, resource_class, used)
             SELECT node_id, resource_class, sum(used) FROM allocations GROUP BY node_id, resource_class;
@@ -80,9 +88,11 @@ internal sealed class NodeUsage : Migration
     protected override void Down(MigrationBuilder migrationBuilder)
     {
         migrationBuilder.Sql("""
+            DROP TRIGGER allocations_usage_clear ON allocations;
             DROP TRIGGER allocations_usage_remove ON allocations;
             DROP TRIGGER allocations_usage_change ON allocations;
             DROP TRIGGER allocations_usage_add ON allocations;
+            DROP FUNCTION node_usage_clear();
             DROP FUNCTION node_usage_remove();
             DROP FUNCTION node_usage_change();
             DROP FUNCTION node_usage_add();
