@@ -30,12 +30,18 @@ for project in $(find tests -name '*.Tests.csproj' | sort); do
 done
 
 # Totals from the TRX files: the outcome of every test that ran, across all projects.
+# The names of failed tests go to stderr first, so that a log's tail says what failed.
 read -r passed failed skipped < <(python3 - "$RESULTS" <<'PY'
 import glob, sys, xml.etree.ElementTree as ET
 ns = {"t": "http://microsoft.com/schemas/VisualStudio/TeamTest/2010"}
 passed = failed = skipped = 0
-for path in glob.glob(sys.argv[1] + "/*.trx"):
-    counters = ET.parse(path).getroot().find("t:ResultSummary/t:Counters", ns)
+for path in sorted(glob.glob(sys.argv[1] + "/*.trx")):
+    root = ET.parse(path).getroot()
+    for result in root.iterfind("t:Results/t:UnitTestResult", ns):
+        if result.get("outcome") not in ("Passed", "NotExecuted"):
+            message = result.findtext("t:Output/t:ErrorInfo/t:Message", default="", namespaces=ns)
+            print(f"FAILED {result.get('testName')}: {message.strip()[:500]}", file=sys.stderr)
+    counters = root.find("t:ResultSummary/t:Counters", ns)
     if counters is None:
         continue
     passed += int(counters.get("passed", 0))
