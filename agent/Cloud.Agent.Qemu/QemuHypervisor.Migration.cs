@@ -250,6 +250,7 @@ public sealed partial class QemuHypervisor
                 switch (status)
                 {
                     case "completed":
+                        info = await CompletedInfoAsync(qmp, info, token).ConfigureAwait(false);
                         progress.TryWrite(MemoryProgress(info, Phase.Memory));
                         await FinishSourceAsync(vm, process, request.MigrationId).ConfigureAwait(false);
                         progress.TryWrite(MemoryProgress(info, Phase.Completed));
@@ -477,6 +478,20 @@ public sealed partial class QemuHypervisor
             }
         }
         return null;
+    }
+
+    /// <summary>
+    /// QEMU reports "completed" a moment before it has worked out the migration's total time and
+    /// downtime (a poll in between reads 0 for both): asks again, briefly, until they are there.
+    /// </summary>
+    private static async Task<JsonElement> CompletedInfoAsync(QmpClient qmp, JsonElement info, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 50 && Long(info, "total-time") == 0; attempt++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(10), cancellationToken).ConfigureAwait(false);
+            info = await qmp.ExecuteAsync("query-migrate", null, cancellationToken).ConfigureAwait(false);
+        }
+        return info;
     }
 
     private static MigrationProgress MemoryProgress(JsonElement info, Phase phase)

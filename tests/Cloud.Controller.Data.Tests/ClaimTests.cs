@@ -1,4 +1,5 @@
 using Cloud.Controller.Data.Tests.Support;
+using Npgsql;
 
 namespace Cloud.Controller.Data.Tests;
 
@@ -157,6 +158,78 @@ public sealed class ClaimTests : IAsyncLifetime
 
         Assert.Equal([new ClaimConflict(ghost, ClaimConflictReason.NodeMissing)], result.Conflicts);
         Assert.Equal(0, await _db.ScalarAsync<long>("SELECT count(*) FROM allocations"));
+    }
+
+    [Fact]
+    public async Task TryClaim_StaleAndMissingNodesInOneBatch_AreEachListedWithItsReason()
+    {
+        var fresh = await _db.AddNodeAsync("n1");
+        var stale = await _db.AddNodeAsync("n2");
+        var ghost = Guid.NewGuid();
+        var before = await _db.LedgerFingerprintAsync();
+
+        var result = await _db.Ledger.TryClaimAsync(
+            [
+                LedgerDatabase.ClaimFor(Guid.NewGuid(), fresh, await _db.GenerationAsync(fresh), 1, 512),
+                LedgerDatabase.ClaimFor(Guid.NewGuid(), stale, await _db.GenerationAsync(stale) + 5, 1, 512),
+                LedgerDatabase.ClaimFor(Guid.NewGuid(), ghost, 0, 1, 512),
+            ],
+            null, CancellationToken.None);
+
+        Assert.Equal(
+            new[] { new ClaimConflict(stale, ClaimConflictReason.StaleGeneration), new ClaimConflict(ghost, ClaimConflictReason.NodeMissing) }.OrderBy(c => c.NodeId),
+            result.Conflicts.OrderBy(c => c.NodeId));
+        Assert.Equal(before, await _db.LedgerFingerprintAsync());
+    }
+
+    [Theory]
+    [InlineData("something else went wrong")]
+    [InlineData("claim refused: ")]
+    [InlineData("claim refused: StaleGeneration")]
+    [InlineData("claim refused: StaleGeneration not-a-guid")]
+    [InlineData("claim refused: Tired 0190a3c4-2b1d-7c4e-9f00-000000000001")]
+    [InlineData("claim refused: 7 0190a3c4-2b1d-7c4e-9f00-000000000001")]
+    [InlineData("claim refused: StaleGeneration 0190a3c4-2b1d-7c4e-9f00-000000000001,NodeMissing 0190a3c4-2b1d-7c4e-9f00-000000000002")]
+    public void Refusals_InAnotherShape_AreAnErrorNotAConflict(string message)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => CapacityLedger.ParseRefusals(message, out _));
+
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Refusals_NameEachNodeWithItsReason_AndAConsumerMismatchApart()
+    {
+        var a = Guid.NewGuid();
+        var b = Guid.NewGuid();
+
+        var conflicts = CapacityLedger.ParseRefusals($"claim refused: StaleGeneration {a}, InsufficientCapacity {b}", out var mismatch);
+        CapacityLedger.ParseRefusals($"claim refused: ConsumerMismatch {a}", out var consumerMismatch);
+
+        Assert.Equal([new ClaimConflict(a, ClaimConflictReason.StaleGeneration), new ClaimConflict(b, ClaimConflictReason.InsufficientCapacity)], conflicts);
+        Assert.False(mismatch);
+        Assert.True(consumerMismatch);
+    }
+
+    [Fact]
+    public async Task TryClaim_WithoutATransaction_RefusedAfterItsStatementsRan_LeavesNothingAndTheConnectionClean()
+    {
+        var node = await _db.AddNodeAsync("n1", vcpus: 2, memoryMb: 4096);
+        var marker = new NpgsqlBatchCommand("INSERT INTO consumers (id, kind, project_id, created_at, generation) VALUES ($1, 'vm', 'marker', now(), 0)")
+        {
+            Parameters = { new NpgsqlParameter { Value = Guid.NewGuid() } },
+        };
+        var before = await _db.LedgerFingerprintAsync();
+
+        // The statement alongside and the allocations run before the capacity check refuses.
+        var refused = await _db.Ledger.TryClaimAsync([LedgerDatabase.ClaimFor(Guid.NewGuid(), node, Claim.AnyGeneration, 3, 512)], null, [marker], CancellationToken.None);
+        var placed = await _db.Ledger.TryClaimAsync([LedgerDatabase.ClaimFor(Guid.NewGuid(), node, Claim.AnyGeneration, 2, 512)], null, CancellationToken.None);
+
+        Assert.Equal([new ClaimConflict(node, ClaimConflictReason.InsufficientCapacity)], refused.Conflicts);
+        Assert.True(placed.Succeeded);
+        Assert.Equal(0, await _db.ScalarAsync<long>("SELECT count(*) FROM consumers WHERE project_id = 'marker'"));
+        Assert.NotEqual(before, await _db.LedgerFingerprintAsync());
+        Assert.Equal(2, await _db.UsedAsync(node, "VCPU"));
     }
 
     [Fact]

@@ -113,6 +113,31 @@ public sealed class MigrationTests
         Assert.Equal("2|GPU", up.Values);
     }
 
+    [Fact]
+    public async Task ClaimRefusals_DownThenUp_TakesTheRefusalAwayAndGivesItBack()
+    {
+        var connectionString = await PostgresFixture.Shared.CreateDatabaseAsync();
+        await DatabaseMigrator.MigrateAsync(connectionString, CancellationToken.None);
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using var db = DatabaseMigrator.CreateContext(dataSource);
+        var migration = new Migrations.ClaimRefusals();
+
+        await RunAsync(db, migration.DownOperations);
+        var gone = await Assert.ThrowsAsync<PostgresException>(() => RefuseAsync(dataSource));
+        await RunAsync(db, migration.UpOperations);
+        var back = await Assert.ThrowsAsync<PostgresException>(() => RefuseAsync(dataSource));
+
+        Assert.Equal(PostgresErrorCodes.UndefinedFunction, gone.SqlState);
+        Assert.Equal(LedgerSql.RefusedState, back.SqlState);
+        Assert.Equal(LedgerSql.RefusedPrefix + "NodeMissing 0190a3c4-2b1d-7c4e-9f00-000000000001", back.MessageText);
+    }
+
+    private static async Task RefuseAsync(NpgsqlDataSource dataSource)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT {LedgerSql.Refuse}('NodeMissing 0190a3c4-2b1d-7c4e-9f00-000000000001')");
+        await command.ExecuteNonQueryAsync();
+    }
+
     private static async Task RunAsync(LedgerDbContext db, IReadOnlyList<MigrationOperation> operations)
     {
         var commands = db.GetService<IMigrationsSqlGenerator>().Generate(operations, db.Model);

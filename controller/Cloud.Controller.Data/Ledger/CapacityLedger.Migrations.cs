@@ -88,7 +88,7 @@ internal sealed partial class CapacityLedger
             }
 
             var plan = ClaimPlan.Build([new Claim(vmId, ConsumerKinds.Vm, project, targetNodeId, expectedTargetGeneration, amounts)]);
-            var result = await ClaimInAsync(tx, plan, useSavepoint: true, cancellationToken).ConfigureAwait(false);
+            var result = await ClaimInAsync(tx.Connection!, tx, plan, [], cancellationToken).ConfigureAwait(false);
             if (!result.Succeeded)
             {
                 await RollbackToAsync(tx, MigrationSavepoint, cancellationToken).ConfigureAwait(false);

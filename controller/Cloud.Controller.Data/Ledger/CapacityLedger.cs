@@ -106,7 +106,8 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
     /// resource class may exceed its capacity nor any single allocation break the node's unit
     /// rules. A refusal rolls back and lists the nodes to reload; it never throws.
     /// With <paramref name="transaction"/>, the claim runs inside it (behind a savepoint, so
-    /// that a refusal leaves the caller's earlier work intact) and the caller commits.
+    /// that a refusal leaves the caller's earlier work intact) and the caller commits; without,
+    /// the claim is committed in the same round trip that makes it.
     /// </summary>
     /// <exception cref="ArgumentException">A claim is malformed (no resources, an amount that is not positive, ...).</exception>
     public Task<ClaimResult> TryClaimAsync(IReadOnlyList<Claim> claims, NpgsqlTransaction? transaction, CancellationToken cancellationToken)
@@ -136,21 +137,16 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         ClaimResult result;
         if (transaction is null)
         {
+            // No transaction of the caller's: the batch runs as one implicit transaction, which
+            // PostgreSQL commits as the batch ends (durably, before it answers) or rolls back
+            // whole when a statement refuses the claim. One round trip, and the nodes are
+            // locked only while PostgreSQL runs it.
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using var owned = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            result = await ClaimInAsync(owned, plan, useSavepoint: false, cancellationToken, alongside).ConfigureAwait(false);
-            if (result.Succeeded)
-            {
-                await owned.CommitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                await owned.RollbackAsync(cancellationToken).ConfigureAwait(false);
-            }
+            result = await ClaimInAsync(connection, null, plan, alongside, cancellationToken).ConfigureAwait(false);
         }
         else
         {
-            result = await ClaimInAsync(transaction, plan, useSavepoint: true, cancellationToken, alongside).ConfigureAwait(false);
+            result = await ClaimInAsync(transaction.Connection!, transaction, plan, alongside, cancellationToken).ConfigureAwait(false);
         }
 
         var outcome = result.Succeeded ? "committed" : "conflict";
@@ -171,12 +167,16 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         return result;
     }
 
-    private async Task<ClaimResult> ClaimInAsync(NpgsqlTransaction transaction, ClaimPlan plan, bool useSavepoint, CancellationToken cancellationToken,
-        IReadOnlyList<NpgsqlBatchCommand>? alongside = null)
+    /// <summary>
+    /// Sends the claim in one batch. In the caller's <paramref name="transaction"/>, the batch
+    /// runs behind a savepoint that a refusal rolls back to, so that the caller's earlier work
+    /// stays; without one, the batch is its own transaction.
+    /// </summary>
+    private async Task<ClaimResult> ClaimInAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, ClaimPlan plan,
+        IReadOnlyList<NpgsqlBatchCommand> alongside, CancellationToken cancellationToken)
     {
-        var connection = transaction.Connection!;
         await using var batch = new NpgsqlBatch(connection, transaction);
-        if (useSavepoint)
+        if (transaction is not null)
         {
             batch.BatchCommands.Add(new NpgsqlBatchCommand($"SAVEPOINT {Savepoint}"));
         }
@@ -185,88 +185,89 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         // the locks, in id order so that two batches over the same nodes queue up instead of
         // deadlocking (and before the consumers, as a release takes them); the optimistic check
         // (only nodes still at the expected generation are bumped); the allocations with the
-        // unit rules; and the capacity check on the totals the allocations' triggers kept.
-        foreach (var command in alongside ?? [])
+        // unit rules; and the capacity check on the totals the allocations' triggers kept. Each
+        // check refuses the claim by raising LedgerSql.RefusedState, naming the nodes.
+        foreach (var command in alongside)
         {
             batch.BatchCommands.Add(command);
         }
         batch.BatchCommands.Add(Command(LedgerSql.LockNodes, plan.NodeIds));
         batch.BatchCommands.Add(Command(LedgerSql.BumpExpectedGenerations, plan.NodeIds, plan.ExpectedGenerations));
-        var consumers = Command(LedgerSql.UpsertConsumers, plan.ConsumerIds, plan.ConsumerKinds, plan.ConsumerProjects, time.GetUtcNow());
-        batch.BatchCommands.Add(consumers);
+        batch.BatchCommands.Add(Command(LedgerSql.UpsertConsumers, plan.ConsumerIds, plan.ConsumerKinds, plan.ConsumerProjects, time.GetUtcNow()));
         batch.BatchCommands.Add(Command(LedgerSql.AddAllocations, plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses, plan.AllocationAmounts));
         batch.BatchCommands.Add(Command(LedgerSql.OverCapacity, plan.AllocationNodes, plan.AllocationClasses));
 
-        var current = new Dictionary<Guid, long>(plan.NodeIds.Length);
-        var bumped = new HashSet<Guid>();
-        var overfull = new HashSet<Guid>();
+        List<ClaimConflict> conflicts;
         try
         {
-            await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            // Disposing the reader reads to the end of the batch: with no transaction of the
+            // caller's, that is where PostgreSQL reports the commit.
+            await using (await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
             {
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    current[reader.GetGuid(0)] = reader.GetInt64(1);
-                }
-                await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    bumped.Add(reader.GetGuid(0));
-                }
-                // Allocations that break a unit rule, then classes over capacity.
-                while (await reader.NextResultAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                    {
-                        overfull.Add(reader.GetGuid(0));
-                    }
-                }
+            }
+            return ClaimResult.Success;
+        }
+        catch (PostgresException e) when (e.SqlState == LedgerSql.RefusedState)
+        {
+            conflicts = ParseRefusals(e.MessageText, out var mismatchedConsumer);
+            await UndoAsync(transaction, cancellationToken).ConfigureAwait(false);
+            if (mismatchedConsumer)
+            {
+                throw new ArgumentException(
+                    "A consumer of the batch already exists with another kind or project; a consumer's kind and project never change.", "claims");
             }
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.LockNotAvailable)
         {
-            await UndoAsync(transaction, useSavepoint, cancellationToken).ConfigureAwait(false);
-            return new ClaimResult([.. plan.NodeIds.Select(id => new ClaimConflict(id, ClaimConflictReason.Contention))]);
+            await UndoAsync(transaction, cancellationToken).ConfigureAwait(false);
+            conflicts = [.. plan.NodeIds.Select(id => new ClaimConflict(id, ClaimConflictReason.Contention))];
         }
-
-        if (consumers.RecordsAffected != plan.ConsumerIds.Length)
-        {
-            await UndoAsync(transaction, useSavepoint, cancellationToken).ConfigureAwait(false);
-            throw new ArgumentException(
-                "A consumer of the batch already exists with another kind or project; a consumer's kind and project never change.", "claims");
-        }
-
-        var conflicts = new List<ClaimConflict>();
-        foreach (var nodeId in plan.NodeIds)
-        {
-            if (!current.ContainsKey(nodeId))
-            {
-                conflicts.Add(new ClaimConflict(nodeId, ClaimConflictReason.NodeMissing));
-            }
-            else if (!bumped.Contains(nodeId))
-            {
-                conflicts.Add(new ClaimConflict(nodeId, ClaimConflictReason.StaleGeneration));
-            }
-            else if (overfull.Contains(nodeId))
-            {
-                conflicts.Add(new ClaimConflict(nodeId, ClaimConflictReason.InsufficientCapacity));
-            }
-        }
-        if (conflicts.Count > 0)
-        {
-            await UndoAsync(transaction, useSavepoint, cancellationToken).ConfigureAwait(false);
-            return new ClaimResult(conflicts);
-        }
-        return ClaimResult.Success;
+        return new ClaimResult(conflicts);
     }
 
     /// <summary>
-    /// Undoes a refused claim inside the caller's transaction; the ledger's own transaction is
-    /// rolled back by its owner.
+    /// The conflicts of a refusal's message: "claim refused: " then "Reason id" pairs separated
+    /// by ", ", as the ledger's statements write them. A message in another shape is a bug in
+    /// those statements, and says so rather than passing for a conflict.
     /// </summary>
-    private static async Task UndoAsync(NpgsqlTransaction transaction, bool useSavepoint, CancellationToken cancellationToken)
+    internal static List<ClaimConflict> ParseRefusals(string message, out bool mismatchedConsumer)
     {
-        if (!useSavepoint)
+        mismatchedConsumer = false;
+        if (!message.StartsWith(LedgerSql.RefusedPrefix, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"A claim's refusal is not in the expected shape: {message}");
+        }
+        var conflicts = new List<ClaimConflict>();
+        foreach (var refusal in message[LedgerSql.RefusedPrefix.Length..].Split(", "))
+        {
+            var parts = refusal.Split(' ');
+            if (parts.Length != 2 || !Guid.TryParse(parts[1], out var id))
+            {
+                throw new InvalidOperationException($"A claim's refusal is not in the expected shape: {message}");
+            }
+            if (parts[0] == LedgerSql.ConsumerMismatch)
+            {
+                mismatchedConsumer = true;
+            }
+            else if (Enum.TryParse<ClaimConflictReason>(parts[0], out var reason) && Enum.IsDefined(reason))
+            {
+                conflicts.Add(new ClaimConflict(id, reason));
+            }
+            else
+            {
+                throw new InvalidOperationException($"A claim's refusal names an unknown reason: {message}");
+            }
+        }
+        return conflicts;
+    }
+
+    /// <summary>
+    /// Undoes a refused claim inside the caller's transaction. Without one, PostgreSQL has rolled
+    /// the claim's own transaction back already.
+    /// </summary>
+    private static async Task UndoAsync(NpgsqlTransaction? transaction, CancellationToken cancellationToken)
+    {
+        if (transaction is null)
         {
             return;
         }

@@ -8,8 +8,8 @@ namespace Cloud.Controller.Scheduling;
 /// Group commit of one-VM placements (docs/design/006-scheduling.md, "Group commit"). Requests
 /// that arrive while a group is being claimed wait in a channel; the claim loop then takes all
 /// of them (up to <see cref="SchedulerOptions.GroupCommitMaxSize"/>), decides them in one pass
-/// over the view, claims them in one transaction (one round trip for claims, decisions and the
-/// callers' statements, and one commit, so one WAL flush) and completes each caller with its
+/// over the view, claims them in one transaction (one round trip for claims, decisions, the
+/// callers' statements and the commit, so one WAL flush) and completes each caller with its
 /// own result. The loop never waits for more requests than are queued: an idle replica places a
 /// lone request at once.
 /// </summary>
@@ -201,12 +201,19 @@ internal sealed partial class Scheduler
             var alongside = new List<NpgsqlBatchCommand> { PlacementStore.RecordCommand([.. decisions, .. failed.Select(f => f.Decision)]) };
             alongside.AddRange(placed.Where(p => p.Alongside is not null).Select(p => p.Alongside!(p.Node!)));
 
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var result = await ledger.TryClaimAsync(claims, transaction, alongside, cancellationToken);
+            // Without callers' callbacks (the usual case), the group commits in its claim's round trip.
+            PendingPlacement? culprit = null;
+            Func<NpgsqlTransaction, Task<bool>>? afterClaim = placed.Any(p => p.InTransaction is not null)
+                ? async transaction => (culprit = await RunCallbacksAsync(placed, transaction, cancellationToken)) is null
+                : null;
+            var result = await ClaimAndCommitAsync(claims, alongside, afterClaim, cancellationToken);
+            if (result is null)
+            {
+                live = [.. placed.Where(p => p != culprit)];
+                continue;
+            }
             if (!result.Succeeded)
             {
-                await transaction.RollbackAsync(cancellationToken);
                 await RefreshNodesAsync(result.ConflictingNodeIds, cancellationToken);
                 var refused = result.ConflictingNodeIds.ToHashSet();
                 live = [];
@@ -230,16 +237,6 @@ internal sealed partial class Scheduler
                 continue;
             }
 
-            if (await RunCallbacksAsync(placed, transaction, cancellationToken) is { } culprit)
-            {
-                await transaction.RollbackAsync(cancellationToken);
-                live = [.. placed.Where(p => p != culprit)];
-                continue;
-            }
-            using (Activity.StartActivity("schedule.commit"))
-            {
-                await transaction.CommitAsync(cancellationToken);
-            }
             foreach (var byNode in placed.GroupBy(p => p.Node!.NodeId))
             {
                 view.Apply(byNode.Key, [.. byNode.Select(p => p.Item.Request)], epochs[byNode.Key]);

@@ -128,32 +128,32 @@ internal sealed partial class Scheduler(
             var epoch = view.EpochOf(node.NodeId);
             var claim = new Claim(consumerId, ConsumerKinds.Vm, projectId, node.NodeId, Claim.AnyGeneration, request.Resources.ToAmounts());
             var decision = Decision(item, "place", outcome, node, attempt);
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             NpgsqlBatchCommand[] statements = alongside is null
                 ? [PlacementStore.RecordCommand([decision])]
                 : [PlacementStore.RecordCommand([decision]), alongside(node)];
-            var result = await ledger.TryClaimAsync([claim], transaction, statements, cancellationToken);
+            string? violation = null;
+            Func<NpgsqlTransaction, Task<bool>>? afterClaim = inTransaction is null && group is null ? null : async transaction =>
+            {
+                if (inTransaction is not null)
+                {
+                    await inTransaction(transaction, node, cancellationToken);
+                }
+                violation = group is null ? null : await PlacementStore.AddMembersAsync(transaction, group.Id, [consumerId], cancellationToken);
+                return violation is null;
+            };
+            var result = await ClaimAndCommitAsync([claim], statements, afterClaim, cancellationToken);
+            if (result is null)
+            {
+                // Another replica placed a member meanwhile: decide again with the group as it is now.
+                Log.GroupRace(logger, consumerId, violation!);
+                (group, _) = await LoadGroupAsync(group!.Id, projectId, cancellationToken);
+                continue;
+            }
             if (!result.Succeeded)
             {
-                await transaction.RollbackAsync(cancellationToken);
                 await RefreshNodesAsync(result.ConflictingNodeIds, cancellationToken);
                 continue;
             }
-            if (inTransaction is not null)
-            {
-                await inTransaction(transaction, node, cancellationToken);
-            }
-            if (group is not null && await PlacementStore.AddMembersAsync(transaction, group.Id, [consumerId], cancellationToken) is { } violation)
-            {
-                // Another replica placed a member meanwhile: decide again with the group as it is now.
-                await transaction.RollbackAsync(cancellationToken);
-                Log.GroupRace(logger, consumerId, violation);
-                var groupId = group.Id;
-                (group, _) = await LoadGroupAsync(groupId, projectId, cancellationToken);
-                continue;
-            }
-            await transaction.CommitAsync(cancellationToken);
             view.Apply(node.NodeId, [request], epoch);
             span?.SetTag("cloud.node", node.Name).SetTag("cloud.attempts", attempt);
             return new PlacementResult(node, null) { DecisionId = decision.Id };
@@ -277,32 +277,32 @@ internal sealed partial class Scheduler(
             NpgsqlBatchCommand[] statements = alongside is null
                 ? [PlacementStore.RecordCommand(records)]
                 : [PlacementStore.RecordCommand(records), alongside(assignments)];
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            var result = await ledger.TryClaimAsync(claims, transaction, statements, cancellationToken);
-            if (!result.Succeeded)
+            string? violation = null;
+            Func<NpgsqlTransaction, Task<bool>>? afterClaim = inTransaction is null && groups.Count == 0 ? null : async transaction =>
             {
-                await transaction.RollbackAsync(cancellationToken);
+                if (inTransaction is not null)
+                {
+                    await inTransaction(transaction, assignments, cancellationToken);
+                }
+                foreach (var group in groups.Values)
+                {
+                    var members = placed.Where(p => p.Assignment.Item.Request.Constraints.ServerGroupId == group.Id).Select(p => p.Assignment.Item.ConsumerId).ToArray();
+                    if (members.Length > 0 && (violation = await PlacementStore.AddMembersAsync(transaction, group.Id, members, cancellationToken)) is not null)
+                    {
+                        return false;
+                    }
+                }
+                return true;
+            };
+            var result = await ClaimAndCommitAsync(claims, statements, afterClaim, cancellationToken);
+            if (result is { Succeeded: false })
+            {
                 await RefreshNodesAsync(result.ConflictingNodeIds, cancellationToken);
                 continue;
             }
-            if (inTransaction is not null)
+            if (result is null)
             {
-                await inTransaction(transaction, assignments, cancellationToken);
-            }
-            string? violation = null;
-            foreach (var group in groups.Values)
-            {
-                var members = placed.Where(p => p.Assignment.Item.Request.Constraints.ServerGroupId == group.Id).Select(p => p.Assignment.Item.ConsumerId).ToArray();
-                if (members.Length > 0 && (violation = await PlacementStore.AddMembersAsync(transaction, group.Id, members, cancellationToken)) is not null)
-                {
-                    break;
-                }
-            }
-            if (violation is not null)
-            {
-                await transaction.RollbackAsync(cancellationToken);
-                Log.GroupRace(logger, items[0].ConsumerId, violation);
+                Log.GroupRace(logger, items[0].ConsumerId, violation!);
                 foreach (var id in groups.Keys.ToList())
                 {
                     var (fresh, _) = await LoadGroupAsync(id, items[0].ProjectId, cancellationToken);
@@ -312,10 +312,6 @@ internal sealed partial class Scheduler(
                     }
                 }
                 continue;
-            }
-            using (Activity.StartActivity("schedule.commit"))
-            {
-                await transaction.CommitAsync(cancellationToken);
             }
             foreach (var byNode in placed.GroupBy(p => p.Assignment.Node.NodeId))
             {
@@ -370,6 +366,34 @@ internal sealed partial class Scheduler(
 
     /// <summary>Forces a full reload on the next placement (a node registered, changed or went down).</summary>
     public void InvalidateAll() => view.Expire();
+
+    /// <summary>
+    /// Claims and commits, with the statements that go in the claim's round trip. With no
+    /// <paramref name="afterClaim"/>, the claim commits in that round trip; with one, it runs in
+    /// the claim's transaction before the commit, and returning false rolls everything back.
+    /// </summary>
+    /// <returns>The claim's result (committed when it succeeded), or null when <paramref name="afterClaim"/> rolled it back.</returns>
+    private async Task<ClaimResult?> ClaimAndCommitAsync(IReadOnlyList<Claim> claims, IReadOnlyList<NpgsqlBatchCommand> statements,
+        Func<NpgsqlTransaction, Task<bool>>? afterClaim, CancellationToken cancellationToken)
+    {
+        if (afterClaim is null)
+        {
+            return await ledger.TryClaimAsync(claims, null, statements, cancellationToken);
+        }
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        var result = await ledger.TryClaimAsync(claims, transaction, statements, cancellationToken);
+        if (!result.Succeeded || !await afterClaim(transaction))
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return result.Succeeded ? null : result;
+        }
+        using (Activity.StartActivity("schedule.commit"))
+        {
+            await transaction.CommitAsync(cancellationToken);
+        }
+        return result;
+    }
 
     /// <summary>The nodes as the scheduler sees them now, loading them first if needed.</summary>
     public async Task<IReadOnlyList<NodeCapacity>> NodesAsync(CancellationToken cancellationToken)
