@@ -18,11 +18,17 @@ public static class TelemetryExtensions
 
     /// <summary>
     /// Traces and metrics of the project's own sources plus ASP.NET Core and HttpClient, exported
-    /// over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or Telemetry:OtlpEndpoint) is set.
+    /// over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or Telemetry:OtlpEndpoint) is set. Without an
+    /// endpoint nothing listens: every span would still be created and recorded, for nobody
+    /// (about 2 KiB and a few microseconds per placement).
     /// </summary>
     public static IServiceCollection AddCloudTelemetry(this IServiceCollection services, IConfiguration configuration, string serviceName)
     {
         var endpoint = configuration["Telemetry:OtlpEndpoint"] ?? configuration["OTEL_EXPORTER_OTLP_ENDPOINT"];
+        if (string.IsNullOrWhiteSpace(endpoint))
+        {
+            return services;
+        }
         var resource = ResourceBuilder.CreateDefault().AddService(serviceName, serviceVersion: typeof(TelemetryExtensions).Assembly.GetName().Version?.ToString());
 
         var tracing = Sdk.CreateTracerProviderBuilder()

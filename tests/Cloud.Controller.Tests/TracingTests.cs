@@ -2,6 +2,10 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Cloud.Controller.Tests.Support;
 using Cloud.Grpc;
+using Cloud.ServiceDefaults;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using OpenTelemetry.Trace;
 
 namespace Cloud.Controller.Tests;
 
@@ -33,5 +37,22 @@ public sealed class TracingTests(CloudFixture cloud)
             var server = spans.Single(s => s.Kind == ActivityKind.Server && s.DisplayName == name && s.TraceId == client.TraceId);
             Assert.NotEqual(default, server.ParentSpanId);
         }
+    }
+
+    [Theory]
+    [InlineData(null, false)]
+    [InlineData(" ", false)]
+    [InlineData("http://127.0.0.1:4317", true)]
+    public void Spans_are_recorded_only_when_there_is_somewhere_to_send_them(string? endpoint, bool recorded)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?> { ["Telemetry:OtlpEndpoint"] = endpoint }).Build();
+        using var services = new ServiceCollection().AddCloudTelemetry(configuration, "test").BuildServiceProvider();
+        using var source = new ActivitySource(TelemetryExtensions.SourcePrefix + "Test");
+
+        _ = services.GetService<TracerProvider>();
+        using var span = source.StartActivity("placement");
+
+        Assert.Equal(recorded, services.GetService<TracerProvider>() is not null);
+        Assert.Equal(recorded, span is not null);
     }
 }
