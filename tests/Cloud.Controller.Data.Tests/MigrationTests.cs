@@ -114,27 +114,38 @@ public sealed class MigrationTests
     }
 
     [Fact]
-    public async Task ClaimRefusals_DownThenUp_TakesTheRefusalAwayAndGivesItBack()
+    public async Task ClaimFunction_DownThenUp_TakesTheClaimAwayAndGivesItBack()
     {
         var connectionString = await PostgresFixture.Shared.CreateDatabaseAsync();
         await DatabaseMigrator.MigrateAsync(connectionString, CancellationToken.None);
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
         await using var db = DatabaseMigrator.CreateContext(dataSource);
-        var migration = new Migrations.ClaimRefusals();
+        var migration = new Migrations.ClaimFunction();
+        var ghost = Guid.NewGuid();
 
         await RunAsync(db, migration.DownOperations);
-        var gone = await Assert.ThrowsAsync<PostgresException>(() => RefuseAsync(dataSource));
+        var gone = await Assert.ThrowsAsync<PostgresException>(() => ClaimOnAsync(dataSource, ghost));
         await RunAsync(db, migration.UpOperations);
-        var back = await Assert.ThrowsAsync<PostgresException>(() => RefuseAsync(dataSource));
+        var back = await Assert.ThrowsAsync<PostgresException>(() => ClaimOnAsync(dataSource, ghost));
 
         Assert.Equal(PostgresErrorCodes.UndefinedFunction, gone.SqlState);
         Assert.Equal(LedgerSql.RefusedState, back.SqlState);
-        Assert.Equal(LedgerSql.RefusedPrefix + "NodeMissing 0190a3c4-2b1d-7c4e-9f00-000000000001", back.MessageText);
+        Assert.Equal($"{LedgerSql.RefusedPrefix}NodeMissing {ghost}", back.MessageText);
     }
 
-    private static async Task RefuseAsync(NpgsqlDataSource dataSource)
+    /// <summary>A one-VM claim on <paramref name="node"/>, as the ledger sends it.</summary>
+    private static async Task ClaimOnAsync(NpgsqlDataSource dataSource, Guid node)
     {
-        await using var command = dataSource.CreateCommand($"SELECT {LedgerSql.Refuse}('NodeMissing 0190a3c4-2b1d-7c4e-9f00-000000000001')");
+        var consumer = Guid.NewGuid();
+        await using var command = dataSource.CreateCommand(LedgerSql.Claim);
+        foreach (var value in new object[]
+        {
+            new[] { node }, new[] { -1L }, new[] { consumer }, new[] { "vm" }, new[] { "p" }, DateTimeOffset.UtcNow,
+            new[] { consumer }, new[] { node }, new[] { "VCPU" }, new[] { 1L },
+        })
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = value });
+        }
         await command.ExecuteNonQueryAsync();
     }
 

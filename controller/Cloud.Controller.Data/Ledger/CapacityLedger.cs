@@ -182,20 +182,15 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         }
         // The caller's statements (the decision and the VM rows, say) go first: they do not depend
         // on capacity, and the nodes stay locked for less time when they are not in between. Then
-        // the locks, in id order so that two batches over the same nodes queue up instead of
-        // deadlocking (and before the consumers, as a release takes them); the optimistic check
-        // (only nodes still at the expected generation are bumped); the allocations with the
-        // unit rules; and the capacity check on the totals the allocations' triggers kept. Each
-        // check refuses the claim by raising LedgerSql.RefusedState, naming the nodes.
+        // the claim itself: locks, generations, consumers, allocations and capacity, in one
+        // function that refuses by raising LedgerSql.RefusedState, naming the nodes.
         foreach (var command in alongside)
         {
             batch.BatchCommands.Add(command);
         }
-        batch.BatchCommands.Add(Command(LedgerSql.LockNodes, plan.NodeIds));
-        batch.BatchCommands.Add(Command(LedgerSql.BumpExpectedGenerations, plan.NodeIds, plan.ExpectedGenerations));
-        batch.BatchCommands.Add(Command(LedgerSql.UpsertConsumers, plan.ConsumerIds, plan.ConsumerKinds, plan.ConsumerProjects, time.GetUtcNow()));
-        batch.BatchCommands.Add(Command(LedgerSql.AddAllocations, plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses, plan.AllocationAmounts));
-        batch.BatchCommands.Add(Command(LedgerSql.OverCapacity, plan.AllocationNodes, plan.AllocationClasses));
+        batch.BatchCommands.Add(Command(LedgerSql.Claim, plan.NodeIds, plan.ExpectedGenerations,
+            plan.ConsumerIds, plan.ConsumerKinds, plan.ConsumerProjects, time.GetUtcNow(),
+            plan.AllocationConsumers, plan.AllocationNodes, plan.AllocationClasses, plan.AllocationAmounts));
 
         List<ClaimConflict> conflicts;
         try

@@ -8,19 +8,16 @@ internal static class LedgerSql
 {
     /// <summary>
     /// floor((total - reserved) * ratio) in double precision, the same arithmetic as
-    /// <see cref="ResourceInventory.Capacity"/>.
+    /// <see cref="ResourceInventory.Capacity"/> and the function <c>ledger_claim</c>.
     /// </summary>
     public const string Capacity = "floor((i.total - i.reserved) * i.allocation_ratio)::bigint";
 
     /// <summary>
-    /// The function a claim's statements call to refuse it (migration ClaimRefusals): it raises
-    /// <see cref="RefusedState"/> with <see cref="RefusedPrefix"/> and the refusals, each a
-    /// reason and an id, separated by ", ". Raising rather than returning rows lets a claim that
-    /// owns its transaction commit in the same round trip: an error rolls the whole batch back.
+    /// The SQLSTATE of a refused claim, in a class PostgreSQL leaves to applications. Its message
+    /// is <see cref="RefusedPrefix"/> then "Reason id" pairs separated by ", ". Raising rather
+    /// than returning rows lets a claim that owns its transaction commit in the same round trip:
+    /// an error rolls the whole batch back.
     /// </summary>
-    public const string Refuse = "ledger_refuse";
-
-    /// <summary>The SQLSTATE of a refused claim, in a class PostgreSQL leaves to applications.</summary>
     public const string RefusedState = "LR001";
 
     public const string RefusedPrefix = "claim refused: ";
@@ -68,101 +65,12 @@ internal static class LedgerSql
     }
 
     /// <summary>
-    /// $1 node ids. Locks in id order (the rows are locked as they leave the sort) so that
-    /// concurrent batches queue instead of deadlocking. One row back, however many nodes.
+    /// $1 node ids, $2 their expected generations (-1: any); $3 consumer ids, $4 kinds, $5
+    /// projects, $6 now; $7 to $10 the allocations (consumer, node, class, amount). The claim's
+    /// steps run in the function <c>ledger_claim</c> (migration ClaimFunction), which raises
+    /// <see cref="RefusedState"/> to refuse.
     /// </summary>
-    public const string LockNodes = """
-        SELECT count(*) FROM (SELECT 1 FROM nodes WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) AS locked
-        """;
-
-    /// <summary>
-    /// $1 node ids, $2 expected generations (-1: any). The optimistic check: bumps the nodes still
-    /// at the expected generation, and refuses the claim (<see cref="Refuse"/>) naming every other
-    /// node as stale or missing.
-    /// </summary>
-    public const string BumpExpectedGenerations = $"""
-        WITH claimed AS (SELECT * FROM unnest($1::uuid[], $2::bigint[]) AS c(id, expected)),
-             bumped AS (UPDATE nodes AS n SET generation = n.generation + 1
-                          FROM claimed AS c
-                         WHERE n.id = c.id AND (n.generation = c.expected OR c.expected = -1)
-                        RETURNING n.id)
-        SELECT {Refuse}(string_agg(CASE WHEN n.id IS NULL THEN '{nameof(ClaimConflictReason.NodeMissing)}'
-                                        ELSE '{nameof(ClaimConflictReason.StaleGeneration)}' END || ' ' || c.id, ', '))
-          FROM claimed AS c
-          LEFT JOIN LATERAL (SELECT n.id FROM nodes AS n WHERE n.id = c.id LIMIT 1) AS n ON true
-         WHERE NOT EXISTS (SELECT 1 FROM bumped AS b WHERE b.id = c.id)
-        HAVING count(*) > 0
-        """;
-
-    /// <summary>
-    /// $1 ids, $2 kinds, $3 projects, $4 now. A consumer that exists must keep its kind and
-    /// project: one that would change refuses the claim as <see cref="ConsumerMismatch"/>.
-    /// </summary>
-    public const string UpsertConsumers = $"""
-        WITH upserted AS (
-             INSERT INTO consumers (id, kind, project_id, created_at, generation)
-             SELECT c.id, c.kind, c.project_id, $4, 0
-               FROM unnest($1::uuid[], $2::text[], $3::text[]) AS c(id, kind, project_id)
-             ON CONFLICT (id) DO UPDATE SET generation = consumers.generation + 1
-              WHERE consumers.kind = excluded.kind AND consumers.project_id = excluded.project_id
-             RETURNING id)
-        SELECT {Refuse}(string_agg('{ConsumerMismatch} ' || c.id, ', '))
-          FROM unnest($1::uuid[]) AS c(id)
-         WHERE NOT EXISTS (SELECT 1 FROM upserted AS u WHERE u.id = c.id)
-        HAVING count(*) > 0
-        """;
-
-    /// <summary>
-    /// $1 consumers, $2 nodes, $3 classes, $4 amounts. Adds the batch's allocations to what each
-    /// consumer already holds, and refuses the claim on the nodes where an allocation now breaks
-    /// the node's min_unit, max_unit or step_size, or names a class the node has no inventory of. Rows for
-    /// a node that is gone are skipped; the caller's lock on the nodes has seen that already.
-    /// The triggers on <c>allocations</c> add the amounts to <c>node_usage</c> as the statement ends.
-    /// </summary>
-    /// <remarks>
-    /// The inventories are looked up row by row (LATERAL ... LIMIT 1): the planner cannot tell
-    /// how many rows the insert returns and would otherwise hash the whole inventories table,
-    /// 30,000 rows at 10,000 nodes, for every claim.
-    /// </remarks>
-    public const string AddAllocations = $"""
-        WITH added AS (
-             INSERT INTO allocations (consumer_id, node_id, resource_class, used)
-             SELECT c.consumer_id, c.node_id, c.resource_class, c.used
-               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[]) AS c(consumer_id, node_id, resource_class, used)
-              WHERE EXISTS (SELECT 1 FROM nodes AS n WHERE n.id = c.node_id)
-             ON CONFLICT (consumer_id, node_id, resource_class) DO UPDATE SET used = allocations.used + excluded.used
-             RETURNING node_id, resource_class, used)
-        SELECT {Refuse}(string_agg('{nameof(ClaimConflictReason.InsufficientCapacity)} ' || broken.node_id, ', '))
-          FROM (SELECT DISTINCT d.node_id
-                  FROM added AS d
-                  LEFT JOIN LATERAL (SELECT * FROM inventories AS i
-                                      WHERE i.node_id = d.node_id AND i.resource_class = d.resource_class
-                                      LIMIT 1) AS i ON true
-                 WHERE i.node_id IS NULL OR d.used < i.min_unit OR d.used > i.max_unit OR d.used % i.step_size <> 0) AS broken
-        HAVING count(*) > 0
-        """;
-
-    /// <summary>
-    /// $1 nodes, $2 classes: the pairs a claim touched. Refuses the claim on the nodes where one
-    /// of those classes is now above capacity. Runs after <see cref="AddAllocations"/> in the same
-    /// transaction, so it reads the totals with the claim's amounts in them; callers hold the
-    /// nodes' row locks, so no other claim changes these totals meanwhile. Looked up pair by
-    /// pair, for the reason <see cref="AddAllocations"/> gives: a plan made while the tables
-    /// were small hashed the whole inventories table at every claim.
-    /// </summary>
-    public const string OverCapacity = $"""
-        SELECT {Refuse}(string_agg('{nameof(ClaimConflictReason.InsufficientCapacity)} ' || over.node_id, ', '))
-          FROM (SELECT DISTINCT t.node_id
-                  FROM (SELECT DISTINCT * FROM unnest($1::uuid[], $2::text[])) AS t(node_id, resource_class)
-                 CROSS JOIN LATERAL (SELECT u.used FROM node_usage AS u
-                                      WHERE u.node_id = t.node_id AND u.resource_class = t.resource_class
-                                      LIMIT 1) AS u
-                 CROSS JOIN LATERAL (SELECT {Capacity} AS capacity FROM inventories AS i
-                                      WHERE i.node_id = t.node_id AND i.resource_class = t.resource_class
-                                      LIMIT 1) AS c
-                 WHERE u.used > c.capacity) AS over
-        HAVING count(*) > 0
-        """;
+    public const string Claim = "SELECT ledger_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
     /// <summary>$1 consumer.</summary>
     public const string LockConsumerNodes = """
