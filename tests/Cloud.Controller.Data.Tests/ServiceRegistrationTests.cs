@@ -42,6 +42,19 @@ public sealed class ServiceRegistrationTests
     }
 
     [Theory]
+    [InlineData("Host=127.0.0.1;Database=cloud", true)]
+    [InlineData("Host=127.0.0.1;Database=cloud;No Reset On Close=false", false)]
+    [InlineData("Host=127.0.0.1;Database=cloud;noresetonclose=true", true)]
+    public async Task AddLedgerDatabase_SkipsTheResetOnReturnToThePoolUnlessTheConnectionStringSaysOtherwise(string connectionString, bool expected)
+    {
+        await using var provider = new ServiceCollection().AddLogging().AddLedgerDatabase(connectionString).BuildServiceProvider();
+
+        var dataSource = provider.GetRequiredService<NpgsqlDataSource>();
+
+        Assert.Equal(expected, new NpgsqlConnectionStringBuilder(dataSource.ConnectionString).NoResetOnClose);
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData("Host=127.0.0.1;NoSuchSetting=1")]
     public void AddLedgerDatabase_BadConnectionString_IsRefusedAtRegistration(string connectionString)

@@ -35,10 +35,18 @@ internal static class LedgerDatabaseExtensions
             // The ledger sends the same few statements all the time (claims take their rows as
             // arrays, so their text never changes): prepared once per connection, they are not
             // parsed and planned again for every claim. A connection string that sets it wins.
-            if (!SetsAutoPrepare(connectionString))
+            if (!Sets(connectionString, "MaxAutoPrepare"))
             {
                 builder.ConnectionStringBuilder.MaxAutoPrepare = 64;
                 builder.ConnectionStringBuilder.AutoPrepareMinUsages = 2;
+            }
+            // Nothing here leaves state on a connection (no SET outside a function, no temporary
+            // table, advisory lock or LISTEN), so the reset Npgsql otherwise sends as a
+            // connection goes back to the pool only costs: 0.1 ms of the server's time per
+            // claim, about a tenth of it. A connection string that sets it wins.
+            if (!Sets(connectionString, "NoResetOnClose"))
+            {
+                builder.ConnectionStringBuilder.NoResetOnClose = true;
             }
             if (provider.GetService<ILoggerFactory>() is { } loggers)
             {
@@ -52,9 +60,9 @@ internal static class LedgerDatabaseExtensions
         return services;
     }
 
-    private static bool SetsAutoPrepare(string connectionString)
+    private static bool Sets(string connectionString, string keyWithoutSpaces)
     {
         var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
-        return given.Keys.Cast<string>().Any(key => key.Replace(" ", "", StringComparison.Ordinal).Equals("MaxAutoPrepare", StringComparison.OrdinalIgnoreCase));
+        return given.Keys.Cast<string>().Any(key => key.Replace(" ", "", StringComparison.Ordinal).Equals(keyWithoutSpaces, StringComparison.OrdinalIgnoreCase));
     }
 }
