@@ -189,6 +189,8 @@ public sealed class ClaimTests : IAsyncLifetime
     [InlineData("claim refused: StaleGeneration not-a-guid")]
     [InlineData("claim refused: Tired 0190a3c4-2b1d-7c4e-9f00-000000000001")]
     [InlineData("claim refused: 7 0190a3c4-2b1d-7c4e-9f00-000000000001")]
+    [InlineData("claim refused: 1 0190a3c4-2b1d-7c4e-9f00-000000000001")]
+    [InlineData("claim refused: stalegeneration 0190a3c4-2b1d-7c4e-9f00-000000000001")]
     [InlineData("claim refused: StaleGeneration 0190a3c4-2b1d-7c4e-9f00-000000000001,NodeMissing 0190a3c4-2b1d-7c4e-9f00-000000000002")]
     public void Refusals_InAnotherShape_AreAnErrorNotAConflict(string message)
     {

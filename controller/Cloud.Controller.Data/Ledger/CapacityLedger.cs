@@ -195,11 +195,9 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
         List<ClaimConflict> conflicts;
         try
         {
-            // Disposing the reader reads to the end of the batch: with no transaction of the
-            // caller's, that is where PostgreSQL reports the commit.
-            await using (await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
-            {
-            }
+            // Reads to the end of the batch: with no transaction of the caller's, that is where
+            // PostgreSQL reports the commit.
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             return ClaimResult.Success;
         }
         catch (PostgresException e) when (e.SqlState == LedgerSql.RefusedState)
@@ -244,9 +242,9 @@ internal sealed partial class CapacityLedger(NpgsqlDataSource dataSource, TimePr
             {
                 mismatchedConsumer = true;
             }
-            else if (Enum.TryParse<ClaimConflictReason>(parts[0], out var reason) && Enum.IsDefined(reason))
+            else if (Enum.GetNames<ClaimConflictReason>().Contains(parts[0], StringComparer.Ordinal))
             {
-                conflicts.Add(new ClaimConflict(id, reason));
+                conflicts.Add(new ClaimConflict(id, Enum.Parse<ClaimConflictReason>(parts[0])));
             }
             else
             {
