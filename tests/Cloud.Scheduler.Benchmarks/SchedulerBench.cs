@@ -129,10 +129,10 @@ internal sealed class SchedulerBench : IAsyncDisposable
     }
 
     /// <summary>One stream of batches per replica named, each placing its share of <paramref name="total"/>.</summary>
-    private static async Task<(int Placed, double Seconds, CpuUse Cpu)> PlaceBatchesAsync(Cloud cloud, int[] replicas, int total, CancellationToken cancellationToken)
+    private async Task<(int Placed, double Seconds, CpuUse Cpu)> PlaceBatchesAsync(Cloud cloud, int[] replicas, int total, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var cpu = CpuSplit.Start();
+        var cpu = CpuSplit.Start(ClusterDirectory);
         var placed = await Task.WhenAll(replicas.Select(async (replica, stream) =>
         {
             var trace = new VmTrace(1 + stream + (replicas.Length * 10));
@@ -217,6 +217,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
     {
         const int Rate = 500;
         var trace = new VmTrace(3);
+        await SimulatorSql.RecycleWalFilesAsync(cloud.DataSource, cancellationToken);
         // The load for a few seconds first, not counted: the connections it needs are opened and
         // their statements prepared, and the code it runs is compiled, as in a controller that has
         // been serving for a while.
@@ -237,9 +238,12 @@ internal sealed class SchedulerBench : IAsyncDisposable
 
         const string Maintenance = "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables";
         var maintenanceBefore = await SimulatorSql.ScalarAsync(cloud.DataSource, Maintenance, cancellationToken);
-        var cpu = CpuSplit.Start();
-        var (latencies, elapsed, errors) = await OfferAsync(cloud, trace, Rate, Rate * _settings.Seconds, cancellationToken);
+        const string WalPosition = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint";
+        var walBefore = await SimulatorSql.ScalarAsync(cloud.DataSource, WalPosition, cancellationToken);
+        var cpu = CpuSplit.Start(ClusterDirectory);
+        var (latencies, lags, elapsed, errors) = await OfferAsync(cloud, trace, Rate, Rate * _settings.Seconds, cancellationToken);
         var used = cpu.Stop(latencies.Length);
+        var walBytes = await SimulatorSql.ScalarAsync(cloud.DataSource, WalPosition, cancellationToken) - walBefore;
         // Stats reach the view with a delay of up to a second (stats_fetch_consistency aside).
         await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
         Metric("latency_autovacuum_runs", await SimulatorSql.ScalarAsync(cloud.DataSource, Maintenance, cancellationToken) - maintenanceBefore, "runs");
@@ -249,52 +253,32 @@ internal sealed class SchedulerBench : IAsyncDisposable
         Metric("latency_p50", latencies[count / 2], "ms");
         Metric("latency_p99", latencies[(int)(count * 0.99)], "ms");
         Metric("latency_errors", errors, "requests");
+        Metric("latency_wal_per_request", walBytes / 1024.0 / count, "KiB");
+        Metric("latency_issue_lag_p50", lags[count / 2], "ms");
+        Metric("latency_issue_lag_p99", lags[(int)(count * 0.99)], "ms");
         Report("latency", used);
         _profile?.Report("latency", count);
     }
 
-    /// <summary>
-    /// <paramref name="count"/> one-VM requests to replica 0 at <paramref name="rate"/> per second
-    /// on a fixed schedule (an open loop: a slow request does not delay the next), each timed
-    /// from when it was due.
-    /// </summary>
-    private static async Task<(double[] Latencies, double Seconds, int Errors)> OfferAsync(Cloud cloud, VmTrace trace, int rate, int count, CancellationToken cancellationToken)
+    /// <summary><paramref name="count"/> one-VM requests to replica 0 at <paramref name="rate"/> per second, in an <see cref="OpenLoop"/>.</summary>
+    private static Task<OpenLoopResult> OfferAsync(Cloud cloud, VmTrace trace, int rate, int count, CancellationToken cancellationToken)
     {
-        var latencies = new double[count];
         var scheduler = cloud.Replicas[0].Scheduler;
-        var tasks = new List<Task>(count);
-        var errors = 0;
-        var started = Stopwatch.GetTimestamp();
-        for (var i = 0; i < count; i++)
+        var sizes = Enumerable.Range(0, count).Select(_ => trace.Next()).ToArray();
+        return OpenLoop.RunAsync(rate, count, async index =>
         {
-            var due = TimeSpan.FromSeconds((double)i / rate);
-            var wait = due - Stopwatch.GetElapsedTime(started);
-            if (wait > TimeSpan.FromMilliseconds(1))
+            try
             {
-                await Task.Delay(wait, cancellationToken);
+                await PlaceOneAsync(cloud, scheduler, sizes[index], cancellationToken);
+                return true;
             }
-            var index = i;
-            var size = trace.Next();
-            tasks.Add(Task.Run(async () =>
+            catch (NpgsqlException)
             {
-                try
-                {
-                    await PlaceOneAsync(cloud, scheduler, size, cancellationToken);
-                }
-                catch (NpgsqlException)
-                {
-                    // An overloaded run: counted, and its latency is the time it took to fail.
-                    Interlocked.Increment(ref errors);
-                }
-                latencies[index] = (Stopwatch.GetElapsedTime(started) - due).TotalMilliseconds;
-            }, cancellationToken));
-        }
-        await Task.WhenAll(tasks);
-        var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        Array.Sort(latencies);
-        return (latencies, elapsed, errors);
+                // An overloaded run: counted, and its latency is the time it took to fail.
+                return false;
+            }
+        }, cancellationToken);
     }
-
 
     /// <summary>Tops the cloud up to the VM count asked, then reads this process's memory with the view reloaded.</summary>
     private async Task MemoryAsync(Cloud cloud, CancellationToken cancellationToken)
@@ -409,13 +393,17 @@ internal sealed class SchedulerBench : IAsyncDisposable
         return (string)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
-    /// <summary>Where a phase's CPU went, per VM, and what this process allocated meanwhile.</summary>
+    /// <summary>The cluster's own folder, where its postmaster.pid is.</summary>
+    private string ClusterDirectory => Path.Combine(_postgres.DataDirectory, "pgdata");
+
+    /// <summary>Where a phase's CPU went, per VM, what this process allocated meanwhile and how long its collections paused it.</summary>
     private static void Report(string phase, CpuUse cpu)
     {
         Metric($"{phase}_process_cpu_per_vm", cpu.ProcessMs, "ms");
-        Metric($"{phase}_rest_of_machine_cpu_per_vm", cpu.RestOfMachineMs, "ms");
+        Metric($"{phase}_postgres_cpu_per_vm", cpu.PostgresMs, "ms");
         Metric($"{phase}_allocated_per_vm", cpu.AllocatedKib, "KiB");
         Metric($"{phase}_gc_collections", cpu.Collections, "collections");
+        Metric($"{phase}_gc_pause", cpu.GcPauseMs, "ms");
     }
 
     private static void Metric(string name, double value, string unit)
