@@ -18,7 +18,7 @@ public sealed class CapacityViewTests
     {
         var view = new CapacityView();
         var node = Node("a", generation: 4, vcpuUsed: 1);
-        view.Replace([node, Node("b")], DateTimeOffset.UnixEpoch);
+        view.Replace([node, Node("b")], DateTimeOffset.UnixEpoch, view.Expirations);
         var before = view.Nodes;
         var epoch = view.EpochOf(node.NodeId);
 
@@ -37,7 +37,7 @@ public sealed class CapacityViewTests
     {
         var view = new CapacityView();
         var node = Node("a");
-        view.Replace([node], DateTimeOffset.UnixEpoch);
+        view.Replace([node], DateTimeOffset.UnixEpoch, view.Expirations);
         var epoch = view.EpochOf(node.NodeId);
 
         Assert.True(view.Apply(node.NodeId, [Request(2)], epoch));
@@ -51,7 +51,7 @@ public sealed class CapacityViewTests
     {
         var view = new CapacityView();
         var node = Node("a");
-        view.Replace([node], DateTimeOffset.UnixEpoch);
+        view.Replace([node], DateTimeOffset.UnixEpoch, view.Expirations);
         var epoch = view.EpochOf(node.NodeId);
         // The reload already holds the claim.
         var reloaded = Node("a", generation: 9, vcpuUsed: 2) with { NodeId = node.NodeId };
@@ -68,7 +68,7 @@ public sealed class CapacityViewTests
         var view = new CapacityView();
         var a = Node("a");
         var b = Node("b");
-        view.Replace([a, b], DateTimeOffset.UnixEpoch);
+        view.Replace([a, b], DateTimeOffset.UnixEpoch, view.Expirations);
 
         view.Set(a.NodeId, a with { State = "DOWN" });
         var c = Node("c");
@@ -82,14 +82,60 @@ public sealed class CapacityViewTests
     }
 
     [Fact]
-    public void Expire_forces_a_reload_but_keeps_the_nodes()
+    public void Expire_forces_a_check_but_keeps_the_nodes_and_the_load_time()
     {
         var view = new CapacityView();
-        view.Replace([Node("a")], DateTimeOffset.UnixEpoch.AddYears(50));
+        var loadedAt = DateTimeOffset.UnixEpoch.AddYears(50);
+        view.Replace([Node("a")], loadedAt, view.Expirations);
+        Assert.Equal(loadedAt, view.CheckedAt);
 
         view.Expire();
 
-        Assert.Equal(DateTimeOffset.MinValue, view.LoadedAt);
+        Assert.Equal(DateTimeOffset.MinValue, view.CheckedAt);
+        Assert.Equal(loadedAt, view.LoadedAt);
         Assert.Equal(1, view.Count);
+    }
+
+    [Fact]
+    public void A_check_or_load_begun_before_an_expiry_leaves_the_view_expired()
+    {
+        var view = new CapacityView();
+        var before = view.Expirations;
+        view.Expire();
+        view.Replace([Node("a")], DateTimeOffset.UnixEpoch, before);
+        Assert.Equal(DateTimeOffset.MinValue, view.CheckedAt);
+
+        var checking = view.Expirations;
+        view.Expire();
+        view.MarkChecked(DateTimeOffset.UnixEpoch.AddHours(1), checking);
+        Assert.Equal(DateTimeOffset.MinValue, view.CheckedAt);
+
+        view.MarkChecked(DateTimeOffset.UnixEpoch.AddHours(2), view.Expirations);
+        Assert.Equal(DateTimeOffset.UnixEpoch.AddHours(2), view.CheckedAt);
+    }
+
+    [Fact]
+    public void Changed_lists_nodes_with_another_generation_state_or_flag_new_nodes_and_nodes_gone()
+    {
+        var view = new CapacityView();
+        var same = Node("same", generation: 3);
+        var bumped = Node("bumped", generation: 3);
+        var down = Node("down");
+        var drained = Node("drained");
+        var gone = Node("gone");
+        view.Replace([same, bumped, down, drained, gone], DateTimeOffset.UnixEpoch, view.Expirations);
+        var added = Guid.NewGuid();
+
+        var changed = view.Changed(
+        [
+            new NodeVersion(same.NodeId, 3, "UP", true),
+            new NodeVersion(bumped.NodeId, 4, "UP", true),
+            new NodeVersion(down.NodeId, 1, "DOWN", true),
+            new NodeVersion(drained.NodeId, 1, "UP", false),
+            new NodeVersion(added, 0, "UP", true),
+        ]);
+
+        Assert.Equal(new[] { bumped.NodeId, down.NodeId, drained.NodeId, added, gone.NodeId }.Order(), changed.Order());
+        Assert.Empty(view.Changed([.. new[] { same, bumped, down, drained, gone }.Select(n => new NodeVersion(n.NodeId, n.Generation, n.State, n.Schedulable))]));
     }
 }

@@ -205,10 +205,14 @@ public sealed class PlacementApiTests(CloudFixture cloud) : IDisposable
     [Fact]
     public async Task Aggregates_steer_placement_and_draw_zones_and_bad_changes_are_refused()
     {
+        const string Generation = "SELECT generation FROM nodes WHERE name = 'test-node-2'";
         var (created, _) = await cloud.Http.PostAsync("/v1/aggregates", """{"name":"fast-hosts","availabilityZone":"zone-fast"}""");
         Assert.Equal(HttpStatusCode.Created, created);
+        var generationBefore = await cloud.ScalarAsync(Generation);
         var (added, aggregate) = await cloud.Http.SendAsync(HttpMethod.Put, "/v1/aggregates/fast-hosts/nodes/test-node-2");
         Assert.Equal(HttpStatusCode.OK, added);
+        // Its zone changed: the bump is what makes every replica reload the node at its next check.
+        Assert.Equal(generationBefore + 1, await cloud.ScalarAsync(Generation));
         Assert.Equal(["test-node-2"], aggregate.GetProperty("nodes").EnumerateArray().Select(n => n.GetString()));
         try
         {
@@ -236,6 +240,7 @@ public sealed class PlacementApiTests(CloudFixture cloud) : IDisposable
         {
             await cloud.Http.SendAsync(HttpMethod.Delete, "/v1/aggregates/fast-hosts/nodes/test-node-2");
         }
+        Assert.Equal(generationBefore + 2, await cloud.ScalarAsync(Generation));
         var (deleted, _) = await cloud.Http.SendAsync(HttpMethod.Delete, "/v1/aggregates/fast-hosts");
         Assert.Equal(HttpStatusCode.NoContent, deleted);
         Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM aggregates WHERE name = 'fast-hosts'"));

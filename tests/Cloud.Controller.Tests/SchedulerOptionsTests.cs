@@ -32,6 +32,7 @@ public sealed class SchedulerOptionsTests
     [InlineData("Scheduler:MaxBatchSize", "0", "Scheduler:MaxBatchSize must be between 1 and 10000, not 0.")]
     [InlineData("Scheduler:GroupCommitMaxSize", "2000", "Scheduler:GroupCommitMaxSize must be between 0 (off) and Scheduler:MaxBatchSize (1000), not 2000.")]
     [InlineData("Scheduler:ClaimLoops", "0", "Scheduler:ClaimLoops must be between 1 and 16, not 0.")]
+    [InlineData("Scheduler:FullReloadInterval", "00:00:01", "Scheduler:FullReloadInterval must be at least Scheduler:RefreshInterval (00:00:02), not 00:00:01.")]
     public void A_bad_setting_is_refused_naming_it(string key, string value, string expected)
     {
         var error = Assert.Throws<OptionsValidationException>(() => Resolve(new() { [key] = value }));

@@ -280,7 +280,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         }, cancellationToken);
     }
 
-    /// <summary>Tops the cloud up to the VM count asked, then reads this process's memory with the view reloaded.</summary>
+    /// <summary>Tops the cloud up to the VM count asked, then reads this process's memory with both views brought up to date.</summary>
     private async Task MemoryAsync(Cloud cloud, CancellationToken cancellationToken)
     {
         var live = await SimulatorSql.ScalarAsync(cloud.DataSource, "SELECT count(*) FROM vms WHERE state = 'RUNNING'", cancellationToken);

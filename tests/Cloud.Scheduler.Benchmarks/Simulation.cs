@@ -48,7 +48,6 @@ internal sealed class ControllerReplica : IAsyncDisposable
             ["Nodes:DownAfter"] = "01:00:00",
             ["Scheduler:Policy"] = policy,
             ["Scheduler:MaxFeasibleNodes"] = maxFeasibleNodes.ToString(CultureInfo.InvariantCulture),
-            ["Scheduler:RefreshInterval"] = "00:00:30",
             ["Scheduler:MaxClaimAttempts"] = "50",
         });
         builder.Logging.ClearProviders();

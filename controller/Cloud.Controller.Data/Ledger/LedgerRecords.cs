@@ -16,6 +16,9 @@ internal sealed record ResourceInventory(long Total, long Reserved, double Alloc
     public long Capacity => (long)Math.Floor((Total - Reserved) * AllocationRatio);
 }
 
+/// <summary>What <see cref="CapacityLedger.LoadNodeVersionsAsync"/> reads of a node: enough to tell whether a view's copy is current.</summary>
+internal readonly record struct NodeVersion(Guid NodeId, long Generation, string State, bool Schedulable);
+
 /// <summary>A node as the scheduler sees it: where it is, what it offers and what is used.</summary>
 internal sealed record NodeCapacity(
     Guid NodeId,

@@ -26,6 +26,13 @@ internal static class LedgerSql
     public const string ConsumerMismatch = "ConsumerMismatch";
 
     /// <summary>
+    /// What tells a node's place in the scheduler's view has changed: every change to its
+    /// capacity, usage, inventories, attributes or aggregates bumps its generation; its state
+    /// and schedulable flag change alone. A few bytes per node, no join.
+    /// </summary>
+    public const string NodeVersions = "SELECT id, generation, state, schedulable FROM nodes";
+
+    /// <summary>
     /// One row per node with its inventories and usage as parallel arrays: one statement, so
     /// one snapshot, and a few bytes per node rather than one row per node and class.
     /// </summary>
@@ -99,7 +106,12 @@ internal static class LedgerSql
         ON CONFLICT (name) DO UPDATE
            SET address = excluded.address, hypervisor = excluded.hypervisor, accelerator = excluded.accelerator,
                availability_zone = excluded.availability_zone, traits = excluded.traits, state = 'UP',
-               last_heartbeat_at = excluded.last_heartbeat_at
+               last_heartbeat_at = excluded.last_heartbeat_at,
+               -- What the scheduler's view holds of the node changed: replicas reload it (NodeVersions).
+               generation = nodes.generation
+                   + CASE WHEN (nodes.address, nodes.hypervisor, nodes.accelerator, nodes.availability_zone, nodes.traits)
+                               IS DISTINCT FROM (excluded.address, excluded.hypervisor, excluded.accelerator, excluded.availability_zone, excluded.traits)
+                          THEN 1 ELSE 0 END
         RETURNING id, xmax = 0 AS inserted
         """;
 

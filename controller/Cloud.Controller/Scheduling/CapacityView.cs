@@ -13,18 +13,31 @@ namespace Cloud.Controller.Scheduling;
 /// added to the node only if the node has not been loaded since the claim was decided
 /// (<see cref="EpochOf"/> then, <see cref="Apply"/> after the commit): a load after the commit
 /// already holds the claim, and adding it again would hide capacity that is free.
+/// <para>
+/// The view is loaded whole once (<see cref="Replace"/>), then kept current by checks
+/// (<see cref="Changed"/>, <see cref="MarkChecked"/>): the scheduler reads every node's
+/// generation and state and reloads only the nodes that differ.
+/// </para>
 /// </remarks>
 internal sealed class CapacityView
 {
     private readonly Lock _gate = new();
-    private volatile Snapshot _snapshot = new([], [], new Dictionary<Guid, int>(), DateTimeOffset.MinValue);
+    private volatile Snapshot _snapshot = new([], [], new Dictionary<Guid, int>(), DateTimeOffset.MinValue, DateTimeOffset.MinValue);
     private long _epoch;
+    private long _expirations;
 
-    private sealed record Snapshot(NodeCapacity[] Nodes, long[] Epochs, Dictionary<Guid, int> Index, DateTimeOffset LoadedAt);
+    private sealed record Snapshot(NodeCapacity[] Nodes, long[] Epochs, Dictionary<Guid, int> Index, DateTimeOffset LoadedAt, DateTimeOffset CheckedAt);
 
     public IReadOnlyList<NodeCapacity> Nodes => _snapshot.Nodes;
 
+    /// <summary>When the view was last loaded whole; <see cref="DateTimeOffset.MinValue"/> before the first load.</summary>
     public DateTimeOffset LoadedAt => _snapshot.LoadedAt;
+
+    /// <summary>When the view was last found current (loaded or checked); <see cref="DateTimeOffset.MinValue"/> once <see cref="Expire"/>d.</summary>
+    public DateTimeOffset CheckedAt => _snapshot.CheckedAt;
+
+    /// <summary>How many times the view was expired: a load or check that began before an expiry does not count as current.</summary>
+    public long Expirations => Interlocked.Read(ref _expirations);
 
     public int Count => _snapshot.Nodes.Length;
 
@@ -44,7 +57,8 @@ internal sealed class CapacityView
     public NodeCapacity? FindByName(string name)
         => Array.Find(_snapshot.Nodes, n => string.Equals(n.Name, name, StringComparison.Ordinal));
 
-    public void Replace(IReadOnlyList<NodeCapacity> nodes, DateTimeOffset loadedAt)
+    /// <summary>Replaces every node with a full load begun when <see cref="Expirations"/> was <paramref name="expirationsBefore"/>.</summary>
+    public void Replace(IReadOnlyList<NodeCapacity> nodes, DateTimeOffset loadedAt, long expirationsBefore)
     {
         var array = nodes.ToArray();
         var index = new Dictionary<Guid, int>(array.Length);
@@ -55,17 +69,63 @@ internal sealed class CapacityView
         lock (_gate)
         {
             var epoch = ++_epoch;
-            _snapshot = new Snapshot(array, [.. array.Select(_ => epoch)], index, loadedAt);
+            var checkedAt = _expirations == expirationsBefore ? loadedAt : DateTimeOffset.MinValue;
+            _snapshot = new Snapshot(array, [.. array.Select(_ => epoch)], index, loadedAt, checkedAt);
         }
     }
 
-    /// <summary>Forces a full reload on the next use.</summary>
+    /// <summary>Makes the next use check the view against the database before deciding.</summary>
     public void Expire()
     {
         lock (_gate)
         {
-            _snapshot = _snapshot with { LoadedAt = DateTimeOffset.MinValue };
+            _expirations++;
+            _snapshot = _snapshot with { CheckedAt = DateTimeOffset.MinValue };
         }
+    }
+
+    /// <summary>Records a check begun when <see cref="Expirations"/> was <paramref name="expirationsBefore"/>; one overtaken by an expiry leaves the view expired.</summary>
+    public void MarkChecked(DateTimeOffset checkedAt, long expirationsBefore)
+    {
+        lock (_gate)
+        {
+            if (_expirations == expirationsBefore)
+            {
+                _snapshot = _snapshot with { CheckedAt = checkedAt };
+            }
+        }
+    }
+
+    /// <summary>
+    /// The nodes whose copy here is not what <paramref name="versions"/> (every node in the
+    /// database) says: another generation, state or schedulable flag, new nodes, and nodes gone.
+    /// </summary>
+    public List<Guid> Changed(IReadOnlyList<NodeVersion> versions)
+    {
+        var snapshot = _snapshot;
+        var changed = new List<Guid>();
+        var held = 0;
+        foreach (var version in versions)
+        {
+            if (!snapshot.Index.TryGetValue(version.NodeId, out var i))
+            {
+                changed.Add(version.NodeId);
+                continue;
+            }
+            held++;
+            var node = snapshot.Nodes[i];
+            if (node.Generation != version.Generation || node.Schedulable != version.Schedulable
+                || !string.Equals(node.State, version.State, StringComparison.Ordinal))
+            {
+                changed.Add(version.NodeId);
+            }
+        }
+        if (held < snapshot.Nodes.Length)
+        {
+            var present = versions.Select(v => v.NodeId).ToHashSet();
+            changed.AddRange(snapshot.Nodes.Select(n => n.NodeId).Where(id => !present.Contains(id)));
+        }
+        return changed;
     }
 
     /// <summary>Replaces one node (null removes it: rare, so it rebuilds the index).</summary>
@@ -85,14 +145,18 @@ internal sealed class CapacityView
                 }
                 var keep = Enumerable.Range(0, snapshot.Nodes.Length).Where(k => k != i).ToArray();
                 var rest = keep.Select(k => snapshot.Nodes[k]).ToArray();
-                _snapshot = new Snapshot(rest, [.. keep.Select(k => snapshot.Epochs[k])],
-                    rest.Select((n, k) => (n.NodeId, k)).ToDictionary(x => x.NodeId, x => x.k), snapshot.LoadedAt);
+                _snapshot = snapshot with
+                {
+                    Nodes = rest,
+                    Epochs = [.. keep.Select(k => snapshot.Epochs[k])],
+                    Index = rest.Select((n, k) => (n.NodeId, k)).ToDictionary(x => x.NodeId, x => x.k),
+                };
             }
             else if (node is not null)
             {
                 NodeCapacity[] grown = [.. snapshot.Nodes, node];
                 var index = new Dictionary<Guid, int>(snapshot.Index) { [nodeId] = grown.Length - 1 };
-                _snapshot = new Snapshot(grown, [.. snapshot.Epochs, epoch], index, snapshot.LoadedAt);
+                _snapshot = snapshot with { Nodes = grown, Epochs = [.. snapshot.Epochs, epoch], Index = index };
             }
         }
     }

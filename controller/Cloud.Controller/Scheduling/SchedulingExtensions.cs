@@ -82,6 +82,10 @@ internal sealed class SchedulerOptionsValidation(IServiceProvider services) : IV
         {
             failures.Add("Scheduler:RefreshInterval must be positive.");
         }
+        if (options.FullReloadInterval < options.RefreshInterval)
+        {
+            failures.Add($"Scheduler:FullReloadInterval must be at least Scheduler:RefreshInterval ({options.RefreshInterval}), not {options.FullReloadInterval}.");
+        }
         foreach (var (weigher, multiplier) in options.Weights)
         {
             if (!double.IsFinite(multiplier))

@@ -40,13 +40,16 @@ internal sealed class SchedulerReplicas : IAsyncDisposable
     /// </summary>
     public Scheduler NewReplica(string policy = "spread", int maxFeasible = 0, bool claimLoop = true, TimeSpan? refreshInterval = null, int claimLoops = 2)
     {
+        var refresh = refreshInterval ?? TimeSpan.FromSeconds(2);
+        var fullReload = refresh > TimeSpan.FromMinutes(10) ? refresh : TimeSpan.FromMinutes(10);
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Scheduler:Policy"] = policy,
             ["Scheduler:MaxFeasibleNodes"] = maxFeasible.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Scheduler:MaxClaimAttempts"] = "50",
             ["Scheduler:ClaimLoops"] = claimLoops.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Scheduler:RefreshInterval"] = (refreshInterval ?? TimeSpan.FromSeconds(2)).ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+            ["Scheduler:RefreshInterval"] = refresh.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+            ["Scheduler:FullReloadInterval"] = fullReload.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
         }).Build();
         var services = new ServiceCollection();
         services.AddSingleton<IConfiguration>(configuration);
