@@ -117,8 +117,11 @@ public class EndToEndTests(EchoServerFixture fixture) : IClassFixture<EchoServer
     public async Task Deadline_StreamingCallPastItsDeadline_IsDeadlineExceeded()
     {
         using var channel = Channel();
+        // The connection is made and the server's code compiled first, so that the deadline falls
+        // mid-stream even on a busy machine: it had passed before the first message once, at 300 ms.
+        await channel.UnaryAsync(EchoMethods.Unary, new EchoRequest { Message = "deadline-warm-up" }, new CallOptions());
         using var call = channel.ServerStreaming(EchoMethods.Stream, new EchoRequest { Message = "deadline-stream", Count = 0, DelayMs = 20 },
-            new CallOptions().WithTimeout(TimeSpan.FromMilliseconds(300)));
+            new CallOptions().WithTimeout(TimeSpan.FromSeconds(1)));
         var received = 0;
         var ex = await Assert.ThrowsAsync<RpcException>(async () =>
         {
