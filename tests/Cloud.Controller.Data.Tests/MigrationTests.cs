@@ -133,6 +133,26 @@ public sealed class MigrationTests
         Assert.Equal($"{LedgerSql.RefusedPrefix}NodeMissing {ghost}", back.MessageText);
     }
 
+    [Fact]
+    public async Task NodeChangeNotifications_DownThenUp_TakesTheTriggersAwayAndGivesThemBack()
+    {
+        var connectionString = await PostgresFixture.Shared.CreateDatabaseAsync();
+        await DatabaseMigrator.MigrateAsync(connectionString, CancellationToken.None);
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using var db = DatabaseMigrator.CreateContext(dataSource);
+        var migration = new Migrations.NodeChangeNotifications();
+        const string Triggers = "SELECT tgname::text FROM pg_trigger WHERE tgfoid = 'notify_nodes_changed'::regproc ORDER BY tgname";
+
+        var migrated = await ListAsync(dataSource, Triggers);
+        await RunAsync(db, migration.DownOperations);
+        var down = await ListAsync(dataSource, "SELECT proname::text FROM pg_proc WHERE proname = 'notify_nodes_changed'");
+        await RunAsync(db, migration.UpOperations);
+
+        Assert.Equal(["aggregate_members_changed", "nodes_added_or_removed", "nodes_state_changed"], migrated);
+        Assert.Empty(down);
+        Assert.Equal(migrated, await ListAsync(dataSource, Triggers));
+    }
+
     /// <summary>A one-VM claim on <paramref name="node"/>, as the ledger sends it.</summary>
     private static async Task ClaimOnAsync(NpgsqlDataSource dataSource, Guid node)
     {

@@ -67,6 +67,47 @@ public sealed class ViewRefreshTests : IAsyncLifetime
         Assert.Equal("az2", nodes.Single(x => x.NodeId == node).AvailabilityZone);
     }
 
+    [Fact]
+    public async Task A_node_going_down_or_joining_an_aggregate_reaches_a_listening_replica_at_once_and_claims_and_heartbeats_notify_nobody()
+    {
+        var node = await _db.AddNodeAsync("listened");
+        // Checks an hour apart: only a notification can bring the change before the decision.
+        var (watcher, listener) = await _db.NewListeningReplicaAsync(TimeSpan.FromHours(1));
+        await listener.Listening.WaitAsync(TimeSpan.FromSeconds(15));
+        Assert.Equal("UP", (await watcher.NodesAsync(CancellationToken.None)).Single().State);
+        var received = listener.Received;
+
+        await _db.ExecuteAsync("UPDATE nodes SET generation = generation + 1 WHERE id = $1", node);
+        await _db.Ledger.TouchHeartbeatAsync(node, CancellationToken.None);
+        await _db.ExecuteAsync("UPDATE nodes SET state = 'DOWN' WHERE id = $1", node);
+        await EventuallyAsync(() => listener.Received > received);
+        // Time for any other notification to arrive: there must be none.
+        await Task.Delay(500);
+
+        // The bump and the heartbeat (which sets state to what it was) sent nothing.
+        Assert.Equal(received + 1, listener.Received);
+        Assert.Equal("DOWN", (await watcher.NodesAsync(CancellationToken.None)).Single().State);
+
+        await _db.ExecuteAsync("INSERT INTO aggregates (id, name, availability_zone, created_at) VALUES ($1, 'listened-zone', 'az9', now())", Guid.NewGuid());
+        // As the placement API does it: membership and bump in one transaction.
+        await _db.ExecuteAsync("""
+            WITH joined AS (INSERT INTO aggregate_nodes (aggregate_id, node_id) SELECT id, $1 FROM aggregates WHERE name = 'listened-zone' RETURNING node_id)
+            UPDATE nodes SET generation = generation + 1 WHERE id IN (SELECT node_id FROM joined)
+            """, node);
+        await EventuallyAsync(() => listener.Received > received + 1);
+        Assert.Equal("az9", (await watcher.NodesAsync(CancellationToken.None)).Single().AvailabilityZone);
+    }
+
+    private static async Task EventuallyAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "No notification within 15 s.");
+            await Task.Delay(20);
+        }
+    }
+
     /// <summary>The replica's view once it satisfies <paramref name="seen"/>; each call may start a check in the background.</summary>
     private static async Task<IReadOnlyList<NodeCapacity>> EventuallyAsync(Scheduler replica, Func<IReadOnlyList<NodeCapacity>, bool> seen)
     {

@@ -25,6 +25,9 @@ internal static class LedgerSql
     /// <summary>The refusal of a consumer that exists with another kind or project: a caller bug, not a race.</summary>
     public const string ConsumerMismatch = "ConsumerMismatch";
 
+    /// <summary>The channel PostgreSQL notifies when a node appears, goes, changes state or flag, or changes aggregates (migration NodeChangeNotifications).</summary>
+    public const string NodesChangedChannel = "cloud_nodes_changed";
+
     /// <summary>
     /// What tells a node's place in the scheduler's view has changed: every change to its
     /// capacity, usage, inventories, attributes or aggregates bumps its generation; its state

@@ -39,6 +39,8 @@ internal static class SchedulingExtensions
         services.AddHostedService(provider => provider.GetRequiredService<DecisionJanitor>());
         services.TryAddSingleton<ClaimLoop>();
         services.AddHostedService(provider => provider.GetRequiredService<ClaimLoop>());
+        services.TryAddSingleton<NodeChangeListener>();
+        services.AddHostedService(provider => provider.GetRequiredService<NodeChangeListener>());
         return services;
     }
 }

@@ -66,6 +66,16 @@ internal sealed class SchedulerReplicas : IAsyncDisposable
         return provider.GetRequiredService<Scheduler>();
     }
 
+    /// <summary>A replica that also listens for node changes, as the controller's host runs it, with its listener.</summary>
+    public async Task<(Scheduler Scheduler, NodeChangeListener Listener)> NewListeningReplicaAsync(TimeSpan refreshInterval)
+    {
+        var scheduler = NewReplica(refreshInterval: refreshInterval);
+        var listener = _providers[^1].GetRequiredService<NodeChangeListener>();
+        // Started here rather than by a host; disposing the provider stops it.
+        await listener.StartAsync(CancellationToken.None);
+        return (scheduler, listener);
+    }
+
     /// <summary>Stops every replica's claim loop, as a host stopping does.</summary>
     public async Task StopClaimLoopsAsync()
     {
