@@ -98,28 +98,22 @@ public sealed class ViewRefreshTests : IAsyncLifetime
         Assert.Equal("az9", (await watcher.NodesAsync(CancellationToken.None)).Single().AvailabilityZone);
     }
 
-    private static async Task EventuallyAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "No notification within 15 s.");
-            await Task.Delay(20);
-        }
-    }
-
     /// <summary>The replica's view once it satisfies <paramref name="seen"/>; each call may start a check in the background.</summary>
     private static async Task<IReadOnlyList<NodeCapacity>> EventuallyAsync(Scheduler replica, Func<IReadOnlyList<NodeCapacity>, bool> seen)
     {
+        IReadOnlyList<NodeCapacity> nodes = [];
+        await EventuallyAsync(async () => seen(nodes = await replica.NodesAsync(CancellationToken.None)));
+        return nodes;
+    }
+
+    private static Task EventuallyAsync(Func<bool> condition) => EventuallyAsync(() => Task.FromResult(condition()));
+
+    private static async Task EventuallyAsync(Func<Task<bool>> condition)
+    {
         var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (true)
+        while (!await condition())
         {
-            var nodes = await replica.NodesAsync(CancellationToken.None);
-            if (seen(nodes))
-            {
-                return nodes;
-            }
-            Assert.True(DateTime.UtcNow < deadline, "The view did not catch up within 15 s.");
+            Assert.True(DateTime.UtcNow < deadline, "Not seen within 15 s.");
             await Task.Delay(Refresh / 2);
         }
     }

@@ -57,8 +57,9 @@ internal sealed partial class NodeChangeListener(
         await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
         connection.Notification += (_, _) =>
         {
-            Interlocked.Increment(ref _received);
+            // Counted after the view is expired, so that whoever sees the count sees the expiry.
             scheduler.InvalidateAll();
+            Interlocked.Increment(ref _received);
         };
         await ExecuteAsync(connection, $"LISTEN {LedgerSql.NodesChangedChannel}", stoppingToken);
         _listening.TrySetResult();
