@@ -145,7 +145,7 @@ public sealed class MigrationTests
 
         var migrated = await ListAsync(dataSource, Triggers);
         await RunAsync(db, migration.DownOperations);
-        var down = await ListAsync(dataSource, "SELECT proname::text FROM pg_proc WHERE proname = 'notify_nodes_changed'");
+        var down = await ListAsync(dataSource, "SELECT proname::text FROM pg_proc WHERE proname IN ('notify_nodes_changed', 'bump_aggregate_member')");
         await RunAsync(db, migration.UpOperations);
 
         Assert.Equal(["aggregate_members_changed", "nodes_added_or_removed", "nodes_state_changed"], migrated);

@@ -89,11 +89,8 @@ public sealed class ViewRefreshTests : IAsyncLifetime
         Assert.Equal("DOWN", (await watcher.NodesAsync(CancellationToken.None)).Single().State);
 
         await _db.ExecuteAsync("INSERT INTO aggregates (id, name, availability_zone, created_at) VALUES ($1, 'listened-zone', 'az9', now())", Guid.NewGuid());
-        // As the placement API does it: membership and bump in one transaction.
-        await _db.ExecuteAsync("""
-            WITH joined AS (INSERT INTO aggregate_nodes (aggregate_id, node_id) SELECT id, $1 FROM aggregates WHERE name = 'listened-zone' RETURNING node_id)
-            UPDATE nodes SET generation = generation + 1 WHERE id IN (SELECT node_id FROM joined)
-            """, node);
+        // The membership's trigger bumps the node's generation in the same transaction.
+        await _db.ExecuteAsync("INSERT INTO aggregate_nodes (aggregate_id, node_id) SELECT id, $1 FROM aggregates WHERE name = 'listened-zone'", node);
         await EventuallyAsync(() => listener.Received > received + 1);
         Assert.Equal("az9", (await watcher.NodesAsync(CancellationToken.None)).Single().AvailabilityZone);
     }

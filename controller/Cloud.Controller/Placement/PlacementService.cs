@@ -225,11 +225,8 @@ internal sealed partial class PlacementService(
         }
         if (!await db.Set<AggregateNodeEntity>().AnyAsync(m => m.AggregateId == aggregate.Id && m.NodeId == node.Id, cancellationToken))
         {
-            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
             db.Add(new AggregateNodeEntity { AggregateId = aggregate.Id, NodeId = node.Id });
             await db.SaveChangesAsync(cancellationToken);
-            await BumpNodeAsync(db, node.Id, cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
         }
         scheduler.InvalidateAll();
         return ToMessage(aggregate, (await AggregateNodesAsync(db, aggregate.Id, cancellationToken)).GetValueOrDefault(aggregate.Id) ?? []);
@@ -240,15 +237,10 @@ internal sealed partial class PlacementService(
         caller.RequireOperator("manage host aggregates");
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
         var (aggregate, node) = await FindAggregateAndNodeAsync(db, request, cancellationToken);
-        await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
+        var removed = await db.Set<AggregateNodeEntity>().Where(m => m.AggregateId == aggregate.Id && m.NodeId == node.Id).ExecuteDeleteAsync(cancellationToken);
+        if (removed == 0)
         {
-            var removed = await db.Set<AggregateNodeEntity>().Where(m => m.AggregateId == aggregate.Id && m.NodeId == node.Id).ExecuteDeleteAsync(cancellationToken);
-            if (removed == 0)
-            {
-                throw new ApiException(StatusCode.NotFound, $"Node '{node.Name}' is not in aggregate '{aggregate.Name}'.");
-            }
-            await BumpNodeAsync(db, node.Id, cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
+            throw new ApiException(StatusCode.NotFound, $"Node '{node.Name}' is not in aggregate '{aggregate.Name}'.");
         }
         scheduler.InvalidateAll();
         return ToMessage(aggregate, (await AggregateNodesAsync(db, aggregate.Id, cancellationToken)).GetValueOrDefault(aggregate.Id) ?? []);
@@ -354,13 +346,6 @@ internal sealed partial class PlacementService(
     private static async Task<Dictionary<Guid, List<Guid>>> MembersAsync(LedgerDbContext db, Guid[] groups, CancellationToken cancellationToken)
         => (await db.Set<ServerGroupMemberEntity>().AsNoTracking().Where(m => groups.Contains(m.GroupId)).ToListAsync(cancellationToken))
             .GroupBy(m => m.GroupId).ToDictionary(g => g.Key, g => g.Select(m => m.ConsumerId).Order().ToList());
-
-    /// <summary>
-    /// A node's aggregates (and so perhaps its zone) changed: its generation goes up, so that every
-    /// replica's scheduler reloads it at its next check (LedgerSql.NodeVersions).
-    /// </summary>
-    private static Task<int> BumpNodeAsync(LedgerDbContext db, Guid nodeId, CancellationToken cancellationToken)
-        => db.Database.ExecuteSqlAsync($"UPDATE nodes SET generation = generation + 1 WHERE id = {nodeId}", cancellationToken);
 
     private static async Task<Dictionary<Guid, List<string>>> AggregateNodesAsync(LedgerDbContext db, Guid? aggregate, CancellationToken cancellationToken)
     {
