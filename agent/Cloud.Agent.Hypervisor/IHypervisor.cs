@@ -19,7 +19,12 @@ public interface IHypervisor
 
     Task<Vm> CreateVmAsync(VmSpec spec, CancellationToken cancellationToken);
 
-    Task<Vm> StartVmAsync(string vmId, CancellationToken cancellationToken);
+    /// <summary>
+    /// Runs a stopped or paused VM. <paramref name="paused"/> instead starts a stopped VM with its
+    /// vCPUs stopped, so that it can be migrated without the guest running an instruction; a VM
+    /// already running is then refused.
+    /// </summary>
+    Task<Vm> StartVmAsync(string vmId, bool paused, CancellationToken cancellationToken);
 
     /// <summary>Graceful (ACPI powerdown, forced once <paramref name="timeout"/> passes) or forced stop.</summary>
     Task<Vm> StopVmAsync(string vmId, bool force, TimeSpan timeout, CancellationToken cancellationToken);

@@ -41,7 +41,7 @@ public sealed partial class QemuHypervisor
             _registryGate.Release();
         }
         SetState(vm, VmState.Stopped, "created");
-        return spec.Start ? await StartVmAsync(spec.VmId, cancellationToken).ConfigureAwait(false) : Describe(vm, withUsage: false);
+        return spec.Start ? await StartVmAsync(spec.VmId, paused: false, cancellationToken).ConfigureAwait(false) : Describe(vm, withUsage: false);
     }
 
     /// <summary>Same VM as far as a retried create is concerned: what it runs and its size.</summary>
@@ -126,7 +126,7 @@ public sealed partial class QemuHypervisor
             ?? throw new HypervisorException(HypervisorError.FailedPrecondition, $"Image {spec.Image} is not in this node's image store.");
     }
 
-    public async Task<Vm> StartVmAsync(string vmId, CancellationToken cancellationToken)
+    public async Task<Vm> StartVmAsync(string vmId, bool paused, CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         var (vm, scope) = await LockAsync(vmId, cancellationToken).ConfigureAwait(false);
@@ -134,16 +134,20 @@ public sealed partial class QemuHypervisor
         {
             switch (vm.State)
             {
+                case VmState.Running when paused:
+                    throw new HypervisorException(HypervisorError.FailedPrecondition, $"VM {vmId} is running: only a stopped VM can be started paused.");
                 case VmState.Running or VmState.Incoming or VmState.Migrating:
                     return Describe(vm, withUsage: false);
-                case VmState.Paused when vm.Process is { } paused:
-                    await paused.Qmp.ExecuteAsync("cont", null, cancellationToken).ConfigureAwait(false);
+                case VmState.Paused when paused:
+                    return Describe(vm, withUsage: false);
+                case VmState.Paused when vm.Process is { } halted:
+                    await halted.Qmp.ExecuteAsync("cont", null, cancellationToken).ConfigureAwait(false);
                     SetState(vm, VmState.Running, "resumed");
                     return Describe(vm, withUsage: false);
                 case VmState.Stopping when vm.Process is { } stopping:
                     throw new HypervisorException(HypervisorError.FailedPrecondition, $"VM {vmId} is stopping; start it once it has stopped.");
             }
-            await LaunchAsync(vm, incoming: false, cancellationToken).ConfigureAwait(false);
+            await LaunchAsync(vm, incoming: false, cancellationToken, paused: paused).ConfigureAwait(false);
             return Describe(vm, withUsage: false);
         }
     }
@@ -296,7 +300,7 @@ public sealed partial class QemuHypervisor
     /// <paramref name="memoryLayout"/> (an incoming migration's) makes it boot with the source's RAM
     /// and DIMMs rather than with memory_mb.
     /// </summary>
-    private async Task LaunchAsync(QemuVm vm, bool incoming, CancellationToken cancellationToken, MemoryLayout? memoryLayout = null)
+    private async Task LaunchAsync(QemuVm vm, bool incoming, CancellationToken cancellationToken, MemoryLayout? memoryLayout = null, bool paused = false)
     {
         var paths = vm.Paths;
         var image = ResolveImage(vm.Spec);
@@ -343,6 +347,7 @@ public sealed partial class QemuHypervisor
             PidFilePath = paths.PidFile,
             RunAsUser = _runAsUser,
             Incoming = incoming,
+            Paused = paused,
         };
         var args = QemuCommandLine.Build(launch);
         SetState(vm, incoming ? VmState.Incoming : VmState.Starting, incoming ? "waiting for migration" : "starting");
@@ -410,7 +415,7 @@ public sealed partial class QemuHypervisor
         var status = await QueryStatusAsync(qmp, cancellationToken).ConfigureAwait(false);
         if (!incoming)
         {
-            SetState(vm, status, "started");
+            SetState(vm, status, paused ? "started paused" : "started");
         }
     }
 
@@ -544,6 +549,13 @@ public sealed partial class QemuHypervisor
                 SetState(vm, VmState.Running, "incoming migration completed");
                 _ = Task.Run(() => FinishIncomingAsync(vm, process));
                 break;
+            case "MIGRATION" when vm.State is VmState.Incoming && IsCompleted(qmpEvent):
+                // QEMU reports completion after it set the guest's run state: a guest that left
+                // the source running has resumed (above), one that left it paused stays paused.
+                SetState(vm, VmState.Paused, "incoming migration completed, paused as on the source");
+                _ = Task.Run(() => FinishIncomingAsync(vm, process));
+                vm.JobSignal.Release();
+                break;
             case "RESET" when vm.Busy is null:
                 PublishEvent(vm, "reset");
                 break;
@@ -552,6 +564,12 @@ public sealed partial class QemuHypervisor
                 break;
         }
     }
+
+    private static bool IsCompleted(QmpEvent migration)
+        => migration.Data.ValueKind == JsonValueKind.Object
+            && migration.Data.TryGetProperty("status", out var status)
+            && status.ValueKind == JsonValueKind.String
+            && status.GetString() == "completed";
 
     private async Task OnQemuGoneAsync(QemuVm vm, QemuProcess process)
     {
@@ -784,6 +802,11 @@ public sealed partial class QemuHypervisor
         process.Pump = Task.Run(() => PumpAsync(vm, process), CancellationToken.None);
         var state = await QueryStatusAsync(qmp, cancellationToken).ConfigureAwait(false);
         SetState(vm, state, "re-adopted");
+        if (vm.Incoming is not null && state is not VmState.Incoming)
+        {
+            // The guest arrived while the agent was down: close what the migration left open.
+            _ = Task.Run(() => FinishIncomingAsync(vm, process), CancellationToken.None);
+        }
         Log.Adopted(_logger, vm.Id, pid.Value);
     }
 }

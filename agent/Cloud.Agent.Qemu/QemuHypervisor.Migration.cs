@@ -140,9 +140,9 @@ public sealed partial class QemuHypervisor
         Task run;
         try
         {
-            if (vm.State is not VmState.Running || vm.Process is not { } process)
+            if (vm.State is not (VmState.Running or VmState.Paused) || vm.Process is not { } process)
             {
-                throw new HypervisorException(HypervisorError.FailedPrecondition, $"Cannot migrate VM {vm.Id} in state {vm.State}; it must be running.");
+                throw new HypervisorException(HypervisorError.FailedPrecondition, $"Cannot migrate VM {vm.Id} in state {vm.State}; it must be running or paused.");
             }
             if (File.Exists(vm.Paths.DiskFile) && disk is null)
             {
@@ -152,8 +152,10 @@ public sealed partial class QemuHypervisor
             vm.OutgoingMigrationId = request.MigrationId;
             vm.OutgoingAbort = abort;
             vm.Busy = "migration";
+            // A paused guest arrives paused (QEMU carries the run state) and stays so if called off.
+            var stateBefore = vm.State;
             SetState(vm, VmState.Migrating, "migration " + request.MigrationId);
-            run = RunMigrationAsync(vm, process, request, stream, disk, progress.Writer, abort);
+            run = RunMigrationAsync(vm, process, request, stream, disk, stateBefore, progress.Writer, abort);
             vm.OutgoingDone = run;
         }
         catch
@@ -176,7 +178,7 @@ public sealed partial class QemuHypervisor
     }
 
     private async Task RunMigrationAsync(QemuVm vm, QemuProcess process, MigrateRequest request, string streamUri, (string Host, int Port, string Export)? disk,
-        ChannelWriter<MigrationProgress> progress, CancellationTokenSource abort)
+        VmState stateBefore, ChannelWriter<MigrationProgress> progress, CancellationTokenSource abort)
     {
         var qmp = process.Qmp;
         var token = abort.Token;
@@ -285,7 +287,7 @@ public sealed partial class QemuHypervisor
             var cancelled = ex is OperationCanceledException && !deadline.IsCancellationRequested || abort.IsCancellationRequested;
             var error = cancelled ? "" : ex is OperationCanceledException ? "the migration took longer than the timeout" : ex.Message;
             Log.Migration(_logger, vm.Id, request.MigrationId, cancelled ? "cancelled" : "failed: " + error);
-            await RollBackSourceAsync(vm, process, mirrorStarted, targetAdded).ConfigureAwait(false);
+            await RollBackSourceAsync(vm, process, stateBefore, mirrorStarted, targetAdded).ConfigureAwait(false);
             progress.TryWrite(new MigrationProgress { Phase = cancelled ? Phase.Cancelled : Phase.Failed, Error = error });
         }
         finally
@@ -322,8 +324,8 @@ public sealed partial class QemuHypervisor
         Log.Migration(_logger, vm.Id, migrationId, "completed");
     }
 
-    /// <summary>After a failed or cancelled migration the source keeps running as if nothing happened.</summary>
-    private async Task RollBackSourceAsync(QemuVm vm, QemuProcess process, bool mirrorStarted, bool targetAdded)
+    /// <summary>After a failed or cancelled migration the source goes on as if nothing happened: running, or paused if it was.</summary>
+    private async Task RollBackSourceAsync(QemuVm vm, QemuProcess process, VmState stateBefore, bool mirrorStarted, bool targetAdded)
     {
         var qmp = process.Qmp;
         if (!qmp.IsConnected)
@@ -357,11 +359,11 @@ public sealed partial class QemuHypervisor
             {
                 await qmp.ExecuteAsync("blockdev-del", new JsonObject { ["node-name"] = MirrorTarget }, timeout.Token).ConfigureAwait(false);
             }
-            if (await QueryStatusAsync(qmp, timeout.Token).ConfigureAwait(false) is not VmState.Running)
+            if (stateBefore is VmState.Running && await QueryStatusAsync(qmp, timeout.Token).ConfigureAwait(false) is not VmState.Running)
             {
                 await qmp.ExecuteAsync("cont", null, timeout.Token).ConfigureAwait(false);
             }
-            SetState(vm, VmState.Running, "migration rolled back");
+            SetState(vm, stateBefore, "migration rolled back");
         }
         catch (Exception ex) when (ex is QmpException or OperationCanceledException or HypervisorException)
         {

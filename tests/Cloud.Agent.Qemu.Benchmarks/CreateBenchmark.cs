@@ -61,7 +61,7 @@ internal static class CreateBenchmark
                     await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec(vmId, diskGb, start: false) }, AgentProcess.Deadline(cancellationToken));
                     files.Add(timer.Elapsed.TotalMilliseconds);
                     timer.Restart();
-                    await agent.Client.StartVmAsync(new VmRef { VmId = vmId }, AgentProcess.Deadline(cancellationToken));
+                    await agent.Client.StartVmAsync(new StartVmRequest { VmId = vmId }, AgentProcess.Deadline(cancellationToken));
                     starts.Add(timer.Elapsed.TotalMilliseconds);
                     await agent.Client.DeleteVmAsync(new VmRef { VmId = vmId }, AgentProcess.Deadline(cancellationToken));
                 }

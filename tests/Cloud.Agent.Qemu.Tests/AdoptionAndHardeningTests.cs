@@ -73,7 +73,7 @@ public sealed class AdoptionAndHardeningTests
 
         Assert.Equal(VmState.Crashed, lost.State);
         Assert.Contains("not running", lost.Error, StringComparison.Ordinal);
-        Assert.Equal(VmState.Running, (await restarted.StartVmAsync("vm-lost", CancellationToken.None)).State);
+        Assert.Equal(VmState.Running, (await restarted.StartVmAsync("vm-lost", paused: false, CancellationToken.None)).State);
     }
 
     [Fact]
@@ -119,7 +119,7 @@ public sealed class AdoptionAndHardeningTests
         {
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.CreateVmAsync(Guests.Firmware(bad), CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.CreateVmAsync(WithImage(Guests.Firmware("vm-img"), bad), CancellationToken.None)),
-            await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.StartVmAsync(bad, CancellationToken.None)),
+            await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.StartVmAsync(bad, paused: false, CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.DeleteVmAsync(bad, CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.CreateSnapshotAsync("vm-safe", bad, "n", CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RestoreSnapshotAsync("vm-safe", bad, CancellationToken.None)),

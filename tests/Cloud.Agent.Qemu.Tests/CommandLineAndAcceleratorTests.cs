@@ -134,12 +134,22 @@ public sealed class CommandLineAndAcceleratorTests
         Assert.Equal("cpus=1,maxcpus=4", After(args, "-smp"));
         Assert.Equal("size=256M,slots=2,maxmem=1024M", After(args, "-m"));
         Assert.Equal("defer", After(args, "-incoming"));
+        Assert.DoesNotContain("-S", args);
         // Disk queues follow max vCPUs, not boot vCPUs, so a hotplugged source and its destination match.
         Assert.Contains("virtio-blk-pci,drive=disk0,id=disk0-dev,bootindex=1,num-queues=4", args);
         // A comma in a path cannot inject options: the disk is given in JSON syntax.
         var blockdev = System.Text.Json.JsonDocument.Parse(After(args, "-blockdev")).RootElement;
         Assert.Equal("disk0", blockdev.GetProperty("node-name").GetString());
         Assert.Equal("/d/vms/a,b/disk.qcow2", blockdev.GetProperty("file").GetProperty("filename").GetString());
+    }
+
+    [Fact]
+    public void Build_Paused_StopsTheVcpusFromTheStart()
+    {
+        var args = QemuCommandLine.Build(Spec(Accelerator.Tcg, windows: false, QmpEndpoint.Unix("/d/q.sock")) with { Paused = true });
+
+        Assert.Single(args, a => a == "-S");
+        Assert.DoesNotContain("-incoming", args);
     }
 
     [Fact]

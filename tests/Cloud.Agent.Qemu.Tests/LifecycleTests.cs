@@ -90,7 +90,7 @@ public sealed class LifecycleTests
 
         var stopped = await node.Hypervisor.StopVmAsync("vm-force", force: true, TimeSpan.FromMinutes(5), CancellationToken.None);
         var again = await node.Hypervisor.StopVmAsync("vm-force", force: true, TimeSpan.Zero, CancellationToken.None);
-        var restarted = await node.Hypervisor.StartVmAsync("vm-force", CancellationToken.None);
+        var restarted = await node.Hypervisor.StartVmAsync("vm-force", paused: false, CancellationToken.None);
 
         Assert.Equal(VmState.Stopped, stopped.State);
         Assert.Equal(VmState.Stopped, again.State);
@@ -137,7 +137,7 @@ public sealed class LifecycleTests
         Assert.Empty(await node.Hypervisor.ListVmsAsync(CancellationToken.None));
         Assert.False(File.Exists($"/proc/{vm.Pid}/cmdline") && File.ReadAllText($"/proc/{vm.Pid}/cmdline").Contains("vm-del", StringComparison.Ordinal));
         await events.WaitForAsync(e => e.VmId == "vm-del" && e.State == VmState.Deleted, Wait);
-        var error = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.StartVmAsync("vm-del", CancellationToken.None));
+        var error = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.StartVmAsync("vm-del", paused: false, CancellationToken.None));
         Assert.Equal(HypervisorError.NotFound, error.Error);
     }
 
@@ -155,7 +155,7 @@ public sealed class LifecycleTests
         var listed = await node.GetVmAsync("vm-crash");
         Assert.Equal(VmState.Crashed, listed.State);
         Assert.NotEmpty(listed.Error);
-        var restarted = await node.Hypervisor.StartVmAsync("vm-crash", CancellationToken.None);
+        var restarted = await node.Hypervisor.StartVmAsync("vm-crash", paused: false, CancellationToken.None);
         Assert.Equal(VmState.Running, restarted.State);
     }
 

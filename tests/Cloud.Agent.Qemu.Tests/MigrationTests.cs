@@ -87,6 +87,58 @@ public sealed class MigrationTests
         Assert.True(onDisk >= later.Tick - 1, $"the disk says tick {onDisk}, the console {later.Tick}");
     }
 
+    /// <summary>
+    /// How a stopped VM moves (a resize that leaves its node): started paused, so the guest runs no
+    /// instruction on either node, yet its disk travels; a failed try leaves it paused where it was.
+    /// </summary>
+    [Fact]
+    public async Task Migrate_StoppedVmStartedPaused_ArrivesPausedWithItsDisk_AndTheGuestNeverRan()
+    {
+        await using var source = await AgentServer.StartAsync("127.0.0.2");
+        await using var destination = await AgentServer.StartAsync("127.0.0.3");
+        var spec = await LinuxSpecAsync(source, destination, "vm-cold");
+        spec.Start = false;
+        await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
+        var sourceDisk = Path.Combine(source.VmDirectory("vm-cold"), "disk.qcow2");
+        Assert.Contains("wrote 65536/65536 bytes", await QemuIoAsync(sourceDisk, "write -P 0x5a 1M 64k"), StringComparison.Ordinal);
+
+        var started = await source.Client.StartVmAsync(new StartVmRequest { VmId = "vm-cold", Paused = true }, Deadline);
+        Assert.Equal(VmState.Paused, started.State);
+        Assert.Equal("prelaunch", await QueryStatusAsync(source, "vm-cold"));
+        Assert.Equal(started.Pid, (await source.Client.StartVmAsync(new StartVmRequest { VmId = "vm-cold", Paused = true }, Deadline)).Pid);
+
+        // A first try whose destination died before the stream began: the source stays paused.
+        var doomed = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-doomed" }, Deadline);
+        Process.GetProcessById((await ListAsync(destination)).Single().Pid).Kill();
+        var failed = await MigrateAsync(source, new MigrateRequest { VmId = "vm-cold", MigrationId = "mig-doomed", MigrationUri = doomed.MigrationUri, DiskUri = doomed.DiskUri });
+        Assert.Equal(Phase.Failed, failed[^1].Phase);
+        var kept = Assert.Single(await ListAsync(source));
+        Assert.Equal(VmState.Paused, kept.State);
+        Assert.Equal(started.Pid, kept.Pid);
+        Assert.Equal("prelaunch", await QueryStatusAsync(source, "vm-cold"));
+        await Eventually.GetAsync(() => ListAsync(destination), vms => vms.Count == 0, Boot, "the destination to drop the failed incoming VM");
+
+        var prepared = await destination.Client.PrepareMigrationAsync(new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-cold" }, Deadline);
+        var progress = await MigrateAsync(source, new MigrateRequest { VmId = "vm-cold", MigrationId = "mig-cold", MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri });
+
+        Assert.True(progress[^1].Phase == Phase.Completed, $"the migration ended {progress[^1].Phase}: {progress[^1].Error}");
+        var arrived = Assert.Single(await Eventually.GetAsync(() => ListAsync(destination), v => v.Count == 1 && v[0].State != VmState.Incoming, Boot, "vm-cold to arrive"));
+        Assert.Equal(VmState.Paused, arrived.State);
+        Assert.Equal("prelaunch", await QueryStatusAsync(destination, "vm-cold"));
+        Assert.Empty(await ListAsync(source));
+        // Neither QEMU ran the guest: its console is empty on the destination, as it was on the source.
+        Assert.Equal(0, new FileInfo(destination.SerialLog("vm-cold")).Length);
+        // The migration's disk export is closed once the guest is there, as after a running arrival.
+        await Eventually.TrueAsync(() => !File.Exists(Path.Combine(destination.VmDirectory("vm-cold"), "migration.json")), Boot, "the destination to finish the arrival");
+
+        await destination.Client.StopVmAsync(new StopVmRequest { VmId = "vm-cold", Force = true }, Deadline);
+        var destinationDisk = Path.Combine(destination.VmDirectory("vm-cold"), "disk.qcow2");
+        Assert.Contains("read 65536/65536 bytes", await QemuIoAsync(destinationDisk, "read -P 0x5a 1M 64k"), StringComparison.Ordinal);
+        // Started for real on its new node, it boots.
+        Assert.Equal(VmState.Running, (await destination.Client.StartVmAsync(new StartVmRequest { VmId = "vm-cold" }, Deadline)).State);
+        await SerialConsole.WaitForAsync(destination.SerialLog("vm-cold"), t => t.Tick >= 1, Boot);
+    }
+
     [Fact]
     public async Task AbortMigration_Midway_CleansUpTheDestination_AndTheSourceRunsOn_LimitsReachedQemu()
     {
@@ -360,6 +412,21 @@ public sealed class MigrationTests
         {
             return false;
         }
+    }
+
+    /// <summary>Runs one qemu-io command on an image no QEMU has open; its output, after checking that it succeeded.</summary>
+    private static async Task<string> QemuIoAsync(string qcow2, string command)
+    {
+        var info = new ProcessStartInfo("qemu-io") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { "-f", "qcow2", "-c", command, qcow2 })
+        {
+            info.ArgumentList.Add(arg);
+        }
+        using var process = Process.Start(info)!;
+        var output = await process.StandardOutput.ReadToEndAsync() + await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0 && !output.Contains("failed", StringComparison.OrdinalIgnoreCase), $"qemu-io {command}: exit {process.ExitCode}, {output}");
+        return output;
     }
 
     private static async Task<string> FirstSectorAsync(string qcow2)

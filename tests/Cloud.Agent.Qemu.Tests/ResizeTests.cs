@@ -94,7 +94,7 @@ public sealed class ResizeTests
         var zeroCpus = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.ResizeVmAsync("vm-off",
             new VmShape { Vcpus = 0, MemoryMb = 128, DiskGb = 2 }, allowCold: true, CancellationToken.None));
         var resized = await node.Hypervisor.ResizeVmAsync("vm-off", new VmShape { Vcpus = 2, MemoryMb = 160, DiskGb = 2 }, allowCold: false, CancellationToken.None);
-        var started = await node.Hypervisor.StartVmAsync("vm-off", CancellationToken.None);
+        var started = await node.Hypervisor.StartVmAsync("vm-off", paused: false, CancellationToken.None);
 
         Assert.Equal(HypervisorError.FailedPrecondition, shrinkDisk.Error);
         Assert.Equal(HypervisorError.InvalidArgument, zeroCpus.Error);

@@ -78,7 +78,7 @@ public sealed class SnapshotTests
         var disk = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-cold-snap"), "disk.qcow2"), forceShare: true, CancellationToken.None);
         Assert.Contains(disk.Snapshots, s => s.Name == "disk-1" && s.VmStateSize == 0);
 
-        await node.Hypervisor.StartVmAsync("vm-cold-snap", CancellationToken.None);
+        await node.Hypervisor.StartVmAsync("vm-cold-snap", paused: false, CancellationToken.None);
         var refused = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RestoreSnapshotAsync("vm-cold-snap", "disk-1", CancellationToken.None));
         Assert.Equal(HypervisorError.FailedPrecondition, refused.Error);
         Assert.Contains("stop VM", refused.Message, StringComparison.Ordinal);

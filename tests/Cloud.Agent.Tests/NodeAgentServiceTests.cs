@@ -50,7 +50,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     [InlineData("has space")]
     public async Task Ids_that_could_name_a_path_are_invalid(string id)
     {
-        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new VmRef { VmId = id }, Deadline));
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = id }, Deadline));
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
     }
 
@@ -69,7 +69,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     [Fact]
     public async Task Verbs_on_an_unknown_vm_are_not_found_and_delete_is_idempotent()
     {
-        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new VmRef { VmId = "ghost" }, Deadline));
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = "ghost" }, Deadline));
         Assert.Equal(StatusCode.NotFound, error.StatusCode);
         await agent.Client.DeleteVmAsync(new VmRef { VmId = "ghost" }, Deadline);
     }
@@ -90,7 +90,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
         Assert.Equal("watched", watch.ResponseStream.Current.VmId);
         Assert.Equal(VmState.Stopped, watch.ResponseStream.Current.State);
 
-        var started = await agent.Client.StartVmAsync(new VmRef { VmId = "watched" }, Deadline);
+        var started = await agent.Client.StartVmAsync(new StartVmRequest { VmId = "watched" }, Deadline);
         Assert.Equal(VmState.Running, started.State);
     }
 

@@ -64,18 +64,22 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
         }
         await Delay(_options.CreateLatency, cancellationToken).ConfigureAwait(false);
         SetState(vm, VmState.Stopped, "created");
-        return spec.Start ? await StartVmAsync(spec.VmId, cancellationToken).ConfigureAwait(false) : vm.Snapshot(_options.CpuLoad, time);
+        return spec.Start ? await StartVmAsync(spec.VmId, paused: false, cancellationToken).ConfigureAwait(false) : vm.Snapshot(_options.CpuLoad, time);
     }
 
-    public async Task<Vm> StartVmAsync(string vmId, CancellationToken cancellationToken)
+    public async Task<Vm> StartVmAsync(string vmId, bool paused, CancellationToken cancellationToken)
     {
         var vm = Get(vmId);
-        if (vm.State is VmState.Running)
+        if (vm.State is VmState.Running && paused)
+        {
+            throw new HypervisorException(HypervisorError.FailedPrecondition, $"VM {vmId} is running: only a stopped VM can be started paused.");
+        }
+        if (vm.State is VmState.Running || (vm.State is VmState.Paused && paused))
         {
             return vm.Snapshot(_options.CpuLoad, time);
         }
         await Delay(_options.PowerLatency, cancellationToken).ConfigureAwait(false);
-        SetState(vm, VmState.Running, "started");
+        SetState(vm, paused ? VmState.Paused : VmState.Running, paused ? "started paused" : "started");
         return vm.Snapshot(_options.CpuLoad, time);
     }
 
@@ -180,7 +184,11 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
     public async IAsyncEnumerable<MigrationProgress> MigrateAsync(MigrateRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var vm = Get(request.VmId);
-        RequireState(vm, VmState.Running, "migrate");
+        if (vm.State is not VmState.Paused)
+        {
+            RequireState(vm, VmState.Running, "migrate");
+        }
+        vm.StateBeforeMigration = vm.State;
         var total = vm.Spec.Shape.MemoryMb * 1024 * 1024;
         SetState(vm, VmState.Migrating, $"migration {request.MigrationId}");
         for (var step = 1; step <= 4; step++)
@@ -204,7 +212,7 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
             }
             else if (vm.State is VmState.Migrating)
             {
-                SetState(vm, VmState.Running, $"migration {migrationId} aborted");
+                SetState(vm, vm.StateBeforeMigration, $"migration {migrationId} aborted");
             }
         }
         return Task.CompletedTask;
@@ -241,6 +249,7 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
         public VmSpec Spec { get; } = spec;
         public VmState State { get; set; } = VmState.Creating;
         public DateTimeOffset StateSince { get; set; } = createdAt;
+        public VmState StateBeforeMigration { get; set; } = VmState.Running;
         public ConcurrentDictionary<string, Snapshot> Snapshots { get; } = new(StringComparer.Ordinal);
 
         public Vm Snapshot(double cpuLoad, TimeProvider time) => new()

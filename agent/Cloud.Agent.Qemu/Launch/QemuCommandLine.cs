@@ -28,6 +28,9 @@ internal sealed record QemuLaunchSpec
     public string? PidFilePath { get; init; }
     public string? RunAsUser { get; init; }
     public bool Incoming { get; init; }
+
+    /// <summary>vCPUs stopped from the start (-S): the guest runs nothing until a QMP <c>cont</c>.</summary>
+    public bool Paused { get; init; }
 }
 
 /// <summary>
@@ -114,6 +117,10 @@ internal static class QemuCommandLine
             {
                 args.AddRange(["-append", spec.KernelAppend]);
             }
+        }
+        if (spec.Paused)
+        {
+            args.Add("-S");
         }
         if (spec.Incoming)
         {

@@ -19,8 +19,8 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
     public override Task<Vm> CreateVm(CreateVmRequest request, ServerCallContext context)
         => Call(() => hypervisor.CreateVmAsync(request.Spec ?? throw Invalid("spec is required."), context.CancellationToken));
 
-    public override Task<Vm> StartVm(VmRef request, ServerCallContext context)
-        => Call(() => hypervisor.StartVmAsync(VmId(request.VmId), context.CancellationToken));
+    public override Task<Vm> StartVm(StartVmRequest request, ServerCallContext context)
+        => Call(() => hypervisor.StartVmAsync(VmId(request.VmId), request.Paused, context.CancellationToken));
 
     public override Task<Vm> StopVm(StopVmRequest request, ServerCallContext context)
     {

@@ -171,9 +171,15 @@ internal sealed partial class ResizeVmHandler(
         {
             if (move.WasStopped)
             {
-                // The migration stream carries a running guest: a stopped VM runs for the move and
-                // is powered off again on the destination (docs/design/007).
-                await move.SourceAgent.CallAsync((c, o) => c.StartVmAsync(new AgentV1.VmRef { VmId = vm.Id.ToString("N") }, o), cancellationToken);
+                // The migration stream needs a QEMU on each side: a stopped VM gets one with its
+                // vCPUs stopped, so the guest runs no instruction on either node, and is powered
+                // off on the destination once it arrived (docs/design/007).
+                var started = await move.SourceAgent.CallAsync(
+                    (c, o) => c.StartVmAsync(new AgentV1.StartVmRequest { VmId = vm.Id.ToString("N"), Paused = true }, o), cancellationToken);
+                if (started.State is not AgentV1.VmState.Paused)
+                {
+                    Log.StartedRunning(logger, vm.Id, source.Name, started.State.ToString());
+                }
             }
             await migration.MoveAsync(operationId, vm, move.SourceAgent, destinationAgent, 35, 85, cancellationToken);
         }
@@ -406,5 +412,8 @@ internal sealed partial class ResizeVmHandler(
 
         [LoggerMessage(EventId = 3113, Level = LogLevel.Information, Message = "VM {VmId} moved to {Destination} with flavor {Flavor}")]
         public static partial void Moved(ILogger logger, Guid vmId, string destination, string flavor);
+
+        [LoggerMessage(EventId = 3114, Level = LogLevel.Warning, Message = "Stopped VM {VmId} was to move paused, but the agent on {Source} started it {State}: an agent that predates paused starts runs the guest for the move")]
+        public static partial void StartedRunning(ILogger logger, Guid vmId, string source, string state);
     }
 }

@@ -31,7 +31,7 @@ internal sealed class PowerVerbHandler(string kind, VmHandlerSupport support) : 
         {
             reported = kind switch
             {
-                OperationKinds.VmStart => await agent.CallAsync((c, o) => c.StartVmAsync(vmRef, o), cancellationToken),
+                OperationKinds.VmStart => await agent.CallAsync((c, o) => c.StartVmAsync(new AgentV1.StartVmRequest { VmId = vmRef.VmId }, o), cancellationToken),
                 OperationKinds.VmReboot => await agent.CallAsync((c, o) => c.RebootVmAsync(vmRef, o), cancellationToken),
                 _ => await agent.CallAsync((c, o) => c.StopVmAsync(new AgentV1.StopVmRequest
                 {

@@ -11,7 +11,7 @@ public static class NodeAgentGrpc
     public static readonly Method<GetNodeInfoRequest, NodeInfo> GetNodeInfoMethod = Methods.Unary<GetNodeInfoRequest, NodeInfo>(ServiceName, "GetNodeInfo");
     public static readonly Method<ListVmsRequest, ListVmsResponse> ListVmsMethod = Methods.Unary<ListVmsRequest, ListVmsResponse>(ServiceName, "ListVms");
     public static readonly Method<CreateVmRequest, Vm> CreateVmMethod = Methods.Unary<CreateVmRequest, Vm>(ServiceName, "CreateVm");
-    public static readonly Method<VmRef, Vm> StartVmMethod = Methods.Unary<VmRef, Vm>(ServiceName, "StartVm");
+    public static readonly Method<StartVmRequest, Vm> StartVmMethod = Methods.Unary<StartVmRequest, Vm>(ServiceName, "StartVm");
     public static readonly Method<StopVmRequest, Vm> StopVmMethod = Methods.Unary<StopVmRequest, Vm>(ServiceName, "StopVm");
     public static readonly Method<VmRef, Vm> RebootVmMethod = Methods.Unary<VmRef, Vm>(ServiceName, "RebootVm");
     public static readonly Method<VmRef, DeleteVmResponse> DeleteVmMethod = Methods.Unary<VmRef, DeleteVmResponse>(ServiceName, "DeleteVm");
@@ -33,7 +33,7 @@ public static class NodeAgentGrpc
         public virtual Task<NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "GetNodeInfo");
         public virtual Task<ListVmsResponse> ListVms(ListVmsRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ListVms");
         public virtual Task<Vm> CreateVm(CreateVmRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "CreateVm");
-        public virtual Task<Vm> StartVm(VmRef request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "StartVm");
+        public virtual Task<Vm> StartVm(StartVmRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "StartVm");
         public virtual Task<Vm> StopVm(StopVmRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "StopVm");
         public virtual Task<Vm> RebootVm(VmRef request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "RebootVm");
         public virtual Task<DeleteVmResponse> DeleteVm(VmRef request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DeleteVm");
@@ -80,7 +80,7 @@ public static class NodeAgentGrpc
         public Task<NodeInfo> GetNodeInfoAsync(GetNodeInfoRequest request, CallOptions options = default) => invoker.UnaryAsync(GetNodeInfoMethod, request, options);
         public Task<ListVmsResponse> ListVmsAsync(ListVmsRequest request, CallOptions options = default) => invoker.UnaryAsync(ListVmsMethod, request, options);
         public Task<Vm> CreateVmAsync(CreateVmRequest request, CallOptions options = default) => invoker.UnaryAsync(CreateVmMethod, request, options);
-        public Task<Vm> StartVmAsync(VmRef request, CallOptions options = default) => invoker.UnaryAsync(StartVmMethod, request, options);
+        public Task<Vm> StartVmAsync(StartVmRequest request, CallOptions options = default) => invoker.UnaryAsync(StartVmMethod, request, options);
         public Task<Vm> StopVmAsync(StopVmRequest request, CallOptions options = default) => invoker.UnaryAsync(StopVmMethod, request, options);
         public Task<Vm> RebootVmAsync(VmRef request, CallOptions options = default) => invoker.UnaryAsync(RebootVmMethod, request, options);
         public Task<DeleteVmResponse> DeleteVmAsync(VmRef request, CallOptions options = default) => invoker.UnaryAsync(DeleteVmMethod, request, options);
