@@ -17,7 +17,8 @@ namespace Cloud.Agent.Qemu;
 /// -incoming defer, exports its fresh overlay over NBD and listens for the stream. The source
 /// mirrors its overlay into that export (only the overlay: both nodes hold the same base image),
 /// migrates RAM, pauses before switchover, lets the mirror finish so the destination disk is
-/// exactly the source's, and only then lets the destination run.
+/// exactly the source's, and only then lets the destination run. A paused guest (a stopped VM
+/// started paused for its move) goes the same way and arrives paused: QEMU carries the run state.
 /// </summary>
 public sealed partial class QemuHypervisor
 {

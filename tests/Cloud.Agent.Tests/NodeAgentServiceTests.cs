@@ -1,5 +1,6 @@
 using Cloud.Contracts.Agent.V1;
 using Cloud.Grpc;
+using Google.Protobuf;
 
 namespace Cloud.Agent.Tests;
 
@@ -92,6 +93,41 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
 
         var started = await agent.Client.StartVmAsync(new StartVmRequest { VmId = "watched" }, Deadline);
         Assert.Equal(VmState.Running, started.State);
+    }
+
+    [Fact]
+    public async Task A_stopped_vm_starts_paused_and_migrates_so_and_a_running_one_cannot_start_paused()
+    {
+        var spec = Spec("dormant");
+        spec.Start = false;
+        await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
+
+        var paused = await agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant", Paused = true }, Deadline);
+        Assert.Equal(VmState.Paused, paused.State);
+        Assert.Equal(VmState.Paused, (await agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant", Paused = true }, Deadline)).State);
+        Assert.Equal(VmState.Running, (await agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant" }, Deadline)).State);
+        var refused = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant", Paused = true }, Deadline));
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Contains("running", refused.Status.Detail, StringComparison.Ordinal);
+
+        await agent.Client.StopVmAsync(new StopVmRequest { VmId = "dormant", Force = true }, Deadline);
+        await agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant", Paused = true }, Deadline);
+        using var call = agent.Client.Migrate(new MigrateRequest { VmId = "dormant", MigrationId = "m-dormant", MigrationUri = "fake:x" }, Deadline);
+        var phases = new List<MigrationProgress.Types.Phase>();
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            phases.Add(call.ResponseStream.Current.Phase);
+        }
+        Assert.Equal(MigrationProgress.Types.Phase.Completed, phases[^1]);
+    }
+
+    [Fact]
+    public void StartVmRequest_and_VmRef_read_each_other_so_either_side_may_be_older()
+    {
+        var fromOld = StartVmRequest.Parser.ParseFrom(new VmRef { VmId = "a1" }.ToByteArray());
+        Assert.Equal("a1", fromOld.VmId);
+        Assert.False(fromOld.Paused);
+        Assert.Equal("a1", VmRef.Parser.ParseFrom(new StartVmRequest { VmId = "a1", Paused = true }.ToByteArray()).VmId);
     }
 
     [Fact]

@@ -166,15 +166,24 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
     }
 
     [Fact]
-    public async Task A_stopped_vm_whose_node_is_full_moves_and_stays_stopped_with_the_new_flavor()
+    public async Task A_stopped_vm_whose_node_is_full_moves_and_stays_stopped_with_the_new_flavor_without_running()
     {
         using var tenant = await cloud.CreateTenantAsync("rzstop");
         var (vmId, source, other, fillerId) = await ResizeMoves.VmOnAFullNodeAsync(cloud, tenant, "sleeper");
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/stop", """{"force":true}""")).Str("state"));
+        using var watching = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        var onSource = await StatesAsync(source, vmId, watching.Token);
+        var onDestination = await StatesAsync(other, vmId, watching.Token);
 
         var resized = await tenant.Member.RunLongAsync($"/v1/vms/{vmId}/resize", $$"""{"flavor":"{{ResizeMoves.Large}}"}""");
 
         Assert.True(resized.Str("state") == "SUCCEEDED", resized.ToString());
+        await watching.CancelAsync();
+        // The guest moved paused: each agent reported it PAUSED, and neither ever RUNNING.
+        var states = (Source: await onSource, Destination: await onDestination);
+        Assert.Contains(AgentV1.VmState.Paused, states.Source);
+        Assert.Contains(AgentV1.VmState.Paused, states.Destination);
+        Assert.DoesNotContain(AgentV1.VmState.Running, states.Source.Concat(states.Destination));
         var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
         Assert.Equal(other, vm.Str("node"));
         Assert.Equal("STOPPED", vm.Str("state"));
@@ -191,6 +200,37 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
         Assert.Equal(AgentV1.VmState.Running, (await ResizeMoves.GuestAsync(await _agents.ForAsync(other), vmId))!.State);
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
         Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
+    }
+
+    /// <summary>Every state a node's agent reports for the VM from now until <paramref name="stop"/>; the watch is open when this returns.</summary>
+    private async Task<Task<List<AgentV1.VmState>>> StatesAsync(string node, string vmId, CancellationToken stop)
+    {
+        var vmRef = Guid.Parse(vmId).ToString("N");
+        var call = (await _agents.ForAsync(node)).WatchEvents(new AgentV1.WatchEventsRequest(), new CallOptions(CancellationToken: stop));
+        await call.ResponseHeadersAsync;
+        return Collect();
+
+        async Task<List<AgentV1.VmState>> Collect()
+        {
+            using (call)
+            {
+                var states = new List<AgentV1.VmState>();
+                try
+                {
+                    while (await call.ResponseStream.MoveNext(stop))
+                    {
+                        if (call.ResponseStream.Current.VmId == vmRef)
+                        {
+                            states.Add(call.ResponseStream.Current.State);
+                        }
+                    }
+                }
+                catch (Exception e) when (stop.IsCancellationRequested && e is OperationCanceledException or RpcException)
+                {
+                }
+                return states;
+            }
+        }
     }
 
     [Fact]
