@@ -122,8 +122,10 @@ public sealed partial class QemuHypervisor
         {
             return null;
         }
-        return Images.Find(spec.Image)
+        var image = Images.Find(spec.Image)
             ?? throw new HypervisorException(HypervisorError.FailedPrecondition, $"Image {spec.Image} is not in this node's image store.");
+        Images.MarkUsed(image.ImageId);
+        return image;
     }
 
     public async Task<Vm> StartVmAsync(string vmId, bool paused, CancellationToken cancellationToken)

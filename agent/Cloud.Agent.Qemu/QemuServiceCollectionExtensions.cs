@@ -1,6 +1,7 @@
 using Cloud.Agent.Hypervisor;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -34,6 +35,11 @@ public static class QemuServiceCollectionExtensions
             sp.GetRequiredService<ILoggerFactory>(),
             sp.GetService<TimeProvider>() ?? TimeProvider.System));
         services.AddSingleton<IHypervisor>(sp => sp.GetRequiredService<QemuHypervisor>());
+        services.AddHostedService(sp => new UnusedImageSweeper(
+            sp.GetRequiredService<QemuHypervisor>(),
+            sp.GetRequiredService<IOptions<QemuOptions>>().Value,
+            sp.GetService<TimeProvider>() ?? TimeProvider.System,
+            sp.GetRequiredService<ILogger<UnusedImageSweeper>>()));
         return services;
     }
 }

@@ -101,4 +101,14 @@ public sealed class QemuOptions
 
     /// <summary>How long a migration may run before it is cancelled. Default 1 h.</summary>
     public TimeSpan MigrationTimeout { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// A pulled image that no VM on the node uses, and that nothing used for this long, is
+    /// removed (the controller sends it again when a VM needs it). Images put on the node by
+    /// hand are never removed. Zero keeps every image. Default 1 day.
+    /// </summary>
+    public TimeSpan UnusedImageRetention { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>How often unused pulled images are looked for. Default 1 h.</summary>
+    public TimeSpan ImageSweepInterval { get; set; } = TimeSpan.FromHours(1);
 }

@@ -78,6 +78,14 @@ internal sealed partial class QemuOptionsValidator : IValidateOptions<QemuOption
         {
             failures.Add($"{p}QmpTimeout, StartTimeout, ColdResizeStopTimeout, MigrationPollInterval and MigrationTimeout must be positive.");
         }
+        if (options.UnusedImageRetention < TimeSpan.Zero)
+        {
+            failures.Add($"{p}UnusedImageRetention must not be negative (zero keeps every image).");
+        }
+        if (options.ImageSweepInterval < TimeSpan.FromSeconds(1))
+        {
+            failures.Add($"{p}ImageSweepInterval must be at least 1 s.");
+        }
         return failures;
     }
 

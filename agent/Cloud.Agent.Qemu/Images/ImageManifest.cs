@@ -14,7 +14,11 @@ public enum ImageKind
 }
 
 /// <summary>An image in the node's store.</summary>
-public sealed record ImageInfo(string ImageId, ImageKind Kind, string Format, string Sha256, long SizeBytes, long VirtualSizeBytes, string KernelAppend, DateTimeOffset CreatedAt);
+public sealed record ImageInfo(string ImageId, ImageKind Kind, string Format, string Sha256, long SizeBytes, long VirtualSizeBytes, string KernelAppend, DateTimeOffset CreatedAt)
+{
+    /// <summary>Pulled from the controller, which can send it again: such an image is removed once unused for long enough.</summary>
+    public bool Pulled { get; init; }
+}
 
 /// <summary>images/&lt;id&gt;/manifest.json.</summary>
 internal sealed class ImageManifest
@@ -29,4 +33,5 @@ internal sealed class ImageManifest
     public bool HasInitrd { get; set; }
     public string KernelAppend { get; set; } = "";
     public DateTimeOffset CreatedAt { get; set; }
+    public bool Pulled { get; set; }
 }

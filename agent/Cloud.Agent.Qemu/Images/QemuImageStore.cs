@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Cloud.Agent.Hypervisor;
@@ -15,10 +16,14 @@ public sealed class QemuImageStore
     internal const string KernelFile = "vmlinuz";
     internal const string InitrdFile = "initrd.img";
     private const string ManifestFile = "manifest.json";
+    private const string UsedAtFile = "used-at";
 
     private readonly QemuImg _qemuImg;
     private readonly TimeProvider _time;
     private readonly Func<string, CancellationToken, Task>? _grantRead;
+    // Marking an image used and removing it as unused exclude each other, so that a pull that
+    // found the image present never answers for one that is being removed.
+    private readonly Lock _usage = new();
 
     internal QemuImageStore(string root, QemuImg qemuImg, TimeProvider time, Func<string, CancellationToken, Task>? grantRead)
     {
@@ -102,7 +107,7 @@ public sealed class QemuImageStore
                 throw new HypervisorException(HypervisorError.InvalidArgument, $"Image {imageId} is {info.Format}, not the expected {format}.");
             }
             File.Move(tmp, Path.Combine(staging, DiskFileStem + "." + info.Format));
-            return new ImageManifest { Kind = ImageKind.Disk, Format = info.Format, Sha256 = sha256, SizeBytes = sizeBytes, VirtualSizeBytes = info.VirtualSize };
+            return new ImageManifest { Kind = ImageKind.Disk, Format = info.Format, Sha256 = sha256, SizeBytes = sizeBytes, VirtualSizeBytes = info.VirtualSize, Pulled = true };
         }, cancellationToken).ConfigureAwait(false);
     }
 
@@ -181,6 +186,55 @@ public sealed class QemuImageStore
             .OfType<ImageManifest>()
             .Select(ToInfo)
             .OrderBy(i => i.ImageId, StringComparer.Ordinal)];
+
+    /// <summary>Records that the image is wanted now (a pull that found it, a VM created or started from it); false when the store does not hold it.</summary>
+    public bool MarkUsed(string imageId)
+    {
+        lock (_usage)
+        {
+            var dir = Path.Combine(Root, imageId);
+            if (!VmSpecValidator.IsSafeId(imageId) || ReadManifest(dir) is null)
+            {
+                return false;
+            }
+            var file = Path.Combine(dir, UsedAtFile);
+            File.WriteAllText(file + ".tmp", _time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture));
+            File.Move(file + ".tmp", file, overwrite: true);
+            return true;
+        }
+    }
+
+    /// <summary>When the image was last marked used; its creation if never. An unreadable record counts as now: it keeps the image rather than lose it.</summary>
+    public DateTimeOffset LastUsedAt(ImageInfo image)
+    {
+        var file = Path.Combine(Root, image.ImageId, UsedAtFile);
+        if (!File.Exists(file))
+        {
+            return image.CreatedAt;
+        }
+        try
+        {
+            return DateTimeOffset.TryParseExact(File.ReadAllText(file).Trim(), "O", CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) ? at : _time.GetUtcNow();
+        }
+        catch (IOException)
+        {
+            return _time.GetUtcNow();
+        }
+    }
+
+    /// <summary>Removes the image if it was last used no later than <paramref name="cutoff"/>; whether it did.</summary>
+    internal bool DeleteIfUnusedSince(ImageInfo image, DateTimeOffset cutoff)
+    {
+        lock (_usage)
+        {
+            if (LastUsedAt(image) > cutoff)
+            {
+                return false;
+            }
+            Delete(image.ImageId);
+            return true;
+        }
+    }
 
     internal void Delete(string imageId)
     {
@@ -294,5 +348,5 @@ public sealed class QemuImageStore
     }
 
     private static ImageInfo ToInfo(ImageManifest m)
-        => new(m.ImageId, m.Kind, m.Format, m.Sha256, m.SizeBytes, m.VirtualSizeBytes, m.KernelAppend, m.CreatedAt);
+        => new(m.ImageId, m.Kind, m.Format, m.Sha256, m.SizeBytes, m.VirtualSizeBytes, m.KernelAppend, m.CreatedAt) { Pulled = m.Pulled };
 }

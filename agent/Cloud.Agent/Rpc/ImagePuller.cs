@@ -132,7 +132,7 @@ internal sealed class GrpcImageSourceReader(GrpcChannel channel, IOptions<AgentO
 /// <summary>The QEMU backend's image store.</summary>
 internal sealed class QemuImageTarget(QemuHypervisor hypervisor) : IImageTarget
 {
-    public bool Has(string imageId, string sha256) => hypervisor.Images.Find(imageId) is { } image && image.Sha256 == sha256;
+    public bool Has(string imageId, string sha256) => hypervisor.Images.Find(imageId) is { } image && image.Sha256 == sha256 && hypervisor.Images.MarkUsed(imageId);
 
     public Task ImportAsync(PullImageRequest image, IAsyncEnumerable<ReadOnlyMemory<byte>> chunks, CancellationToken cancellationToken)
         => hypervisor.Images.ImportChunksAsync(image.ImageId, image.Format, image.Sha256, image.SizeBytes, chunks, cancellationToken);

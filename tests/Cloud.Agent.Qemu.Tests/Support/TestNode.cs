@@ -14,8 +14,11 @@ internal sealed class TestNode : IAsyncDisposable
     private static int _nextNode;
     private readonly List<QemuHypervisor> _instances = [];
 
-    public TestNode(string listenAddress = "127.0.0.2", Action<QemuOptions>? configure = null)
+    private readonly TimeProvider _time;
+
+    public TestNode(string listenAddress = "127.0.0.2", Action<QemuOptions>? configure = null, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         Root = Path.Combine("/tmp", "cqt-" + Guid.NewGuid().ToString("N")[..8]);
         var number = Interlocked.Increment(ref _nextNode);
         Options = new QemuOptions
@@ -41,7 +44,7 @@ internal sealed class TestNode : IAsyncDisposable
     /// <summary>A further instance over the same DataDirectory: an agent restart.</summary>
     public QemuHypervisor NewInstance()
     {
-        var instance = new QemuHypervisor(Options, NullLoggerFactory.Instance, TimeProvider.System);
+        var instance = new QemuHypervisor(Options, NullLoggerFactory.Instance, _time);
         _instances.Add(instance);
         return instance;
     }

@@ -1,0 +1,92 @@
+using System.Security.Cryptography;
+using Cloud.Agent.Qemu.Tests.Support;
+using Cloud.Contracts.Agent.V1;
+using Cloud.Testing;
+
+namespace Cloud.Agent.Qemu.Tests;
+
+/// <summary>
+/// Pulled images leave the node once no VM uses them and nothing wanted them for the retention;
+/// images put there by hand, images in use and images wanted lately stay.
+/// </summary>
+[Collection(QemuCollection.Name)]
+public sealed class ImageCacheTests
+{
+    private static readonly TimeSpan Retention = TimeSpan.FromDays(1);
+
+    [Fact]
+    public async Task RemoveUnusedImages_TakesOnlyPulledImagesUnusedForTheRetention()
+    {
+        var clock = new ManualTimeProvider(DateTimeOffset.UtcNow);
+        await using var node = new TestNode(time: clock);
+        var images = node.Hypervisor.Images;
+        var bytes = await BlankQcow2Async(node);
+        foreach (var id in new[] { "old", "in-use", "wanted", "garbled" })
+        {
+            await images.ImportChunksAsync(id, "qcow2", Sha256(bytes), bytes.Length, Chunks(bytes), CancellationToken.None);
+        }
+        var byHand = Path.Combine(node.Root, "by-hand.qcow2");
+        await File.WriteAllBytesAsync(byHand, bytes);
+        await images.ImportAsync("by-hand", byHand, Sha256(bytes), CancellationToken.None);
+        await node.Hypervisor.CreateVmAsync(new VmSpec { VmId = "vm-on-image", Name = "vm-on-image", Image = "in-use", Shape = new VmShape { Vcpus = 1, MemoryMb = 128, DiskGb = 1 } }, CancellationToken.None);
+
+        // Within the retention nothing goes.
+        clock.Advance(Retention - TimeSpan.FromMinutes(1));
+        Assert.Empty(await node.Hypervisor.RemoveUnusedImagesAsync(Retention, CancellationToken.None));
+
+        clock.Advance(TimeSpan.FromHours(1));
+        Assert.True(images.MarkUsed("wanted"));
+        await File.WriteAllTextAsync(Path.Combine(images.Root, "garbled", "used-at"), "yesterday-ish");
+        var removed = await node.Hypervisor.RemoveUnusedImagesAsync(Retention, CancellationToken.None);
+
+        Assert.Equal(["old"], removed);
+        Assert.Null(images.Find("old"));
+        Assert.False(Directory.Exists(Path.Combine(images.Root, "old")));
+        Assert.DoesNotContain(Directory.EnumerateDirectories(images.Root), d => Path.GetFileName(d).Contains("old", StringComparison.Ordinal));
+        Assert.Equal(["by-hand", "garbled", "in-use", "wanted"], images.List().Select(i => i.ImageId));
+        Assert.False(images.Find("by-hand")!.Pulled);
+        Assert.False(images.MarkUsed("old"));
+
+        // The VM gone, its image goes at the next sweep; the one wanted lately waits its day.
+        await node.Hypervisor.DeleteVmAsync("vm-on-image", CancellationToken.None);
+        Assert.Equal(["in-use"], await node.Hypervisor.RemoveUnusedImagesAsync(Retention, CancellationToken.None));
+        clock.Advance(Retention);
+        Assert.Equal(["wanted"], await node.Hypervisor.RemoveUnusedImagesAsync(Retention, CancellationToken.None));
+
+        // A removed image can be pulled again.
+        var again = await images.ImportChunksAsync("old", "qcow2", Sha256(bytes), bytes.Length, Chunks(bytes), CancellationToken.None);
+        Assert.True(again.Pulled);
+    }
+
+    [Theory]
+    [InlineData(-1, 3600, "UnusedImageRetention")]
+    [InlineData(0, 0, "ImageSweepInterval")]
+    public void Options_RefuseANegativeRetentionAndASweepUnderASecond(int retentionSeconds, int intervalSeconds, string named)
+    {
+        var failures = QemuOptionsValidator.Check(new QemuOptions
+        {
+            DataDirectory = "/var/lib/cloud/agent",
+            Accelerator = "tcg",
+            UnusedImageRetention = TimeSpan.FromSeconds(retentionSeconds),
+            ImageSweepInterval = TimeSpan.FromSeconds(intervalSeconds),
+        }, new AcceleratorProbe(false, false));
+
+        Assert.Contains(failures, f => f.Contains(named, StringComparison.Ordinal));
+    }
+
+    private static async Task<byte[]> BlankQcow2Async(TestNode node)
+    {
+        Directory.CreateDirectory(node.Root);
+        var path = Path.Combine(node.Root, "blank.qcow2");
+        await new QemuImg("qemu-img").CreateBlankAsync(path, 64L << 20, CancellationToken.None);
+        return await File.ReadAllBytesAsync(path);
+    }
+
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> Chunks(byte[] bytes)
+    {
+        await Task.Yield();
+        yield return bytes;
+    }
+
+    private static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
+}
