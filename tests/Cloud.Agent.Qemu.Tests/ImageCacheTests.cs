@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Testing;
@@ -23,11 +22,11 @@ public sealed class ImageCacheTests
         var bytes = await BlankQcow2Async(node);
         foreach (var id in new[] { "old", "in-use", "wanted", "garbled" })
         {
-            await images.ImportChunksAsync(id, "qcow2", Sha256(bytes), bytes.Length, Chunks(bytes), CancellationToken.None);
+            await images.ImportChunksAsync(id, "qcow2", ImagePullStoreTests.Sha256(bytes), bytes.Length, ImagePullStoreTests.Chunks(bytes), CancellationToken.None);
         }
         var byHand = Path.Combine(node.Root, "by-hand.qcow2");
         await File.WriteAllBytesAsync(byHand, bytes);
-        await images.ImportAsync("by-hand", byHand, Sha256(bytes), CancellationToken.None);
+        await images.ImportAsync("by-hand", byHand, ImagePullStoreTests.Sha256(bytes), CancellationToken.None);
         await node.Hypervisor.CreateVmAsync(new VmSpec { VmId = "vm-on-image", Name = "vm-on-image", Image = "in-use", Shape = new VmShape { Vcpus = 1, MemoryMb = 128, DiskGb = 1 } }, CancellationToken.None);
 
         // Within the retention nothing goes.
@@ -54,7 +53,7 @@ public sealed class ImageCacheTests
         Assert.Equal(["wanted"], await node.Hypervisor.RemoveUnusedImagesAsync(Retention, CancellationToken.None));
 
         // A removed image can be pulled again.
-        var again = await images.ImportChunksAsync("old", "qcow2", Sha256(bytes), bytes.Length, Chunks(bytes), CancellationToken.None);
+        var again = await images.ImportChunksAsync("old", "qcow2", ImagePullStoreTests.Sha256(bytes), bytes.Length, ImagePullStoreTests.Chunks(bytes), CancellationToken.None);
         Assert.True(again.Pulled);
     }
 
@@ -81,12 +80,4 @@ public sealed class ImageCacheTests
         await new QemuImg("qemu-img").CreateBlankAsync(path, 64L << 20, CancellationToken.None);
         return await File.ReadAllBytesAsync(path);
     }
-
-    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> Chunks(byte[] bytes)
-    {
-        await Task.Yield();
-        yield return bytes;
-    }
-
-    private static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 }

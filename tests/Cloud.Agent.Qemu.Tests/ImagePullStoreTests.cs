@@ -56,7 +56,7 @@ public sealed class ImagePullStoreTests
         return await File.ReadAllBytesAsync(path);
     }
 
-    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> Chunks(byte[] bytes)
+    internal static async IAsyncEnumerable<ReadOnlyMemory<byte>> Chunks(byte[] bytes)
     {
         for (var offset = 0; offset < bytes.Length; offset += 4096)
         {
@@ -65,5 +65,5 @@ public sealed class ImagePullStoreTests
         }
     }
 
-    private static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
+    internal static string Sha256(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 }
