@@ -32,9 +32,12 @@ internal static partial class Log
     [LoggerMessage(4008, LogLevel.Information, "QEMU backend: {Accelerator} accelerator, QEMU {Version}, data in {DataDirectory}")]
     public static partial void BackendReady(ILogger logger, string accelerator, string version, string dataDirectory);
 
-    [LoggerMessage(4009, LogLevel.Information, "Image {ImageId} removed: pulled, no VM uses it, unused since {LastUsedAt:O}; {SizeBytes} bytes freed")]
+    [LoggerMessage(4009, LogLevel.Information, "Image {ImageId} removed: no VM uses it, unused since {LastUsedAt:O}; {SizeBytes} bytes freed")]
     public static partial void UnusedImageRemoved(ILogger logger, string imageId, DateTimeOffset lastUsedAt, long sizeBytes);
 
     [LoggerMessage(4010, LogLevel.Warning, "Looking for unused images failed")]
     public static partial void ImageSweepFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(4011, LogLevel.Information, "Image {ImageId} removed: the controller deleted it; {SizeBytes} bytes freed")]
+    public static partial void DeletedImageRemoved(ILogger logger, string imageId, long sizeBytes);
 }

@@ -4,15 +4,60 @@ using Microsoft.Extensions.Logging;
 
 namespace Cloud.Agent.Qemu;
 
+/// <summary>What <see cref="QemuHypervisor.RemoveImageAsync"/> did.</summary>
+public enum ImageRemoval
+{
+    Removed,
+    Absent,
+    KeptSeeded,
+}
+
 /// <summary>
-/// The node's cache of pulled images: an image the controller sent is kept while any VM here
-/// uses it (its disk is an overlay on the image) and for <see cref="QemuOptions.UnusedImageRetention"/>
-/// after it was last wanted, then removed. The controller pulls it again when a VM needs it.
+/// The node's cache of disposable images (<see cref="ImageInfo.Disposable"/>): an image the
+/// controller sent, or a snapshot export, is kept while any VM here uses it (its disk is an
+/// overlay on the image) and for <see cref="QemuOptions.UnusedImageRetention"/> after it was
+/// last wanted, then removed; or sooner, when the controller deletes it. The controller pulls
+/// (or exports) it again when a VM needs it.
 /// </summary>
 public sealed partial class QemuHypervisor
 {
     /// <summary>
-    /// Removes every pulled image that no VM on the node refers to and that was last used no
+    /// Removes an image the controller no longer has, now. Throws FailedPrecondition while a VM
+    /// on the node uses it; an image put here by hand is kept. Holds the registry gate, so no VM
+    /// is created from it meanwhile.
+    /// </summary>
+    public async Task<ImageRemoval> RemoveImageAsync(string imageId, CancellationToken cancellationToken)
+    {
+        VmSpecValidator.ValidateId(imageId, "Image id");
+        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
+        await _registryGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (Images.Find(imageId) is not { } image)
+            {
+                return ImageRemoval.Absent;
+            }
+            if (!image.Disposable)
+            {
+                return ImageRemoval.KeptSeeded;
+            }
+            var users = _vms.Values.Where(v => !v.Removed && v.Spec.Image == imageId).Select(v => v.Spec.VmId).ToList();
+            if (users.Count > 0)
+            {
+                throw new HypervisorException(HypervisorError.FailedPrecondition, $"Image {imageId} backs VM(s) {string.Join(", ", users)} on this node.");
+            }
+            Images.Delete(imageId);
+            Log.DeletedImageRemoved(_logger, imageId, image.SizeBytes);
+            return ImageRemoval.Removed;
+        }
+        finally
+        {
+            _registryGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Removes every disposable image that no VM on the node refers to and that was last used no
     /// later than <paramref name="unusedFor"/> ago; the ids removed. Holds the registry gate, so no
     /// VM is created from an image while it is being removed.
     /// </summary>
@@ -27,7 +72,7 @@ public sealed partial class QemuHypervisor
             var inUse = _vms.Values.Where(v => !v.Removed).Select(v => v.Spec.Image).ToHashSet(StringComparer.Ordinal);
             foreach (var image in Images.List())
             {
-                if (!image.Pulled || inUse.Contains(image.ImageId))
+                if (!image.Disposable || inUse.Contains(image.ImageId))
                 {
                     continue;
                 }

@@ -1,3 +1,4 @@
+using Cloud.Agent.Hypervisor;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Testing;
@@ -5,8 +6,9 @@ using Cloud.Testing;
 namespace Cloud.Agent.Qemu.Tests;
 
 /// <summary>
-/// Pulled images leave the node once no VM uses them and nothing wanted them for the retention;
-/// images put there by hand, images in use and images wanted lately stay.
+/// Pulled images leave the node once no VM uses them and nothing wanted them for the retention,
+/// or when the controller deletes them; images put there by hand, images in use and images
+/// wanted lately stay.
 /// </summary>
 [Collection(QemuCollection.Name)]
 public sealed class ImageCacheTests
@@ -55,6 +57,38 @@ public sealed class ImageCacheTests
         // A removed image can be pulled again.
         var again = await images.ImportChunksAsync("old", "qcow2", ImagePullStoreTests.Sha256(bytes), bytes.Length, ImagePullStoreTests.Chunks(bytes), CancellationToken.None);
         Assert.True(again.Pulled);
+    }
+
+    [Fact]
+    public async Task RemoveImage_TakesADisposableImageNoVmUses_AndKeepsTheRest()
+    {
+        await using var node = new TestNode();
+        var images = node.Hypervisor.Images;
+        var bytes = await BlankQcow2Async(node);
+        foreach (var id in new[] { "deleted", "in-use" })
+        {
+            await images.ImportChunksAsync(id, "qcow2", ImagePullStoreTests.Sha256(bytes), bytes.Length, ImagePullStoreTests.Chunks(bytes), CancellationToken.None);
+        }
+        var byHand = Path.Combine(node.Root, "by-hand.qcow2");
+        await File.WriteAllBytesAsync(byHand, bytes);
+        await images.ImportAsync("by-hand", byHand, ImagePullStoreTests.Sha256(bytes), CancellationToken.None);
+        await node.Hypervisor.CreateVmAsync(new VmSpec { VmId = "vm-on-image", Name = "vm-on-image", Image = "in-use", Shape = new VmShape { Vcpus = 1, MemoryMb = 128, DiskGb = 1 } }, CancellationToken.None);
+
+        Assert.Equal(ImageRemoval.Removed, await node.Hypervisor.RemoveImageAsync("deleted", CancellationToken.None));
+        Assert.Equal(ImageRemoval.Absent, await node.Hypervisor.RemoveImageAsync("deleted", CancellationToken.None));
+        Assert.Equal(ImageRemoval.KeptSeeded, await node.Hypervisor.RemoveImageAsync("by-hand", CancellationToken.None));
+        var inUse = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RemoveImageAsync("in-use", CancellationToken.None));
+        Assert.Equal(HypervisorError.FailedPrecondition, inUse.Error);
+        Assert.Contains("vm-on-image", inUse.Message, StringComparison.Ordinal);
+        var invalid = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RemoveImageAsync("../images", CancellationToken.None));
+        Assert.Equal(HypervisorError.InvalidArgument, invalid.Error);
+
+        Assert.Equal(["by-hand", "in-use"], images.List().Select(i => i.ImageId));
+        Assert.False(Directory.Exists(Path.Combine(images.Root, "deleted")));
+        // The VM (stopped, its disk an overlay on the image) still starts: nothing it needs went.
+        Assert.Equal(VmState.Running, (await node.Hypervisor.StartVmAsync("vm-on-image", paused: false, CancellationToken.None)).State);
+        await node.Hypervisor.DeleteVmAsync("vm-on-image", CancellationToken.None);
+        Assert.Equal(ImageRemoval.Removed, await node.Hypervisor.RemoveImageAsync("in-use", CancellationToken.None));
     }
 
     [Theory]

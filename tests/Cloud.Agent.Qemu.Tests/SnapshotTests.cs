@@ -96,6 +96,17 @@ public sealed class SnapshotTests
         var overlay = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-clone"), "disk.qcow2"), forceShare: true, CancellationToken.None);
         Assert.Contains("img-disk-1", overlay.BackingFile, StringComparison.Ordinal);
 
+        // The export backs the clone's disk, so it stays while the clone lives; after, it is the
+        // node's to remove like a pulled image.
+        Assert.True(node.Hypervisor.Images.Find("img-disk-1")!.Exported);
+        var backing = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RemoveImageAsync("img-disk-1", CancellationToken.None));
+        Assert.Equal(HypervisorError.FailedPrecondition, backing.Error);
+        Assert.Contains("vm-clone", backing.Message, StringComparison.Ordinal);
+        Assert.Empty(await node.Hypervisor.RemoveUnusedImagesAsync(TimeSpan.Zero, CancellationToken.None));
+        await node.Hypervisor.DeleteVmAsync("vm-clone", CancellationToken.None);
+        Assert.Equal(["img-disk-1"], await node.Hypervisor.RemoveUnusedImagesAsync(TimeSpan.Zero, CancellationToken.None));
+        Assert.Null(node.Hypervisor.Images.Find("img-disk-1"));
+
         await node.Hypervisor.DeleteSnapshotAsync("vm-cold-snap", "disk-1", CancellationToken.None);
         Assert.Empty(await node.Hypervisor.ListSnapshotsAsync("vm-cold-snap", CancellationToken.None));
         var missing = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.ExportSnapshotAsync("vm-cold-snap", "disk-1", "img-other", CancellationToken.None));

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Cloud.Agent.Tests;
 
-/// <summary>The agent's image pulls: one transfer for concurrent pulls, every transfer checked, nothing kept of a bad one.</summary>
+/// <summary>The agent's image pulls and deletes: one transfer for concurrent pulls, every transfer checked, nothing kept of a bad one, no delete under a running pull.</summary>
 public sealed class ImagePullerTests
 {
     private static readonly byte[] Bytes = RandomNumberGenerator.GetBytes(300_000);
@@ -69,6 +69,28 @@ public sealed class ImagePullerTests
         Assert.Equal(0, source.Reads);
     }
 
+    [Fact]
+    public async Task Delete_WhileThePullRuns_IsRefused_ThenRemovesTheImage()
+    {
+        var source = new GatedSource(Bytes);
+        var target = new FakeImageTarget();
+        var puller = new ImagePuller(target, source, NullLogger<ImagePuller>.Instance);
+        var pull = puller.PullAsync(Request(Bytes), CancellationToken.None);
+        await source.Started.Task;
+
+        var during = await Assert.ThrowsAsync<HypervisorException>(() => puller.DeleteAsync(new DeleteImageRequest { ImageId = "img-1" }, CancellationToken.None));
+        source.Release.SetResult();
+        await pull;
+
+        Assert.Equal(HypervisorError.FailedPrecondition, during.Error);
+        Assert.True(target.Has("img-1", Sha(Bytes)));
+        Assert.Equal(DeleteImageResponse.Types.Outcome.Removed, (await puller.DeleteAsync(new DeleteImageRequest { ImageId = "img-1" }, CancellationToken.None)).Outcome);
+        Assert.False(target.Has("img-1", Sha(Bytes)));
+        Assert.Equal(DeleteImageResponse.Types.Outcome.Absent, (await puller.DeleteAsync(new DeleteImageRequest { ImageId = "img-1" }, CancellationToken.None)).Outcome);
+        var invalid = await Assert.ThrowsAsync<HypervisorException>(() => puller.DeleteAsync(new DeleteImageRequest { ImageId = "../img-1" }, CancellationToken.None));
+        Assert.Equal(HypervisorError.InvalidArgument, invalid.Error);
+    }
+
     private static PullImageRequest Request(byte[] bytes) => new() { ImageId = "img-1", Format = "raw", Sha256 = Sha(bytes), SizeBytes = bytes.Length };
 
     private static string Sha(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
@@ -78,6 +100,21 @@ public sealed class ImagePullerTests
         var copy = (byte[])bytes.Clone();
         copy[1234] ^= 1;
         return copy;
+    }
+
+    /// <summary>Serves fixed bytes in one chunk once released; says when a read has begun.</summary>
+    private sealed class GatedSource(byte[] bytes) : IImageSourceReader
+    {
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async IAsyncEnumerable<ReadOnlyMemory<byte>> ReadAsync(string imageId, [EnumeratorCancellation] CancellationToken cancellationToken)
+        {
+            Started.SetResult();
+            await Release.Task.WaitAsync(cancellationToken);
+            yield return bytes;
+        }
     }
 
     /// <summary>Serves fixed bytes in 64 KiB chunks, slowly enough that concurrent pulls overlap.</summary>

@@ -16,8 +16,17 @@ public enum ImageKind
 /// <summary>An image in the node's store.</summary>
 public sealed record ImageInfo(string ImageId, ImageKind Kind, string Format, string Sha256, long SizeBytes, long VirtualSizeBytes, string KernelAppend, DateTimeOffset CreatedAt)
 {
-    /// <summary>Pulled from the controller, which can send it again: such an image is removed once unused for long enough.</summary>
+    /// <summary>Pulled from the controller, which can send it again.</summary>
     public bool Pulled { get; init; }
+
+    /// <summary>Exported from a snapshot for the VMs created from it; the export can be made again while the snapshot lives.</summary>
+    public bool Exported { get; init; }
+
+    /// <summary>
+    /// The node may remove it: pulled or exported, so it can be had again. Such an image goes once
+    /// unused for long enough, or when the controller deletes it; one put here by hand never does.
+    /// </summary>
+    public bool Disposable => Pulled || Exported;
 }
 
 /// <summary>images/&lt;id&gt;/manifest.json.</summary>
@@ -34,4 +43,5 @@ internal sealed class ImageManifest
     public string KernelAppend { get; set; } = "";
     public DateTimeOffset CreatedAt { get; set; }
     public bool Pulled { get; set; }
+    public bool Exported { get; set; }
 }

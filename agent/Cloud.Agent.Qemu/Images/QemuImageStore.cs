@@ -166,7 +166,7 @@ public sealed class QemuImageStore
             {
                 hash = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, ct).ConfigureAwait(false));
             }
-            return new ImageManifest { Kind = ImageKind.Disk, Format = info.Format, Sha256 = hash, SizeBytes = new FileInfo(path).Length, VirtualSizeBytes = info.VirtualSize };
+            return new ImageManifest { Kind = ImageKind.Disk, Format = info.Format, Sha256 = hash, SizeBytes = new FileInfo(path).Length, VirtualSizeBytes = info.VirtualSize, Exported = true };
         }, cancellationToken);
 
     public ImageInfo? Find(string imageId)
@@ -240,13 +240,18 @@ public sealed class QemuImageStore
     {
         VmSpecValidator.ValidateId(imageId, "Image id");
         var dir = Path.Combine(Root, imageId);
-        if (Directory.Exists(dir))
+        // Rename first so that a crash mid-delete never leaves a half image under its id; under
+        // the usage lock, so that a pull marking the image used sees it whole or not at all.
+        var doomed = Path.Combine(Root, ".deleting-" + imageId + "-" + Guid.NewGuid().ToString("N")[..8]);
+        lock (_usage)
         {
-            // Rename first so that a crash mid-delete never leaves a half image under its id.
-            var doomed = Path.Combine(Root, ".deleting-" + imageId + "-" + Guid.NewGuid().ToString("N")[..8]);
+            if (!Directory.Exists(dir))
+            {
+                return;
+            }
             Directory.Move(dir, doomed);
-            Directory.Delete(doomed, recursive: true);
         }
+        Directory.Delete(doomed, recursive: true);
     }
 
     internal string DiskPath(ImageInfo image) => Path.Combine(Root, image.ImageId, DiskFileStem + "." + image.Format);
@@ -348,5 +353,5 @@ public sealed class QemuImageStore
     }
 
     private static ImageInfo ToInfo(ImageManifest m)
-        => new(m.ImageId, m.Kind, m.Format, m.Sha256, m.SizeBytes, m.VirtualSizeBytes, m.KernelAppend, m.CreatedAt) { Pulled = m.Pulled };
+        => new(m.ImageId, m.Kind, m.Format, m.Sha256, m.SizeBytes, m.VirtualSizeBytes, m.KernelAppend, m.CreatedAt) { Pulled = m.Pulled, Exported = m.Exported };
 }

@@ -18,6 +18,9 @@ internal interface IImageTarget
 
     /// <summary>Adds the image from <paramref name="chunks"/>, checked; nothing is added if any check fails.</summary>
     Task ImportAsync(PullImageRequest image, IAsyncEnumerable<ReadOnlyMemory<byte>> chunks, CancellationToken cancellationToken);
+
+    /// <summary>Removes the image the controller deleted; FailedPrecondition while a VM uses it.</summary>
+    Task<DeleteImageResponse.Types.Outcome> RemoveAsync(string imageId, CancellationToken cancellationToken);
 }
 
 /// <summary>Where image bytes come from: the controller's ImageSource.</summary>
@@ -27,7 +30,7 @@ internal interface IImageSourceReader
 }
 
 /// <summary>
-/// PullImage: makes an image present on the node. Concurrent pulls of one image share one
+/// PullImage and DeleteImage. A pull makes an image present on the node. Concurrent pulls of one image share one
 /// transfer; the transfer runs to its end even if the call that started it gives up, so the
 /// others (and the retry) find the image. A failed transfer leaves nothing and is not remembered:
 /// the next pull starts afresh.
@@ -50,6 +53,17 @@ internal sealed partial class ImagePuller(IImageTarget target, IImageSourceReade
         var running = _transfers.GetOrAdd(request.ImageId, transfer);
         var transferred = await running.Value.WaitAsync(cancellationToken);
         return new PullImageResponse { ImageId = request.ImageId, Transferred = transferred && ReferenceEquals(running, transfer) };
+    }
+
+    /// <summary>Removes an image the controller deleted; refused while a pull of it is under way, so that the pull cannot bring it back.</summary>
+    public async Task<DeleteImageResponse> DeleteAsync(DeleteImageRequest request, CancellationToken cancellationToken)
+    {
+        ValidateId(request.ImageId);
+        if (_transfers.ContainsKey(request.ImageId))
+        {
+            throw new HypervisorException(HypervisorError.FailedPrecondition, $"Image {request.ImageId} is being pulled; ask again once the pull is over.");
+        }
+        return new DeleteImageResponse { Outcome = await target.RemoveAsync(request.ImageId, cancellationToken) };
     }
 
     /// <summary>True when this transfer brought the image (false: it had arrived meanwhile).</summary>
@@ -78,12 +92,17 @@ internal sealed partial class ImagePuller(IImageTarget target, IImageSourceReade
         }
     }
 
+    private static void ValidateId(string imageId)
+    {
+        if (!VmSpecValidator.IsSafeId(imageId))
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument, $"image_id '{imageId}' is invalid: use 1-64 letters, digits, '-' or '_'.");
+        }
+    }
+
     private static void Validate(PullImageRequest request)
     {
-        if (!VmSpecValidator.IsSafeId(request.ImageId))
-        {
-            throw new HypervisorException(HypervisorError.InvalidArgument, $"image_id '{request.ImageId}' is invalid: use 1-64 letters, digits, '-' or '_'.");
-        }
+        ValidateId(request.ImageId);
         if (request.Format is not ("raw" or "qcow2"))
         {
             throw new HypervisorException(HypervisorError.InvalidArgument, "format must be raw or qcow2.");
@@ -136,6 +155,14 @@ internal sealed class QemuImageTarget(QemuHypervisor hypervisor) : IImageTarget
 
     public Task ImportAsync(PullImageRequest image, IAsyncEnumerable<ReadOnlyMemory<byte>> chunks, CancellationToken cancellationToken)
         => hypervisor.Images.ImportChunksAsync(image.ImageId, image.Format, image.Sha256, image.SizeBytes, chunks, cancellationToken);
+
+    public async Task<DeleteImageResponse.Types.Outcome> RemoveAsync(string imageId, CancellationToken cancellationToken)
+        => await hypervisor.RemoveImageAsync(imageId, cancellationToken) switch
+        {
+            ImageRemoval.Removed => DeleteImageResponse.Types.Outcome.Removed,
+            ImageRemoval.KeptSeeded => DeleteImageResponse.Types.Outcome.KeptSeeded,
+            _ => DeleteImageResponse.Types.Outcome.Absent,
+        };
 }
 
 /// <summary>The fake backend keeps no bytes; it still checks every transfer, and remembers what it received.</summary>
@@ -150,4 +177,7 @@ internal sealed class FakeImageTarget : IImageTarget
         await ImageTransfer.CopyVerifiedAsync(image.ImageId, chunks, Stream.Null, image.Sha256, image.SizeBytes, cancellationToken);
         _images[image.ImageId] = image.Sha256;
     }
+
+    public Task<DeleteImageResponse.Types.Outcome> RemoveAsync(string imageId, CancellationToken cancellationToken)
+        => Task.FromResult(_images.TryRemove(imageId, out _) ? DeleteImageResponse.Types.Outcome.Removed : DeleteImageResponse.Types.Outcome.Absent);
 }

@@ -67,6 +67,9 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
     public override Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context)
         => Call(() => images.PullAsync(request, context.CancellationToken));
 
+    public override Task<DeleteImageResponse> DeleteImage(DeleteImageRequest request, ServerCallContext context)
+        => Call(() => images.DeleteAsync(request, context.CancellationToken));
+
     public override Task<PrepareMigrationResponse> PrepareMigration(PrepareMigrationRequest request, ServerCallContext context)
         => Call(() => hypervisor.PrepareMigrationAsync(request.Spec ?? throw Invalid("spec is required."), Id(request.MigrationId, "migration_id"), request.MemoryLayout, context.CancellationToken));
 

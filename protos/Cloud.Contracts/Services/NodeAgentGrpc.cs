@@ -22,6 +22,7 @@ public static class NodeAgentGrpc
     public static readonly Method<SnapshotRef, DeleteSnapshotResponse> DeleteSnapshotMethod = Methods.Unary<SnapshotRef, DeleteSnapshotResponse>(ServiceName, "DeleteSnapshot");
     public static readonly Method<ExportSnapshotRequest, ExportSnapshotResponse> ExportSnapshotMethod = Methods.Unary<ExportSnapshotRequest, ExportSnapshotResponse>(ServiceName, "ExportSnapshot");
     public static readonly Method<PullImageRequest, PullImageResponse> PullImageMethod = Methods.Unary<PullImageRequest, PullImageResponse>(ServiceName, "PullImage");
+    public static readonly Method<DeleteImageRequest, DeleteImageResponse> DeleteImageMethod = Methods.Unary<DeleteImageRequest, DeleteImageResponse>(ServiceName, "DeleteImage");
     public static readonly Method<PrepareMigrationRequest, PrepareMigrationResponse> PrepareMigrationMethod = Methods.Unary<PrepareMigrationRequest, PrepareMigrationResponse>(ServiceName, "PrepareMigration");
     public static readonly Method<MigrateRequest, MigrationProgress> MigrateMethod = Methods.ServerStreaming<MigrateRequest, MigrationProgress>(ServiceName, "Migrate");
     public static readonly Method<AbortMigrationRequest, AbortMigrationResponse> AbortMigrationMethod = Methods.Unary<AbortMigrationRequest, AbortMigrationResponse>(ServiceName, "AbortMigration");
@@ -44,6 +45,7 @@ public static class NodeAgentGrpc
         public virtual Task<DeleteSnapshotResponse> DeleteSnapshot(SnapshotRef request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DeleteSnapshot");
         public virtual Task<ExportSnapshotResponse> ExportSnapshot(ExportSnapshotRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ExportSnapshot");
         public virtual Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "PullImage");
+        public virtual Task<DeleteImageResponse> DeleteImage(DeleteImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DeleteImage");
         public virtual Task<PrepareMigrationResponse> PrepareMigration(PrepareMigrationRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "PrepareMigration");
         public virtual Task Migrate(MigrateRequest request, IServerStreamWriter<MigrationProgress> responseStream, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "Migrate");
         public virtual Task<AbortMigrationResponse> AbortMigration(AbortMigrationRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "AbortMigration");
@@ -68,6 +70,7 @@ public static class NodeAgentGrpc
         binder.AddUnary(DeleteSnapshotMethod, (s, r, c) => s.DeleteSnapshot(r, c));
         binder.AddUnary(ExportSnapshotMethod, (s, r, c) => s.ExportSnapshot(r, c));
         binder.AddUnary(PullImageMethod, (s, r, c) => s.PullImage(r, c));
+        binder.AddUnary(DeleteImageMethod, (s, r, c) => s.DeleteImage(r, c));
         binder.AddUnary(PrepareMigrationMethod, (s, r, c) => s.PrepareMigration(r, c));
         binder.AddServerStreaming(MigrateMethod, (s, r, w, c) => s.Migrate(r, w, c));
         binder.AddUnary(AbortMigrationMethod, (s, r, c) => s.AbortMigration(r, c));
@@ -91,6 +94,7 @@ public static class NodeAgentGrpc
         public Task<DeleteSnapshotResponse> DeleteSnapshotAsync(SnapshotRef request, CallOptions options = default) => invoker.UnaryAsync(DeleteSnapshotMethod, request, options);
         public Task<ExportSnapshotResponse> ExportSnapshotAsync(ExportSnapshotRequest request, CallOptions options = default) => invoker.UnaryAsync(ExportSnapshotMethod, request, options);
         public Task<PullImageResponse> PullImageAsync(PullImageRequest request, CallOptions options = default) => invoker.UnaryAsync(PullImageMethod, request, options);
+        public Task<DeleteImageResponse> DeleteImageAsync(DeleteImageRequest request, CallOptions options = default) => invoker.UnaryAsync(DeleteImageMethod, request, options);
         public Task<PrepareMigrationResponse> PrepareMigrationAsync(PrepareMigrationRequest request, CallOptions options = default) => invoker.UnaryAsync(PrepareMigrationMethod, request, options);
         public IAsyncServerStreamingCall<MigrationProgress> Migrate(MigrateRequest request, CallOptions options = default) => invoker.ServerStreaming(MigrateMethod, request, options);
         public Task<AbortMigrationResponse> AbortMigrationAsync(AbortMigrationRequest request, CallOptions options = default) => invoker.UnaryAsync(AbortMigrationMethod, request, options);
