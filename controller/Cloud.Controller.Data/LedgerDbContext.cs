@@ -27,6 +27,8 @@ internal sealed class LedgerDbContext(DbContextOptions<LedgerDbContext> options)
 
     public DbSet<ImageMemberEntity> ImageMembers => Set<ImageMemberEntity>();
 
+    public DbSet<ImageCopyEntity> ImageCopies => Set<ImageCopyEntity>();
+
     public DbSet<VmEntity> Vms => Set<VmEntity>();
 
     public DbSet<OperationEntity> Operations => Set<OperationEntity>();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using Cloud.Controller.Tests.Support;
 using Cloud.Grpc;
@@ -9,7 +10,8 @@ namespace Cloud.Controller.Tests;
 /// <summary>
 /// Uploaded images reach QEMU nodes: a qcow2 made by qemu-img is uploaded through the API, the
 /// node pulls it (checked by SHA-256) when a VM is created from it, and the VM runs under TCG.
-/// A transfer that arrives damaged is refused by the node and the create fails cleanly.
+/// A transfer that arrives damaged is refused by the node and the create fails cleanly. A
+/// deleted image leaves the nodes that pulled it.
 /// </summary>
 [Collection(QemuCloudCollection.Name)]
 public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
@@ -93,6 +95,39 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
             Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         }
         await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{operation.Str("targetId")}");
+    }
+
+    [Fact]
+    public async Task DeletedImage_LeavesTheNodeThatPulledIt()
+    {
+        using var tenant = await cloud.CreateTenantAsync("qimgdel");
+        var bytes = await QemuImgCreateAsync("qcow2", "64M");
+        var id = await tenant.Member.UploadedImageAsync("short-lived", "qcow2", bytes);
+        var kept = await tenant.Member.UploadedImageAsync("kept", "qcow2", bytes);
+        var vmId = await tenant.Member.CreateRunningVmFromImageAsync(id, "short-lived-vm");
+        var node = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var keptVm = await tenant.Member.CreateRunningVmFromImageAsync(kept, "kept-vm");
+        var keptNode = (await tenant.Member.GetJsonAsync($"/v1/vms/{keptVm}")).Body.Str("node");
+        var copy = cloud.NodeImageDirectory(int.Parse(node["qemu-node-".Length..], CultureInfo.InvariantCulture), id);
+        var keptCopy = cloud.NodeImageDirectory(int.Parse(keptNode["qemu-node-".Length..], CultureInfo.InvariantCulture), kept);
+        Assert.True(Directory.Exists(copy), copy);
+        Assert.Equal(1, await cloud.ScalarAsync("SELECT count(*) FROM image_copies WHERE image_id = @id", ("id", id)));
+
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{keptVm}")).Str("state"));
+        Assert.Equal(HttpStatusCode.OK, (await tenant.Member.SendAsync(HttpMethod.Delete, $"/v1/images/{id}")).Status);
+
+        // The delete wakes the purger: the node's copy goes within seconds, not at the node's
+        // retention (a day), and the record of it with it. The image not deleted stays.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while ((Directory.Exists(copy) || await cloud.ScalarAsync("SELECT count(*) FROM image_copies WHERE image_id = @id", ("id", id)) > 0) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+        Assert.False(Directory.Exists(copy), "the node still holds the deleted image");
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM image_copies WHERE image_id = @id", ("id", id)));
+        Assert.True(Directory.Exists(keptCopy), keptCopy);
+        Assert.Equal(1, await cloud.ScalarAsync("SELECT count(*) FROM image_copies WHERE image_id = @id", ("id", kept)));
     }
 
     private static AgentV1.PullImageRequest PullRequest(string id, string format, byte[] bytes)

@@ -11,11 +11,12 @@ namespace Cloud.Controller.Images;
 /// Before a VM is created from an uploaded image, its node must hold the image: the agent pulls
 /// it from the controller (ImageSource) unless it has it already, checking the SHA-256 before
 /// the image enters its store. Images seeded straight into the nodes' stores are left alone.
+/// Each node that pulled an image is recorded (image_copies), for <see cref="ImageCopyPurger"/>.
 /// </summary>
 internal sealed class ImageDistribution(IDbContextFactory<LedgerDbContext> contexts, IOptions<ImageOptions> options, TimeProvider time)
 {
     /// <summary>Throws the agent's <see cref="RpcException"/> when the node cannot get the image.</summary>
-    public async Task EnsureOnNodeAsync(string? imageId, AgentConnection agent, CancellationToken cancellationToken)
+    public async Task EnsureOnNodeAsync(string? imageId, Guid nodeId, AgentConnection agent, CancellationToken cancellationToken)
     {
         if (imageId is null)
         {
@@ -38,5 +39,14 @@ internal sealed class ImageDistribution(IDbContextFactory<LedgerDbContext> conte
         // operation is the retry; the agent keeps nothing of a failed pull.
         var request = new AgentV1.PullImageRequest { ImageId = image.Id, Format = image.Format, Sha256 = image.Sha256, SizeBytes = image.SizeBytes };
         await agent.Client.PullImageAsync(request, new CallOptions(Deadline: time.GetUtcNow().UtcDateTime + options.Value.PullTimeout, CancellationToken: cancellationToken));
+        // Recorded even if the image was deleted meanwhile: the purger then removes the copy.
+        await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
+        {
+            var now = time.GetUtcNow();
+            await db.Database.ExecuteSqlInterpolatedAsync($"""
+                INSERT INTO image_copies (image_id, node_id, pulled_at) VALUES ({image.Id}, {nodeId}, {now})
+                ON CONFLICT (image_id, node_id) DO UPDATE SET pulled_at = excluded.pulled_at
+                """, cancellationToken);
+        }
     }
 }

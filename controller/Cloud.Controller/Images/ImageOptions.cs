@@ -25,6 +25,13 @@ public sealed class ImageOptions
 
     /// <summary>Deadline of a node's pull of an image before a VM is created from it. Default 30 min.</summary>
     public TimeSpan PullTimeout { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>
+    /// How often the nodes' copies of deleted images are asked away (a delete on this replica
+    /// asks at once). A node that is down or still uses the image is asked again after this long.
+    /// Default 1 min.
+    /// </summary>
+    public TimeSpan CopyPurgeInterval { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>Every rule names its setting.</summary>
@@ -52,6 +59,10 @@ internal sealed class ImageOptionsValidator : IValidateOptions<ImageOptions>
         if (options.PullTimeout < TimeSpan.FromSeconds(10))
         {
             failures.Add("Images:PullTimeout must be at least 10 seconds.");
+        }
+        if (options.CopyPurgeInterval < TimeSpan.FromSeconds(1))
+        {
+            failures.Add("Images:CopyPurgeInterval must be at least one second.");
         }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }

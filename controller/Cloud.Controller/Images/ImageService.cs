@@ -21,6 +21,7 @@ internal sealed partial class ImageService(
     IDbContextFactory<LedgerDbContext> contexts,
     NpgsqlDataSource dataSource,
     ImageFiles files,
+    ImageCopyPurger copies,
     IOptions<ImageOptions> options,
     TimeProvider time,
     ILogger<ImageService> logger)
@@ -144,6 +145,7 @@ internal sealed partial class ImageService(
     /// <summary>
     /// Deleting an image a VM still uses is refused (FAILED_PRECONDITION), not deferred: the
     /// node's copy backs the VM's disk, and a refusal tells the owner what still depends on it.
+    /// The nodes' copies go next (<see cref="ImageCopyPurger"/>).
     /// </summary>
     public async Task<Image> DeleteAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
@@ -165,6 +167,7 @@ internal sealed partial class ImageService(
         await db.SaveChangesAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         files.Delete(image.Id);
+        copies.Wake();
         return ApiMapping.ToProto(image);
     }
 

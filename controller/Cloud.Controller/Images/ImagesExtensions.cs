@@ -12,6 +12,8 @@ internal static class ImagesExtensions
         services.AddSingleton<ImageFiles>();
         services.AddSingleton<ImageService>();
         services.AddSingleton<ImageDistribution>();
+        services.AddSingleton<ImageCopyPurger>();
+        services.AddHostedService(provider => provider.GetRequiredService<ImageCopyPurger>());
         return services;
     }
 }

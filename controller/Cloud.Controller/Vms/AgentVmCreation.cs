@@ -36,7 +36,7 @@ internal sealed partial class AgentVmCreation(
         {
             if (withImage)
             {
-                await images.EnsureOnNodeAsync(vm.ImageId, agent, cancellationToken);
+                await images.EnsureOnNodeAsync(vm.ImageId, node.Id, agent, cancellationToken);
             }
             await agent.CallAsync((client, options) => client.CreateVmAsync(new AgentV1.CreateVmRequest { Spec = specs.For(vm) }, options), cancellationToken);
             return null;
@@ -53,7 +53,7 @@ internal sealed partial class AgentVmCreation(
     {
         try
         {
-            await images.EnsureOnNodeAsync(imageId, agents.For(node.Address), cancellationToken);
+            await images.EnsureOnNodeAsync(imageId, node.Id, agents.For(node.Address), cancellationToken);
             return null;
         }
         catch (RpcException e)

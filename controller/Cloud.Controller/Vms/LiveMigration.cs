@@ -80,13 +80,13 @@ internal sealed partial class LiveMigration(
     /// waits until the target runs it; the state the target reports then. Any failure is an
     /// <see cref="RpcException"/>; the caller aborts both sides.
     /// </summary>
-    public async Task<AgentV1.VmState> MoveAsync(Guid operationId, VmEntity vm, AgentConnection source, AgentConnection target,
+    public async Task<AgentV1.VmState> MoveAsync(Guid operationId, VmEntity vm, AgentConnection source, Guid targetNodeId, AgentConnection target,
         int fromProgress, int toProgress, CancellationToken cancellationToken)
     {
         var migrationId = operationId.ToString("N");
         var vmRef = vm.Id.ToString("N");
         // The target's overlay needs the same base image the source's has.
-        await images.EnsureOnNodeAsync(vm.ImageId, target, cancellationToken);
+        await images.EnsureOnNodeAsync(vm.ImageId, targetNodeId, target, cancellationToken);
         // Memory hot-added since boot is not in the spec: the target recreates the guest's DIMMs
         // from the layout the source reports, or the migration stream would not fit.
         // The hotplug bounds come from the source too: they shape the machine the stream must fit.

@@ -66,7 +66,7 @@ internal sealed partial class MigrateVmHandler(
         Cloud.Contracts.Agent.V1.VmState arrived;
         try
         {
-            arrived = await migration.MoveAsync(operation.Id, vm, sourceAgent, targetAgent, 20, 95, cancellationToken);
+            arrived = await migration.MoveAsync(operation.Id, vm, sourceAgent, target.Id, targetAgent, 20, 95, cancellationToken);
         }
         catch (RpcException e)
         {

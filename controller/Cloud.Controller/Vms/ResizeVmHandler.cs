@@ -181,7 +181,7 @@ internal sealed partial class ResizeVmHandler(
                     Log.StartedRunning(logger, vm.Id, source.Name, started.State.ToString());
                 }
             }
-            await migration.MoveAsync(operationId, vm, move.SourceAgent, destinationAgent, 35, 85, cancellationToken);
+            await migration.MoveAsync(operationId, vm, move.SourceAgent, destination.Id, destinationAgent, 35, 85, cancellationToken);
         }
         catch (RpcException e)
         {

@@ -32,6 +32,10 @@ public class QemuCloudFixture : CloudFixture
         };
     }
 
+    /// <summary>Where node qemu-node-<paramref name="n"/> keeps image <paramref name="imageId"/>, if it holds it.</summary>
+    public string NodeImageDirectory(int n, string imageId)
+        => Path.Combine(_root, n.ToString(System.Globalization.CultureInfo.InvariantCulture), "images", imageId);
+
     public override async Task DisposeAsync()
     {
         try
