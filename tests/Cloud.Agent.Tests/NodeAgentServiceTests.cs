@@ -1,6 +1,8 @@
+using Cloud.Agent.Hypervisor.Fake;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Grpc;
 using Google.Protobuf;
+using Microsoft.Extensions.Options;
 
 namespace Cloud.Agent.Tests;
 
@@ -112,13 +114,12 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
 
         await agent.Client.StopVmAsync(new StopVmRequest { VmId = "dormant", Force = true }, Deadline);
         await agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant", Paused = true }, Deadline);
-        using var call = agent.Client.Migrate(new MigrateRequest { VmId = "dormant", MigrationId = "m-dormant", MigrationUri = "fake:x" }, Deadline);
-        var phases = new List<MigrationProgress.Types.Phase>();
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            phases.Add(call.ResponseStream.Current.Phase);
-        }
-        Assert.Equal(MigrationProgress.Types.Phase.Completed, phases[^1]);
+        var destination = Destination();
+        var prepared = await destination.PrepareMigrationAsync(spec, "m-dormant", null, CancellationToken.None);
+        var phases = await MigrateAsync("dormant", "m-dormant", prepared.MigrationUri);
+
+        Assert.Equal(MigrationProgress.Types.Phase.Completed, phases[^1].Phase);
+        Assert.Equal(VmState.Paused, (await destination.ListVmsAsync(CancellationToken.None)).Single(v => v.VmId == "dormant").State);
     }
 
     [Fact]
@@ -131,17 +132,53 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     }
 
     [Fact]
-    public async Task Migrate_streams_progress_until_completed()
+    public async Task Migrate_streams_progress_and_the_guest_arrives_running_on_the_destination()
     {
         await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("mover") }, Deadline);
-        using var call = agent.Client.Migrate(new MigrateRequest { VmId = "mover", MigrationId = "m1", MigrationUri = "fake:x" }, Deadline);
-        var phases = new List<MigrationProgress.Types.Phase>();
+        var destination = Destination();
+        var prepared = await destination.PrepareMigrationAsync(Spec("mover"), "m1", null, CancellationToken.None);
+        Assert.Equal(VmState.Incoming, (await destination.ListVmsAsync(CancellationToken.None)).Single().State);
+
+        var phases = await MigrateAsync("mover", "m1", prepared.MigrationUri);
+
+        Assert.Equal(MigrationProgress.Types.Phase.Completed, phases[^1].Phase);
+        Assert.Contains(phases, p => p.Phase == MigrationProgress.Types.Phase.Memory);
+        Assert.Equal(VmState.Running, (await destination.ListVmsAsync(CancellationToken.None)).Single(v => v.VmId == "mover").State);
+        Assert.DoesNotContain((await agent.Client.ListVmsAsync(new ListVmsRequest(), Deadline)).Vms, v => v.VmId == "mover");
+    }
+
+    [Fact]
+    public async Task Migrate_to_a_destination_that_awaits_nothing_fails_and_the_source_keeps_its_guest()
+    {
+        await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("stayer") }, Deadline);
+        var aborted = Destination();
+        var prepared = await aborted.PrepareMigrationAsync(Spec("stayer"), "m-aborted", null, CancellationToken.None);
+        await aborted.AbortMigrationAsync("stayer", "m-aborted", CancellationToken.None);
+
+        foreach (var uri in new[] { "fake:nowhere:m-none", prepared.MigrationUri })
+        {
+            var phases = await MigrateAsync("stayer", "m-stay", uri);
+
+            Assert.Equal(MigrationProgress.Types.Phase.Failed, phases[^1].Phase);
+            Assert.Contains("No destination awaits", phases[^1].Error, StringComparison.Ordinal);
+            Assert.Equal(VmState.Running, (await agent.Client.ListVmsAsync(new ListVmsRequest(), Deadline)).Vms.Single(v => v.VmId == "stayer").State);
+        }
+        Assert.Empty(await aborted.ListVmsAsync(CancellationToken.None));
+    }
+
+    /// <summary>A second fake node in this process, the destination of the agent's migrations.</summary>
+    private static FakeHypervisor Destination()
+        => new(Options.Create(new FakeHypervisorOptions()), TimeProvider.System, "destination-" + Guid.NewGuid().ToString("N")[..6]);
+
+    private async Task<List<MigrationProgress>> MigrateAsync(string vmId, string migrationId, string uri)
+    {
+        using var call = agent.Client.Migrate(new MigrateRequest { VmId = vmId, MigrationId = migrationId, MigrationUri = uri }, Deadline);
+        var progress = new List<MigrationProgress>();
         while (await call.ResponseStream.MoveNext(CancellationToken.None))
         {
-            phases.Add(call.ResponseStream.Current.Phase);
+            progress.Add(call.ResponseStream.Current);
         }
-        Assert.Equal(MigrationProgress.Types.Phase.Completed, phases[^1]);
-        Assert.Contains(MigrationProgress.Types.Phase.Memory, phases);
         Assert.Equal(StatusCode.OK, call.GetStatus().StatusCode);
+        return progress;
     }
 }

@@ -177,9 +177,28 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
         VmSpecValidator.Validate(spec);
         VmSpecValidator.ValidateMemoryLayout(spec, memoryLayout);
         var vm = _vms.GetOrAdd(spec.VmId, _ => new FakeVm(spec.Clone(), time.GetUtcNow()));
+        if (vm.State is not (VmState.Incoming or VmState.Creating))
+        {
+            throw new HypervisorException(HypervisorError.AlreadyExists, $"VM {spec.VmId} is on this node already ({vm.State}).");
+        }
         SetState(vm, VmState.Incoming, $"awaiting migration {migrationId}");
-        return Task.FromResult(new PrepareMigrationResponse { MigrationUri = $"fake:{nodeName}:{migrationId}" });
+        var uri = MigrationUri(migrationId);
+        FakeMigrationFabric.Await(uri, state =>
+        {
+            lock (vm)
+            {
+                if (vm.State is not VmState.Incoming || !_vms.ContainsKey(spec.VmId))
+                {
+                    return false;
+                }
+                SetState(vm, state, $"arrived by migration {migrationId}");
+                return true;
+            }
+        });
+        return Task.FromResult(new PrepareMigrationResponse { MigrationUri = uri });
     }
+
+    private string MigrationUri(string migrationId) => $"fake:{nodeName}:{migrationId}";
 
     public async IAsyncEnumerable<MigrationProgress> MigrateAsync(MigrateRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -196,6 +215,12 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
             await Delay(_options.PowerLatency, cancellationToken).ConfigureAwait(false);
             yield return new MigrationProgress { Phase = MigrationProgress.Types.Phase.Memory, TotalBytes = total, TransferredBytes = total * step / 4, RemainingBytes = total - (total * step / 4) };
         }
+        if (!FakeMigrationFabric.HandOver(request.MigrationUri, vm.StateBeforeMigration))
+        {
+            SetState(vm, vm.StateBeforeMigration, $"migration {request.MigrationId} failed");
+            yield return new MigrationProgress { Phase = MigrationProgress.Types.Phase.Failed, Error = $"No destination awaits {request.MigrationUri}: fake nodes migrate between agents of one process." };
+            yield break;
+        }
         _vms.TryRemove(vm.Spec.VmId, out _);
         SetState(vm, VmState.Deleted, $"migrated away by {request.MigrationId}");
         yield return new MigrationProgress { Phase = MigrationProgress.Types.Phase.Completed, TotalBytes = total, TransferredBytes = total };
@@ -207,6 +232,7 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
         {
             if (vm.State is VmState.Incoming)
             {
+                FakeMigrationFabric.Forget(MigrationUri(migrationId));
                 _vms.TryRemove(vmId, out _);
                 SetState(vm, VmState.Deleted, $"migration {migrationId} aborted");
             }
