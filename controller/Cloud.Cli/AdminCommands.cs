@@ -77,11 +77,14 @@ internal static partial class Commands
         var memory = new Option<long?>("--memory-mb") { Description = "Quota: memory in MiB" };
         var disk = new Option<long?>("--disk-gb") { Description = "Quota: disk in GiB" };
         var snapshots = new Option<int?>("--snapshots") { Description = "Quota: snapshots" };
-        string[] columns = ["ID", "NAME", "INSTANCES", "VCPUS", "MEMORY_MB", "DISK_GB", "SNAPSHOTS"];
+        var images = new Option<int?>("--images") { Description = "Quota: images owned" };
+        var imageGb = new Option<long?>("--image-gb") { Description = "Quota: GiB of image files (each image rounded up)" };
+        string[] columns = ["ID", "NAME", "INSTANCES", "VCPUS", "MEMORY_MB", "DISK_GB", "SNAPSHOTS", "IMAGES", "IMAGE_GB"];
         static string[] Row(Tenant t) =>
         [
             t.Id, t.DisplayName, $"{t.Usage?.Instances}/{t.Quota?.Instances}", $"{t.Usage?.Vcpus}/{t.Quota?.Vcpus}",
             $"{t.Usage?.MemoryMb}/{t.Quota?.MemoryMb}", $"{t.Usage?.DiskGb}/{t.Quota?.DiskGb}", $"{t.Usage?.Snapshots}/{t.Quota?.Snapshots}",
+            $"{t.Usage?.Images}/{t.Quota?.Images}", $"{t.Usage?.ImageGb}/{t.Quota?.ImageGb}",
         ];
         Quota QuotaFrom(System.CommandLine.ParseResult parse, Quota? current) => new()
         {
@@ -90,13 +93,15 @@ internal static partial class Commands
             MemoryMb = parse.GetValue(memory) ?? current?.MemoryMb ?? 0,
             DiskGb = parse.GetValue(disk) ?? current?.DiskGb ?? 0,
             Snapshots = parse.GetValue(snapshots) ?? current?.Snapshots ?? 0,
+            Images = parse.GetValue(images) ?? current?.Images ?? 0,
+            ImageGb = parse.GetValue(imageGb) ?? current?.ImageGb ?? 0,
         };
 
-        var create = new Command("create", "Create a tenant (default quota for what is not given)") { id, displayName, instances, vcpus, memory, disk, snapshots };
+        var create = new Command("create", "Create a tenant (default quota for what is not given)") { id, displayName, instances, vcpus, memory, disk, snapshots, images, imageGb };
         create.SetAction(async (parse, ct) =>
         {
             using var api = Api(parse);
-            var given = new Option[] { instances, vcpus, memory, disk, snapshots }.Any(o => parse.GetResult(o) is not null);
+            var given = new Option[] { instances, vcpus, memory, disk, snapshots, images, imageGb }.Any(o => parse.GetResult(o) is not null);
             var request = new CreateTenantRequest { Id = parse.GetValue(id)!, DisplayName = parse.GetValue(displayName) ?? "" };
             if (given)
             {
@@ -119,7 +124,7 @@ internal static partial class Commands
             var t = await api.GetAsync<Tenant>($"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}", ct);
             Print(console, parse, t, [t], columns, Row);
         });
-        var quota = new Command("quota", "Change a tenant's quota (what is not given stays)") { id, instances, vcpus, memory, disk, snapshots };
+        var quota = new Command("quota", "Change a tenant's quota (what is not given stays)") { id, instances, vcpus, memory, disk, snapshots, images, imageGb };
         quota.SetAction(async (parse, ct) =>
         {
             using var api = Api(parse);
@@ -136,7 +141,7 @@ internal static partial class Commands
     }
 
     /// <summary>The server's default quota, which 'tenant create' completes partial quotas with.</summary>
-    private static Quota DefaultQuota => new() { Instances = 10, Vcpus = 20, MemoryMb = 40_960, DiskGb = 500, Snapshots = 20 };
+    private static Quota DefaultQuota => new() { Instances = 10, Vcpus = 20, MemoryMb = 40_960, DiskGb = 500, Snapshots = 20, Images = 50, ImageGb = 100 };
 
     private static Command TokenCommands(IAnsiConsole console)
     {

@@ -153,6 +153,37 @@ public sealed class MigrationTests
         Assert.Equal(migrated, await ListAsync(dataSource, Triggers));
     }
 
+    [Fact]
+    public async Task TenantImageQuota_DownThenUp_CountsTheImagesEachTenantAlreadyOwns()
+    {
+        var connectionString = await PostgresFixture.Shared.CreateDatabaseAsync();
+        await DatabaseMigrator.MigrateAsync(connectionString, CancellationToken.None);
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using var db = DatabaseMigrator.CreateContext(dataSource);
+        var migration = new Migrations.TenantImageQuota();
+        await RunAsync(db, migration.DownOperations);
+        await using (var seed = dataSource.CreateCommand("""
+            INSERT INTO tenants (id, display_name, created_at, max_instances, max_vcpus, max_memory_mb, max_disk_gb, max_snapshots,
+                                 used_instances, used_vcpus, used_memory_mb, used_disk_gb, used_snapshots)
+            VALUES ('owner', 'Owner', now(), 1, 1, 1, 1, 1, 0, 0, 0, 0, 0), ('empty', 'Empty', now(), 1, 1, 1, 1, 1, 0, 0, 0, 0, 0);
+            INSERT INTO images (id, name, format, sha256, size_bytes, created_at, project_id, visibility, state, stored) VALUES
+                ('img-big', 'big', 'raw', '', 1610612736, now(), 'owner', 'private', 'ACTIVE', true),
+                ('img-tiny', 'tiny', 'raw', '', 1, now(), 'owner', 'private', 'ACTIVE', true),
+                ('img-queued', 'queued', 'raw', '', 0, now(), 'owner', 'private', 'QUEUED', false),
+                ('img-gone', 'gone', 'raw', '', 1073741824, now(), 'owner', 'private', 'DELETED', false);
+            """))
+        {
+            await seed.ExecuteNonQueryAsync();
+        }
+
+        await RunAsync(db, migration.UpOperations);
+
+        // 1.5 GiB counts 2, one byte counts 1; the queued image counts as an image with no file.
+        Assert.Equal(
+            ["empty 0 0 50 100", "owner 3 3 50 100"],
+            await ListAsync(dataSource, "SELECT id || ' ' || used_images || ' ' || used_image_gb || ' ' || max_images || ' ' || max_image_gb FROM tenants ORDER BY id"));
+    }
+
     /// <summary>A one-VM claim on <paramref name="node"/>, as the ledger sends it.</summary>
     private static async Task ClaimOnAsync(NpgsqlDataSource dataSource, Guid node)
     {

@@ -65,10 +65,12 @@ public sealed class CloudctlVerbTests(CloudFixture cloud) : IDisposable
         var id = $"cli-{Guid.NewGuid():N}"[..16];
 
         Assert.Equal(0, (await Cloudctl.RunAsync(config, "tenant", "create", id, "--display-name", "CLI", "--instances", "3")).Exit);
-        var (_, quota) = await Cloudctl.RunAsync(config, "tenant", "quota", id, "--vcpus", "7", "-o", "json");
+        var (_, quota) = await Cloudctl.RunAsync(config, "tenant", "quota", id, "--vcpus", "7", "--image-gb", "12", "-o", "json");
         var tenant = JsonDocument.Parse(quota).RootElement.GetProperty("quota");
         Assert.Equal(3, tenant.GetProperty("instances").GetInt32());
         Assert.Equal(7, tenant.GetProperty("vcpus").GetInt32());
+        Assert.Equal("12", tenant.GetProperty("imageGb").GetString());
+        Assert.Equal(50, tenant.GetProperty("images").GetInt32());
 
         var flavor = $"c.{Guid.NewGuid():N}"[..16];
         await cloud.Http.PostAsync("/v1/flavors", $$"""{"name":"{{flavor}}","vcpus":1,"memoryMb":"64","isPublic":false}""");

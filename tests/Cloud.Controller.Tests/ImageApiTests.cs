@@ -300,14 +300,54 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
     }
 
     [Fact]
-    public async Task Create_BeyondThePerTenantLimit_IsRefused()
+    public async Task Create_BeyondTheTenantsImageQuota_IsRefused_EvenConcurrently()
     {
-        using var tenant = await cloud.CreateTenantAsync("imgcap");
-        var statuses = await Task.WhenAll(Enumerable.Range(0, CloudFixture.MaxImagesPerTenant + 3).Select(async n =>
+        const int Quota = 5;
+        using var tenant = await cloud.CreateTenantAsync("imgcap", $$"""{"instances":1,"vcpus":1,"memoryMb":"1024","diskGb":"10","snapshots":1,"images":{{Quota}}}""");
+        var statuses = await Task.WhenAll(Enumerable.Range(0, Quota + 3).Select(async n =>
             (await tenant.Member.PostAsync("/v1/images", $$"""{"name":"n{{n}}","format":"raw","sha256":"{{new string('2', 64)}}"}""")).Status));
-        Assert.Equal(CloudFixture.MaxImagesPerTenant, statuses.Count(s => s == HttpStatusCode.Created));
+        Assert.Equal(Quota, statuses.Count(s => s == HttpStatusCode.Created));
         Assert.All(statuses.Where(s => s != HttpStatusCode.Created), s => Assert.Equal(HttpStatusCode.TooManyRequests, s));
-        Assert.Equal(CloudFixture.MaxImagesPerTenant, await cloud.ScalarAsync("SELECT count(*) FROM images WHERE project_id = @p", ("p", tenant.Id)));
+        Assert.Equal(Quota, await cloud.ScalarAsync("SELECT count(*) FROM images WHERE project_id = @p", ("p", tenant.Id)));
+        var (_, usage) = await cloud.Http.GetJsonAsync($"/v1/tenants/{tenant.Id}");
+        Assert.Equal(Quota, usage.GetProperty("usage").GetProperty("images").GetInt32());
+    }
+
+    [Fact]
+    public async Task Upload_BeyondTheTenantsImageGb_IsRefused_AndADeleteGivesTheRoomBack()
+    {
+        // Each image counts at least a whole GiB, so a 1 GiB quota holds one small image.
+        using var tenant = await cloud.CreateTenantAsync("imggb", """{"instances":1,"vcpus":1,"memoryMb":"1024","diskGb":"10","snapshots":1,"imageGb":"1"}""");
+        var first = await tenant.Member.UploadedImageAsync("first", "raw", ImageUploads.RawBytes(3000));
+        var bytes = ImageUploads.RawBytes(2000);
+        var second = (await tenant.Member.CreateImageAsync("second", "raw", ImageUploads.Sha256(bytes))).Str("id");
+
+        var (refused, problem) = await tenant.Member.UploadAsync(second, bytes);
+
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused);
+        Assert.Contains("image_gb 1 used + 1 asked > 1 allowed", problem.Str("detail"), StringComparison.Ordinal);
+        var (_, image) = await tenant.Member.GetJsonAsync($"/v1/images/{second}");
+        Assert.Equal("ERROR", image.Str("state"));
+        Assert.False(File.Exists(Path.Combine(cloud.ImageStorePath, second)));
+        var (_, tenantRow) = await cloud.Http.GetJsonAsync($"/v1/tenants/{tenant.Id}");
+        Assert.Equal("1", tenantRow.GetProperty("usage").Str("imageGb"));
+        Assert.Equal(2, tenantRow.GetProperty("usage").GetProperty("images").GetInt32());
+        // Created without them, the images quotas are the defaults.
+        Assert.Equal(50, tenantRow.GetProperty("quota").GetProperty("images").GetInt32());
+
+        Assert.Equal(HttpStatusCode.OK, (await tenant.Member.SendAsync(HttpMethod.Delete, $"/v1/images/{first}")).Status);
+        var (again, uploaded) = await tenant.Member.UploadAsync(second, bytes);
+        Assert.True(again == HttpStatusCode.OK, uploaded.ToString());
+        Assert.Equal("ACTIVE", uploaded.Str("state"));
+        var (_, after) = await cloud.Http.GetJsonAsync($"/v1/tenants/{tenant.Id}");
+        Assert.Equal("1", after.GetProperty("usage").Str("imageGb"));
+        Assert.Equal(1, after.GetProperty("usage").GetProperty("images").GetInt32());
+
+        // A quota change that does not name the images quotas leaves them as they are.
+        var (set, changed) = await cloud.Http.SendAsync(HttpMethod.Put, $"/v1/tenants/{tenant.Id}/quota", """{"instances":2,"vcpus":1,"memoryMb":"1024","diskGb":"10","snapshots":1}""");
+        Assert.Equal(HttpStatusCode.OK, set);
+        Assert.Equal("1", changed.GetProperty("quota").Str("imageGb"));
+        Assert.Equal(50, changed.GetProperty("quota").GetProperty("images").GetInt32());
     }
 
     [Fact]

@@ -21,6 +21,8 @@ public sealed class TenantBadInputTests(CloudFixture cloud)
         { "POST", "/v1/tenants", """{"id":"ctl","displayName":"a\u0001b"}""", HttpStatusCode.BadRequest, "control characters" },
         { "POST", "/v1/tenants", """{"id":"x","owner":"me"}""", HttpStatusCode.BadRequest, "owner" },
         { "PUT", "/v1/tenants/{tenant}/quota", """{"vcpus":-5}""", HttpStatusCode.BadRequest, "quota.vcpus must be between" },
+        { "PUT", "/v1/tenants/{tenant}/quota", """{"images":-1}""", HttpStatusCode.BadRequest, "quota.images must be between" },
+        { "POST", "/v1/tenants", """{"id":"bigimg","quota":{"imageGb":"9999999999999999"}}""", HttpStatusCode.BadRequest, "quota.image_gb must be between" },
         { "PUT", "/v1/tenants/no-such-tenant/quota", """{"vcpus":5}""", HttpStatusCode.NotFound, "Tenant 'no-such-tenant'" },
         { "POST", "/v1/tokens", """{"tenant":"{tenant}","name":"t","role":"root"}""", HttpStatusCode.BadRequest, "role must be" },
         { "POST", "/v1/tokens", """{"name":"t","role":"member"}""", HttpStatusCode.BadRequest, "tenant is required" },

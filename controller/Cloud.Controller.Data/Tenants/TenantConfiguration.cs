@@ -10,9 +10,9 @@ internal sealed class TenantConfiguration : IEntityTypeConfiguration<TenantEntit
         builder.ToTable("tenants", t =>
         {
             t.HasCheckConstraint("ck_tenants_id", "id ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'");
-            t.HasCheckConstraint("ck_tenants_max", "max_instances >= 0 AND max_vcpus >= 0 AND max_memory_mb >= 0 AND max_disk_gb >= 0 AND max_snapshots >= 0");
+            t.HasCheckConstraint("ck_tenants_max", "max_instances >= 0 AND max_vcpus >= 0 AND max_memory_mb >= 0 AND max_disk_gb >= 0 AND max_snapshots >= 0 AND max_images >= 0 AND max_image_gb >= 0");
             // Usage may exceed a quota the operator lowered afterwards, never go negative.
-            t.HasCheckConstraint("ck_tenants_used", "used_instances >= 0 AND used_vcpus >= 0 AND used_memory_mb >= 0 AND used_disk_gb >= 0 AND used_snapshots >= 0");
+            t.HasCheckConstraint("ck_tenants_used", "used_instances >= 0 AND used_vcpus >= 0 AND used_memory_mb >= 0 AND used_disk_gb >= 0 AND used_snapshots >= 0 AND used_images >= 0 AND used_image_gb >= 0");
         });
         builder.HasKey(t => t.Id).HasName("pk_tenants");
         builder.Property(t => t.Id).HasColumnName("id").HasColumnType("text");
@@ -28,6 +28,10 @@ internal sealed class TenantConfiguration : IEntityTypeConfiguration<TenantEntit
         builder.Property(t => t.UsedMemoryMb).HasColumnName("used_memory_mb").HasColumnType("bigint");
         builder.Property(t => t.UsedDiskGb).HasColumnName("used_disk_gb").HasColumnType("bigint");
         builder.Property(t => t.UsedSnapshots).HasColumnName("used_snapshots").HasColumnType("integer");
+        builder.Property(t => t.MaxImages).HasColumnName("max_images").HasColumnType("integer");
+        builder.Property(t => t.MaxImageGb).HasColumnName("max_image_gb").HasColumnType("bigint");
+        builder.Property(t => t.UsedImages).HasColumnName("used_images").HasColumnType("integer");
+        builder.Property(t => t.UsedImageGb).HasColumnName("used_image_gb").HasColumnType("bigint");
     }
 }
 

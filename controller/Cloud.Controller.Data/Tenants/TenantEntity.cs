@@ -24,6 +24,10 @@ internal sealed class TenantEntity
 
     public int MaxSnapshots { get; set; }
 
+    public int MaxImages { get; set; }
+
+    public long MaxImageGb { get; set; }
+
     public int UsedInstances { get; set; }
 
     public int UsedVcpus { get; set; }
@@ -33,6 +37,10 @@ internal sealed class TenantEntity
     public long UsedDiskGb { get; set; }
 
     public int UsedSnapshots { get; set; }
+
+    public int UsedImages { get; set; }
+
+    public long UsedImageGb { get; set; }
 }
 
 /// <summary>

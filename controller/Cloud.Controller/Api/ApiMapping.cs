@@ -73,8 +73,16 @@ internal static class ApiMapping
     {
         Id = tenant.Id,
         DisplayName = tenant.DisplayName,
-        Quota = new Quota { Instances = tenant.MaxInstances, Vcpus = tenant.MaxVcpus, MemoryMb = tenant.MaxMemoryMb, DiskGb = tenant.MaxDiskGb, Snapshots = tenant.MaxSnapshots },
-        Usage = new Quota { Instances = tenant.UsedInstances, Vcpus = tenant.UsedVcpus, MemoryMb = tenant.UsedMemoryMb, DiskGb = tenant.UsedDiskGb, Snapshots = tenant.UsedSnapshots },
+        Quota = new Quota
+        {
+            Instances = tenant.MaxInstances, Vcpus = tenant.MaxVcpus, MemoryMb = tenant.MaxMemoryMb, DiskGb = tenant.MaxDiskGb, Snapshots = tenant.MaxSnapshots,
+            Images = tenant.MaxImages, ImageGb = tenant.MaxImageGb,
+        },
+        Usage = new Quota
+        {
+            Instances = tenant.UsedInstances, Vcpus = tenant.UsedVcpus, MemoryMb = tenant.UsedMemoryMb, DiskGb = tenant.UsedDiskGb, Snapshots = tenant.UsedSnapshots,
+            Images = tenant.UsedImages, ImageGb = tenant.UsedImageGb,
+        },
         CreatedAt = Timestamp.FromDateTimeOffset(tenant.CreatedAt),
     };
 

@@ -17,9 +17,6 @@ public sealed class ImageOptions
     /// <summary>Largest image file accepted, in bytes. Default 20 GiB.</summary>
     public long MaxUploadBytes { get; set; } = 20L * 1024 * 1024 * 1024;
 
-    /// <summary>Images (not deleted) one tenant may own. Default 50; operators have no limit.</summary>
-    public int MaxImagesPerTenant { get; set; } = 50;
-
     /// <summary>An upload silent for this long is taken to be dead: another may replace it. Default 1 h.</summary>
     public TimeSpan StaleUploadAfter { get; set; } = TimeSpan.FromHours(1);
 
@@ -47,10 +44,6 @@ internal sealed class ImageOptionsValidator : IValidateOptions<ImageOptions>
         if (options.MaxUploadBytes < 1)
         {
             failures.Add("Images:MaxUploadBytes must be positive.");
-        }
-        if (options.MaxImagesPerTenant < 0)
-        {
-            failures.Add("Images:MaxImagesPerTenant must not be negative.");
         }
         if (options.StaleUploadAfter < TimeSpan.FromMinutes(1))
         {

@@ -3,10 +3,12 @@ using System.Text.RegularExpressions;
 using Cloud.Controller.Api;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
+using Cloud.Controller.Quotas;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Grpc;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -48,16 +50,7 @@ internal sealed partial class ImageService(
             return earlier;
         }
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        if (!caller.IsOperator)
-        {
-            // The tenant's row lock makes concurrent creates of one tenant count one after another.
-            var locked = await db.Database.SqlQuery<string>($"SELECT id AS \"Value\" FROM tenants WHERE id = {caller.ProjectId} FOR UPDATE").ToListAsync(cancellationToken);
-            var owned = await db.Images.CountAsync(i => i.ProjectId == caller.ProjectId && i.State != ImageStates.Deleted, cancellationToken);
-            if (locked.Count == 0 || owned >= options.Value.MaxImagesPerTenant)
-            {
-                throw new ApiException(StatusCode.ResourceExhausted, $"Tenant '{caller.ProjectId}' owns {owned} images; its limit is {options.Value.MaxImagesPerTenant}.");
-            }
-        }
+        await ChargeAsync((NpgsqlTransaction)transaction.GetDbTransaction(), caller.ProjectId, QuotaUsage.OneImage, cancellationToken);
         var now = time.GetUtcNow();
         var image = new ImageEntity
         {
@@ -159,6 +152,8 @@ internal sealed partial class ImageService(
         {
             throw new ApiException(StatusCode.FailedPrecondition, $"Image '{id}' is used by {users} VM(s); delete them first.");
         }
+        await QuotaLedger.ReleaseAsync((NpgsqlTransaction)transaction.GetDbTransaction(), image.ProjectId,
+            QuotaUsage.OneImage with { ImageGb = image.Stored ? QuotaUsage.ImageFile(image.SizeBytes).ImageGb : 0 }, cancellationToken);
         image.State = ImageStates.Deleted;
         image.Stored = false;
         image.UploadId = null;
@@ -215,8 +210,13 @@ internal sealed partial class ImageService(
                 var failure = received.TooLarge ? TooLarge(max) : ApiException.Invalid(refusal);
                 throw failure;
             }
-            files.Publish(staging, image.Id);
-            if (!await FinishUploadAsync(image.Id, uploadId, received.Bytes, received.Inspection.VirtualSizeBytes, cancellationToken))
+            var (finished, overQuota) = await FinishUploadAsync(image, uploadId, received.Bytes, received.Inspection.VirtualSizeBytes, staging, cancellationToken);
+            if (overQuota is not null)
+            {
+                await FailUploadAsync(image.Id, uploadId, overQuota.Message, CancellationToken.None);
+                throw overQuota.ToApi();
+            }
+            if (!finished)
             {
                 // Deleted (or taken over) meanwhile: the file is not the image's any more.
                 files.DeleteUnlessActive(image.Id, await StateAsync(image.Id, CancellationToken.None));
@@ -362,20 +362,55 @@ internal sealed partial class ImageService(
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
-    private async Task<bool> FinishUploadAsync(string id, Guid uploadId, long bytes, long virtualSize, CancellationToken cancellationToken)
+    /// <summary>
+    /// Makes the upload the image's, ACTIVE, and charges its file to the tenant's image_gb quota,
+    /// in one transaction. Not finished when the image was deleted or taken over meanwhile; the
+    /// refusal when the quota does not allow the file (nothing then changes).
+    /// </summary>
+    private async Task<(bool Finished, QuotaExceededException? OverQuota)> FinishUploadAsync(ImageEntity image, Guid uploadId, long bytes, long virtualSize, string staging, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var command = new NpgsqlCommand(
             """
             UPDATE images SET state = 'ACTIVE', stored = true, upload_id = NULL, error = NULL,
                    size_bytes = $3, virtual_size_bytes = $4, updated_at = $5
              WHERE id = $1 AND state = 'SAVING' AND upload_id = $2
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = id });
+            """, connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = image.Id });
         command.Parameters.Add(new NpgsqlParameter { Value = uploadId });
         command.Parameters.Add(new NpgsqlParameter { Value = bytes });
         command.Parameters.Add(new NpgsqlParameter { Value = virtualSize });
         command.Parameters.Add(new NpgsqlParameter { Value = time.GetUtcNow() });
-        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+        if (await command.ExecuteNonQueryAsync(cancellationToken) != 1)
+        {
+            return (false, null);
+        }
+        try
+        {
+            await QuotaLedger.ChargeAsync(transaction, image.ProjectId, QuotaUsage.ImageFile(bytes), cancellationToken);
+        }
+        catch (QuotaExceededException e)
+        {
+            return (false, e);
+        }
+        // The file takes the image's name before the row says ACTIVE: a pull never finds an
+        // ACTIVE image without its file.
+        files.Publish(staging, image.Id);
+        await transaction.CommitAsync(cancellationToken);
+        return (true, null);
+    }
+
+    private static async Task ChargeAsync(NpgsqlTransaction transaction, string projectId, QuotaUsage usage, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await QuotaLedger.ChargeAsync(transaction, projectId, usage, cancellationToken);
+        }
+        catch (QuotaExceededException e)
+        {
+            throw e.ToApi();
+        }
     }
 
     private async Task FailUploadAsync(string id, Guid uploadId, string error, CancellationToken cancellationToken)

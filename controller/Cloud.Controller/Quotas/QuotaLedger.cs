@@ -8,11 +8,18 @@ using Npgsql;
 namespace Cloud.Controller.Quotas;
 
 /// <summary>What a VM or a change of one counts against its tenant's quota.</summary>
-internal readonly record struct QuotaUsage(int Instances, int Vcpus, long MemoryMb, long DiskGb, int Snapshots)
+internal readonly record struct QuotaUsage(int Instances, int Vcpus, long MemoryMb, long DiskGb, int Snapshots, int Images = 0, long ImageGb = 0)
 {
+    private const long GiB = 1024L * 1024 * 1024;
+
     public static QuotaUsage ForVm(int vcpus, long memoryMb, long diskGb) => new(1, vcpus, memoryMb, diskGb, 0);
 
     public static QuotaUsage OneSnapshot => new(0, 0, 0, 0, 1);
+
+    public static QuotaUsage OneImage => new(0, 0, 0, 0, 0, Images: 1);
+
+    /// <summary>An image file's share of the image_gb quota: its size rounded up to a whole GiB.</summary>
+    public static QuotaUsage ImageFile(long bytes) => new(0, 0, 0, 0, 0, ImageGb: (bytes + GiB - 1) / GiB);
 }
 
 /// <summary>A charge the tenant's quota does not allow.</summary>
@@ -38,13 +45,16 @@ internal static class QuotaLedger
             """
             UPDATE tenants
                SET used_instances = used_instances + $2, used_vcpus = used_vcpus + $3, used_memory_mb = used_memory_mb + $4,
-                   used_disk_gb = used_disk_gb + $5, used_snapshots = used_snapshots + $6
+                   used_disk_gb = used_disk_gb + $5, used_snapshots = used_snapshots + $6,
+                   used_images = used_images + $7, used_image_gb = used_image_gb + $8
              WHERE id = $1
                AND ($2 <= 0 OR used_instances + $2 <= max_instances)
                AND ($3 <= 0 OR used_vcpus + $3 <= max_vcpus)
                AND ($4 <= 0 OR used_memory_mb + $4 <= max_memory_mb)
                AND ($5 <= 0 OR used_disk_gb + $5 <= max_disk_gb)
                AND ($6 <= 0 OR used_snapshots + $6 <= max_snapshots)
+               AND ($7 <= 0 OR used_images + $7 <= max_images)
+               AND ($8 <= 0 OR used_image_gb + $8 <= max_image_gb)
             """, transaction.Connection, transaction))
         {
             AddUsage(charge, projectId, delta);
@@ -55,7 +65,7 @@ internal static class QuotaLedger
         }
 
         await using var read = new NpgsqlCommand(
-            "SELECT used_instances, max_instances, used_vcpus, max_vcpus, used_memory_mb, max_memory_mb, used_disk_gb, max_disk_gb, used_snapshots, max_snapshots FROM tenants WHERE id = $1",
+            "SELECT used_instances, max_instances, used_vcpus, max_vcpus, used_memory_mb, max_memory_mb, used_disk_gb, max_disk_gb, used_snapshots, max_snapshots, used_images, max_images, used_image_gb, max_image_gb FROM tenants WHERE id = $1",
             transaction.Connection, transaction);
         read.Parameters.Add(new NpgsqlParameter { Value = projectId });
         await using var reader = await read.ExecuteReaderAsync(cancellationToken);
@@ -78,6 +88,8 @@ internal static class QuotaLedger
         Check("memory_mb", delta.MemoryMb, 4);
         Check("disk_gb", delta.DiskGb, 6);
         Check("snapshots", delta.Snapshots, 8);
+        Check("images", delta.Images, 10);
+        Check("image_gb", delta.ImageGb, 12);
         throw new QuotaExceededException($"Quota exceeded for tenant '{projectId}': {string.Join("; ", exceeded)}.");
     }
 
@@ -89,7 +101,8 @@ internal static class QuotaLedger
             UPDATE tenants
                SET used_instances = greatest(used_instances - $2, 0), used_vcpus = greatest(used_vcpus - $3, 0),
                    used_memory_mb = greatest(used_memory_mb - $4, 0), used_disk_gb = greatest(used_disk_gb - $5, 0),
-                   used_snapshots = greatest(used_snapshots - $6, 0)
+                   used_snapshots = greatest(used_snapshots - $6, 0), used_images = greatest(used_images - $7, 0),
+                   used_image_gb = greatest(used_image_gb - $8, 0)
              WHERE id = $1
             """, transaction.Connection, transaction);
         AddUsage(command, projectId, usage);
@@ -136,6 +149,8 @@ internal static class QuotaLedger
         Check("memory_mb", tenant.UsedMemoryMb, asked.MemoryMb, tenant.MaxMemoryMb);
         Check("disk_gb", tenant.UsedDiskGb, asked.DiskGb, tenant.MaxDiskGb);
         Check("snapshots", tenant.UsedSnapshots, asked.Snapshots, tenant.MaxSnapshots);
+        Check("images", tenant.UsedImages, asked.Images, tenant.MaxImages);
+        Check("image_gb", tenant.UsedImageGb, asked.ImageGb, tenant.MaxImageGb);
         return exceeded.Count == 0 ? null : $"Quota exceeded for tenant '{projectId}': {string.Join("; ", exceeded)}.";
     }
 
@@ -147,6 +162,8 @@ internal static class QuotaLedger
         command.Parameters.Add(new NpgsqlParameter { Value = usage.MemoryMb });
         command.Parameters.Add(new NpgsqlParameter { Value = usage.DiskGb });
         command.Parameters.Add(new NpgsqlParameter { Value = usage.Snapshots });
+        command.Parameters.Add(new NpgsqlParameter { Value = usage.Images });
+        command.Parameters.Add(new NpgsqlParameter { Value = usage.ImageGb });
     }
 }
 
@@ -162,15 +179,20 @@ internal static class QuotaRules
         Range("memory_mb", quota.MemoryMb, 1L << 40);
         Range("disk_gb", quota.DiskGb, 1L << 40);
         Range("snapshots", quota.Snapshots, 1_000_000);
+        Range("images", quota.Images, 1_000_000);
+        Range("image_gb", quota.ImageGb, 1L << 40);
     }
 
-    public static void Apply(TenantEntity tenant, Quota quota)
+    /// <summary>A new tenant's quota: what <paramref name="quota"/> gives, the default for the images it leaves unset.</summary>
+    public static void Apply(TenantEntity tenant, Quota quota, Quota defaults)
     {
         tenant.MaxInstances = quota.Instances;
         tenant.MaxVcpus = quota.Vcpus;
         tenant.MaxMemoryMb = quota.MemoryMb;
         tenant.MaxDiskGb = quota.DiskGb;
         tenant.MaxSnapshots = quota.Snapshots;
+        tenant.MaxImages = quota.HasImages ? quota.Images : defaults.Images;
+        tenant.MaxImageGb = quota.HasImageGb ? quota.ImageGb : defaults.ImageGb;
     }
 
     private static void Range(string field, long value, long max)

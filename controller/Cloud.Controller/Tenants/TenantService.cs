@@ -20,7 +20,7 @@ internal sealed class TenantService(IDbContextFactory<LedgerDbContext> contexts,
     public const int MaxTokenTtlDays = 3650;
 
     /// <summary>The quota of a tenant created without one.</summary>
-    public static Quota DefaultQuota => new() { Instances = 10, Vcpus = 20, MemoryMb = 40_960, DiskGb = 500, Snapshots = 20 };
+    public static Quota DefaultQuota => new() { Instances = 10, Vcpus = 20, MemoryMb = 40_960, DiskGb = 500, Snapshots = 20, Images = 50, ImageGb = 100 };
 
     public async Task<Tenant> CreateAsync(Caller caller, CreateTenantRequest request, CancellationToken cancellationToken)
     {
@@ -37,7 +37,7 @@ internal sealed class TenantService(IDbContextFactory<LedgerDbContext> contexts,
             async (db, ct) =>
             {
                 var tenant = new TenantEntity { Id = request.Id, DisplayName = request.DisplayName, CreatedAt = time.GetUtcNow() };
-                QuotaRules.Apply(tenant, quota);
+                QuotaRules.Apply(tenant, quota, DefaultQuota);
                 db.Tenants.Add(tenant);
                 try
                 {
@@ -84,7 +84,10 @@ internal sealed class TenantService(IDbContextFactory<LedgerDbContext> contexts,
             .SetProperty(t => t.MaxVcpus, quota.Vcpus)
             .SetProperty(t => t.MaxMemoryMb, quota.MemoryMb)
             .SetProperty(t => t.MaxDiskGb, quota.DiskGb)
-            .SetProperty(t => t.MaxSnapshots, quota.Snapshots), cancellationToken);
+            .SetProperty(t => t.MaxSnapshots, quota.Snapshots)
+            // Left out of the request (an older client): unchanged.
+            .SetProperty(t => t.MaxImages, t => quota.HasImages ? quota.Images : t.MaxImages)
+            .SetProperty(t => t.MaxImageGb, t => quota.HasImageGb ? quota.ImageGb : t.MaxImageGb), cancellationToken);
         if (updated == 0)
         {
             throw ApiException.NotFound("Tenant", Shorten(request.Tenant));

@@ -34,9 +34,6 @@ public class CloudFixture : IAsyncLifetime
     /// <summary>Images:MaxUploadBytes of the tests' controller: small, so that "too large" is cheap to send.</summary>
     public const long MaxUploadBytes = 4 * 1024 * 1024;
 
-    /// <summary>Images:MaxImagesPerTenant of the tests' controller.</summary>
-    public const int MaxImagesPerTenant = 5;
-
     /// <summary>The agents' gRPC addresses.</summary>
     public List<Uri> AgentUrls { get; } = [];
 
@@ -63,7 +60,6 @@ public class CloudFixture : IAsyncLifetime
             ["Scheduler:MaxClaimAttempts"] = "64",
             ["Images:StorePath"] = ImageStorePath,
             ["Images:MaxUploadBytes"] = MaxUploadBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Images:MaxImagesPerTenant"] = MaxImagesPerTenant.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         controller.AddController(ConnectionString);
         var controllerApp = controller.Build();
