@@ -136,8 +136,9 @@ public sealed class QuotaLedgerTests(CloudFixture cloud)
         await cloud.ScalarAsync(
             """
             WITH t AS (INSERT INTO tenants (id, display_name, created_at, max_instances, max_vcpus, max_memory_mb, max_disk_gb, max_snapshots,
-                                            used_instances, used_vcpus, used_memory_mb, used_disk_gb, used_snapshots)
-                       VALUES (@id, 'ledger', now(), 10, 1000, 100000, 1000, 0, 0, 0, 0, 0, 0) RETURNING 1)
+                                            max_images, max_image_gb, used_instances, used_vcpus, used_memory_mb, used_disk_gb, used_snapshots,
+                                            used_images, used_image_gb)
+                       VALUES (@id, 'ledger', now(), 10, 1000, 100000, 1000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) RETURNING 1)
             SELECT count(*) FROM t
             """, ("id", tenant));
         await using var dataSource = Npgsql.NpgsqlDataSource.Create(cloud.ConnectionString);
