@@ -27,9 +27,7 @@ internal static partial class Commands
         flavors.Subcommands.Add(FlavorAccessCommand(console, "revoke", "Withdraw a tenant's use of a private flavor (operator)", HttpMethod.Delete));
         root.Subcommands.Add(flavors);
         root.Subcommands.Add(ImageCommands(console));
-        root.Subcommands.Add(List<ListNodesResponse, Node>(console, "node", "Nodes (operator)", "v1/nodes", r => r.Nodes,
-            ["NAME", "STATE", "ADDRESS", "HYPERVISOR", "VCPU USED/CAP", "MEMORY_MB USED/CAP"],
-            n => [n.Name, n.State, n.Address, $"{n.Hypervisor}/{n.Accelerator}", Usage(n, "VCPU"), Usage(n, "MEMORY_MB")]));
+        root.Subcommands.Add(NodeCommands(console));
         root.Subcommands.Add(OperationCommands(console));
         root.Subcommands.Add(SnapshotCommands(console));
         root.Subcommands.Add(TenantCommands(console));
@@ -144,7 +142,7 @@ internal static partial class Commands
             var json = parse.GetValue(OutputOption) == "json";
             await foreach (var v in api.StreamAsync<Vm>($"v1/vms/watch?label_selector={Uri.EscapeDataString(parse.GetValue(selector) ?? "")}", ct))
             {
-                console.Profile.Out.Writer.WriteLine(json ? JsonFormatter.Default.Format(v) : $"{v.UpdatedAt?.ToDateTimeOffset():u}  {v.Id}  {v.Name,-20} {v.State,-9} {v.Node}");
+                console.Profile.Out.Writer.WriteLine(json ? JsonOutput.Format(v) : $"{v.UpdatedAt?.ToDateTimeOffset():u}  {v.Id}  {v.Name,-20} {v.State,-9} {v.Node}");
             }
         });
         vm.Subcommands.Add(watch);
@@ -206,6 +204,28 @@ internal static partial class Commands
         operation.Subcommands.Add(cancel);
         operation.Subcommands.Add(waitFor);
         return operation;
+    }
+
+    /// <summary>node list, and cordon/uncordon: a cordoned node keeps its VMs and takes no new ones.</summary>
+    private static Command NodeCommands(IAnsiConsole console)
+    {
+        string[] columns = ["NAME", "STATE", "ADDRESS", "HYPERVISOR", "VCPU USED/CAP", "MEMORY_MB USED/CAP"];
+        static string[] Row(Node n) =>
+            [n.Name, n.Schedulable ? n.State : n.State + " cordoned", n.Address, $"{n.Hypervisor}/{n.Accelerator}", Usage(n, "VCPU"), Usage(n, "MEMORY_MB")];
+        var node = List<ListNodesResponse, Node>(console, "node", "Nodes (operator)", "v1/nodes", r => r.Nodes, columns, Row);
+        foreach (var (verb, description) in new[] { ("cordon", "Stop placing new VMs on a node; its VMs stay"), ("uncordon", "Place new VMs on a node again") })
+        {
+            var name = new Argument<string>("name") { Description = "Node name" };
+            var command = new Command(verb, description) { name };
+            command.SetAction(async (parse, ct) =>
+            {
+                using var api = Api(parse);
+                var n = await api.PostAsync<Node>($"v1/nodes/{Uri.EscapeDataString(parse.GetValue(name)!)}/{verb}", new Google.Protobuf.WellKnownTypes.Empty(), null, ct);
+                Print(console, parse, n, [n], columns, Row);
+            });
+            node.Subcommands.Add(command);
+        }
+        return node;
     }
 
     private static Command List<TResponse, TItem>(IAnsiConsole console, string noun, string description, string path,
@@ -312,11 +332,14 @@ internal static partial class Commands
     private static string[] OperationRow(Operation x)
         => [x.Id, x.Kind, x.TargetId, x.State + (x.Recovery.Length > 0 ? $" ({x.Recovery})" : ""), $"{x.Progress}%", string.IsNullOrEmpty(x.ErrorCode) ? "" : $"{x.ErrorCode}: {x.ErrorMessage}"];
 
+    /// <summary>-o json: every field, false and zero too, so that a script reads a value rather than an absence.</summary>
+    private static readonly JsonFormatter JsonOutput = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
+
     private static void Print<T>(IAnsiConsole console, System.CommandLine.ParseResult parse, IMessage whole, IEnumerable<T> items, string[] columns, Func<T, string[]> row)
     {
         if (parse.GetValue(OutputOption) == "json")
         {
-            console.Profile.Out.Writer.WriteLine(JsonFormatter.Default.Format(whole));
+            console.Profile.Out.Writer.WriteLine(JsonOutput.Format(whole));
             return;
         }
         var table = new Table().Border(TableBorder.Simple);

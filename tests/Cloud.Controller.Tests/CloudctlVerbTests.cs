@@ -72,6 +72,14 @@ public sealed class CloudctlVerbTests(CloudFixture cloud) : IDisposable
         Assert.Equal("12", tenant.GetProperty("imageGb").GetString());
         Assert.Equal(50, tenant.GetProperty("images").GetInt32());
 
+        var (_, cordoned) = await Cloudctl.RunAsync(config, "node", "cordon", "test-node-2", "-o", "json");
+        var (uncordonExit, table) = await Cloudctl.RunAsync(config, "node", "uncordon", "test-node-2");
+        Assert.False(JsonDocument.Parse(cordoned).RootElement.GetProperty("schedulable").GetBoolean());
+        Assert.Equal(0, uncordonExit);
+        Assert.Contains("test-node-2", table, StringComparison.Ordinal);
+        Assert.DoesNotContain("cordoned", table, StringComparison.Ordinal);
+        Assert.Equal(2, await cloud.ScalarAsync("SELECT count(*) FROM nodes WHERE schedulable"));
+
         var flavor = $"c.{Guid.NewGuid():N}"[..16];
         await cloud.Http.PostAsync("/v1/flavors", $$"""{"name":"{{flavor}}","vcpus":1,"memoryMb":"64","isPublic":false}""");
         Assert.Equal(0, (await Cloudctl.RunAsync(config, "flavor", "grant", flavor, id)).Exit);

@@ -110,6 +110,10 @@ internal static class RestApi
             ProtoJson.Result(await catalog.SetAccessAsync(CallerOf(http), new FlavorAccessRequest { Flavor = name, Tenant = tenant }, granted: false, ct)));
         v1.MapGet("/nodes", async (HttpContext http, NodeQueries nodes, CancellationToken ct) =>
             ProtoJson.Result(await nodes.ListAsync(CallerOf(http), ct)));
+        v1.MapPost("/nodes/{name}/cordon", async (HttpContext http, NodeQueries nodes, string name, CancellationToken ct) =>
+            ProtoJson.Result(await nodes.SetSchedulableAsync(CallerOf(http), new SetNodeSchedulableRequest { Name = name, Schedulable = false }, ct)));
+        v1.MapPost("/nodes/{name}/uncordon", async (HttpContext http, NodeQueries nodes, string name, CancellationToken ct) =>
+            ProtoJson.Result(await nodes.SetSchedulableAsync(CallerOf(http), new SetNodeSchedulableRequest { Name = name, Schedulable = true }, ct)));
     }
 
     private static void MapTenants(RouteGroupBuilder v1)
