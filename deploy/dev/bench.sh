@@ -4,9 +4,11 @@
 #   deploy/dev/bench.sh NAME       one of them: scheduler (all of the scheduler's), or one
 #                                  scheduler benchmark: batch, single, latency, packing, memory,
 #                                  chaos (kill -9 of PostgreSQL mid-run); agent (all of the QEMU
-#                                  backend's), or one of agent-create, agent-migrate, agent-memory
+#                                  backend's), or one of agent-create, agent-migrate, agent-memory;
+#                                  postgres-floor (PostgreSQL alone at the latency benchmark's rate)
 # Extra arguments go to the benchmark, e.g. deploy/dev/bench.sh batch --nodes 2000 --vms 20000;
-# --profile adds where the time went (span time per placed VM) after each scheduler benchmark.
+# --profile adds where the time went after each scheduler benchmark: span time per placed VM,
+# and PostgreSQL's time per statement (pg_stat_statements, nested statements included).
 # Exits non-zero when a benchmark fails or finds a broken invariant.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -35,6 +37,10 @@ case "$NAME" in
   all)
     run_scheduler all "$@"
     run_agent all
+    deploy/dev/postgres-floor.sh || status=1
+    ;;
+  postgres-floor)
+    deploy/dev/postgres-floor.sh "$@" || status=1
     ;;
   scheduler)
     run_scheduler all "$@"
@@ -48,7 +54,7 @@ case "$NAME" in
     elif [[ " $AGENT_BENCHMARKS " == *" $NAME "* ]]; then
       run_agent "${NAME#agent-}" "$@"
     else
-      echo "Unknown benchmark '$NAME': all, scheduler, agent, $SCHEDULER_BENCHMARKS $AGENT_BENCHMARKS." >&2
+      echo "Unknown benchmark '$NAME': all, scheduler, agent, $SCHEDULER_BENCHMARKS $AGENT_BENCHMARKS postgres-floor." >&2
       exit 2
     fi
     ;;

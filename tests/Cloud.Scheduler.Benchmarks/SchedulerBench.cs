@@ -45,7 +45,11 @@ internal sealed class SchedulerBench : IAsyncDisposable
     {
         var folder = Path.Combine(Path.GetTempPath(), $"cloud-bench-{Environment.ProcessId}");
         var postgres = await EmbeddedPostgres.StartAsync(
-            new EmbeddedPostgresOptions { DataDirectory = folder, Durable = true, DeleteOnStop = true, MaxConnections = 300 },
+            new EmbeddedPostgresOptions
+            {
+                DataDirectory = folder, Durable = true, DeleteOnStop = true, MaxConnections = 300,
+                ExtraSettings = settings.Profile ? StatementProfile.ServerSettings : [],
+            },
             NullLogger.Instance, cancellationToken);
         return new SchedulerBench(settings, postgres);
     }
@@ -100,7 +104,23 @@ internal sealed class SchedulerBench : IAsyncDisposable
         Metric($"{name}_hollow_nodes", nodes, "nodes");
         Metric($"{name}_node_registrations_per_s", nodes / Stopwatch.GetElapsedTime(started).TotalSeconds, "registrations/s");
         _profile?.Report("registration", nodes);
-        return new Cloud(NpgsqlDataSource.Create(connectionString), replicas, vcpus * cpuRatio, memoryMb);
+        var dataSource = NpgsqlDataSource.Create(connectionString);
+        if (_profile is not null)
+        {
+            await StatementProfile.EnableAsync(dataSource, cancellationToken);
+        }
+        return new Cloud(dataSource, replicas, vcpus * cpuRatio, memoryMb);
+    }
+
+    /// <summary>With <c>--profile</c>: the spans, then PostgreSQL's statements, since the last report.</summary>
+    private async Task ProfileAsync(Cloud cloud, string prefix, long vms, CancellationToken cancellationToken)
+    {
+        if (_profile is null)
+        {
+            return;
+        }
+        _profile.Report(prefix, vms);
+        await StatementProfile.ReportAsync(cloud.DataSource, prefix, vms, cancellationToken);
     }
 
     /// <summary>
@@ -115,17 +135,17 @@ internal sealed class SchedulerBench : IAsyncDisposable
         // cold, the first stream's CPU per VM was three times the second's, most of it the JIT
         // compiling what every later batch runs.
         var warmUp = await PlaceBatchesAsync(cloud, [0, 1], WarmUpSeconds * 1_000, cancellationToken);
-        _profile?.Report("batch_warm_up", warmUp.Placed);
+        await ProfileAsync(cloud, "batch_warm_up", warmUp.Placed, cancellationToken);
         var sequential = await PlaceBatchesAsync(cloud, [0], (total - warmUp.Placed) / 2, cancellationToken);
         Metric("batch_vms_placed", sequential.Placed, "VMs");
         Metric("batch_vms_per_s", sequential.Placed / sequential.Seconds, "VMs/s");
         Report("batch", sequential.Cpu);
-        _profile?.Report("batch", sequential.Placed);
+        await ProfileAsync(cloud, "batch", sequential.Placed, cancellationToken);
         var concurrent = await PlaceBatchesAsync(cloud, [0, 1], total - warmUp.Placed - sequential.Placed, cancellationToken);
         Metric("batch_2_streams_vms_placed", concurrent.Placed, "VMs");
         Metric("batch_2_streams_vms_per_s", concurrent.Placed / concurrent.Seconds, "VMs/s");
         Report("batch_2_streams", concurrent.Cpu);
-        _profile?.Report("batch_2_streams", concurrent.Placed);
+        await ProfileAsync(cloud, "batch_2_streams", concurrent.Placed, cancellationToken);
     }
 
     /// <summary>One stream of batches per replica named, each placing its share of <paramref name="total"/>.</summary>
@@ -164,13 +184,13 @@ internal sealed class SchedulerBench : IAsyncDisposable
         // As many VMs first, not counted, for the reason the latency benchmark warms up: the
         // connections 32 callers need are opened and their statements prepared, the code compiled.
         await PlaceConcurrentlyAsync(cloud, trace, WarmUpSeconds * 1_000, cancellationToken);
-        _profile?.Report("single_warm_up", WarmUpSeconds * 1_000);
+        await ProfileAsync(cloud, "single_warm_up", WarmUpSeconds * 1_000, cancellationToken);
         var started = Stopwatch.GetTimestamp();
         var placed = await PlaceConcurrentlyAsync(cloud, trace, Math.Max(2_000, _settings.Seconds * 1_000), cancellationToken);
         var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
         Metric("single_vms_placed", placed, "VMs");
         Metric("single_vms_per_s_2_replicas", placed / elapsed, "VMs/s");
-        _profile?.Report("single", placed);
+        await ProfileAsync(cloud, "single", placed, cancellationToken);
         Metric("single_claim_attempts_per_vm", await SimulatorSql.ScalarAsync(cloud.DataSource,
             "SELECT round(avg(attempts) * 1000) FROM placement_decisions WHERE kind = 'place'", cancellationToken) / 1000.0, "attempts");
     }
@@ -222,7 +242,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         // their statements prepared, and the code it runs is compiled, as in a controller that has
         // been serving for a while.
         await OfferAsync(cloud, trace, Rate, WarmUpSeconds * Rate, cancellationToken);
-        _profile?.Report("latency_warm_up", WarmUpSeconds * Rate);
+        await ProfileAsync(cloud, "latency_warm_up", WarmUpSeconds * Rate, cancellationToken);
 
         var serial = new double[500];
         for (var i = 0; i < serial.Length; i++)
@@ -234,7 +254,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         Array.Sort(serial);
         Metric("latency_serial_p50", serial[serial.Length / 2], "ms");
         Metric("latency_serial_p99", serial[(int)(serial.Length * 0.99)], "ms");
-        _profile?.Report("latency_serial", serial.Length);
+        await ProfileAsync(cloud, "latency_serial", serial.Length, cancellationToken);
 
         const string Maintenance = "SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables";
         var maintenanceBefore = await SimulatorSql.ScalarAsync(cloud.DataSource, Maintenance, cancellationToken);
@@ -257,7 +277,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
         Metric("latency_issue_lag_p50", lags[count / 2], "ms");
         Metric("latency_issue_lag_p99", lags[(int)(count * 0.99)], "ms");
         Report("latency", used);
-        _profile?.Report("latency", count);
+        await ProfileAsync(cloud, "latency", count, cancellationToken);
     }
 
     /// <summary><paramref name="count"/> one-VM requests to replica 0 at <paramref name="rate"/> per second, in an <see cref="OpenLoop"/>.</summary>

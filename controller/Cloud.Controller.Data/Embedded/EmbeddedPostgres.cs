@@ -30,6 +30,9 @@ internal sealed class EmbeddedPostgresOptions
     public int? WatchProcessId { get; init; } = Environment.ProcessId;
 
     public int MaxConnections { get; init; } = 200;
+
+    /// <summary>Lines added to the cluster's settings at every start (postgresql.conf syntax), after the ones above.</summary>
+    public IReadOnlyList<string> ExtraSettings { get; init; } = [];
 }
 
 /// <summary>
@@ -253,6 +256,10 @@ public sealed partial class EmbeddedPostgres : IAsyncDisposable
         if (!_options.Durable)
         {
             settings.AppendLine("fsync = off").AppendLine("full_page_writes = off").AppendLine("synchronous_commit = off");
+        }
+        foreach (var line in _options.ExtraSettings)
+        {
+            settings.AppendLine(line);
         }
         return settings.ToString();
     }
