@@ -39,6 +39,27 @@ public sealed class EmbeddedPostgresTests : IDisposable
     }
 
     [Fact]
+    public async Task StartAsync_ExtraSettings_ReachTheServerAndAShortListStartsWithout()
+    {
+        var options = new EmbeddedPostgresOptions
+        {
+            DataDirectory = _directory, Database = null, Durable = false,
+            ExtraSettings = ["work_mem = '7MB'", "shared_preload_libraries = 'pg_stat_statements'"],
+        };
+        await using (var server = await EmbeddedPostgres.StartAsync(options, NullLogger.Instance, CancellationToken.None))
+        {
+            Assert.Equal("7MB", await ScalarAsync(server.ConnectionString, "SHOW work_mem"));
+            Assert.Equal("pg_stat_statements", await ScalarAsync(server.ConnectionString, "SHOW shared_preload_libraries"));
+            await server.StopAsync(CancellationToken.None);
+        }
+
+        // The settings file is rewritten at every start: the next start without them has none.
+        await using var plain = await EmbeddedPostgres.StartAsync(
+            new EmbeddedPostgresOptions { DataDirectory = _directory, Database = null, Durable = false }, NullLogger.Instance, CancellationToken.None);
+        Assert.Equal("4MB", await ScalarAsync(plain.ConnectionString, "SHOW work_mem"));
+    }
+
+    [Fact]
     public async Task Watchdog_OwnerKilled_StopsTheServerAndDeletesItsFolder()
     {
         using var owner = Process.Start(new ProcessStartInfo("sleep", "300") { UseShellExecute = false })!;
