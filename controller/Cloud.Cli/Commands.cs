@@ -128,9 +128,9 @@ internal static partial class Commands
         var newFlavor = new Option<string>("--flavor") { Description = "The new flavor", Required = true };
         vm.Subcommands.Add(Verb(console, "resize", "Resize a VM to another flavor (live when possible)", id, wait, key,
             p => new ResizeVmRequest { Flavor = p.GetValue(newFlavor)! }, "resize", newFlavor));
-        var node = new Option<string>("--node") { Description = "Target node", Required = true };
+        var node = new Option<string>("--node") { Description = "Target node; without it the scheduler chooses" };
         vm.Subcommands.Add(Verb(console, "migrate", "Live-migrate a VM to another node (operator)", id, wait, key,
-            p => new MigrateVmRequest { Node = p.GetValue(node)! }, "migrate", node));
+            p => new MigrateVmRequest { Node = p.GetValue(node) ?? "" }, "migrate", node));
         var snapshotName = new Option<string>("--name") { Description = "Snapshot name", Required = true };
         vm.Subcommands.Add(Verb(console, "snapshot", "Snapshot a VM (with its memory when it runs)", id, wait, key,
             p => new CreateSnapshotRequest { Name = p.GetValue(snapshotName)! }, "snapshots", snapshotName));

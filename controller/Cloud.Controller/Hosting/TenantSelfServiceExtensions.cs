@@ -21,6 +21,7 @@ internal static class TenantSelfServiceExtensions
         services.AddSingleton<VmWatch>();
         services.AddSingleton<VmHandlerSupport>();
         services.AddSingleton<LiveMigration>();
+        services.AddSingleton<MigrationTargets>();
         foreach (var kind in (string[])[OperationKinds.VmStart, OperationKinds.VmStop, OperationKinds.VmReboot])
         {
             services.AddSingleton<IOperationHandler>(sp => new PowerVerbHandler(kind, sp.GetRequiredService<VmHandlerSupport>()));

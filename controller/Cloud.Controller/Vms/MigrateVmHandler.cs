@@ -10,7 +10,9 @@ using Microsoft.EntityFrameworkCore;
 namespace Cloud.Controller.Vms;
 
 /// <summary>
-/// vm.migrate (operators): live migration to a named node. The target's capacity is claimed
+/// vm.migrate (operators): live migration to a named node, or to the node the scheduler chooses
+/// when none is named (the VM's own constraints apply, as at its creation; docs/design/007).
+/// The target's capacity is claimed
 /// first by a migration consumer (the operation's id), so nothing else can take it meanwhile;
 /// the target agent prepares an incoming VM, the source agent streams it, and the operation's
 /// progress follows the bytes moved. On success one transaction releases both claims, claims
@@ -22,6 +24,7 @@ internal sealed partial class MigrateVmHandler(
     VmHandlerSupport support,
     Scheduler scheduler,
     LiveMigration migration,
+    MigrationTargets targets,
     AgentConnections agents,
     ILogger<MigrateVmHandler> logger) : IOperationHandler
 {
@@ -34,12 +37,11 @@ internal sealed partial class MigrateVmHandler(
             return;
         }
         var input = VmHandlerSupport.Input<MigrateVmRequest>(operation);
-        NodeEntity? target;
-        await using (var db = await support.Contexts.CreateDbContextAsync(cancellationToken))
-        {
-            target = await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Name == input.Node, cancellationToken);
-        }
-        if (target is null || target.Id == source.Id)
+        var size = new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb);
+        var named = input.Node.Length > 0;
+        // A run cut short finds the node it chose by the capacity it claimed there.
+        var target = named ? await NodeNamedAsync(input.Node, cancellationToken) : await targets.HeldByAsync(operation.Id, cancellationToken);
+        if (named && (target is null || target.Id == source.Id))
         {
             // Already moved (a retry after success committed), or the node went away.
             var code = target?.Id == source.Id ? null : ApiException.CodeName(StatusCode.NotFound);
@@ -47,20 +49,37 @@ internal sealed partial class MigrateVmHandler(
                 t => scheduler.ReleaseAsync(operation.Id, target?.Id, t, cancellationToken), cancellationToken);
             return;
         }
-        var targetAgent = agents.For(target.Address);
         if (operation.Recovery == OperationStates.Resumed)
         {
-            await RollBackAsync(operation.Id, vm.Id, sourceAgent, targetAgent, target.Id,
-                "The controller driving the migration stopped; it was rolled back and the VM stays on its node.", recovered: true, cancellationToken);
+            const string Stopped = "The controller driving the migration stopped; it was rolled back and the VM stays on its node.";
+            if (target is null)
+            {
+                // Stopped before a node was chosen and claimed: nothing moved.
+                await support.FinishAsync(operation.Id, ApiException.CodeName(StatusCode.Aborted), Stopped,
+                    t => VmHandlerSupport.MarkRolledBackAsync(t, operation.Id, cancellationToken), cancellationToken);
+                return;
+            }
+            await RollBackAsync(operation.Id, vm.Id, sourceAgent, agents.For(target.Address), target.Id, Stopped, recovered: true, cancellationToken);
             return;
         }
 
-        var size = new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb);
-        if (await migration.ClaimTargetAsync(operation.Id, vm.ProjectId, target, size, null, cancellationToken) is { Claimed: false } refused)
+        if (target is null)
+        {
+            var choice = await targets.ChooseAndClaimAsync(operation.Id, vm, source, size, null, cancellationToken);
+            if (choice.Node is null)
+            {
+                await support.FinishAsync(operation.Id, ApiException.CodeName(choice.Code), $"No node to migrate the VM to. {choice.Failure}", null, cancellationToken);
+                return;
+            }
+            target = choice.Node;
+            Log.TargetChosen(logger, vm.Id, source.Name, target.Name);
+        }
+        else if (await migration.ClaimTargetAsync(operation.Id, vm.ProjectId, target, size, null, cancellationToken) is { Claimed: false } refused)
         {
             await support.FinishAsync(operation.Id, ApiException.CodeName(StatusCode.ResourceExhausted), refused.Refusal, null, cancellationToken);
             return;
         }
+        var targetAgent = agents.For(target.Address);
         await support.ProgressAsync(operation.Id, 10, cancellationToken);
 
         Cloud.Contracts.Agent.V1.VmState arrived;
@@ -83,6 +102,12 @@ internal sealed partial class MigrateVmHandler(
         }, cancellationToken);
     }
 
+    private async Task<NodeEntity?> NodeNamedAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var db = await support.Contexts.CreateDbContextAsync(cancellationToken);
+        return await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Name == name, cancellationToken);
+    }
+
     private async Task RollBackAsync(Guid operationId, Guid vmId, AgentConnection sourceAgent, AgentConnection targetAgent, Guid targetId,
         string message, bool recovered, CancellationToken cancellationToken, string? code = null)
     {
@@ -101,5 +126,8 @@ internal sealed partial class MigrateVmHandler(
     {
         [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Migration of VM {VmId} from {Source} to {Target} failed: {Detail}")]
         public static partial void MigrationFailed(ILogger logger, Guid vmId, string source, string target, string detail);
+
+        [LoggerMessage(EventId = 3104, Level = LogLevel.Information, Message = "VM {VmId} migrates from {Source} to {Target}, chosen by the scheduler")]
+        public static partial void TargetChosen(ILogger logger, Guid vmId, string source, string target);
     }
 }

@@ -27,16 +27,12 @@ internal sealed partial class ResizeVmHandler(
     VmHandlerSupport support,
     NpgsqlDataSource dataSource,
     Scheduler scheduler,
-    PlacementEngine engine,
-    PlacementStore groups,
     CapacityLedger ledger,
     LiveMigration migration,
+    MigrationTargets targets,
     AgentConnections agents,
     ILogger<ResizeVmHandler> logger) : IOperationHandler
 {
-    /// <summary>How many times a destination is chosen again after its claim found it fuller than the scheduler's view.</summary>
-    private const int ChoiceAttempts = 4;
-
     public string Kind => OperationKinds.VmResize;
 
     public async Task RunAsync(OperationEntity operation, CancellationToken cancellationToken)
@@ -123,44 +119,11 @@ internal sealed partial class ResizeVmHandler(
     {
         var (operationId, vm, source, _, _, _, target) = move;
         await support.ProgressAsync(operationId, 25, cancellationToken);
-        NodeEntity? destination = null;
-        for (var attempt = 0; attempt < ChoiceAttempts && destination is null; attempt++)
+        var choice = await targets.ChooseAndClaimAsync(operationId, vm, source, target,
+            t => QuotaLedger.ChargeAsync(t, vm.ProjectId, move.Delta, cancellationToken), cancellationToken);
+        if (choice.Node is not { } destination)
         {
-            var (chosen, failure) = await ChooseAsync(vm, source, target, cancellationToken);
-            if (chosen is null)
-            {
-                await FailMoveAsync(move, StatusCode.ResourceExhausted, $"{whyNotHere} No other node can take it: {failure}", cancellationToken);
-                return;
-            }
-            TargetClaim claim;
-            try
-            {
-                claim = await migration.ClaimTargetAsync(operationId, vm.ProjectId, chosen, target,
-                    t => QuotaLedger.ChargeAsync(t, vm.ProjectId, move.Delta, cancellationToken), cancellationToken);
-            }
-            catch (QuotaExceededException e)
-            {
-                await FailMoveAsync(move, StatusCode.ResourceExhausted, $"{whyNotHere} Moving it to node {chosen.Name}: {e.Message}", cancellationToken);
-                return;
-            }
-            if (claim.Claimed)
-            {
-                destination = chosen;
-            }
-            else if (!claim.NoRoom)
-            {
-                await FailMoveAsync(move, StatusCode.Aborted, $"{whyNotHere} {claim.Refusal}", cancellationToken);
-                return;
-            }
-            else
-            {
-                // The scheduler's view was behind the ledger: reload it and choose again.
-                scheduler.InvalidateAll();
-            }
-        }
-        if (destination is null)
-        {
-            await FailMoveAsync(move, StatusCode.ResourceExhausted, $"{whyNotHere} Every other node chosen was full by the time it was claimed; try again.", cancellationToken);
+            await FailMoveAsync(move, choice.Code, $"{whyNotHere} {choice.Failure}", cancellationToken);
             return;
         }
         Log.Moving(logger, vm.Id, source.Name, destination.Name, move.Flavor);
@@ -320,48 +283,6 @@ internal sealed partial class ResizeVmHandler(
         return node is { } id
             ? (id, new ResourceRequest((int)amounts.GetValueOrDefault(ResourceClasses.Vcpu), amounts.GetValueOrDefault(ResourceClasses.MemoryMb), amounts.GetValueOrDefault(ResourceClasses.DiskGb)))
             : null;
-    }
-
-    /// <summary>
-    /// Chooses a destination for the new size among the other nodes, through the scheduler's
-    /// view and filters with the VM's own constraints (zone, aggregate, traits, server group).
-    /// The VM already counts as a member of its server group on its source; the move takes it
-    /// from there, so that place is not held against it.
-    /// </summary>
-    private async Task<(NodeEntity? Node, string? Failure)> ChooseAsync(VmEntity vm, NodeEntity source, ResourceRequest size, CancellationToken cancellationToken)
-    {
-        if (!PlacementHints.TryParse(vm.Labels, out var constraints, out var hintError))
-        {
-            return (null, hintError);
-        }
-        ServerGroupState? group = null;
-        if (constraints.ServerGroupId is { } groupId && await groups.LoadGroupAsync(groupId, cancellationToken) is { } snapshot && snapshot.ProjectId == vm.ProjectId)
-        {
-            var perNode = new Dictionary<Guid, int>(snapshot.MembersPerNode);
-            var members = snapshot.Members;
-            if (perNode.TryGetValue(source.Id, out var here) && await IsMemberAsync(groupId, vm.Id, cancellationToken))
-            {
-                members--;
-                perNode[source.Id] = here - 1;
-            }
-            group = new ServerGroupState(snapshot.Id, snapshot.Name, snapshot.Policy, snapshot.MaxMembers, members, perNode);
-        }
-        var others = (await scheduler.NodesAsync(cancellationToken)).Where(n => n.NodeId != source.Id).ToList();
-        var outcome = engine.Evaluate(others, new PlacementRequest(size, constraints, group));
-        if (outcome.Node is not { } chosen)
-        {
-            return (null, outcome.Failure?.Summary ?? "no node passed the filters.");
-        }
-        await using var db = await support.Contexts.CreateDbContextAsync(cancellationToken);
-        return (await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Id == chosen.NodeId, cancellationToken), $"node {chosen.Name} went away.");
-    }
-
-    private async Task<bool> IsMemberAsync(Guid groupId, Guid vmId, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("SELECT 1 FROM server_group_members WHERE group_id = $1 AND consumer_id = $2");
-        command.Parameters.Add(new NpgsqlParameter { Value = groupId });
-        command.Parameters.Add(new NpgsqlParameter { Value = vmId });
-        return await command.ExecuteScalarAsync(cancellationToken) is not null;
     }
 
     /// <summary>

@@ -159,15 +159,26 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
         }, cancellationToken);
     }
 
-    /// <summary>Live migration to a named node; operators only (tenants do not see nodes).</summary>
+    /// <summary>
+    /// Live migration to a named node, or (no node named) to the one the scheduler chooses;
+    /// operators only (tenants do not see nodes).
+    /// </summary>
     public async Task<Operation> MigrateAsync(Caller caller, MigrateVmRequest request, CancellationToken cancellationToken)
     {
         caller.RequireOperator("migrate VMs");
-        VmValidation.RequireName(request.Node, "node");
+        if (request.Node.Length > 0)
+        {
+            VmValidation.RequireName(request.Node, "node");
+        }
         return await operations.StartAsync(caller, OperationKinds.VmMigrate, request, request.IdempotencyKey, request, async (db, _, now) =>
         {
             var vm = await OperationStarter.LockVmAsync(db, caller, request.Id, cancellationToken);
             RequireState(vm, OperationKinds.VmMigrate, [VmStates.Running]);
+            if (request.Node.Length == 0)
+            {
+                vm.UpdatedAt = now;
+                return vm.Id.ToString();
+            }
             var node = await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Name == request.Node, cancellationToken)
                 ?? throw ApiException.NotFound("Node", request.Node);
             if (node.Id == vm.NodeId)
