@@ -206,7 +206,7 @@ internal static partial class Commands
         return operation;
     }
 
-    /// <summary>node list, and cordon/uncordon: a cordoned node keeps its VMs and takes no new ones.</summary>
+    /// <summary>node list, cordon/uncordon (a cordoned node keeps its VMs and takes no new ones), and drain.</summary>
     private static Command NodeCommands(IAnsiConsole console)
     {
         string[] columns = ["NAME", "STATE", "ADDRESS", "HYPERVISOR", "VCPU USED/CAP", "MEMORY_MB USED/CAP"];
@@ -225,7 +225,26 @@ internal static partial class Commands
             });
             node.Subcommands.Add(command);
         }
+        node.Subcommands.Add(DrainCommand(console));
         return node;
+    }
+
+    /// <summary>node drain: cordon, then live-migrate every running VM off the node; shows what became of each.</summary>
+    private static Command DrainCommand(IAnsiConsole console)
+    {
+        var name = new Argument<string>("name") { Description = "Node name" };
+        var parallel = new Option<int>("--parallel") { Description = "Migrations at once (1-16; default 2)" };
+        var wait = new Option<bool>("--wait") { Description = "Wait for the drain to finish", DefaultValueFactory = _ => true };
+        var key = new Option<string?>("--idempotency-key") { Description = "Makes a retried drain safe" };
+        var drain = new Command("drain", "Cordon a node and live-migrate its running VMs to other nodes") { name, parallel, wait, key };
+        drain.SetAction(async (parse, ct) =>
+        {
+            using var api = Api(parse);
+            var operation = await api.PostAsync<Operation>($"v1/nodes/{Uri.EscapeDataString(parse.GetValue(name)!)}/drain",
+                new DrainNodeRequest { MaxParallel = parse.GetValue(parallel) }, parse.GetValue(key), ct);
+            await FinishAsync(console, parse, api, operation, parse.GetValue(wait), ct);
+        });
+        return drain;
     }
 
     private static Command List<TResponse, TItem>(IAnsiConsole console, string noun, string description, string path,
@@ -326,6 +345,11 @@ internal static partial class Commands
         {
             console.Profile.Out.Writer.WriteLine($"{batch.Created} created, {batch.Placed} placed of {batch.Requested} (minimum {batch.Minimum})");
             Print(console, parse, batch, batch.Vms, ["ID", "NAME", "STATE", "NODE", "ERROR"], v => [v.Id, v.Name, v.State, v.Node, v.Error]);
+        }
+        if (o.Drain is { } drain && parse.GetValue(OutputOption) == "table")
+        {
+            console.Profile.Out.Writer.WriteLine($"{drain.Moved} moved, {drain.Left} left");
+            Print(console, parse, drain, drain.Vms, ["ID", "NAME", "OUTCOME", "NODE", "OPERATION", "REASON"], v => [v.Id, v.Name, v.Outcome, v.Node, v.Operation, v.Reason]);
         }
     }
 

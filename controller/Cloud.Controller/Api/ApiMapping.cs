@@ -39,6 +39,10 @@ internal static class ApiMapping
         {
             message.Batch = Parser.Parse<CreateVmsResult>(batch);
         }
+        if (operation.Kind == Operations.OperationKinds.NodeDrain && operation.Result is { } drain)
+        {
+            message.Drain = Parser.Parse<DrainNodeResult>(drain);
+        }
         return message;
     }
 

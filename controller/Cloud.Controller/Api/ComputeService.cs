@@ -103,6 +103,9 @@ internal sealed class ComputeService(
     public override Task<Node> SetNodeSchedulable(SetNodeSchedulableRequest request, ServerCallContext context)
         => Call(context, caller => nodes.SetSchedulableAsync(caller, request, context.CancellationToken));
 
+    public override Task<Operation> DrainNode(DrainNodeRequest request, ServerCallContext context)
+        => Call(context, caller => nodes.DrainAsync(caller, request, context.CancellationToken));
+
     public override Task<Flavor> AddFlavorAccess(FlavorAccessRequest request, ServerCallContext context)
         => Call(context, caller => catalog.SetAccessAsync(caller, request, granted: true, context.CancellationToken));
 

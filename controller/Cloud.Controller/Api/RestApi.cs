@@ -114,6 +114,12 @@ internal static class RestApi
             ProtoJson.Result(await nodes.SetSchedulableAsync(CallerOf(http), new SetNodeSchedulableRequest { Name = name, Schedulable = false }, ct)));
         v1.MapPost("/nodes/{name}/uncordon", async (HttpContext http, NodeQueries nodes, string name, CancellationToken ct) =>
             ProtoJson.Result(await nodes.SetSchedulableAsync(CallerOf(http), new SetNodeSchedulableRequest { Name = name, Schedulable = true }, ct)));
+        v1.MapPost("/nodes/{name}/drain", async (HttpContext http, NodeQueries nodes, string name, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<DrainNodeRequest>(http, name, r => r.Name, (r, v) => r.Name = v, ct);
+            request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
+            return Accepted(await nodes.DrainAsync(CallerOf(http), request, ct));
+        });
     }
 
     private static void MapTenants(RouteGroupBuilder v1)

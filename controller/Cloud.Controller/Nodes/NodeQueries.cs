@@ -1,6 +1,7 @@
 using Cloud.Controller.Api;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
+using Cloud.Controller.Operations;
 using Cloud.Controller.Scheduling;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
@@ -12,9 +13,9 @@ namespace Cloud.Controller.Nodes;
 
 /// <summary>
 /// The operator's view of nodes (state, schedulable flag, hypervisor and capacity used per
-/// resource class), and cordoning: a node taken out of scheduling keeps its VMs.
+/// resource class), cordoning (a node taken out of scheduling keeps its VMs) and draining.
 /// </summary>
-internal sealed class NodeQueries(CapacityLedger ledger, IDbContextFactory<LedgerDbContext> contexts, Scheduler scheduler)
+internal sealed class NodeQueries(CapacityLedger ledger, IDbContextFactory<LedgerDbContext> contexts, Scheduler scheduler, OperationStarter operations)
 {
     public async Task<ListNodesResponse> ListAsync(Caller caller, CancellationToken cancellationToken)
     {
@@ -44,6 +45,40 @@ internal sealed class NodeQueries(CapacityLedger ledger, IDbContextFactory<Ledge
         scheduler.InvalidateAll();
         var node = await db.Nodes.AsNoTracking().SingleAsync(n => n.Name == request.Name, cancellationToken);
         return ToMessage(node, await ledger.LoadNodeAsync(node.Id, cancellationToken));
+    }
+
+    /// <summary>
+    /// Starts a node.drain (<see cref="DrainNodeHandler"/>). The node is cordoned in the same
+    /// transaction, so that nothing new lands on it while it empties; it stays cordoned after.
+    /// One drain of a node at a time.
+    /// </summary>
+    public async Task<Operation> DrainAsync(Caller caller, DrainNodeRequest request, CancellationToken cancellationToken)
+    {
+        RequireOperator(caller, "drain nodes");
+        VmValidation.RequireName(request.Name, "node");
+        if (request.MaxParallel is < 0 or > DrainNodeHandler.MaxParallel)
+        {
+            throw ApiException.Invalid($"max_parallel must be 1 to {DrainNodeHandler.MaxParallel} (0: {DrainNodeHandler.DefaultParallel}).");
+        }
+        var operation = await operations.StartAsync(caller, OperationKinds.NodeDrain, request, request.IdempotencyKey, request, async (db, _, _) =>
+        {
+            var node = await db.Nodes.FromSql($"SELECT * FROM nodes WHERE name = {request.Name} FOR UPDATE").SingleOrDefaultAsync(cancellationToken)
+                ?? throw ApiException.NotFound("Node", request.Name);
+            var target = node.Id.ToString();
+            var underWay = await db.Operations.AsNoTracking()
+                .Where(o => o.TargetId == target && o.Kind == OperationKinds.NodeDrain && (o.State == OperationStates.Pending || o.State == OperationStates.Running))
+                .Select(o => (Guid?)o.Id)
+                .FirstOrDefaultAsync(cancellationToken);
+            if (underWay is { } drain)
+            {
+                throw new ApiException(StatusCode.FailedPrecondition, $"Node '{request.Name}' is being drained by operation {drain}.",
+                    new Dictionary<string, object?> { ["httpStatus"] = 409, ["operation"] = drain.ToString() });
+            }
+            node.Schedulable = false;
+            return target;
+        }, cancellationToken);
+        scheduler.InvalidateAll();
+        return operation;
     }
 
     private static void RequireOperator(Caller caller, string what)

@@ -27,6 +27,7 @@ internal static class OperationKinds
     public const string VmReboot = "vm.reboot";
     public const string VmResize = "vm.resize";
     public const string VmMigrate = "vm.migrate";
+    public const string NodeDrain = "node.drain";
     public const string SnapshotCreate = "snapshot.create";
     public const string SnapshotRestore = "snapshot.restore";
     public const string SnapshotDelete = "snapshot.delete";

@@ -17,6 +17,7 @@ public static class ComputeGrpc
     public static readonly Method<ListImagesRequest, ListImagesResponse> ListImagesMethod = Methods.Unary<ListImagesRequest, ListImagesResponse>(ServiceName, "ListImages");
     public static readonly Method<ListNodesRequest, ListNodesResponse> ListNodesMethod = Methods.Unary<ListNodesRequest, ListNodesResponse>(ServiceName, "ListNodes");
     public static readonly Method<SetNodeSchedulableRequest, Node> SetNodeSchedulableMethod = Methods.Unary<SetNodeSchedulableRequest, Node>(ServiceName, "SetNodeSchedulable");
+    public static readonly Method<DrainNodeRequest, Operation> DrainNodeMethod = Methods.Unary<DrainNodeRequest, Operation>(ServiceName, "DrainNode");
     public static readonly Method<GetOperationRequest, Operation> GetOperationMethod = Methods.Unary<GetOperationRequest, Operation>(ServiceName, "GetOperation");
     public static readonly Method<ListOperationsRequest, ListOperationsResponse> ListOperationsMethod = Methods.Unary<ListOperationsRequest, ListOperationsResponse>(ServiceName, "ListOperations");
     public static readonly Method<VmActionRequest, Operation> StartVmMethod = Methods.Unary<VmActionRequest, Operation>(ServiceName, "StartVm");
@@ -57,6 +58,7 @@ public static class ComputeGrpc
         public virtual Task<ListImagesResponse> ListImages(ListImagesRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ListImages");
         public virtual Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ListNodes");
         public virtual Task<Node> SetNodeSchedulable(SetNodeSchedulableRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "SetNodeSchedulable");
+        public virtual Task<Operation> DrainNode(DrainNodeRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DrainNode");
         public virtual Task<Operation> GetOperation(GetOperationRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "GetOperation");
         public virtual Task<ListOperationsResponse> ListOperations(ListOperationsRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ListOperations");
         public virtual Task<Operation> StartVm(VmActionRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "StartVm");
@@ -100,6 +102,7 @@ public static class ComputeGrpc
         binder.AddUnary(ListImagesMethod, (s, r, c) => s.ListImages(r, c));
         binder.AddUnary(ListNodesMethod, (s, r, c) => s.ListNodes(r, c));
         binder.AddUnary(SetNodeSchedulableMethod, (s, r, c) => s.SetNodeSchedulable(r, c));
+        binder.AddUnary(DrainNodeMethod, (s, r, c) => s.DrainNode(r, c));
         binder.AddUnary(GetOperationMethod, (s, r, c) => s.GetOperation(r, c));
         binder.AddUnary(ListOperationsMethod, (s, r, c) => s.ListOperations(r, c));
         binder.AddUnary(StartVmMethod, (s, r, c) => s.StartVm(r, c));
@@ -141,6 +144,7 @@ public static class ComputeGrpc
         public Task<ListImagesResponse> ListImagesAsync(ListImagesRequest request, CallOptions options = default) => invoker.UnaryAsync(ListImagesMethod, request, options);
         public Task<ListNodesResponse> ListNodesAsync(ListNodesRequest request, CallOptions options = default) => invoker.UnaryAsync(ListNodesMethod, request, options);
         public Task<Node> SetNodeSchedulableAsync(SetNodeSchedulableRequest request, CallOptions options = default) => invoker.UnaryAsync(SetNodeSchedulableMethod, request, options);
+        public Task<Operation> DrainNodeAsync(DrainNodeRequest request, CallOptions options = default) => invoker.UnaryAsync(DrainNodeMethod, request, options);
         public Task<Operation> GetOperationAsync(GetOperationRequest request, CallOptions options = default) => invoker.UnaryAsync(GetOperationMethod, request, options);
         public Task<ListOperationsResponse> ListOperationsAsync(ListOperationsRequest request, CallOptions options = default) => invoker.UnaryAsync(ListOperationsMethod, request, options);
         public Task<Operation> StartVmAsync(VmActionRequest request, CallOptions options = default) => invoker.UnaryAsync(StartVmMethod, request, options);

@@ -1,0 +1,153 @@
+using System.Net;
+using System.Text.Json;
+using Cloud.Controller.Tests.Support;
+
+namespace Cloud.Controller.Tests;
+
+/// <summary>
+/// Operators drain a node (fake agents, two nodes): it is cordoned, its running VMs go where
+/// the scheduler chooses, a VM that cannot go is named with the reason, and the operation's
+/// result says what became of each.
+/// </summary>
+[Collection(CloudCollection.Name)]
+public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
+{
+    private readonly List<string> _files = [];
+
+    [Fact]
+    public async Task A_drain_moves_every_running_vm_off_the_node_and_leaves_it_cordoned()
+    {
+        using var tenant = await cloud.CreateTenantAsync("drain");
+        var (drained, other, vmIds) = await PlaceOnOneNodeAsync(tenant, 3);
+        var notRunningBefore = await NotRunningOnAsync(drained);
+        try
+        {
+            var operation = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/nodes/{drained}/drain", """{"maxParallel":1}""");
+
+            Assert.Equal("node.drain", operation.Str("kind"));
+            var result = operation.GetProperty("drain");
+            Assert.Equal(notRunningBefore, result.GetProperty("left").GetInt32());
+            Assert.Equal(notRunningBefore == 0 ? "SUCCEEDED" : "FAILED", operation.Str("state"));
+            foreach (var vmId in vmIds)
+            {
+                var entry = result.GetProperty("vms").EnumerateArray().Single(v => v.Str("id") == vmId);
+                Assert.Equal("MOVED", entry.Str("outcome"));
+                Assert.Equal(other, entry.Str("node"));
+                var (_, migration) = await cloud.Http.GetJsonAsync($"/v1/operations/{entry.Str("operation")}");
+                Assert.Equal(("vm.migrate", "SUCCEEDED"), (migration.Str("kind"), migration.Str("state")));
+                var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+                Assert.Equal((other, "RUNNING"), (vm.Str("node"), vm.Str("state")));
+            }
+            Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM vms v JOIN nodes n ON n.id = v.node_id WHERE n.name = @n AND v.state = 'RUNNING'", ("n", drained)));
+            // One at a time: each migration started after the one before it ended.
+            var migrations = result.GetProperty("vms").EnumerateArray()
+                .Where(v => v.TryGetProperty("operation", out _)).Select(v => Guid.Parse(v.Str("operation"))).ToArray();
+            Assert.True(migrations.Length >= vmIds.Length);
+            Assert.Equal(0, await cloud.ScalarAsync("""
+                SELECT count(*) FROM operations a JOIN operations b ON a.id <> b.id AND a.created_at < b.created_at
+                 WHERE a.id = ANY(@ids) AND b.id = ANY(@ids) AND b.created_at < a.updated_at
+                """, ("ids", migrations)));
+            Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM allocations a JOIN consumers c ON c.id = a.consumer_id WHERE c.kind = 'migration'"));
+            Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM nodes WHERE name = @n AND schedulable", ("n", drained)));
+        }
+        finally
+        {
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{drained}/uncordon", "{}")).Status);
+        }
+        await DeleteAsync(tenant, vmIds);
+    }
+
+    [Fact]
+    public async Task A_stopped_vm_stays_and_the_drain_fails_naming_it()
+    {
+        using var tenant = await cloud.CreateTenantAsync("drainstop");
+        var (drained, other, vmIds) = await PlaceOnOneNodeAsync(tenant, 2);
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmIds[0]}/stop", """{"force":true}""")).Str("state"));
+        var config = Track(Cloudctl.WriteConfig(cloud.RestUrl, CloudFixture.OperatorToken));
+        try
+        {
+            var failure = await Assert.ThrowsAsync<Cloud.Cli.CliException>(() => Cloudctl.RunAsync(config, "node", "drain", drained, "--parallel", "1"));
+
+            Assert.StartsWith("node.drain failed: FAILED_PRECONDITION:", failure.Message, StringComparison.Ordinal);
+            Assert.Contains("stopper-0 (it is STOPPED: only a running VM migrates live.)", failure.Message, StringComparison.Ordinal);
+            var drainId = (string?)await cloud.QueryAsync("SELECT id::text FROM operations WHERE kind = 'node.drain' ORDER BY created_at DESC LIMIT 1");
+            var (_, json) = await Cloudctl.RunAsync(config, "operation", "get", drainId!, "-o", "json");
+            var vms = JsonDocument.Parse(json).RootElement.GetProperty("drain").GetProperty("vms").EnumerateArray().ToList();
+            Assert.Equal("LEFT", vms.Single(v => v.Str("id") == vmIds[0]).Str("outcome"));
+            Assert.Equal(("MOVED", other), (vms.Single(v => v.Str("id") == vmIds[1]).Str("outcome"), vms.Single(v => v.Str("id") == vmIds[1]).Str("node")));
+            var (_, stopped) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmIds[0]}");
+            Assert.Equal((drained, "STOPPED"), (stopped.Str("node"), stopped.Str("state")));
+        }
+        finally
+        {
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{drained}/uncordon", "{}")).Status);
+        }
+        await DeleteAsync(tenant, vmIds);
+    }
+
+    [Theory]
+    [InlineData("operator", "/v1/nodes/no-such-node/drain", "{}", HttpStatusCode.NotFound, "Node 'no-such-node'")]
+    [InlineData("operator", "/v1/nodes/Not_A_Node/drain", "{}", HttpStatusCode.BadRequest, "node 'Not_A_Node' is invalid")]
+    [InlineData("operator", "/v1/nodes/test-node-1/drain", """{"maxParallel":17}""", HttpStatusCode.BadRequest, "max_parallel must be 1 to 16")]
+    [InlineData("operator", "/v1/nodes/test-node-1/drain", """{"maxParallel":-1}""", HttpStatusCode.BadRequest, "max_parallel must be 1 to 16")]
+    [InlineData("operator", "/v1/nodes/test-node-1/drain", """{"name":"test-node-2"}""", HttpStatusCode.BadRequest, "differs from the one in the path")]
+    [InlineData("member", "/v1/nodes/test-node-1/drain", "{}", HttpStatusCode.Forbidden, "Only operators drain nodes")]
+    public async Task Draining_is_for_operators_known_nodes_and_sane_parallelism(string role, string path, string body, HttpStatusCode expected, string detail)
+    {
+        using var tenant = await cloud.CreateTenantAsync("drainbad");
+        var http = role == "operator" ? cloud.Http : tenant.Member;
+
+        var (status, problem) = await http.PostAsync(path, body);
+
+        Assert.Equal(expected, status);
+        Assert.Contains(detail, problem.Str("detail"), StringComparison.Ordinal);
+        Assert.Equal(2, await cloud.ScalarAsync("SELECT count(*) FROM nodes WHERE schedulable"));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM operations WHERE kind = 'node.drain' AND state IN ('PENDING', 'RUNNING')"));
+    }
+
+    /// <summary>Running VMs all on one node: the other is cordoned while they are created.</summary>
+    private async Task<(string Node, string Other, string[] VmIds)> PlaceOnOneNodeAsync(TestTenant tenant, int count)
+    {
+        const string Drained = "test-node-1";
+        const string Other = "test-node-2";
+        var vmIds = new string[count];
+        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{Other}/cordon", "{}")).Status);
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                vmIds[i] = await tenant.Member.CreateRunningVmAsync($"stopper-{i}");
+            }
+        }
+        finally
+        {
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{Other}/uncordon", "{}")).Status);
+        }
+        return (Drained, Other, vmIds);
+    }
+
+    private async Task<int> NotRunningOnAsync(string node)
+        => (int)await cloud.ScalarAsync("SELECT count(*) FROM vms v JOIN nodes n ON n.id = v.node_id WHERE n.name = @n AND v.state NOT IN ('RUNNING', 'DELETED')", ("n", node));
+
+    private static async Task DeleteAsync(TestTenant tenant, IEnumerable<string> vmIds)
+    {
+        foreach (var vmId in vmIds)
+        {
+            Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+        }
+    }
+
+    private string Track(string file)
+    {
+        _files.Add(file);
+        return file;
+    }
+
+    public void Dispose()
+    {
+        foreach (var file in _files)
+        {
+            File.Delete(file);
+        }
+    }
+}
