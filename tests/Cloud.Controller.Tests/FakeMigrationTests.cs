@@ -80,5 +80,25 @@ public sealed class FakeMigrationTests(CloudFixture cloud)
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
     }
 
+    [Fact]
+    public async Task Migrate_AStoppedVm_MovesItStoppedWithItsClaim()
+    {
+        using var tenant = await cloud.CreateTenantAsync("coldmig");
+        var vmId = await tenant.Member.CreateRunningVmAsync("sleeper");
+        var source = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/stop", """{"force":true}""")).Str("state"));
+
+        var migrated = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/migrate", "{}");
+
+        Assert.True(migrated.Str("state") == "SUCCEEDED", migrated.ToString());
+        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        Assert.Equal((Other(source), "STOPPED"), (vm.Str("node"), vm.Str("state")));
+        Assert.Equal(Other(source), await cloud.QueryAsync(
+            "SELECT string_agg(DISTINCT n.name, ',') FROM allocations a JOIN nodes n ON n.id = a.node_id WHERE a.consumer_id = @id", ("id", Guid.Parse(vmId))));
+        // It starts where it went.
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/start")).Str("state"));
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+    }
+
     private static string Other(string node) => node == "test-node-1" ? "test-node-2" : "test-node-1";
 }

@@ -58,31 +58,41 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
     }
 
     [Fact]
-    public async Task A_stopped_vm_stays_and_the_drain_fails_naming_it()
+    public async Task A_stopped_vm_moves_stopped_and_one_that_fits_nowhere_else_stays_named()
     {
         using var tenant = await cloud.CreateTenantAsync("drainstop");
         var (drained, other, vmIds) = await PlaceOnOneNodeAsync(tenant, 2);
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmIds[0]}/stop", """{"force":true}""")).Str("state"));
+        Assert.Equal(HttpStatusCode.Created, (await cloud.Http.PostAsync("/v1/aggregates", """{"name":"drain-pinned"}""")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.SendAsync(HttpMethod.Put, $"/v1/aggregates/drain-pinned/nodes/{drained}")).Status);
+        var pinned = await tenant.Member.CreateRunningVmAsync("pinned", labels: """{"placement.cloud/aggregate":"drain-pinned"}""");
         var config = Track(Cloudctl.WriteConfig(cloud.RestUrl, CloudFixture.OperatorToken));
         try
         {
             var failure = await Assert.ThrowsAsync<Cloud.Cli.CliException>(() => Cloudctl.RunAsync(config, "node", "drain", drained, "--parallel", "1"));
 
             Assert.StartsWith("node.drain failed: FAILED_PRECONDITION:", failure.Message, StringComparison.Ordinal);
-            Assert.Contains("stopper-0 (it is STOPPED: only a running VM migrates live.)", failure.Message, StringComparison.Ordinal);
+            Assert.Contains("pinned (RESOURCE_EXHAUSTED: No node to migrate the VM to. No other node can take it:", failure.Message, StringComparison.Ordinal);
             var drainId = (string?)await cloud.QueryAsync("SELECT id::text FROM operations WHERE kind = 'node.drain' ORDER BY created_at DESC LIMIT 1");
             var (_, json) = await Cloudctl.RunAsync(config, "operation", "get", drainId!, "-o", "json");
-            var vms = JsonDocument.Parse(json).RootElement.GetProperty("drain").GetProperty("vms").EnumerateArray().ToList();
-            Assert.Equal("LEFT", vms.Single(v => v.Str("id") == vmIds[0]).Str("outcome"));
-            Assert.Equal(("MOVED", other), (vms.Single(v => v.Str("id") == vmIds[1]).Str("outcome"), vms.Single(v => v.Str("id") == vmIds[1]).Str("node")));
-            var (_, stopped) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmIds[0]}");
-            Assert.Equal((drained, "STOPPED"), (stopped.Str("node"), stopped.Str("state")));
+            var vms = JsonDocument.Parse(json).RootElement.GetProperty("drain").GetProperty("vms").EnumerateArray().ToDictionary(v => v.Str("id"));
+            Assert.Equal("LEFT", vms[pinned].Str("outcome"));
+            foreach (var (vmId, state) in new[] { (vmIds[0], "STOPPED"), (vmIds[1], "RUNNING") })
+            {
+                Assert.Equal(("MOVED", other), (vms[vmId].Str("outcome"), vms[vmId].Str("node")));
+                var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+                Assert.Equal((other, state), (vm.Str("node"), vm.Str("state")));
+            }
+            var (_, stayed) = await tenant.Member.GetJsonAsync($"/v1/vms/{pinned}");
+            Assert.Equal((drained, "RUNNING"), (stayed.Str("node"), stayed.Str("state")));
         }
         finally
         {
             Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{drained}/uncordon", "{}")).Status);
+            await DeleteAsync(tenant, [.. vmIds, pinned]);
+            await cloud.Http.SendAsync(HttpMethod.Delete, $"/v1/aggregates/drain-pinned/nodes/{drained}");
+            Assert.Equal(HttpStatusCode.NoContent, (await cloud.Http.SendAsync(HttpMethod.Delete, "/v1/aggregates/drain-pinned")).Status);
         }
-        await DeleteAsync(tenant, vmIds);
     }
 
     [Theory]

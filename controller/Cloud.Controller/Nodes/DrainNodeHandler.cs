@@ -12,13 +12,13 @@ using Microsoft.Extensions.Options;
 namespace Cloud.Controller.Nodes;
 
 /// <summary>
-/// node.drain (operators): the node was cordoned when the drain started; every VM running on it
-/// is live-migrated, each by a vm.migrate operation of its own with no node named (the
+/// node.drain (operators): the node was cordoned when the drain started; every VM on it, running
+/// or stopped, is migrated, each by a vm.migrate operation of its own with no node named (the
 /// scheduler chooses, with the VM's constraints), at most <see cref="DrainNodeRequest.MaxParallel"/>
 /// at a time. A VM busy with another operation is waited for; each VM is tried once. The
 /// operation's result lists every VM and what became of it, and is written as the drain goes,
 /// so that a controller taking over a drain goes on from it. The drain fails, naming them, when
-/// VMs are left: not running (a stopped VM does not migrate live), or their migration failed.
+/// VMs are left: in another state (creating, in error), or their migration failed.
 /// </summary>
 internal sealed partial class DrainNodeHandler(
     VmHandlerSupport support,
@@ -66,7 +66,7 @@ internal sealed partial class DrainNodeHandler(
             var waiting = false;
             foreach (var resident in residents.Where(r => byId[r.Id].Outcome.Length == 0))
             {
-                if (resident.State != VmStates.Running)
+                if (resident.State is not (VmStates.Running or VmStates.Stopped))
                 {
                     continue;
                 }
@@ -163,7 +163,7 @@ internal sealed partial class DrainNodeHandler(
             }
             if (stillHere.TryGetValue(Guid.Parse(vm.Id), out var resident))
             {
-                Leave(vm, $"it is {resident.State}: only a running VM migrates live.");
+                Leave(vm, $"it is {resident.State}: only running and stopped VMs migrate.");
             }
             else
             {

@@ -207,6 +207,25 @@ internal sealed partial class LiveMigration(
         }
     }
 
+    /// <summary>
+    /// The migration stream needs a QEMU on each side: a stopped VM gets one on its node with its
+    /// vCPUs stopped, so that the guest runs no instruction on either node, and is powered off
+    /// on the destination once it arrived, or on its node again if the move fails (docs/design/007).
+    /// </summary>
+    public async Task StartPausedForMoveAsync(VmEntity vm, NodeEntity source, AgentConnection sourceAgent, CancellationToken cancellationToken)
+    {
+        var started = await sourceAgent.CallAsync(
+            (c, o) => c.StartVmAsync(new AgentV1.StartVmRequest { VmId = vm.Id.ToString("N"), Paused = true }, o), cancellationToken);
+        if (started.State is not AgentV1.VmState.Paused)
+        {
+            Log.StartedRunning(logger, vm.Id, source.Name, started.State.ToString());
+        }
+    }
+
+    /// <summary>Powers a VM that was stopped before its move off on <paramref name="agent"/> (forced: its guest never ran).</summary>
+    public static Task<AgentV1.Vm> PowerOffAsync(AgentConnection agent, Guid vmId, CancellationToken cancellationToken)
+        => agent.CallAsync((c, o) => c.StopVmAsync(new AgentV1.StopVmRequest { VmId = vmId.ToString("N"), Force = true, TimeoutSeconds = 30 }, o), cancellationToken);
+
     /// <summary>The state a node's agent reports for a VM; Unspecified when it does not have it.</summary>
     public static async Task<AgentV1.VmState> StateOnAsync(AgentConnection agent, string vmRef, CancellationToken cancellationToken)
     {
@@ -228,5 +247,8 @@ internal sealed partial class LiveMigration(
 
         [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Aborting the migration of VM {VmId} on a node failed: {Detail}")]
         public static partial void AbortFailed(ILogger logger, Guid vmId, string detail);
+
+        [LoggerMessage(EventId = 3114, Level = LogLevel.Warning, Message = "Stopped VM {VmId} was to move paused, but the agent on {Source} started it {State}: an agent that predates paused starts runs the guest for the move")]
+        public static partial void StartedRunning(ILogger logger, Guid vmId, string source, string state);
     }
 }

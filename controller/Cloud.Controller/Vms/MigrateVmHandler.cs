@@ -11,7 +11,8 @@ namespace Cloud.Controller.Vms;
 
 /// <summary>
 /// vm.migrate (operators): live migration to a named node, or to the node the scheduler chooses
-/// when none is named (the VM's own constraints apply, as at its creation; docs/design/007).
+/// when none is named (the VM's own constraints apply, as at its creation; docs/design/007). A
+/// stopped VM moves too: started paused for the stream, powered off again where it ends up.
 /// The target's capacity is claimed
 /// first by a migration consumer (the operation's id), so nothing else can take it meanwhile;
 /// the target agent prepares an incoming VM, the source agent streams it, and the operation's
@@ -59,7 +60,7 @@ internal sealed partial class MigrateVmHandler(
                     t => VmHandlerSupport.MarkRolledBackAsync(t, operation.Id, cancellationToken), cancellationToken);
                 return;
             }
-            await RollBackAsync(operation.Id, vm.Id, sourceAgent, agents.For(target.Address), target.Id, Stopped, recovered: true, cancellationToken);
+            await RollBackAsync(operation.Id, vm, sourceAgent, agents.For(target.Address), target.Id, Stopped, recovered: true, cancellationToken);
             return;
         }
 
@@ -82,20 +83,40 @@ internal sealed partial class MigrateVmHandler(
         var targetAgent = agents.For(target.Address);
         await support.ProgressAsync(operation.Id, 10, cancellationToken);
 
+        var wasStopped = vm.State == VmStates.Stopped;
         Cloud.Contracts.Agent.V1.VmState arrived;
         try
         {
+            if (wasStopped)
+            {
+                await migration.StartPausedForMoveAsync(vm, source, sourceAgent, cancellationToken);
+            }
             arrived = await migration.MoveAsync(operation.Id, vm, sourceAgent, target.Id, targetAgent, 20, 95, cancellationToken);
         }
         catch (RpcException e)
         {
             Log.MigrationFailed(logger, vm.Id, source.Name, target.Name, e.Status.Detail);
-            await RollBackAsync(operation.Id, vm.Id, sourceAgent, targetAgent, target.Id,
+            await RollBackAsync(operation.Id, vm, sourceAgent, targetAgent, target.Id,
                 $"Migration to {target.Name} failed: {e.Status.Detail}", recovered: false, cancellationToken, ApiException.CodeName(e.StatusCode));
             return;
         }
 
-        await support.FinishAsync(operation.Id, null, null, async t =>
+        string? powerOffCode = null;
+        string? powerOffFailure = null;
+        if (wasStopped)
+        {
+            try
+            {
+                arrived = (await LiveMigration.PowerOffAsync(targetAgent, vm.Id, cancellationToken)).State;
+            }
+            catch (RpcException e)
+            {
+                // It is on the target, paused: landed there, and the operation says so.
+                powerOffCode = ApiException.CodeName(e.StatusCode);
+                powerOffFailure = $"The VM moved to node {target.Name}, which then failed to power it off: {e.Status.Detail}. It is there, paused.";
+            }
+        }
+        await support.FinishAsync(operation.Id, powerOffCode, powerOffFailure, async t =>
         {
             await migration.LandAsync(t, operation.Id, vm, target, size, cancellationToken);
             await support.SetStateAsync(t, vm.Id, arrived, cancellationToken);
@@ -108,10 +129,22 @@ internal sealed partial class MigrateVmHandler(
         return await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Name == name, cancellationToken);
     }
 
-    private async Task RollBackAsync(Guid operationId, Guid vmId, AgentConnection sourceAgent, AgentConnection targetAgent, Guid targetId,
+    /// <summary>Both sides aborted, the target's claim released; a VM that was stopped is powered off on its node again.</summary>
+    private async Task RollBackAsync(Guid operationId, VmEntity vm, AgentConnection sourceAgent, AgentConnection targetAgent, Guid targetId,
         string message, bool recovered, CancellationToken cancellationToken, string? code = null)
     {
-        await migration.AbortAsync(operationId, vmId, sourceAgent, targetAgent, cancellationToken);
+        await migration.AbortAsync(operationId, vm.Id, sourceAgent, targetAgent, cancellationToken);
+        if (vm.State == VmStates.Stopped)
+        {
+            try
+            {
+                await LiveMigration.PowerOffAsync(sourceAgent, vm.Id, cancellationToken);
+            }
+            catch (RpcException e)
+            {
+                Log.PowerOffFailed(logger, vm.Id, e.Status.Detail);
+            }
+        }
         await support.FinishAsync(operationId, code ?? ApiException.CodeName(StatusCode.Aborted), message, async t =>
         {
             await scheduler.ReleaseAsync(operationId, targetId, t, cancellationToken);
@@ -126,6 +159,9 @@ internal sealed partial class MigrateVmHandler(
     {
         [LoggerMessage(EventId = 3101, Level = LogLevel.Warning, Message = "Migration of VM {VmId} from {Source} to {Target} failed: {Detail}")]
         public static partial void MigrationFailed(ILogger logger, Guid vmId, string source, string target, string detail);
+
+        [LoggerMessage(EventId = 3105, Level = LogLevel.Warning, Message = "VM {VmId} was stopped before its migration failed, and powering it off on its node again failed: {Detail}")]
+        public static partial void PowerOffFailed(ILogger logger, Guid vmId, string detail);
 
         [LoggerMessage(EventId = 3104, Level = LogLevel.Information, Message = "VM {VmId} migrates from {Source} to {Target}, chosen by the scheduler")]
         public static partial void TargetChosen(ILogger logger, Guid vmId, string source, string target);

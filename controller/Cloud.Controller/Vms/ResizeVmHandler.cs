@@ -134,15 +134,7 @@ internal sealed partial class ResizeVmHandler(
         {
             if (move.WasStopped)
             {
-                // The migration stream needs a QEMU on each side: a stopped VM gets one with its
-                // vCPUs stopped, so the guest runs no instruction on either node, and is powered
-                // off on the destination once it arrived (docs/design/007).
-                var started = await move.SourceAgent.CallAsync(
-                    (c, o) => c.StartVmAsync(new AgentV1.StartVmRequest { VmId = vm.Id.ToString("N"), Paused = true }, o), cancellationToken);
-                if (started.State is not AgentV1.VmState.Paused)
-                {
-                    Log.StartedRunning(logger, vm.Id, source.Name, started.State.ToString());
-                }
+                await migration.StartPausedForMoveAsync(vm, source, move.SourceAgent, cancellationToken);
             }
             await migration.MoveAsync(operationId, vm, move.SourceAgent, destination.Id, destinationAgent, 35, 85, cancellationToken);
         }
@@ -171,7 +163,7 @@ internal sealed partial class ResizeVmHandler(
         {
             if (move.WasStopped)
             {
-                await destinationAgent.CallAsync((c, o) => c.StopVmAsync(new AgentV1.StopVmRequest { VmId = vmId.ToString("N"), Force = true, TimeoutSeconds = 30 }, o), cancellationToken);
+                await LiveMigration.PowerOffAsync(destinationAgent, vmId, cancellationToken);
             }
             reported = await destinationAgent.CallAsync((c, o) => c.ResizeVmAsync(ResizeRequest(vmId, move.Target), o), cancellationToken);
         }
@@ -224,7 +216,7 @@ internal sealed partial class ResizeVmHandler(
         {
             try
             {
-                await move.SourceAgent.CallAsync((c, o) => c.StopVmAsync(new AgentV1.StopVmRequest { VmId = vmRef, Force = true, TimeoutSeconds = 30 }, o), cancellationToken);
+                await LiveMigration.PowerOffAsync(move.SourceAgent, move.Vm.Id, cancellationToken);
             }
             catch (RpcException e)
             {
@@ -333,8 +325,5 @@ internal sealed partial class ResizeVmHandler(
 
         [LoggerMessage(EventId = 3113, Level = LogLevel.Information, Message = "VM {VmId} moved to {Destination} with flavor {Flavor}")]
         public static partial void Moved(ILogger logger, Guid vmId, string destination, string flavor);
-
-        [LoggerMessage(EventId = 3114, Level = LogLevel.Warning, Message = "Stopped VM {VmId} was to move paused, but the agent on {Source} started it {State}: an agent that predates paused starts runs the guest for the move")]
-        public static partial void StartedRunning(ILogger logger, Guid vmId, string source, string state);
     }
 }

@@ -173,7 +173,7 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
         return await operations.StartAsync(caller, OperationKinds.VmMigrate, request, request.IdempotencyKey, request, async (db, _, now) =>
         {
             var vm = await OperationStarter.LockVmAsync(db, caller, request.Id, cancellationToken);
-            RequireState(vm, OperationKinds.VmMigrate, [VmStates.Running]);
+            RequireState(vm, OperationKinds.VmMigrate, [VmStates.Running, VmStates.Stopped]);
             if (request.Node.Length == 0)
             {
                 vm.UpdatedAt = now;
