@@ -95,6 +95,47 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_drain_abandoned_by_a_stopped_replica_goes_on_from_its_recorded_result()
+    {
+        using var tenant = await cloud.CreateTenantAsync("drainresume");
+        var (drained, other, vmIds) = await PlaceOnOneNodeAsync(tenant, 2);
+        // What a controller killed mid-drain leaves: the node cordoned, the first VM's migration
+        // started (and ended since), the drain RUNNING with its owner gone and the lease run out.
+        var firstMigration = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmIds[0]}/migrate", "{}");
+        Assert.Equal("SUCCEEDED", firstMigration.Str("state"));
+        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{drained}/cordon", "{}")).Status);
+        var notRunningBefore = await NotRunningOnAsync(drained);
+        var drainId = Guid.CreateVersion7();
+        await cloud.ScalarAsync(
+            """
+            WITH o AS (INSERT INTO operations (id, project_id, kind, target_id, state, progress, created_at, updated_at, owner, lease_expires_at, request, result)
+                       SELECT @id, 'admin', 'node.drain', n.id::text, 'RUNNING', 0, now(), now(), 'crashed-replica', now() - interval '1 minute',
+                              '{"name":"' || n.name || '","maxParallel":1}', @result
+                         FROM nodes n WHERE n.name = @node RETURNING 1)
+            SELECT count(*) FROM o
+            """,
+            ("id", drainId), ("node", drained),
+            ("result", $$"""{"vms":[{"id":"{{vmIds[0]}}","name":"stopper-0","outcome":"MIGRATING","operation":"{{firstMigration.Str("id")}}"}]}"""));
+        try
+        {
+            var done = await cloud.Http.WaitForOperationAsync(drainId.ToString());
+
+            Assert.Equal("RESUMED", done.Str("recovery"));
+            Assert.Equal(notRunningBefore == 0 ? "SUCCEEDED" : "FAILED", done.Str("state"));
+            var vms = done.GetProperty("drain").GetProperty("vms").EnumerateArray().ToDictionary(v => v.Str("id"));
+            Assert.Equal(("MOVED", other, firstMigration.Str("id")), (vms[vmIds[0]].Str("outcome"), vms[vmIds[0]].Str("node"), vms[vmIds[0]].Str("operation")));
+            Assert.Equal(("MOVED", other), (vms[vmIds[1]].Str("outcome"), vms[vmIds[1]].Str("node")));
+            // The first VM was not migrated a second time.
+            Assert.Equal(1, await cloud.ScalarAsync("SELECT count(*) FROM operations WHERE kind = 'vm.migrate' AND target_id = @vm", ("vm", vmIds[0])));
+        }
+        finally
+        {
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{drained}/uncordon", "{}")).Status);
+        }
+        await DeleteAsync(tenant, vmIds);
+    }
+
     [Theory]
     [InlineData("operator", "/v1/nodes/no-such-node/drain", "{}", HttpStatusCode.NotFound, "Node 'no-such-node'")]
     [InlineData("operator", "/v1/nodes/Not_A_Node/drain", "{}", HttpStatusCode.BadRequest, "node 'Not_A_Node' is invalid")]
