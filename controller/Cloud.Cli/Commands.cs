@@ -28,6 +28,7 @@ internal static partial class Commands
         root.Subcommands.Add(flavors);
         root.Subcommands.Add(ImageCommands(console));
         root.Subcommands.Add(NodeCommands(console));
+        root.Subcommands.Add(CapacityCommand(console));
         root.Subcommands.Add(OperationCommands(console));
         root.Subcommands.Add(SnapshotCommands(console));
         root.Subcommands.Add(TenantCommands(console));

@@ -1,4 +1,5 @@
 using Cloud.Controller.Api;
+using Cloud.Controller.Capacity;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Grpc;
 
@@ -6,18 +7,23 @@ namespace Cloud.Controller.Placement;
 
 /// <summary>
 /// REST/JSON for placement: dry runs and decisions under /v1/placement, server groups under
-/// /v1/server-groups, aggregates under /v1/aggregates, zones under /v1/availability-zones.
+/// /v1/server-groups, aggregates under /v1/aggregates, zones under /v1/availability-zones, and
+/// capacity planning under /v1/capacity.
 /// </summary>
 internal static class PlacementApi
 {
     public static IServiceCollection AddPlacementApi(this IServiceCollection services)
-        => services.AddSingleton<PlacementService>();
+        => services.AddSingleton<PlacementService>().AddSingleton<CapacityPlanner>().AddSingleton<CapacityService>();
 
     public static IEndpointRouteBuilder MapPlacementApi(this IEndpointRouteBuilder app)
     {
         app.MapGrpcService<PlacementGrpcService>(PlacementGrpc.BindService);
         var v1 = app.MapGroup("/v1").AddEndpointFilter<ApiErrorFilter>();
 
+        v1.MapGet("/capacity", async (HttpContext http, CapacityService capacity, CancellationToken ct) =>
+            ProtoJson.Result(await capacity.PlanAsync(RestApi.CallerOf(http), new PlanCapacityRequest(), ct)));
+        v1.MapPost("/capacity/plan", async (HttpContext http, CapacityService capacity, CancellationToken ct) =>
+            ProtoJson.Result(await capacity.PlanAsync(RestApi.CallerOf(http), await ProtoJson.ReadAsync<PlanCapacityRequest>(http.Request, ct), ct)));
         v1.MapPost("/placement/dry-run", async (HttpContext http, PlacementService placement, CancellationToken ct) =>
             ProtoJson.Result(await placement.DryRunAsync(RestApi.CallerOf(http), await ProtoJson.ReadAsync<DryRunRequest>(http.Request, ct), ct)));
         v1.MapGet("/placement/decisions", async (HttpContext http, PlacementService placement, string? consumer_id, int? page_size, CancellationToken ct) =>

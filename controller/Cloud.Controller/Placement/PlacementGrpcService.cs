@@ -1,13 +1,17 @@
 using Cloud.Controller.Api;
 using Cloud.Controller.Auth;
+using Cloud.Controller.Capacity;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Grpc;
 
 namespace Cloud.Controller.Placement;
 
 /// <summary>cloud.compute.v1.Placement: the same API as REST under /v1/placement, with the same error codes.</summary>
-internal sealed class PlacementGrpcService(TokenAuthenticator authenticator, PlacementService placement) : PlacementGrpc.PlacementBase
+internal sealed class PlacementGrpcService(TokenAuthenticator authenticator, PlacementService placement, CapacityService capacity) : PlacementGrpc.PlacementBase
 {
+    public override Task<CapacityPlan> PlanCapacity(PlanCapacityRequest request, ServerCallContext context)
+        => Call(context, caller => capacity.PlanAsync(caller, request, context.CancellationToken));
+
     public override Task<DryRunResponse> DryRun(DryRunRequest request, ServerCallContext context)
         => Call(context, caller => placement.DryRunAsync(caller, request, context.CancellationToken));
 

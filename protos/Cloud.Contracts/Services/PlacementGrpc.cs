@@ -9,6 +9,7 @@ public static class PlacementGrpc
     public const string ServiceName = "cloud.compute.v1.Placement";
 
     public static readonly Method<DryRunRequest, DryRunResponse> DryRunMethod = Methods.Unary<DryRunRequest, DryRunResponse>(ServiceName, "DryRun");
+    public static readonly Method<PlanCapacityRequest, CapacityPlan> PlanCapacityMethod = Methods.Unary<PlanCapacityRequest, CapacityPlan>(ServiceName, "PlanCapacity");
     public static readonly Method<GetPlacementDecisionRequest, PlacementDecision> GetPlacementDecisionMethod = Methods.Unary<GetPlacementDecisionRequest, PlacementDecision>(ServiceName, "GetPlacementDecision");
     public static readonly Method<ListPlacementDecisionsRequest, ListPlacementDecisionsResponse> ListPlacementDecisionsMethod = Methods.Unary<ListPlacementDecisionsRequest, ListPlacementDecisionsResponse>(ServiceName, "ListPlacementDecisions");
     public static readonly Method<CreateServerGroupRequest, ServerGroup> CreateServerGroupMethod = Methods.Unary<CreateServerGroupRequest, ServerGroup>(ServiceName, "CreateServerGroup");
@@ -25,6 +26,7 @@ public static class PlacementGrpc
     public abstract class PlacementBase
     {
         public virtual Task<DryRunResponse> DryRun(DryRunRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DryRun");
+        public virtual Task<CapacityPlan> PlanCapacity(PlanCapacityRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "PlanCapacity");
         public virtual Task<PlacementDecision> GetPlacementDecision(GetPlacementDecisionRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "GetPlacementDecision");
         public virtual Task<ListPlacementDecisionsResponse> ListPlacementDecisions(ListPlacementDecisionsRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ListPlacementDecisions");
         public virtual Task<ServerGroup> CreateServerGroup(CreateServerGroupRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "CreateServerGroup");
@@ -44,6 +46,7 @@ public static class PlacementGrpc
     {
         ArgumentNullException.ThrowIfNull(binder);
         binder.AddUnary(DryRunMethod, (s, r, c) => s.DryRun(r, c));
+        binder.AddUnary(PlanCapacityMethod, (s, r, c) => s.PlanCapacity(r, c));
         binder.AddUnary(GetPlacementDecisionMethod, (s, r, c) => s.GetPlacementDecision(r, c));
         binder.AddUnary(ListPlacementDecisionsMethod, (s, r, c) => s.ListPlacementDecisions(r, c));
         binder.AddUnary(CreateServerGroupMethod, (s, r, c) => s.CreateServerGroup(r, c));
@@ -61,6 +64,7 @@ public static class PlacementGrpc
     public sealed class PlacementClient(CallInvoker invoker)
     {
         public Task<DryRunResponse> DryRunAsync(DryRunRequest request, CallOptions options = default) => invoker.UnaryAsync(DryRunMethod, request, options);
+        public Task<CapacityPlan> PlanCapacityAsync(PlanCapacityRequest request, CallOptions options = default) => invoker.UnaryAsync(PlanCapacityMethod, request, options);
         public Task<PlacementDecision> GetPlacementDecisionAsync(GetPlacementDecisionRequest request, CallOptions options = default) => invoker.UnaryAsync(GetPlacementDecisionMethod, request, options);
         public Task<ListPlacementDecisionsResponse> ListPlacementDecisionsAsync(ListPlacementDecisionsRequest request, CallOptions options = default) => invoker.UnaryAsync(ListPlacementDecisionsMethod, request, options);
         public Task<ServerGroup> CreateServerGroupAsync(CreateServerGroupRequest request, CallOptions options = default) => invoker.UnaryAsync(CreateServerGroupMethod, request, options);
