@@ -3,7 +3,7 @@
 #   deploy/dev/bench.sh            every benchmark
 #   deploy/dev/bench.sh NAME       one of them: scheduler (all of the scheduler's), or one
 #                                  scheduler benchmark: batch, single, latency, packing, memory,
-#                                  chaos (kill -9 of PostgreSQL mid-run); agent (all of the QEMU
+#                                  capacity, chaos (kill -9 of PostgreSQL mid-run); agent (all of the QEMU
 #                                  backend's), or one of agent-create, agent-migrate, agent-memory;
 #                                  postgres-floor (PostgreSQL alone at the latency benchmark's rate)
 # Extra arguments go to the benchmark, e.g. deploy/dev/bench.sh batch --nodes 2000 --vms 20000;
@@ -21,7 +21,7 @@ ensure_dotnet
 NAME=${1:-all}
 shift $(( $# > 0 ? 1 : 0 ))
 
-SCHEDULER_BENCHMARKS="batch single latency packing memory chaos"
+SCHEDULER_BENCHMARKS="batch single latency packing memory capacity chaos"
 AGENT_BENCHMARKS="agent-create agent-migrate agent-memory"
 status=0
 

@@ -47,7 +47,7 @@ public sealed class CapacityApiTests(CloudFixture cloud) : IDisposable
     public async Task A_drain_played_out_places_the_nodes_vms_on_the_other_and_claims_nothing()
     {
         using var tenant = await cloud.CreateTenantAsync("capdrain");
-        var vmIds = await PlaceOnFirstNodeAsync(tenant, 2);
+        var vmIds = await cloud.CreateRunningVmsOnFirstNodeAsync(tenant, "planned", 2);
         var onNode = (int)await cloud.ScalarAsync("SELECT count(*) FROM vms v JOIN nodes n ON n.id = v.node_id WHERE n.name = 'test-node-1' AND v.state <> 'DELETED'");
         var allocations = await cloud.ScalarAsync("SELECT count(*) FROM allocations");
         var config = Track(Cloudctl.WriteConfig(cloud.RestUrl, CloudFixture.OperatorToken));
@@ -137,25 +137,6 @@ public sealed class CapacityApiTests(CloudFixture cloud) : IDisposable
     private static long Int64(JsonElement element, string name) => element.TryGetProperty(name, out var value) ? long.Parse(value.GetString()!) : 0;
 
     private static int Int32(JsonElement element, string name) => element.TryGetProperty(name, out var value) ? value.GetInt32() : 0;
-
-    /// <summary>Running VMs all on test-node-1: the other node is cordoned while they are created.</summary>
-    private async Task<string[]> PlaceOnFirstNodeAsync(TestTenant tenant, int count)
-    {
-        var vmIds = new string[count];
-        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync("/v1/nodes/test-node-2/cordon", "{}")).Status);
-        try
-        {
-            for (var i = 0; i < count; i++)
-            {
-                vmIds[i] = await tenant.Member.CreateRunningVmAsync($"planned-{i}");
-            }
-        }
-        finally
-        {
-            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync("/v1/nodes/test-node-2/uncordon", "{}")).Status);
-        }
-        return vmIds;
-    }
 
     private string Track(string file)
     {

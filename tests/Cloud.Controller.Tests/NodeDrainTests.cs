@@ -12,17 +12,20 @@ namespace Cloud.Controller.Tests;
 [Collection(CloudCollection.Name)]
 public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
 {
+    private const string Drained = "test-node-1";
+    private const string Other = "test-node-2";
+
     private readonly List<string> _files = [];
 
     [Fact]
     public async Task A_drain_moves_every_running_vm_off_the_node_and_leaves_it_cordoned()
     {
         using var tenant = await cloud.CreateTenantAsync("drain");
-        var (drained, other, vmIds) = await PlaceOnOneNodeAsync(tenant, 3);
-        var notRunningBefore = await NotRunningOnAsync(drained);
+        var vmIds = await cloud.CreateRunningVmsOnFirstNodeAsync(tenant, "stopper", 3);
+        var notRunningBefore = await NotRunningOnAsync(Drained);
         try
         {
-            var operation = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/nodes/{drained}/drain", """{"maxParallel":1}""");
+            var operation = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/nodes/{Drained}/drain", """{"maxParallel":1}""");
 
             Assert.Equal("node.drain", operation.Str("kind"));
             var result = operation.GetProperty("drain");
@@ -32,13 +35,13 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
             {
                 var entry = result.GetProperty("vms").EnumerateArray().Single(v => v.Str("id") == vmId);
                 Assert.Equal("MOVED", entry.Str("outcome"));
-                Assert.Equal(other, entry.Str("node"));
+                Assert.Equal(Other, entry.Str("node"));
                 var (_, migration) = await cloud.Http.GetJsonAsync($"/v1/operations/{entry.Str("operation")}");
                 Assert.Equal(("vm.migrate", "SUCCEEDED"), (migration.Str("kind"), migration.Str("state")));
                 var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
-                Assert.Equal((other, "RUNNING"), (vm.Str("node"), vm.Str("state")));
+                Assert.Equal((Other, "RUNNING"), (vm.Str("node"), vm.Str("state")));
             }
-            Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM vms v JOIN nodes n ON n.id = v.node_id WHERE n.name = @n AND v.state = 'RUNNING'", ("n", drained)));
+            Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM vms v JOIN nodes n ON n.id = v.node_id WHERE n.name = @n AND v.state = 'RUNNING'", ("n", Drained)));
             // One at a time: each migration started after the one before it ended.
             var migrations = result.GetProperty("vms").EnumerateArray()
                 .Where(v => v.TryGetProperty("operation", out _)).Select(v => Guid.Parse(v.Str("operation"))).ToArray();
@@ -48,11 +51,11 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
                  WHERE a.id = ANY(@ids) AND b.id = ANY(@ids) AND b.created_at < a.updated_at
                 """, ("ids", migrations)));
             Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM allocations a JOIN consumers c ON c.id = a.consumer_id WHERE c.kind = 'migration'"));
-            Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM nodes WHERE name = @n AND schedulable", ("n", drained)));
+            Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM nodes WHERE name = @n AND schedulable", ("n", Drained)));
         }
         finally
         {
-            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{drained}/uncordon", "{}")).Status);
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{Drained}/uncordon", "{}")).Status);
         }
         await DeleteAsync(tenant, vmIds);
     }
@@ -61,15 +64,15 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
     public async Task A_stopped_vm_moves_stopped_and_one_that_fits_nowhere_else_stays_named()
     {
         using var tenant = await cloud.CreateTenantAsync("drainstop");
-        var (drained, other, vmIds) = await PlaceOnOneNodeAsync(tenant, 2);
+        var vmIds = await cloud.CreateRunningVmsOnFirstNodeAsync(tenant, "stopper", 2);
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmIds[0]}/stop", """{"force":true}""")).Str("state"));
         Assert.Equal(HttpStatusCode.Created, (await cloud.Http.PostAsync("/v1/aggregates", """{"name":"drain-pinned"}""")).Status);
-        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.SendAsync(HttpMethod.Put, $"/v1/aggregates/drain-pinned/nodes/{drained}")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.SendAsync(HttpMethod.Put, $"/v1/aggregates/drain-pinned/nodes/{Drained}")).Status);
         var pinned = await tenant.Member.CreateRunningVmAsync("pinned", labels: """{"placement.cloud/aggregate":"drain-pinned"}""");
         var config = Track(Cloudctl.WriteConfig(cloud.RestUrl, CloudFixture.OperatorToken));
         try
         {
-            var failure = await Assert.ThrowsAsync<Cloud.Cli.CliException>(() => Cloudctl.RunAsync(config, "node", "drain", drained, "--parallel", "1"));
+            var failure = await Assert.ThrowsAsync<Cloud.Cli.CliException>(() => Cloudctl.RunAsync(config, "node", "drain", Drained, "--parallel", "1"));
 
             Assert.StartsWith("node.drain failed: FAILED_PRECONDITION:", failure.Message, StringComparison.Ordinal);
             Assert.Contains("pinned (RESOURCE_EXHAUSTED: No node to migrate the VM to. No other node can take it:", failure.Message, StringComparison.Ordinal);
@@ -79,18 +82,18 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
             Assert.Equal("LEFT", vms[pinned].Str("outcome"));
             foreach (var (vmId, state) in new[] { (vmIds[0], "STOPPED"), (vmIds[1], "RUNNING") })
             {
-                Assert.Equal(("MOVED", other), (vms[vmId].Str("outcome"), vms[vmId].Str("node")));
+                Assert.Equal(("MOVED", Other), (vms[vmId].Str("outcome"), vms[vmId].Str("node")));
                 var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
-                Assert.Equal((other, state), (vm.Str("node"), vm.Str("state")));
+                Assert.Equal((Other, state), (vm.Str("node"), vm.Str("state")));
             }
             var (_, stayed) = await tenant.Member.GetJsonAsync($"/v1/vms/{pinned}");
-            Assert.Equal((drained, "RUNNING"), (stayed.Str("node"), stayed.Str("state")));
+            Assert.Equal((Drained, "RUNNING"), (stayed.Str("node"), stayed.Str("state")));
         }
         finally
         {
-            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{drained}/uncordon", "{}")).Status);
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{Drained}/uncordon", "{}")).Status);
             await DeleteAsync(tenant, [.. vmIds, pinned]);
-            await cloud.Http.SendAsync(HttpMethod.Delete, $"/v1/aggregates/drain-pinned/nodes/{drained}");
+            await cloud.Http.SendAsync(HttpMethod.Delete, $"/v1/aggregates/drain-pinned/nodes/{Drained}");
             Assert.Equal(HttpStatusCode.NoContent, (await cloud.Http.SendAsync(HttpMethod.Delete, "/v1/aggregates/drain-pinned")).Status);
         }
     }
@@ -99,13 +102,13 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
     public async Task A_drain_abandoned_by_a_stopped_replica_goes_on_from_its_recorded_result()
     {
         using var tenant = await cloud.CreateTenantAsync("drainresume");
-        var (drained, other, vmIds) = await PlaceOnOneNodeAsync(tenant, 2);
+        var vmIds = await cloud.CreateRunningVmsOnFirstNodeAsync(tenant, "stopper", 2);
         // What a controller killed mid-drain leaves: the node cordoned, the first VM's migration
         // started (and ended since), the drain RUNNING with its owner gone and the lease run out.
         var firstMigration = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmIds[0]}/migrate", "{}");
         Assert.Equal("SUCCEEDED", firstMigration.Str("state"));
-        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{drained}/cordon", "{}")).Status);
-        var notRunningBefore = await NotRunningOnAsync(drained);
+        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{Drained}/cordon", "{}")).Status);
+        var notRunningBefore = await NotRunningOnAsync(Drained);
         var drainId = Guid.CreateVersion7();
         await cloud.ScalarAsync(
             """
@@ -115,7 +118,7 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
                          FROM nodes n WHERE n.name = @node RETURNING 1)
             SELECT count(*) FROM o
             """,
-            ("id", drainId), ("node", drained),
+            ("id", drainId), ("node", Drained),
             ("result", $$"""{"vms":[{"id":"{{vmIds[0]}}","name":"stopper-0","outcome":"MIGRATING","operation":"{{firstMigration.Str("id")}}"}]}"""));
         try
         {
@@ -124,14 +127,14 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
             Assert.Equal("RESUMED", done.Str("recovery"));
             Assert.Equal(notRunningBefore == 0 ? "SUCCEEDED" : "FAILED", done.Str("state"));
             var vms = done.GetProperty("drain").GetProperty("vms").EnumerateArray().ToDictionary(v => v.Str("id"));
-            Assert.Equal(("MOVED", other, firstMigration.Str("id")), (vms[vmIds[0]].Str("outcome"), vms[vmIds[0]].Str("node"), vms[vmIds[0]].Str("operation")));
-            Assert.Equal(("MOVED", other), (vms[vmIds[1]].Str("outcome"), vms[vmIds[1]].Str("node")));
+            Assert.Equal(("MOVED", Other, firstMigration.Str("id")), (vms[vmIds[0]].Str("outcome"), vms[vmIds[0]].Str("node"), vms[vmIds[0]].Str("operation")));
+            Assert.Equal(("MOVED", Other), (vms[vmIds[1]].Str("outcome"), vms[vmIds[1]].Str("node")));
             // The first VM was not migrated a second time.
             Assert.Equal(1, await cloud.ScalarAsync("SELECT count(*) FROM operations WHERE kind = 'vm.migrate' AND target_id = @vm", ("vm", vmIds[0])));
         }
         finally
         {
-            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{drained}/uncordon", "{}")).Status);
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{Drained}/uncordon", "{}")).Status);
         }
         await DeleteAsync(tenant, vmIds);
     }
@@ -154,27 +157,6 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
         Assert.Contains(detail, problem.Str("detail"), StringComparison.Ordinal);
         Assert.Equal(2, await cloud.ScalarAsync("SELECT count(*) FROM nodes WHERE schedulable"));
         Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM operations WHERE kind = 'node.drain' AND state IN ('PENDING', 'RUNNING')"));
-    }
-
-    /// <summary>Running VMs all on one node: the other is cordoned while they are created.</summary>
-    private async Task<(string Node, string Other, string[] VmIds)> PlaceOnOneNodeAsync(TestTenant tenant, int count)
-    {
-        const string Drained = "test-node-1";
-        const string Other = "test-node-2";
-        var vmIds = new string[count];
-        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{Other}/cordon", "{}")).Status);
-        try
-        {
-            for (var i = 0; i < count; i++)
-            {
-                vmIds[i] = await tenant.Member.CreateRunningVmAsync($"stopper-{i}");
-            }
-        }
-        finally
-        {
-            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{Other}/uncordon", "{}")).Status);
-        }
-        return (Drained, Other, vmIds);
     }
 
     private async Task<int> NotRunningOnAsync(string node)

@@ -3,6 +3,7 @@ using System.Globalization;
 using Cloud.Controller.Data;
 using Cloud.Controller.Data.Embedded;
 using Cloud.Controller.Scheduling;
+using Cloud.Contracts.Compute.V1;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
@@ -57,7 +58,7 @@ internal sealed class SchedulerBench : IAsyncDisposable
     public async Task<int> RunAsync(string name, CancellationToken cancellationToken)
     {
         Metric("synchronous_commit", await SettingAsync("synchronous_commit", cancellationToken), "");
-        if (name is "all" or "batch" or "single" or "latency" or "memory")
+        if (name is "all" or "batch" or "single" or "latency" or "memory" or "capacity")
         {
             await using var cloud = await NewCloudAsync("large", _settings.Nodes, vcpus: 64, cpuRatio: 2.0, memoryMb: 512 * 1024, policy: "spread", maxFeasible: 100, cancellationToken);
             if (name is "all" or "batch" or "memory")
@@ -72,9 +73,13 @@ internal sealed class SchedulerBench : IAsyncDisposable
             {
                 await LatencyAsync(cloud, cancellationToken);
             }
-            if (name is "all" or "memory")
+            if (name is "all" or "memory" or "capacity")
             {
                 await MemoryAsync(cloud, cancellationToken);
+            }
+            if (name is "all" or "capacity")
+            {
+                await CapacityAsync(cloud, cancellationToken);
             }
             await CheckAsync(cloud, cancellationToken);
         }
@@ -322,6 +327,32 @@ internal sealed class SchedulerBench : IAsyncDisposable
         Metric("memory_nodes", cloud.Replicas[0].Scheduler is { } s ? (await s.NodesAsync(cancellationToken)).Count : 0, "nodes");
         Metric("process_rss_2_replicas", process.WorkingSet64 / (1024.0 * 1024.0), "MB");
         Metric("managed_heap_2_replicas", GC.GetTotalMemory(false) / (1024.0 * 1024.0), "MB");
+    }
+
+    /// <summary>
+    /// Capacity planning over the full cloud: the plain report, then 100 nodes drained (their
+    /// VMs placed again through the scheduler's filters on a copy of the view), three times each.
+    /// </summary>
+    private static async Task CapacityAsync(Cloud cloud, CancellationToken cancellationToken)
+    {
+        var operatorCaller = new Controller.Auth.Caller("bench", "admin", TokenRoles.Operator);
+        var nodes = await cloud.Replicas[0].Scheduler.NodesAsync(cancellationToken);
+        var drained = new PlanCapacityRequest();
+        drained.DrainNodes.Add(nodes.Take(100).Select(n => n.Name));
+        foreach (var (label, request) in new[] { ("capacity_report", new PlanCapacityRequest()), ("capacity_drain_100_nodes", drained) })
+        {
+            var times = new List<double>();
+            CapacityPlan? plan = null;
+            for (var run = 0; run < 3; run++)
+            {
+                var begun = Stopwatch.GetTimestamp();
+                plan = await cloud.Replicas[0].Capacity.PlanAsync(operatorCaller, request, cancellationToken);
+                times.Add(Stopwatch.GetElapsedTime(begun).TotalMilliseconds);
+            }
+            Metric($"{label}_ms", times.Order().ElementAt(1), "ms");
+            Metric($"{label}_displaced", plan!.Displaced, "VMs");
+            Metric($"{label}_placed_again", plan.PlacedAgain, "VMs");
+        }
     }
 
     /// <summary>

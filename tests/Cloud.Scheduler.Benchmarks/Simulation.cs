@@ -33,6 +33,8 @@ internal sealed class ControllerReplica : IAsyncDisposable
 
     public Controller.Scheduling.Scheduler Scheduler => _app.Services.GetRequiredService<Controller.Scheduling.Scheduler>();
 
+    public Controller.Capacity.CapacityService Capacity => _app.Services.GetRequiredService<Controller.Capacity.CapacityService>();
+
     public static async Task<ControllerReplica> StartAsync(string connectionString, string policy, int maxFeasibleNodes)
     {
         var rest = FreePort();

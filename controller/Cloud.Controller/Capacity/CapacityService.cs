@@ -178,29 +178,23 @@ internal sealed class CapacityService(
     /// </summary>
     private async Task<Dictionary<string, double>> GrowthPerDayAsync(int days, CancellationToken cancellationToken)
     {
-        const string Held = """
-            SELECT coalesce(sum(vcpus), 0)::float8, coalesce(sum(memory_mb), 0)::float8, coalesce(sum(disk_gb), 0)::float8
-              FROM vms
-             WHERE created_at <= $1 AND (node_id IS NOT NULL OR state = 'DELETED')
-               AND (state <> 'DELETED' OR updated_at > $1)
-            """;
-        var now = time.GetUtcNow();
-        var then = await HeldAtAsync(Held, now - TimeSpan.FromDays(days), cancellationToken);
-        var current = await HeldAtAsync(Held, now, cancellationToken);
-        return new Dictionary<string, double>(StringComparer.Ordinal)
-        {
-            [ResourceClasses.Vcpu] = (current[0] - then[0]) / days,
-            [ResourceClasses.MemoryMb] = (current[1] - then[1]) / days,
-            [ResourceClasses.DiskGb] = (current[2] - then[2]) / days,
-        };
-    }
-
-    private async Task<double[]> HeldAtAsync(string sql, DateTimeOffset at, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(sql);
-        command.Parameters.Add(new NpgsqlParameter { Value = at });
+        // One scan: each VM adds what it holds now and takes away what it held at the window's start.
+        await using var command = dataSource.CreateCommand("""
+            SELECT coalesce(sum(vcpus * held), 0)::float8, coalesce(sum(memory_mb * held), 0)::float8, coalesce(sum(disk_gb * held), 0)::float8
+              FROM (SELECT vcpus, memory_mb, disk_gb,
+                           (CASE WHEN state <> 'DELETED' THEN 1 ELSE 0 END)
+                         - (CASE WHEN created_at <= $1 AND (state <> 'DELETED' OR updated_at > $1) THEN 1 ELSE 0 END) AS held
+                      FROM vms
+                     WHERE (node_id IS NOT NULL OR state = 'DELETED') AND (state <> 'DELETED' OR updated_at > $1)) AS v
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = time.GetUtcNow() - TimeSpan.FromDays(days) });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return [reader.GetDouble(0), reader.GetDouble(1), reader.GetDouble(2)];
+        return new Dictionary<string, double>(StringComparer.Ordinal)
+        {
+            [ResourceClasses.Vcpu] = reader.GetDouble(0) / days,
+            [ResourceClasses.MemoryMb] = reader.GetDouble(1) / days,
+            [ResourceClasses.DiskGb] = reader.GetDouble(2) / days,
+        };
     }
 }

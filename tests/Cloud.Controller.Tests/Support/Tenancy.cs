@@ -65,6 +65,28 @@ internal static class Tenancy
         return operation.Str("targetId");
     }
 
+    /// <summary>
+    /// Running VMs named <paramref name="prefix"/>-0.. all on test-node-1: test-node-2 is
+    /// cordoned while they are created.
+    /// </summary>
+    public static async Task<string[]> CreateRunningVmsOnFirstNodeAsync(this CloudFixture cloud, TestTenant tenant, string prefix, int count)
+    {
+        var vmIds = new string[count];
+        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync("/v1/nodes/test-node-2/cordon", "{}")).Status);
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                vmIds[i] = await tenant.Member.CreateRunningVmAsync($"{prefix}-{i}");
+            }
+        }
+        finally
+        {
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync("/v1/nodes/test-node-2/uncordon", "{}")).Status);
+        }
+        return vmIds;
+    }
+
     /// <summary>Posts a verb and waits for its operation; the finished operation.</summary>
     public static async Task<JsonElement> RunAsync(this HttpClient http, HttpMethod method, string path, string? json = null, string? idempotencyKey = null)
     {
