@@ -38,7 +38,7 @@ internal sealed class CapacityService(
         {
             throw ApiException.Invalid($"At most {MaxNames} nodes, zones and flavors in all.");
         }
-        var nodes = await scheduler.NodesAsync(cancellationToken);
+        var nodes = await scheduler.CurrentNodesAsync(cancellationToken);
         var drained = new HashSet<Guid>();
         foreach (var name in request.DrainNodes)
         {

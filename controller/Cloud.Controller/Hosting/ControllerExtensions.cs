@@ -1,5 +1,6 @@
 using System.Net;
 using Cloud.Controller.Api;
+using Cloud.Controller.TenantConsole;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
 using Cloud.Controller.Data;
@@ -88,6 +89,7 @@ internal static class ControllerExtensions
         app.MapGrpcService<ImageSourceService>(ImageSourceGrpc.BindService);
         app.MapGrpcHealthService();
         app.MapGet("/healthz", () => Results.Ok("ok"));
+        app.MapConsole();
         return app;
     }
 

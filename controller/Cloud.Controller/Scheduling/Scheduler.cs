@@ -405,6 +405,29 @@ internal sealed partial class Scheduler(
         return view.Nodes;
     }
 
+    /// <summary>
+    /// The nodes as the ledger has them at this moment: the view is checked against every node's
+    /// generation first, whatever the refresh interval (one read of the versions, then the nodes
+    /// that changed). For reports that must agree with the ledger rather than decide fast.
+    /// </summary>
+    public async Task<IReadOnlyList<NodeCapacity>> CurrentNodesAsync(CancellationToken cancellationToken)
+    {
+        await EnsureViewAsync(cancellationToken);
+        await _refreshGate.WaitAsync(cancellationToken);
+        try
+        {
+            var now = time.GetUtcNow();
+            var expirations = view.Expirations;
+            await RefreshNodesAsync(view.Changed(await ledger.LoadNodeVersionsAsync(cancellationToken)), cancellationToken);
+            view.MarkChecked(now, expirations);
+        }
+        finally
+        {
+            _refreshGate.Release();
+        }
+        return view.Nodes;
+    }
+
     private async Task<(ServerGroupState? Group, PlacementFailure? Failure)> LoadGroupAsync(Guid? groupId, string projectId, CancellationToken cancellationToken)
     {
         if (groupId is not { } id)
