@@ -15,7 +15,7 @@ public sealed class CapacityApiTests(CloudFixture cloud) : IDisposable
     private readonly List<string> _files = [];
 
     [Fact]
-    public async Task The_report_agrees_with_the_ledger_and_one_more_vm_fits_one_less()
+    public async Task The_report_agrees_with_the_ledger_and_one_more_vm_grows_it_and_fits_one_less()
     {
         using var tenant = await cloud.CreateTenantAsync("capacity");
         var first = await tenant.Member.CreateRunningVmAsync("counted-1");
@@ -31,8 +31,9 @@ public sealed class CapacityApiTests(CloudFixture cloud) : IDisposable
         Assert.Equal(vcpus.Sum(r => (long)Math.Floor((Int64(r, "total") - Int64(r, "reserved")) * r.GetProperty("allocationRatio").GetDouble())), Int64(vcpu, "capacity"));
         Assert.Equal(vcpus.Sum(r => Int64(r, "used")), Int64(vcpu, "used"));
         Assert.Equal(Int64(vcpu, "capacity") - Int64(vcpu, "used"), Int64(vcpu, "free"));
-        // Every VM alive was created today: a day's growth is what they hold, as the ledger counts it.
-        Assert.Equal(Int64(vcpu, "used"), vcpu.GetProperty("growthPerDay").GetDouble());
+        // Every VM was created today: a day's growth grew by the second VM's vCPU and memory.
+        Assert.Equal(1.0, vcpu.GetProperty("growthPerDay").GetDouble() - Resource(before, "VCPU").GetProperty("growthPerDay").GetDouble());
+        Assert.Equal(64.0, Resource(after, "MEMORY_MB").GetProperty("growthPerDay").GetDouble() - Resource(before, "MEMORY_MB").GetProperty("growthPerDay").GetDouble());
         Assert.Equal(Math.Round(Int64(vcpu, "free") / vcpu.GetProperty("growthPerDay").GetDouble(), 1), vcpu.GetProperty("daysUntilFull").GetDouble());
         Assert.Equal(Int32(before.GetProperty("fits")[0], "count") - 1, Int32(after.GetProperty("fits")[0], "count"));
         Assert.Equal(0, Int32(after, "displaced"));
