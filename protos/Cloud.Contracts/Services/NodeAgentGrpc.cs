@@ -21,6 +21,8 @@ public static class NodeAgentGrpc
     public static readonly Method<SnapshotRef, Vm> RestoreSnapshotMethod = Methods.Unary<SnapshotRef, Vm>(ServiceName, "RestoreSnapshot");
     public static readonly Method<SnapshotRef, DeleteSnapshotResponse> DeleteSnapshotMethod = Methods.Unary<SnapshotRef, DeleteSnapshotResponse>(ServiceName, "DeleteSnapshot");
     public static readonly Method<ExportSnapshotRequest, ExportSnapshotResponse> ExportSnapshotMethod = Methods.Unary<ExportSnapshotRequest, ExportSnapshotResponse>(ServiceName, "ExportSnapshot");
+    public static readonly Method<ReadSnapshotFileRequest, FileChunk> ReadSnapshotFileMethod = Methods.ServerStreaming<ReadSnapshotFileRequest, FileChunk>(ServiceName, "ReadSnapshotFile");
+    public static readonly Method<ReadStoredImageRequest, FileChunk> ReadImageMethod = Methods.ServerStreaming<ReadStoredImageRequest, FileChunk>(ServiceName, "ReadImage");
     public static readonly Method<PullImageRequest, PullImageResponse> PullImageMethod = Methods.Unary<PullImageRequest, PullImageResponse>(ServiceName, "PullImage");
     public static readonly Method<DeleteImageRequest, DeleteImageResponse> DeleteImageMethod = Methods.Unary<DeleteImageRequest, DeleteImageResponse>(ServiceName, "DeleteImage");
     public static readonly Method<PrepareMigrationRequest, PrepareMigrationResponse> PrepareMigrationMethod = Methods.Unary<PrepareMigrationRequest, PrepareMigrationResponse>(ServiceName, "PrepareMigration");
@@ -44,6 +46,8 @@ public static class NodeAgentGrpc
         public virtual Task<Vm> RestoreSnapshot(SnapshotRef request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "RestoreSnapshot");
         public virtual Task<DeleteSnapshotResponse> DeleteSnapshot(SnapshotRef request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DeleteSnapshot");
         public virtual Task<ExportSnapshotResponse> ExportSnapshot(ExportSnapshotRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ExportSnapshot");
+        public virtual Task ReadSnapshotFile(ReadSnapshotFileRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ReadSnapshotFile");
+        public virtual Task ReadImage(ReadStoredImageRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "ReadImage");
         public virtual Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "PullImage");
         public virtual Task<DeleteImageResponse> DeleteImage(DeleteImageRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "DeleteImage");
         public virtual Task<PrepareMigrationResponse> PrepareMigration(PrepareMigrationRequest request, ServerCallContext context) => throw Methods.Unimplemented(ServiceName, "PrepareMigration");
@@ -69,6 +73,8 @@ public static class NodeAgentGrpc
         binder.AddUnary(RestoreSnapshotMethod, (s, r, c) => s.RestoreSnapshot(r, c));
         binder.AddUnary(DeleteSnapshotMethod, (s, r, c) => s.DeleteSnapshot(r, c));
         binder.AddUnary(ExportSnapshotMethod, (s, r, c) => s.ExportSnapshot(r, c));
+        binder.AddServerStreaming(ReadSnapshotFileMethod, (s, r, w, c) => s.ReadSnapshotFile(r, w, c));
+        binder.AddServerStreaming(ReadImageMethod, (s, r, w, c) => s.ReadImage(r, w, c));
         binder.AddUnary(PullImageMethod, (s, r, c) => s.PullImage(r, c));
         binder.AddUnary(DeleteImageMethod, (s, r, c) => s.DeleteImage(r, c));
         binder.AddUnary(PrepareMigrationMethod, (s, r, c) => s.PrepareMigration(r, c));
@@ -93,6 +99,8 @@ public static class NodeAgentGrpc
         public Task<Vm> RestoreSnapshotAsync(SnapshotRef request, CallOptions options = default) => invoker.UnaryAsync(RestoreSnapshotMethod, request, options);
         public Task<DeleteSnapshotResponse> DeleteSnapshotAsync(SnapshotRef request, CallOptions options = default) => invoker.UnaryAsync(DeleteSnapshotMethod, request, options);
         public Task<ExportSnapshotResponse> ExportSnapshotAsync(ExportSnapshotRequest request, CallOptions options = default) => invoker.UnaryAsync(ExportSnapshotMethod, request, options);
+        public IAsyncServerStreamingCall<FileChunk> ReadSnapshotFile(ReadSnapshotFileRequest request, CallOptions options = default) => invoker.ServerStreaming(ReadSnapshotFileMethod, request, options);
+        public IAsyncServerStreamingCall<FileChunk> ReadImage(ReadStoredImageRequest request, CallOptions options = default) => invoker.ServerStreaming(ReadImageMethod, request, options);
         public Task<PullImageResponse> PullImageAsync(PullImageRequest request, CallOptions options = default) => invoker.UnaryAsync(PullImageMethod, request, options);
         public Task<DeleteImageResponse> DeleteImageAsync(DeleteImageRequest request, CallOptions options = default) => invoker.UnaryAsync(DeleteImageMethod, request, options);
         public Task<PrepareMigrationResponse> PrepareMigrationAsync(PrepareMigrationRequest request, CallOptions options = default) => invoker.UnaryAsync(PrepareMigrationMethod, request, options);
