@@ -40,4 +40,10 @@ internal static partial class Log
 
     [LoggerMessage(4011, LogLevel.Information, "Image {ImageId} removed: the controller deleted it; {SizeBytes} bytes freed")]
     public static partial void DeletedImageRemoved(ILogger logger, string imageId, long sizeBytes);
+
+    [LoggerMessage(4020, LogLevel.Warning, "Snapshot {SnapshotId} of VM {VmId} is not usable on this node: {Reason}")]
+    public static partial void SnapshotUnusable(ILogger logger, string vmId, string snapshotId, string reason);
+
+    [LoggerMessage(4021, LogLevel.Information, "Snapshot {SnapshotId} of VM {VmId} arrived: {Bytes} bytes, every file checked")]
+    public static partial void SnapshotArrived(ILogger logger, string vmId, string snapshotId, long bytes);
 }

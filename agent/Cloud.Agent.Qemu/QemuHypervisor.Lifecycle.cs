@@ -299,10 +299,12 @@ public sealed partial class QemuHypervisor
 
     /// <summary>
     /// Starts QEMU for the VM and waits until its monitor answers. Caller holds the gate.
-    /// <paramref name="memoryLayout"/> (an incoming migration's) makes it boot with the source's RAM
-    /// and DIMMs rather than with memory_mb.
+    /// <paramref name="memoryLayout"/> (an incoming migration's, or a memory snapshot's) makes it
+    /// boot with that RAM and those DIMMs rather than with memory_mb. <paramref name="loadsState"/>
+    /// starts it waiting for a saved memory state (a snapshot's restore) while the VM stays STARTING.
     /// </summary>
-    private async Task LaunchAsync(QemuVm vm, bool incoming, CancellationToken cancellationToken, MemoryLayout? memoryLayout = null, bool paused = false)
+    private async Task LaunchAsync(QemuVm vm, bool incoming, CancellationToken cancellationToken, MemoryLayout? memoryLayout = null, bool paused = false,
+        bool loadsState = false)
     {
         var paths = vm.Paths;
         var image = ResolveImage(vm.Spec);
@@ -346,9 +348,10 @@ public sealed partial class QemuHypervisor
             KernelAppend = image is { Kind: ImageKind.Kernel } ? image.KernelAppend : null,
             Qmp = endpoint,
             SerialLogPath = paths.SerialLog,
+            AppendSerialLog = loadsState,
             PidFilePath = paths.PidFile,
             RunAsUser = _runAsUser,
-            Incoming = incoming,
+            Incoming = incoming || loadsState,
             Paused = paused,
         };
         var args = QemuCommandLine.Build(launch);
@@ -415,7 +418,7 @@ public sealed partial class QemuHypervisor
         process.Pump = Task.Run(() => PumpAsync(vm, process), CancellationToken.None);
         Log.QemuStarted(_logger, vm.Id, pid);
         var status = await QueryStatusAsync(qmp, cancellationToken).ConfigureAwait(false);
-        if (!incoming)
+        if (!incoming && !loadsState)
         {
             SetState(vm, status, paused ? "started paused" : "started");
         }

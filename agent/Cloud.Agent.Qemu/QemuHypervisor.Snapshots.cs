@@ -1,20 +1,23 @@
+using System.Security.Cryptography;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Cloud.Agent.Hypervisor;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Qmp;
 using Google.Protobuf.WellKnownTypes;
 
 namespace Cloud.Agent.Qemu;
 
 /// <summary>
-/// Snapshots are qcow2 internal snapshots of the VM's overlay, tagged with the snapshot id. A
-/// running VM's snapshot also holds its RAM and device state (snapshot-save), so restoring it
-/// brings the guest back exactly where it was; a stopped VM's snapshot is of its disk only.
+/// A snapshot is a folder of immutable files of its own, snapshots/&lt;id&gt;/ in the VM's folder:
+/// disk.qcow2, the disk at that instant as an overlay of the VM's base image, and for a running
+/// VM memory.state, QEMU's migration stream of the paused guest (RAM and devices). Being files
+/// apart from the VM's live disk, they travel with the VM when it moves (the destination pulls
+/// and checks them before the move) and restore on any node that holds the base image
+/// (docs/design/010). Restoring memory starts a new QEMU that loads the saved state.
 /// </summary>
-public sealed partial class QemuHypervisor
+public sealed partial class QemuHypervisor : ISnapshotFiles
 {
-    private static readonly TimeSpan SnapshotJobTimeout = TimeSpan.FromMinutes(30);
+    internal const string SnapshotDiskName = "disk.qcow2";
+    internal const string SnapshotMemoryName = "memory.state";
 
     public async Task<Snapshot> CreateSnapshotAsync(string vmId, string snapshotId, string name, CancellationToken cancellationToken)
     {
@@ -31,51 +34,114 @@ public sealed partial class QemuHypervisor
                     ? ToSnapshot(vm, existing)
                     : throw new HypervisorException(HypervisorError.AlreadyExists, $"Snapshot {snapshotId} of VM {vmId} exists with another name.");
             }
-            var record = new SnapshotRecord { SnapshotId = snapshotId, Name = name, CreatedAt = _time.GetUtcNow() };
+            var staging = FreshDirectory(vm.Paths.SnapshotStaging(snapshotId));
+            var record = new SnapshotRecord { SnapshotId = snapshotId, Name = name, CreatedAt = _time.GetUtcNow(), BaseImage = DiskBase(vm)?.ImageId };
             try
             {
                 if (vm.Process is { } process && vm.State is VmState.Running or VmState.Paused)
                 {
-                    record.IncludesMemory = true;
-                    await RunSnapshotJobAsync(vm, process, "snapshot-save", snapshotId, withVmState: true, cancellationToken).ConfigureAwait(false);
+                    await SaveRunningSnapshotAsync(vm, process, record, staging, cancellationToken).ConfigureAwait(false);
                 }
                 else if (vm.Process is null)
                 {
-                    await _qemuImg.SnapshotCreateAsync(vm.Paths.DiskFile, snapshotId, cancellationToken).ConfigureAwait(false);
+                    await _qemuImg.ConvertAsync(vm.Paths.DiskFile, Path.Combine(staging, SnapshotDiskName), null, DiskBase(vm) is { } image ? (Images.DiskPath(image), image.Format) : null,
+                        forceShare: false, cancellationToken).ConfigureAwait(false);
                 }
                 else
                 {
                     throw new HypervisorException(HypervisorError.FailedPrecondition, $"Cannot snapshot VM {vmId} while it is {vm.State}.");
                 }
-                var info = await _qemuImg.InfoAsync(vm.Paths.DiskFile, forceShare: vm.Process is not null, cancellationToken).ConfigureAwait(false);
-                // The RAM image plus the disk's allocated size: an upper bound of what the snapshot pins.
-                record.SizeBytes = (info.Snapshots.FirstOrDefault(s => s.Name == snapshotId)?.VmStateSize ?? 0) + info.ActualSize;
+                await SealSnapshotAsync(vm, record, staging, cancellationToken).ConfigureAwait(false);
             }
-            catch (HypervisorToolException ex)
+            catch (Exception ex)
             {
-                throw new HypervisorException(HypervisorError.Internal, $"Snapshot {snapshotId} of VM {vmId} failed: {ex.Message}", ex);
+                DeleteDirectory(staging);
+                if (ex is HypervisorToolException or IOException)
+                {
+                    throw new HypervisorException(HypervisorError.Internal, $"Snapshot {snapshotId} of VM {vmId} failed: {ex.Message}", ex);
+                }
+                throw;
             }
-            WriteAtomically(vm.Paths.SnapshotFile(snapshotId), JsonSerializer.Serialize(record, QemuJsonContext.Default.SnapshotRecord));
             return ToSnapshot(vm, record);
         }
+    }
+
+    /// <summary>
+    /// The guest is paused for the instant: an internal snapshot of the disk (metadata only) and
+    /// the memory stream are taken then; it runs on while the disk snapshot is copied out into a
+    /// file of its own, and the internal one is dropped.
+    /// </summary>
+    private async Task SaveRunningSnapshotAsync(QemuVm vm, QemuProcess process, SnapshotRecord record, string staging, CancellationToken cancellationToken)
+    {
+        var qmp = process.Qmp;
+        var tag = "taking-" + record.SnapshotId;
+        record.IncludesMemory = true;
+        record.Vcpus = process.Runtime.BootVcpus + process.Runtime.HotpluggedCpus.Count;
+        record.BootMemoryMb = process.Runtime.BootMemoryMb;
+        record.Dimms = [.. process.Runtime.Dimms.Select(d => new DimmRecord { Id = d.Id, SizeMb = d.SizeMb })];
+        await DropInternalSnapshotAsync(qmp, tag, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await SaveMemoryAsync(vm, process, Path.Combine(staging, SnapshotMemoryName),
+                ct => qmp.ExecuteAsync("blockdev-snapshot-internal-sync", new() { ["device"] = QemuCommandLine.DiskNode, ["name"] = tag }, ct),
+                cancellationToken).ConfigureAwait(false);
+            var image = DiskBase(vm);
+            await _qemuImg.ConvertAsync(vm.Paths.DiskFile, Path.Combine(staging, SnapshotDiskName), tag, image is null ? null : (Images.DiskPath(image), image.Format),
+                forceShare: true, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await DropInternalSnapshotAsync(qmp, tag, CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async Task DropInternalSnapshotAsync(Cloud.Qmp.QmpClient qmp, string tag, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await qmp.ExecuteAsync("blockdev-snapshot-delete-internal-sync", new() { ["device"] = QemuCommandLine.DiskNode, ["name"] = tag }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Cloud.Qmp.QmpCommandException)
+        {
+            // None by that name: the usual case before a snapshot is taken.
+        }
+    }
+
+    /// <summary>Records each file's size and SHA-256, writes the record last and moves the folder into place.</summary>
+    private async Task SealSnapshotAsync(QemuVm vm, SnapshotRecord record, string staging, CancellationToken cancellationToken)
+    {
+        record.Files.Clear();
+        foreach (var name in (string[])[SnapshotDiskName, SnapshotMemoryName])
+        {
+            var path = Path.Combine(staging, name);
+            if (File.Exists(path))
+            {
+                record.Files.Add(new SnapshotFileRecord { Name = name, SizeBytes = new FileInfo(path).Length, Sha256 = await HashFileAsync(path, cancellationToken).ConfigureAwait(false) });
+            }
+        }
+        record.SizeBytes = record.Files.Sum(f => f.SizeBytes);
+        File.WriteAllText(Path.Combine(staging, "snapshot.json"), JsonSerializer.Serialize(record, QemuJsonContext.Default.SnapshotRecord));
+        var final = vm.Paths.SnapshotDirectory(record.SnapshotId);
+        DeleteDirectory(final);
+        Directory.Move(staging, final);
     }
 
     public async Task<IReadOnlyList<Snapshot>> ListSnapshotsAsync(string vmId, CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         var vm = Get(vmId);
-        if (!Directory.Exists(vm.Paths.SnapshotsDirectory))
-        {
-            return [];
-        }
-        return [.. Directory.EnumerateFiles(vm.Paths.SnapshotsDirectory, "*.json")
-            .Select(f => Path.GetFileNameWithoutExtension(f))
-            .Where(VmSpecValidator.IsSafeId)
-            .Select(id => ReadSnapshot(vm, id))
-            .OfType<SnapshotRecord>()
-            .OrderBy(r => r.CreatedAt)
-            .Select(r => ToSnapshot(vm, r))];
+        return [.. ReadSnapshots(vm).Select(r => ToSnapshot(vm, r))];
     }
+
+    private IEnumerable<SnapshotRecord> ReadSnapshots(QemuVm vm)
+        => Directory.Exists(vm.Paths.SnapshotsDirectory)
+            ? Directory.EnumerateDirectories(vm.Paths.SnapshotsDirectory)
+                .Select(d => Path.GetFileName(d))
+                .Where(VmSpecValidator.IsSafeId)
+                .Select(id => ReadSnapshot(vm, id))
+                .OfType<SnapshotRecord>()
+                .OrderBy(r => r.CreatedAt)
+            : [];
 
     public async Task<Vm> RestoreSnapshotAsync(string vmId, string snapshotId, CancellationToken cancellationToken)
     {
@@ -94,32 +160,98 @@ public sealed partial class QemuHypervisor
                         throw new HypervisorException(HypervisorError.FailedPrecondition,
                             $"Snapshot {snapshotId} holds a stopped VM's disk only; stop VM {vmId} to restore it.");
                     }
-                    var wasRunning = vm.State is VmState.Running;
-                    await RunSnapshotJobAsync(vm, process, "snapshot-load", snapshotId, withVmState: true, cancellationToken).ConfigureAwait(false);
-                    // Loading leaves the guest paused; it continues as it was before the restore.
-                    var status = await QueryStatusAsync(process.Qmp, cancellationToken).ConfigureAwait(false);
-                    if (wasRunning && status is not VmState.Running)
-                    {
-                        await process.Qmp.ExecuteAsync("cont", null, cancellationToken).ConfigureAwait(false);
-                    }
-                    PublishEvent(vm, $"restored snapshot {snapshotId}");
+                    RequireSameMachine(vm, process, record);
+                    await RestoreRunningAsync(vm, record, cancellationToken).ConfigureAwait(false);
                 }
                 else if (vm.Process is null)
                 {
-                    await _qemuImg.SnapshotApplyAsync(vm.Paths.DiskFile, snapshotId, cancellationToken).ConfigureAwait(false);
-                    PublishEvent(vm, $"restored snapshot {snapshotId}");
+                    await PutSnapshotDiskAsync(vm, record, cancellationToken).ConfigureAwait(false);
                 }
                 else
                 {
                     throw new HypervisorException(HypervisorError.FailedPrecondition, $"Cannot restore VM {vmId} while it is {vm.State}.");
                 }
+                PublishEvent(vm, $"restored snapshot {snapshotId}");
             }
-            catch (HypervisorToolException ex)
+            catch (Exception ex) when (ex is HypervisorToolException or IOException)
             {
                 throw new HypervisorException(HypervisorError.Internal, $"Restoring snapshot {snapshotId} of VM {vmId} failed: {ex.Message}", ex);
             }
             return Describe(vm, withUsage: false);
         }
+    }
+
+    /// <summary>A memory state loads only into the machine it was saved from: same vCPUs, same RAM blocks and DIMMs.</summary>
+    private static void RequireSameMachine(QemuVm vm, QemuProcess process, SnapshotRecord record)
+    {
+        var runtime = process.Runtime;
+        var vcpus = runtime.BootVcpus + runtime.HotpluggedCpus.Count;
+        var sameDimms = runtime.Dimms.Select(d => (d.Id, d.SizeMb)).SequenceEqual(record.Dimms.Select(d => (d.Id, d.SizeMb)));
+        if (vcpus != record.Vcpus || runtime.BootMemoryMb != record.BootMemoryMb || !sameDimms)
+        {
+            throw new HypervisorException(HypervisorError.FailedPrecondition,
+                $"VM {vm.Id} was resized after snapshot {record.SnapshotId} ({record.Vcpus} vCPUs, {record.BootMemoryMb + record.Dimms.Sum(d => d.SizeMb)} MB then; " +
+                $"{vcpus} vCPUs, {runtime.BootMemoryMb + runtime.Dimms.Sum(d => d.SizeMb)} MB now): its memory cannot be loaded. Stop the VM to restore its disk only.");
+        }
+    }
+
+    /// <summary>
+    /// Restarts the guest from the snapshot: the running QEMU ends, the snapshot's disk replaces the
+    /// VM's, and a new QEMU loads the memory state, then runs (or stays paused) as the VM was. If
+    /// any step fails the VM is left stopped with the disk it had.
+    /// </summary>
+    private async Task RestoreRunningAsync(QemuVm vm, SnapshotRecord record, CancellationToken cancellationToken)
+    {
+        var wasRunning = vm.State is VmState.Running;
+        var aside = vm.Paths.DiskFile + ".before-restore";
+        vm.Busy = "restore";
+        try
+        {
+            vm.Process!.ExpectedExit = $"restoring snapshot {record.SnapshotId}";
+            await StopProcessAsync(vm, force: true, TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+            File.Move(vm.Paths.DiskFile, aside, overwrite: true);
+            try
+            {
+                await PutSnapshotDiskAsync(vm, record, cancellationToken).ConfigureAwait(false);
+                var layout = new MemoryLayout { BootMemoryMb = record.BootMemoryMb };
+                layout.Dimms.AddRange(record.Dimms.Select(d => new MemoryDimm { Id = d.Id, SizeMb = d.SizeMb }));
+                await LaunchAsync(vm, incoming: false, cancellationToken, layout, paused: true, loadsState: true).ConfigureAwait(false);
+                await LoadMemoryAsync(vm, vm.Process!, Path.Combine(vm.Paths.SnapshotDirectory(record.SnapshotId), SnapshotMemoryName), cancellationToken).ConfigureAwait(false);
+                if (wasRunning)
+                {
+                    await vm.Process!.Qmp.ExecuteAsync("cont", null, cancellationToken).ConfigureAwait(false);
+                }
+                SetState(vm, wasRunning ? VmState.Running : VmState.Paused, $"restored snapshot {record.SnapshotId}");
+                DeleteFiles(aside);
+            }
+            catch (Exception ex)
+            {
+                if (vm.Process is { } started)
+                {
+                    started.ExpectedExit = "snapshot restore failed";
+                    await StopProcessAsync(vm, force: true, TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
+                }
+                File.Move(aside, vm.Paths.DiskFile, overwrite: true);
+                SetState(vm, VmState.Stopped, "snapshot restore failed", $"Restoring snapshot {record.SnapshotId} failed: {ex.Message}");
+                throw;
+            }
+        }
+        finally
+        {
+            vm.Busy = null;
+        }
+    }
+
+    /// <summary>Replaces the VM's disk with a copy of the snapshot's (written beside it, then renamed over it).</summary>
+    private async Task PutSnapshotDiskAsync(QemuVm vm, SnapshotRecord record, CancellationToken cancellationToken)
+    {
+        var copy = vm.Paths.DiskFile + ".restoring";
+        File.Copy(Path.Combine(vm.Paths.SnapshotDirectory(record.SnapshotId), SnapshotDiskName), copy, overwrite: true);
+        if (await RunAsUserAsync(cancellationToken).ConfigureAwait(false) is { } user)
+        {
+            await UnixAccounts.ChownAsync(user + ":" + user, [copy], cancellationToken).ConfigureAwait(false);
+        }
+        File.Move(copy, vm.Paths.DiskFile, overwrite: true);
     }
 
     public async Task DeleteSnapshotAsync(string vmId, string snapshotId, CancellationToken cancellationToken)
@@ -129,34 +261,8 @@ public sealed partial class QemuHypervisor
         var (vm, scope) = await LockAsync(vmId, cancellationToken).ConfigureAwait(false);
         using (scope)
         {
-            if (ReadSnapshot(vm, snapshotId) is null)
-            {
-                return;
-            }
-            try
-            {
-                if (vm.Process is { } process)
-                {
-                    if (vm.State is not (VmState.Running or VmState.Paused))
-                    {
-                        throw new HypervisorException(HypervisorError.FailedPrecondition, $"Cannot delete a snapshot of VM {vmId} while it is {vm.State}.");
-                    }
-                    await RunSnapshotJobAsync(vm, process, "snapshot-delete", snapshotId, withVmState: false, cancellationToken).ConfigureAwait(false);
-                }
-                else
-                {
-                    var info = await _qemuImg.InfoAsync(vm.Paths.DiskFile, forceShare: false, cancellationToken).ConfigureAwait(false);
-                    if (info.Snapshots.Any(s => s.Name == snapshotId))
-                    {
-                        await _qemuImg.SnapshotDeleteAsync(vm.Paths.DiskFile, snapshotId, cancellationToken).ConfigureAwait(false);
-                    }
-                }
-            }
-            catch (HypervisorToolException ex)
-            {
-                throw new HypervisorException(HypervisorError.Internal, $"Deleting snapshot {snapshotId} of VM {vmId} failed: {ex.Message}", ex);
-            }
-            File.Delete(vm.Paths.SnapshotFile(snapshotId));
+            // The files are the snapshot's alone: no QEMU holds them, whatever the VM's state.
+            DeleteDirectory(vm.Paths.SnapshotDirectory(snapshotId));
         }
     }
 
@@ -169,13 +275,12 @@ public sealed partial class QemuHypervisor
         using (scope)
         {
             _ = ReadSnapshot(vm, snapshotId) ?? throw new HypervisorException(HypervisorError.NotFound, $"Snapshot {snapshotId} of VM {vmId} does not exist.");
-            // A running QEMU holds the disk's write lock; the snapshot's clusters are immutable, and
-            // the gate keeps snapshot operations away while they are read.
-            var running = vm.Process is not null;
+            var disk = Path.Combine(vm.Paths.SnapshotDirectory(snapshotId), SnapshotDiskName);
             try
             {
+                // Flattened: the image stands alone, whatever base the snapshot's disk overlays.
                 var image = await Images.AddGeneratedAsync(imageId,
-                    (path, ct) => _qemuImg.ConvertSnapshotAsync(vm.Paths.DiskFile, snapshotId, path, running, ct),
+                    (path, ct) => _qemuImg.ConvertAsync(disk, path, null, null, forceShare: false, ct),
                     cancellationToken).ConfigureAwait(false);
                 return new ExportSnapshotResponse { ImageId = image.ImageId, Sha256 = image.Sha256, SizeBytes = image.SizeBytes };
             }
@@ -186,71 +291,8 @@ public sealed partial class QemuHypervisor
         }
     }
 
-    /// <summary>Runs snapshot-save/-load/-delete as a QMP job and waits for it to conclude.</summary>
-    private async Task RunSnapshotJobAsync(QemuVm vm, QemuProcess process, string command, string tag, bool withVmState, CancellationToken cancellationToken)
-    {
-        var jobId = command + "-" + tag;
-        var args = new JsonObject
-        {
-            ["job-id"] = jobId,
-            ["tag"] = tag,
-            ["devices"] = new JsonArray(QemuCommandLine.DiskNode),
-        };
-        if (withVmState)
-        {
-            args["vmstate"] = QemuCommandLine.DiskNode;
-        }
-        vm.Busy = command;
-        try
-        {
-            await RunJobAsync(vm, process.Qmp, command, args, jobId, SnapshotJobTimeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (QmpException ex)
-        {
-            throw new HypervisorException(HypervisorError.Internal, $"{command} of VM {vm.Id} failed: {ex.Message}", ex);
-        }
-        finally
-        {
-            vm.Busy = null;
-        }
-    }
-
-    /// <summary>Starts a job-based command, waits for the job to conclude, dismisses it and reports its error.</summary>
-    private async Task RunJobAsync(QemuVm vm, QmpClient qmp, string command, JsonObject args, string jobId, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        await qmp.ExecuteAsync(command, args, cancellationToken).ConfigureAwait(false);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(timeout);
-        while (true)
-        {
-            var jobs = await qmp.ExecuteAsync("query-jobs", null, deadline.Token).ConfigureAwait(false);
-            JsonElement? job = null;
-            foreach (var j in jobs.EnumerateArray())
-            {
-                if (j.TryGetProperty("id", out var id) && id.GetString() == jobId)
-                {
-                    job = j;
-                }
-            }
-            if (job is not { } found)
-            {
-                throw new HypervisorException(HypervisorError.Internal, $"Job {jobId} disappeared before it concluded.");
-            }
-            var status = found.GetProperty("status").GetString();
-            if (status == "concluded")
-            {
-                var error = found.TryGetProperty("error", out var e) ? e.GetString() : null;
-                await qmp.ExecuteAsync("job-dismiss", new JsonObject { ["id"] = jobId }, deadline.Token).ConfigureAwait(false);
-                if (error is not null)
-                {
-                    throw new HypervisorException(HypervisorError.FailedPrecondition, $"{command} failed: {error}");
-                }
-                return;
-            }
-            // JOB_STATUS_CHANGE events wake this up at once; the timeout is a fallback.
-            await vm.JobSignal.WaitAsync(TimeSpan.FromMilliseconds(200), deadline.Token).ConfigureAwait(false);
-        }
-    }
+    private ImageInfo? DiskBase(QemuVm vm)
+        => vm.Spec.Image.Length > 0 && Images.Find(vm.Spec.Image) is { Kind: ImageKind.Disk } image ? image : null;
 
     private static void RequireDisk(QemuVm vm)
     {
@@ -268,9 +310,10 @@ public sealed partial class QemuHypervisor
         }
     }
 
-    private static SnapshotRecord? ReadSnapshot(QemuVm vm, string snapshotId)
+    /// <summary>The snapshot's record, or null when it is missing, unreadable, or names files that are not there as recorded.</summary>
+    private SnapshotRecord? ReadSnapshot(QemuVm vm, string snapshotId)
     {
-        var path = vm.Paths.SnapshotFile(snapshotId);
+        var path = vm.Paths.SnapshotRecordFile(snapshotId);
         if (!File.Exists(path))
         {
             return null;
@@ -278,21 +321,61 @@ public sealed partial class QemuHypervisor
         try
         {
             var record = JsonSerializer.Deserialize(File.ReadAllText(path), QemuJsonContext.Default.SnapshotRecord);
-            return record?.SnapshotId == snapshotId ? record : null;
+            if (record?.SnapshotId != snapshotId || !record.Files.Any(f => f.Name == SnapshotDiskName)
+                || record.Files.Any(f => new FileInfo(Path.Combine(vm.Paths.SnapshotDirectory(snapshotId), f.Name)) is not { Exists: true } file || file.Length != f.SizeBytes))
+            {
+                Log.SnapshotUnusable(_logger, vm.Id, snapshotId, "its files are not as its record says");
+                return null;
+            }
+            return record;
         }
-        catch (JsonException)
+        catch (JsonException ex)
         {
+            Log.SnapshotUnusable(_logger, vm.Id, snapshotId, ex.Message);
             return null;
         }
     }
 
-    private static Snapshot ToSnapshot(QemuVm vm, SnapshotRecord record) => new()
+    private static Snapshot ToSnapshot(QemuVm vm, SnapshotRecord record)
     {
-        SnapshotId = record.SnapshotId,
-        VmId = vm.Id,
-        Name = record.Name,
-        IncludesMemory = record.IncludesMemory,
-        SizeBytes = record.SizeBytes,
-        CreatedAt = Timestamp.FromDateTimeOffset(record.CreatedAt),
-    };
+        var snapshot = new Snapshot
+        {
+            SnapshotId = record.SnapshotId,
+            VmId = vm.Id,
+            Name = record.Name,
+            IncludesMemory = record.IncludesMemory,
+            SizeBytes = record.SizeBytes,
+            CreatedAt = Timestamp.FromDateTimeOffset(record.CreatedAt),
+            BaseImage = record.BaseImage ?? "",
+            Vcpus = record.Vcpus,
+        };
+        snapshot.Files.AddRange(record.Files.Select(f => new SnapshotFile { Name = f.Name, SizeBytes = f.SizeBytes, Sha256 = f.Sha256 }));
+        if (record.IncludesMemory)
+        {
+            snapshot.MemoryLayout = new MemoryLayout { BootMemoryMb = record.BootMemoryMb };
+            snapshot.MemoryLayout.Dimms.AddRange(record.Dimms.Select(d => new MemoryDimm { Id = d.Id, SizeMb = d.SizeMb }));
+        }
+        return snapshot;
+    }
+
+    private static async Task<string> HashFileAsync(string path, CancellationToken cancellationToken)
+    {
+        await using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false));
+    }
+
+    private static string FreshDirectory(string path)
+    {
+        DeleteDirectory(path);
+        Directory.CreateDirectory(path);
+        return path;
+    }
+
+    private static void DeleteDirectory(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            Directory.Delete(path, recursive: true);
+        }
+    }
 }

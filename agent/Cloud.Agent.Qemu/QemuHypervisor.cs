@@ -119,7 +119,12 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
     public async Task<IReadOnlyList<Vm>> ListVmsAsync(CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return [.. _vms.Values.OrderBy(v => v.Id, StringComparer.Ordinal).Select(v => Describe(v, withUsage: true))];
+        return [.. _vms.Values.OrderBy(v => v.Id, StringComparer.Ordinal).Select(v =>
+        {
+            var described = Describe(v, withUsage: true);
+            described.SnapshotIds.AddRange(ReadSnapshots(v).Select(r => r.SnapshotId));
+            return described;
+        })];
     }
 
     /// <summary>QEMU's own run state of a VM (query-status: running, paused, inmigrate ...), for diagnostics.</summary>

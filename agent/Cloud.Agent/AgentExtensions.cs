@@ -54,6 +54,8 @@ internal static class AgentExtensions
         services.AddHostedService<RegistrationLoop>();
         services.AddSingleton<IImageSourceReader, GrpcImageSourceReader>();
         services.AddSingleton<ImagePuller>();
+        services.AddSingleton<PeerAgents>();
+        services.AddSingleton<SnapshotPuller>();
         return builder;
     }
 

@@ -17,7 +17,7 @@ public sealed class ImagePullerTests
     {
         var source = new CountingSource(Bytes);
         var target = new FakeImageTarget();
-        var puller = new ImagePuller(target, source, NullLogger<ImagePuller>.Instance);
+        var puller = new ImagePuller(target, source, new PeerAgents(), NullLogger<ImagePuller>.Instance);
 
         var pulls = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => Task.Run(() => puller.PullAsync(Request(Bytes), CancellationToken.None))));
 
@@ -42,7 +42,7 @@ public sealed class ImagePullerTests
         };
         var source = new CountingSource(sent);
         var target = new FakeImageTarget();
-        var puller = new ImagePuller(target, source, NullLogger<ImagePuller>.Instance);
+        var puller = new ImagePuller(target, source, new PeerAgents(), NullLogger<ImagePuller>.Instance);
 
         var error = await Assert.ThrowsAsync<HypervisorException>(() => puller.PullAsync(Request(Bytes), CancellationToken.None));
 
@@ -60,7 +60,7 @@ public sealed class ImagePullerTests
     public async Task MalformedRequest_IsRefused_BeforeAnyTransfer(string id, string format, int shaLength, long size)
     {
         var source = new CountingSource(Bytes);
-        var puller = new ImagePuller(new FakeImageTarget(), source, NullLogger<ImagePuller>.Instance);
+        var puller = new ImagePuller(new FakeImageTarget(), source, new PeerAgents(), NullLogger<ImagePuller>.Instance);
         var request = new PullImageRequest { ImageId = id, Format = format, Sha256 = new string('a', shaLength), SizeBytes = size };
 
         var error = await Assert.ThrowsAsync<HypervisorException>(() => puller.PullAsync(request, CancellationToken.None));
@@ -74,7 +74,7 @@ public sealed class ImagePullerTests
     {
         var source = new GatedSource(Bytes);
         var target = new FakeImageTarget();
-        var puller = new ImagePuller(target, source, NullLogger<ImagePuller>.Instance);
+        var puller = new ImagePuller(target, source, new PeerAgents(), NullLogger<ImagePuller>.Instance);
         var pull = puller.PullAsync(Request(Bytes), CancellationToken.None);
         await source.Started.Task;
 

@@ -254,6 +254,12 @@ public sealed class QemuImageStore
         Directory.Delete(doomed, recursive: true);
     }
 
+    /// <summary>A disk image's file, to be read by a node that pulls the image from here.</summary>
+    public Stream OpenDisk(string imageId)
+        => Find(imageId) is { Kind: ImageKind.Disk } image
+            ? new FileStream(DiskPath(image), FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 1 << 16, useAsync: true)
+            : throw new HypervisorException(HypervisorError.NotFound, $"Image {imageId} is not a disk image in this node's store.");
+
     internal string DiskPath(ImageInfo image) => Path.Combine(Root, image.ImageId, DiskFileStem + "." + image.Format);
 
     internal string KernelPath(ImageInfo image) => Path.Combine(Root, image.ImageId, KernelFile);

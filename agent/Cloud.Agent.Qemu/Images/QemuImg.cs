@@ -69,19 +69,23 @@ internal sealed class QemuImg(string binary)
     public Task CreateOverlayAsync(string path, string backingPath, string backingFormat, long sizeBytes, CancellationToken cancellationToken)
         => RunAsync(["create", "-q", "-f", "qcow2", "-F", backingFormat, "-b", backingPath, path, sizeBytes.ToString(CultureInfo.InvariantCulture)], ShortTimeout, cancellationToken);
 
-    public Task SnapshotCreateAsync(string path, string tag, CancellationToken cancellationToken)
-        => RunAsync(["snapshot", "-c", tag, path], ShortTimeout, cancellationToken);
-
-    public Task SnapshotApplyAsync(string path, string tag, CancellationToken cancellationToken)
-        => RunAsync(["snapshot", "-a", tag, path], ShortTimeout, cancellationToken);
-
-    public Task SnapshotDeleteAsync(string path, string tag, CancellationToken cancellationToken)
-        => RunAsync(["snapshot", "-d", tag, path], ShortTimeout, cancellationToken);
-
-    /// <summary>Writes one internal snapshot of a disk, with its backing chain flattened, as a standalone qcow2.</summary>
-    public Task ConvertSnapshotAsync(string source, string tag, string destination, bool forceShare, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes a disk, or one internal snapshot of it (<paramref name="snapshotTag"/>), as a new qcow2:
+    /// an overlay of <paramref name="backing"/> holding only what differs from it, or with no
+    /// backing a standalone file with the chain flattened. <paramref name="forceShare"/> reads a
+    /// disk a running QEMU holds (an internal snapshot's clusters do not change under it).
+    /// </summary>
+    public Task ConvertAsync(string source, string destination, string? snapshotTag, (string Path, string Format)? backing, bool forceShare, CancellationToken cancellationToken)
     {
-        var args = new List<string> { "convert", "-q", "-O", "qcow2", "-l", "snapshot.name=" + tag };
+        var args = new List<string> { "convert", "-q", "-O", "qcow2" };
+        if (snapshotTag is not null)
+        {
+            args.AddRange(["-l", "snapshot.name=" + snapshotTag]);
+        }
+        if (backing is { } b)
+        {
+            args.AddRange(["-B", b.Path, "-F", b.Format]);
+        }
         if (forceShare)
         {
             args.Add("-U");
@@ -89,6 +93,10 @@ internal sealed class QemuImg(string binary)
         args.AddRange([source, destination]);
         return RunAsync(args, LongTimeout, cancellationToken);
     }
+
+    /// <summary>Points an overlay at another copy of its backing file (the same content at this node's path); the data is not touched.</summary>
+    public Task RebaseUnsafeAsync(string path, string backingPath, string backingFormat, CancellationToken cancellationToken)
+        => RunAsync(["rebase", "-u", "-b", backingPath, "-F", backingFormat, path], ShortTimeout, cancellationToken);
 
     public Task ResizeAsync(string path, long sizeBytes, CancellationToken cancellationToken)
         => RunAsync(["resize", "-q", path, sizeBytes.ToString(CultureInfo.InvariantCulture)], ShortTimeout, cancellationToken);

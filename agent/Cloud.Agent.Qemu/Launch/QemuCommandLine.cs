@@ -25,6 +25,9 @@ internal sealed record QemuLaunchSpec
     public string? KernelAppend { get; init; }
     public required QmpEndpoint Qmp { get; init; }
     public required string SerialLogPath { get; init; }
+
+    /// <summary>The guest goes on from a saved state (a snapshot's restore): its console log goes on too, rather than starting afresh.</summary>
+    public bool AppendSerialLog { get; init; }
     public string? PidFilePath { get; init; }
     public string? RunAsUser { get; init; }
     public bool Incoming { get; init; }
@@ -71,7 +74,7 @@ internal static class QemuCommandLine
             "-vga", "none",
             "-chardev", spec.Qmp.ToChardev("qmp"),
             "-mon", "chardev=qmp,mode=control",
-            "-chardev", $"file,id=serial0,path={Escape(spec.SerialLogPath)}",
+            "-chardev", $"file,id=serial0,path={Escape(spec.SerialLogPath)}" + (spec.AppendSerialLog ? ",append=on" : ""),
             "-serial", "chardev:serial0",
             "-device", "virtio-balloon-pci,id=balloon0",
             "-msg", "timestamp=on",

@@ -56,5 +56,14 @@ internal sealed class VmPaths
 
     public string SnapshotsDirectory => Path.Combine(Directory, "snapshots");
 
-    public string SnapshotFile(string snapshotId) => Path.Combine(SnapshotsDirectory, snapshotId + ".json");
+    /// <summary>
+    /// snapshots/&lt;id&gt;/: the snapshot's own immutable files (disk.qcow2, memory.state) and its
+    /// record, written last; a folder without a record is an unfinished snapshot or transfer.
+    /// </summary>
+    public string SnapshotDirectory(string snapshotId) => Path.Combine(SnapshotsDirectory, snapshotId);
+
+    public string SnapshotRecordFile(string snapshotId) => Path.Combine(SnapshotDirectory(snapshotId), "snapshot.json");
+
+    /// <summary>Where a snapshot is put together (taken, or pulled from another node) before it is renamed into place.</summary>
+    public string SnapshotStaging(string snapshotId) => Path.Combine(SnapshotsDirectory, ".partial-" + snapshotId);
 }

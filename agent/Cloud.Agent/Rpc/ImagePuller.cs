@@ -21,6 +21,9 @@ internal interface IImageTarget
 
     /// <summary>Removes the image the controller deleted; FailedPrecondition while a VM uses it.</summary>
     Task<DeleteImageResponse.Types.Outcome> RemoveAsync(string imageId, CancellationToken cancellationToken);
+
+    /// <summary>The bytes of an image in the store, for a node that pulls it from here; NotFound when it is not held.</summary>
+    Stream OpenRead(string imageId);
 }
 
 /// <summary>Where image bytes come from: the controller's ImageSource.</summary>
@@ -29,13 +32,20 @@ internal interface IImageSourceReader
     IAsyncEnumerable<ReadOnlyMemory<byte>> ReadAsync(string imageId, CancellationToken cancellationToken);
 }
 
+/// <summary>Image bytes from another node's store (PullImageRequest.source_node), or from the controller.</summary>
+internal static class ImageSources
+{
+    public static IAsyncEnumerable<ReadOnlyMemory<byte>> Read(IImageSourceReader controller, PeerAgents peers, PullImageRequest request, CancellationToken cancellationToken)
+        => request.SourceNode.Length > 0 ? peers.ReadImageAsync(request.SourceNode, request.ImageId, cancellationToken) : controller.ReadAsync(request.ImageId, cancellationToken);
+}
+
 /// <summary>
 /// PullImage and DeleteImage. A pull makes an image present on the node. Concurrent pulls of one image share one
 /// transfer; the transfer runs to its end even if the call that started it gives up, so the
 /// others (and the retry) find the image. A failed transfer leaves nothing and is not remembered:
 /// the next pull starts afresh.
 /// </summary>
-internal sealed partial class ImagePuller(IImageTarget target, IImageSourceReader source, ILogger<ImagePuller> logger)
+internal sealed partial class ImagePuller(IImageTarget target, IImageSourceReader source, PeerAgents peers, ILogger<ImagePuller> logger)
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<bool>>> _transfers = new(StringComparer.Ordinal);
 
@@ -77,7 +87,7 @@ internal sealed partial class ImagePuller(IImageTarget target, IImageSourceReade
             {
                 return false;
             }
-            await target.ImportAsync(request, source.ReadAsync(request.ImageId, CancellationToken.None), CancellationToken.None);
+            await target.ImportAsync(request, ImageSources.Read(source, peers, request, CancellationToken.None), CancellationToken.None);
             Log.Pulled(logger, request.ImageId, request.SizeBytes);
             return true;
         }
@@ -114,6 +124,10 @@ internal sealed partial class ImagePuller(IImageTarget target, IImageSourceReade
         if (request.SizeBytes <= 0)
         {
             throw new HypervisorException(HypervisorError.InvalidArgument, "size_bytes must be positive.");
+        }
+        if (request.SourceNode.Length > 0)
+        {
+            PeerAgents.Validate(request.SourceNode, "source_node");
         }
     }
 
@@ -163,6 +177,8 @@ internal sealed class QemuImageTarget(QemuHypervisor hypervisor) : IImageTarget
             ImageRemoval.KeptSeeded => DeleteImageResponse.Types.Outcome.KeptSeeded,
             _ => DeleteImageResponse.Types.Outcome.Absent,
         };
+
+    public Stream OpenRead(string imageId) => hypervisor.Images.OpenDisk(imageId);
 }
 
 /// <summary>The fake backend keeps no bytes; it still checks every transfer, and remembers what it received.</summary>
@@ -180,4 +196,6 @@ internal sealed class FakeImageTarget : IImageTarget
 
     public Task<DeleteImageResponse.Types.Outcome> RemoveAsync(string imageId, CancellationToken cancellationToken)
         => Task.FromResult(_images.TryRemove(imageId, out _) ? DeleteImageResponse.Types.Outcome.Removed : DeleteImageResponse.Types.Outcome.Absent);
+
+    public Stream OpenRead(string imageId) => throw new HypervisorException(HypervisorError.NotFound, "The fake backend keeps no image bytes to serve.");
 }

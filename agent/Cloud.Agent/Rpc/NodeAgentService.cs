@@ -6,9 +6,10 @@ using Cloud.Grpc;
 namespace Cloud.Agent.Rpc;
 
 /// <summary>The NodeAgent gRPC service: validates each request and hands it to the backend.</summary>
-internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller images) : NodeAgentGrpc.NodeAgentBase
+internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller images, SnapshotPuller snapshots, IImageTarget imageStore) : NodeAgentGrpc.NodeAgentBase
 {
     private static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(30);
+    private const int ChunkBytes = 256 * 1024;
 
     public override Task<NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context)
         => Call(() => hypervisor.GetNodeInfoAsync(context.CancellationToken));
@@ -70,8 +71,47 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
     public override Task<DeleteImageResponse> DeleteImage(DeleteImageRequest request, ServerCallContext context)
         => Call(() => images.DeleteAsync(request, context.CancellationToken));
 
+    public override Task ReadSnapshotFile(ReadSnapshotFileRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context)
+        => Call(async () =>
+        {
+            var files = hypervisor as ISnapshotFiles ?? throw new RpcException(StatusCode.Unimplemented, $"The {hypervisor.Name} backend keeps no snapshot files.");
+            await using var stream = await files.OpenSnapshotFileAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), request.Name, context.CancellationToken);
+            return await SendAsync(stream, responseStream, context.CancellationToken);
+        });
+
+    public override Task ReadImage(ReadStoredImageRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context)
+        => Call(async () =>
+        {
+            await using var stream = imageStore.OpenRead(Id(request.ImageId, "image_id"));
+            return await SendAsync(stream, responseStream, context.CancellationToken);
+        });
+
+    /// <summary>
+    /// Prepares the destination, then takes in every snapshot of the VM from the source before the
+    /// stream may start; if any snapshot cannot be taken in, the destination drops what it prepared.
+    /// </summary>
     public override Task<PrepareMigrationResponse> PrepareMigration(PrepareMigrationRequest request, ServerCallContext context)
-        => Call(() => hypervisor.PrepareMigrationAsync(request.Spec ?? throw Invalid("spec is required."), Id(request.MigrationId, "migration_id"), request.MemoryLayout, context.CancellationToken));
+        => Call(async () =>
+        {
+            var spec = request.Spec ?? throw Invalid("spec is required.");
+            var migrationId = Id(request.MigrationId, "migration_id");
+            var source = request.SnapshotSource.Length > 0 ? PeerAgents.Validate(request.SnapshotSource, "snapshot_source") : null;
+            var prepared = await hypervisor.PrepareMigrationAsync(spec, migrationId, request.MemoryLayout, context.CancellationToken);
+            if (source is not null)
+            {
+                try
+                {
+                    await snapshots.PullAllAsync(source, spec.VmId, context.CancellationToken);
+                }
+                catch
+                {
+                    await hypervisor.AbortMigrationAsync(spec.VmId, migrationId, CancellationToken.None);
+                    throw;
+                }
+            }
+            prepared.SnapshotIds.AddRange((await hypervisor.ListSnapshotsAsync(spec.VmId, context.CancellationToken)).Select(s => s.SnapshotId));
+            return prepared;
+        });
 
     public override Task Migrate(MigrateRequest request, IServerStreamWriter<MigrationProgress> responseStream, ServerCallContext context)
     {
@@ -109,6 +149,17 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
             }
             return true;
         });
+
+    private static async Task<bool> SendAsync(Stream stream, IServerStreamWriter<FileChunk> responseStream, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[ChunkBytes];
+        int read;
+        while ((read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            await responseStream.WriteAsync(new FileChunk { Data = Google.Protobuf.ByteString.CopyFrom(buffer, 0, read) }, cancellationToken);
+        }
+        return true;
+    }
 
     private static string VmId(string id) => Id(id, "vm_id");
 

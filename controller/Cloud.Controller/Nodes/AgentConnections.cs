@@ -24,7 +24,7 @@ internal sealed class AgentConnections : IDisposable
     public AgentConnection For(string address)
     {
         var connection = _connections.GetOrAdd(address, a => new Connection(GrpcChannel.ForAddress(a), BuildPipeline()));
-        return new AgentConnection(new NodeAgentGrpc.NodeAgentClient(connection.Channel), connection.Pipeline);
+        return new AgentConnection(address, new NodeAgentGrpc.NodeAgentClient(connection.Channel), connection.Pipeline);
     }
 
     private static ResiliencePipeline BuildPipeline() => new ResiliencePipelineBuilder()
@@ -61,8 +61,11 @@ internal sealed class AgentConnections : IDisposable
 }
 
 /// <summary>An agent's client with its resilience pipeline.</summary>
-internal sealed class AgentConnection(NodeAgentGrpc.NodeAgentClient client, ResiliencePipeline pipeline)
+internal sealed class AgentConnection(string address, NodeAgentGrpc.NodeAgentClient client, ResiliencePipeline pipeline)
 {
+    /// <summary>The address the node registered, as other agents reach it (a move's snapshots are pulled from there).</summary>
+    public string Address => address;
+
     /// <summary>The bare client, for streaming calls, which are not retried.</summary>
     public NodeAgentGrpc.NodeAgentClient Client => client;
 

@@ -98,9 +98,18 @@ internal sealed partial class LiveMigration(
             spec.Shape.MaxVcpus = shape.MaxVcpus;
             spec.Shape.MaxMemoryMb = shape.MaxMemoryMb;
         }
+        // The target pulls and checks every snapshot of the VM from the source before the stream
+        // starts; the source keeps its own until the VM runs on the target (docs/design/010).
         var prepared = await target.CallAsync(
-            (c, o) => c.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = spec, MigrationId = migrationId, MemoryLayout = running?.MemoryLayout }, o),
+            (c, o) => c.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest
+            {
+                Spec = spec,
+                MigrationId = migrationId,
+                MemoryLayout = running?.MemoryLayout,
+                SnapshotSource = source.Address,
+            }, o),
             cancellationToken);
+        await RequireSnapshotsOnTargetAsync(vm.Id, prepared, cancellationToken);
         await support.ProgressAsync(operationId, fromProgress, cancellationToken);
         using var call = source.Client.Migrate(new AgentV1.MigrateRequest
         {
@@ -128,6 +137,34 @@ internal sealed partial class LiveMigration(
         }
         Log.Migrated(logger, vm.Id, last.TotalTimeMs, last.DowntimeMs, last.TransferredBytes);
         return await WaitForArrivalAsync(target, vmRef, cancellationToken);
+    }
+
+    /// <summary>
+    /// Every READY snapshot the ledger has of the VM must be on the target before the VM may go: a
+    /// target that did not take one in (an agent that predates snapshot transfer, or data the
+    /// source no longer had) stops the move, and the VM and its snapshots stay where they are.
+    /// </summary>
+    private async Task RequireSnapshotsOnTargetAsync(Guid vmId, AgentV1.PrepareMigrationResponse prepared, CancellationToken cancellationToken)
+    {
+        await using var read = dataSource.CreateCommand("SELECT id FROM snapshots WHERE vm_id = $1 AND state = 'READY'");
+        read.Parameters.Add(new NpgsqlParameter { Value = vmId });
+        var missing = new List<string>();
+        await using (var reader = await read.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var id = reader.GetGuid(0);
+                if (!prepared.SnapshotIds.Contains(id.ToString("N")))
+                {
+                    missing.Add(id.ToString());
+                }
+            }
+        }
+        if (missing.Count > 0)
+        {
+            throw new RpcException(StatusCode.FailedPrecondition,
+                $"The target node did not take in snapshot(s) {string.Join(", ", missing)} of the VM; the VM stays where it is with all its snapshots.");
+        }
     }
 
     /// <summary>Aborts the migration on both nodes: the source keeps (and resumes) the guest, the target drops what it prepared.</summary>
