@@ -14,7 +14,7 @@ namespace Cloud.Agent.Qemu.Tests;
 /// the source, AbortMigration on both when it is called off.
 /// </summary>
 [Collection(QemuCollection.Name)]
-public sealed class MigrationTests
+public sealed partial class MigrationTests
 {
     private static readonly TimeSpan Boot = TimeSpan.FromSeconds(120);
 

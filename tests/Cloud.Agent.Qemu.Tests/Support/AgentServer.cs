@@ -19,16 +19,20 @@ internal sealed class AgentServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly GrpcChannel _channel;
 
-    private AgentServer(WebApplication app, string address, string root, GrpcChannel channel)
+    private AgentServer(WebApplication app, string address, string url, string root, GrpcChannel channel)
     {
         _app = app;
         _channel = channel;
         Address = address;
+        Url = url;
         Root = root;
         Client = new NodeAgentGrpc.NodeAgentClient(channel);
     }
 
     public string Address { get; }
+
+    /// <summary>The agent's address as the controller names it to other agents (http://IP:port).</summary>
+    public string Url { get; }
 
     public string Root { get; }
 
@@ -70,7 +74,8 @@ internal sealed class AgentServer : IAsyncDisposable
         var app = builder.Build();
         app.MapAgent();
         await app.StartAsync();
-        return new AgentServer(app, address, root, GrpcChannel.ForAddress($"http://{address}:{port}"));
+        var url = $"http://{address}:{port}";
+        return new AgentServer(app, address, url, root, GrpcChannel.ForAddress(url));
     }
 
     public async ValueTask DisposeAsync()
