@@ -304,11 +304,12 @@ public sealed partial class QemuHypervisor
     /// starts it waiting for a saved memory state (a snapshot's restore) while the VM stays STARTING.
     /// </summary>
     private async Task LaunchAsync(QemuVm vm, bool incoming, CancellationToken cancellationToken, MemoryLayout? memoryLayout = null, bool paused = false,
-        bool loadsState = false)
+        bool loadsState = false, int? bootVcpus = null)
     {
         var paths = vm.Paths;
         var image = ResolveImage(vm.Spec);
         var shape = vm.Spec.Shape;
+        var vcpus = bootVcpus ?? shape.Vcpus;
         DeleteFiles(paths.QmpSocket, paths.PidFile, paths.RuntimeFile);
         Directory.CreateDirectory(Path.GetDirectoryName(paths.QmpSocket)!);
         var windows = OperatingSystem.IsWindows();
@@ -336,8 +337,8 @@ public sealed partial class QemuHypervisor
             Accelerator = _accelerator,
             Windows = windows,
             MachineType = _options.MachineType,
-            Vcpus = shape.Vcpus,
-            MaxVcpus = Math.Max(shape.MaxVcpus, shape.Vcpus),
+            Vcpus = vcpus,
+            MaxVcpus = Math.Max(shape.MaxVcpus, vcpus),
             MemoryMb = bootMemoryMb,
             MaxMemoryMb = Math.Max(shape.MaxMemoryMb, shape.MemoryMb),
             MemorySlots = _options.MemorySlots,
@@ -404,7 +405,7 @@ public sealed partial class QemuHypervisor
         var pid = ReadPidFile(paths.PidFile) ?? child.Id;
         var runtime = new RuntimeRecord
         {
-            BootVcpus = shape.Vcpus,
+            BootVcpus = vcpus,
             BootMemoryMb = bootMemoryMb,
             Dimms = dimms,
             BalloonTargetMb = shape.MemoryMb,

@@ -160,7 +160,7 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
                         throw new HypervisorException(HypervisorError.FailedPrecondition,
                             $"Snapshot {snapshotId} holds a stopped VM's disk only; stop VM {vmId} to restore it.");
                     }
-                    RequireSameMachine(vm, process, record);
+                    RequireRestorable(vm, record);
                     await RestoreRunningAsync(vm, record, cancellationToken).ConfigureAwait(false);
                 }
                 else if (vm.Process is null)
@@ -181,17 +181,18 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
         }
     }
 
-    /// <summary>A memory state loads only into the machine it was saved from: same vCPUs, same RAM blocks and DIMMs.</summary>
-    private static void RequireSameMachine(QemuVm vm, QemuProcess process, SnapshotRecord record)
+    /// <summary>
+    /// A memory state loads only into the machine it was saved from; the VM may have been resized
+    /// since, and is brought back to its current shape after the load, as a live resize would.
+    /// What cannot be done live (fewer vCPUs than then) is refused before anything changes.
+    /// </summary>
+    private static void RequireRestorable(QemuVm vm, SnapshotRecord record)
     {
-        var runtime = process.Runtime;
-        var vcpus = runtime.BootVcpus + runtime.HotpluggedCpus.Count;
-        var sameDimms = runtime.Dimms.Select(d => (d.Id, d.SizeMb)).SequenceEqual(record.Dimms.Select(d => (d.Id, d.SizeMb)));
-        if (vcpus != record.Vcpus || runtime.BootMemoryMb != record.BootMemoryMb || !sameDimms)
+        if (vm.Spec.Shape.Vcpus < record.Vcpus)
         {
             throw new HypervisorException(HypervisorError.FailedPrecondition,
-                $"VM {vm.Id} was resized after snapshot {record.SnapshotId} ({record.Vcpus} vCPUs, {record.BootMemoryMb + record.Dimms.Sum(d => d.SizeMb)} MB then; " +
-                $"{vcpus} vCPUs, {runtime.BootMemoryMb + runtime.Dimms.Sum(d => d.SizeMb)} MB now): its memory cannot be loaded. Stop the VM to restore its disk only.");
+                $"VM {vm.Id} has {vm.Spec.Shape.Vcpus} vCPUs and snapshot {record.SnapshotId} was taken with {record.Vcpus}: vCPUs cannot be taken from a running guest. " +
+                "Stop the VM to restore its disk only.");
         }
     }
 
@@ -215,8 +216,21 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
                 await PutSnapshotDiskAsync(vm, record, cancellationToken).ConfigureAwait(false);
                 var layout = new MemoryLayout { BootMemoryMb = record.BootMemoryMb };
                 layout.Dimms.AddRange(record.Dimms.Select(d => new MemoryDimm { Id = d.Id, SizeMb = d.SizeMb }));
-                await LaunchAsync(vm, incoming: false, cancellationToken, layout, paused: true, loadsState: true).ConfigureAwait(false);
-                await LoadMemoryAsync(vm, vm.Process!, Path.Combine(vm.Paths.SnapshotDirectory(record.SnapshotId), SnapshotMemoryName), cancellationToken).ConfigureAwait(false);
+                await LaunchAsync(vm, incoming: false, cancellationToken, layout, paused: true, loadsState: true, bootVcpus: record.Vcpus).ConfigureAwait(false);
+                var process = vm.Process!;
+                await LoadMemoryAsync(vm, process, Path.Combine(vm.Paths.SnapshotDirectory(record.SnapshotId), SnapshotMemoryName), cancellationToken).ConfigureAwait(false);
+                var current = vm.Spec.Shape;
+                var saved = new VmShape
+                {
+                    Vcpus = record.Vcpus,
+                    MemoryMb = record.BootMemoryMb + record.Dimms.Sum(d => d.SizeMb),
+                    DiskGb = current.DiskGb,
+                    MaxVcpus = current.MaxVcpus,
+                    MaxMemoryMb = current.MaxMemoryMb,
+                };
+                // The balloon's target is the guest's, from the snapshot: set it afresh.
+                process.Runtime.BalloonTargetMb = -1;
+                await ResizeLiveAsync(vm, process, saved, current.Clone(), cancellationToken).ConfigureAwait(false);
                 if (wasRunning)
                 {
                     await vm.Process!.Qmp.ExecuteAsync("cont", null, cancellationToken).ConfigureAwait(false);
@@ -247,6 +261,12 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
     {
         var copy = vm.Paths.DiskFile + ".restoring";
         File.Copy(Path.Combine(vm.Paths.SnapshotDirectory(record.SnapshotId), SnapshotDiskName), copy, overwrite: true);
+        // A disk grown since the snapshot keeps its size; the guest finds the added space unused.
+        var size = vm.Spec.Shape.DiskGb * 1024L * 1024 * 1024;
+        if ((await _qemuImg.InfoAsync(copy, forceShare: false, cancellationToken).ConfigureAwait(false)).VirtualSize < size)
+        {
+            await _qemuImg.ResizeAsync(copy, size, cancellationToken).ConfigureAwait(false);
+        }
         if (await RunAsUserAsync(cancellationToken).ConfigureAwait(false) is { } user)
         {
             await UnixAccounts.ChownAsync(user + ":" + user, [copy], cancellationToken).ConfigureAwait(false);
