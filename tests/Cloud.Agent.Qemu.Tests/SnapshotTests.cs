@@ -117,4 +117,49 @@ public sealed class SnapshotTests
         Assert.Equal(HypervisorError.NotFound, missing.Error);
         Assert.Null(node.Hypervisor.Images.Find("img-other"));
     }
+
+    /// <summary>The guest grew by a DIMM after the snapshot: restored, it is back where it was, then gets the DIMM again.</summary>
+    [Fact]
+    public async Task Restore_AfterTheVmGrewLive_LoadsTheSnapshot_ThenPlugsTheMemoryBackIn()
+    {
+        await using var node = new TestNode();
+        var image = await Guests.ImportLinuxAsync(node);
+        await node.Hypervisor.CreateVmAsync(Guests.Linux("vm-grow", image, maxMemoryMb: 512), CancellationToken.None);
+        var log = node.SerialLog("vm-grow");
+        var booted = await SerialConsole.WaitForAsync(log, t => t.Tick >= 2 && t.MemTotalKb > 0, Boot);
+        await node.Hypervisor.CreateSnapshotAsync("vm-grow", "small", "small", CancellationToken.None);
+        var atSnapshot = SerialConsole.Ticks(log)[^1].Tick;
+        await node.Hypervisor.ResizeVmAsync("vm-grow", new VmShape { Vcpus = 1, MemoryMb = 384, DiskGb = 1 }, allowCold: false, CancellationToken.None);
+        var grown = await SerialConsole.WaitForAsync(log, t => t.MemTotalKb >= booted.MemTotalKb + 120 * 1024 && t.Tick >= atSnapshot + 5, Boot);
+
+        var offset = SerialConsole.Length(log);
+        var restored = await node.Hypervisor.RestoreSnapshotAsync("vm-grow", "small", CancellationToken.None);
+
+        Assert.Equal(VmState.Running, restored.State);
+        Assert.Equal(256, restored.MemoryLayout.BootMemoryMb);
+        Assert.Equal(128, Assert.Single(restored.MemoryLayout.Dimms).SizeMb);
+        var first = await SerialConsole.WaitForAsync(log, _ => true, Boot, offset);
+        Assert.InRange(first.Tick, atSnapshot - 3, atSnapshot + 2);
+        Assert.True(first.Tick < grown.Tick, $"tick {first.Tick} after the restore, {grown.Tick} before it");
+        await SerialConsole.WaitForAsync(log, t => t.MemTotalKb >= booted.MemTotalKb + 120 * 1024, Boot, offset);
+    }
+
+    /// <summary>vCPUs cannot be taken from a running guest: a memory snapshot with more of them than the VM has now is refused, and nothing changes.</summary>
+    [Fact]
+    public async Task Restore_SnapshotWithMoreVcpusThanTheVmHasNow_IsRefused_AndTheVmRunsOn()
+    {
+        await using var node = new TestNode();
+        await node.Hypervisor.CreateVmAsync(Guests.Firmware("vm-shrunk", vcpus: 2), CancellationToken.None);
+        await node.Hypervisor.CreateSnapshotAsync("vm-shrunk", "two", "two vCPUs", CancellationToken.None);
+        var shrunk = await node.Hypervisor.ResizeVmAsync("vm-shrunk", new VmShape { Vcpus = 1, MemoryMb = 128, DiskGb = 1 }, allowCold: true, CancellationToken.None);
+
+        var refused = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RestoreSnapshotAsync("vm-shrunk", "two", CancellationToken.None));
+
+        Assert.Equal(HypervisorError.FailedPrecondition, refused.Error);
+        Assert.Contains("Stop the VM to restore its disk only", refused.Message, StringComparison.Ordinal);
+        var vm = await node.GetVmAsync("vm-shrunk");
+        Assert.Equal((VmState.Running, shrunk.Pid), (vm.State, vm.Pid));
+        await node.Hypervisor.StopVmAsync("vm-shrunk", force: true, TimeSpan.Zero, CancellationToken.None);
+        Assert.Equal(VmState.Stopped, (await node.Hypervisor.RestoreSnapshotAsync("vm-shrunk", "two", CancellationToken.None)).State);
+    }
 }
