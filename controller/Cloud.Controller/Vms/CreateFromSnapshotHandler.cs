@@ -69,6 +69,11 @@ internal sealed class CreateFromSnapshotHandler(
                     ImageId = vm.ImageId!,
                 }, o), cancellationToken);
             }
+            catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+            {
+                await FailLostAsync(operation.Id, vm.Id, snapshotId, source!.Id, node, e, cancellationToken);
+                return;
+            }
             catch (RpcException e) when (e.StatusCode != StatusCode.AlreadyExists)
             {
                 await FailAsync(operation.Id, vm.Id, ApiException.CodeName(e.StatusCode), $"Node {node.Name} could not export the snapshot: {e.Status.Detail}", release: false, cancellationToken);
@@ -138,6 +143,26 @@ internal sealed class CreateFromSnapshotHandler(
             return null;
         }
         return ($"The claim on node {node.Name} kept losing races; try again.", false);
+    }
+
+    /// <summary>
+    /// The snapshot's node answered NOT_FOUND: confirmed, the snapshot is LOST and the operation
+    /// says so; otherwise the node's answer is the failure.
+    /// </summary>
+    private async Task FailLostAsync(Guid operationId, Guid vmId, Guid snapshotId, Guid sourceVmId, NodeEntity node, RpcException e, CancellationToken cancellationToken)
+    {
+        if (!await SnapshotLoss.ConfirmedAsync(agents.For(node.Address), sourceVmId, snapshotId, cancellationToken))
+        {
+            await FailAsync(operationId, vmId, ApiException.CodeName(e.StatusCode), $"Node {node.Name} could not export the snapshot: {e.Status.Detail}", release: false, cancellationToken);
+            return;
+        }
+        var reason = SnapshotLoss.NotHeldReason(node.Name);
+        var message = $"Snapshot {snapshotId} is LOST: {reason}.";
+        await support.FinishAsync(operationId, ApiException.CodeName(StatusCode.FailedPrecondition), message, async t =>
+        {
+            await SnapshotRows.MarkLostAsync(t, snapshotId, node.Id, reason, support.Time.GetUtcNow(), cancellationToken);
+            await VmRowUpdates.MarkUnplacedAsync(t, vmId, VmStates.Error, message, support.Time.GetUtcNow(), cancellationToken);
+        }, cancellationToken);
     }
 
     private Task FailAsync(Guid operationId, Guid vmId, string code, string message, bool release, CancellationToken cancellationToken, bool deleted = false)
