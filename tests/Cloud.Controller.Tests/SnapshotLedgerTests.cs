@@ -1,5 +1,7 @@
 using System.Net;
+using Cloud.Controller.Snapshots;
 using Cloud.Controller.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Tests;
@@ -86,6 +88,43 @@ public sealed class SnapshotLedgerTests(CloudFixture cloud) : IDisposable
         Assert.Equal(0, await cloud.ScalarAsync("SELECT used_snapshots FROM tenants WHERE id = @p", ("p", tenant.Id)));
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
     }
+
+    [Fact]
+    public async Task The_audit_marks_a_snapshot_its_node_no_longer_holds_lost_and_ready_again_when_the_data_is_back()
+    {
+        using var tenant = await cloud.CreateTenantAsync("snapaudit");
+        var vmId = await tenant.Member.CreateRunningVmAsync("audited");
+        var keptId = await SnapshotAsync(tenant, vmId, "kept");
+        var goneId = await SnapshotAsync(tenant, vmId, "gone");
+        var node = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var agent = await _agents.ForAsync(node);
+        var audit = cloud.ControllerServices.GetRequiredService<SnapshotAudit>();
+        var gone = new AgentV1.SnapshotRef { VmId = Guid.Parse(vmId).ToString("N"), SnapshotId = Guid.Parse(goneId).ToString("N") };
+
+        // All is as the ledger says: nothing changes.
+        await audit.AuditOnceAsync(CancellationToken.None);
+        Assert.Equal(("READY", "READY"), (await StateAsync(tenant, keptId), await StateAsync(tenant, goneId)));
+
+        await agent.DeleteSnapshotAsync(gone);
+        var round = await audit.AuditOnceAsync(CancellationToken.None);
+
+        Assert.True(round.Lost >= 1, round.ToString());
+        Assert.Equal(("READY", "LOST"), (await StateAsync(tenant, keptId), await StateAsync(tenant, goneId)));
+        Assert.Equal($"node {node} does not hold its data", (await tenant.Member.GetJsonAsync($"/v1/snapshots/{goneId}")).Body.Str("error"));
+
+        // The node has the data again (a node back from an outage): READY, with no reason left.
+        await agent.CreateSnapshotAsync(new AgentV1.CreateSnapshotRequest { VmId = gone.VmId, SnapshotId = gone.SnapshotId, Name = "gone" });
+        round = await audit.AuditOnceAsync(CancellationToken.None);
+
+        Assert.True(round.Found >= 1, round.ToString());
+        var (_, snapshot) = await tenant.Member.GetJsonAsync($"/v1/snapshots/{goneId}");
+        Assert.Equal(("READY", ""), (snapshot.Str("state"), snapshot.Str("error")));
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/snapshots/{goneId}/restore")).Str("state"));
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
+    }
+
+    private static async Task<string> StateAsync(TestTenant tenant, string snapshotId)
+        => (await tenant.Member.GetJsonAsync($"/v1/snapshots/{snapshotId}")).Body.Str("state");
 
     private async Task<string> SnapshotAsync(TestTenant tenant, string vmId, string name)
     {

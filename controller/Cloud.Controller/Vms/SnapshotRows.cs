@@ -59,19 +59,45 @@ internal static class SnapshotRows
         return await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>A move of the snapshot's VM is under way: the record of its snapshots may be about to move with it.</summary>
+    private const string VmMoving = """
+        EXISTS (SELECT 1 FROM operations AS o
+                 WHERE o.target_id = snapshots.vm_id::text AND o.state IN ('PENDING', 'RUNNING') AND o.kind IN ('vm.migrate', 'vm.resize'))
+        """;
+
     /// <summary>
     /// Marks a READY snapshot LOST with <paramref name="reason"/> when its data is still recorded on
-    /// <paramref name="nodeId"/>; false when it was not READY there any more (moved, deleted, lost already).
-    /// The quota stays charged: the tenant deletes a LOST snapshot like any other.
+    /// <paramref name="nodeId"/> and its VM is not on the move; false when it was not READY there
+    /// any more (moved, deleted, lost already). The quota stays charged: the tenant deletes a LOST
+    /// snapshot like any other.
     /// </summary>
     public static async Task<bool> MarkLostAsync(NpgsqlTransaction transaction, Guid snapshotId, Guid? nodeId, string reason, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(
-            "UPDATE snapshots SET state = 'LOST', error = $3, updated_at = $4 WHERE id = $1 AND state = 'READY' AND node_id IS NOT DISTINCT FROM $2",
+            $"UPDATE snapshots SET state = 'LOST', error = $3, updated_at = $4 WHERE id = $1 AND state = 'READY' AND node_id IS NOT DISTINCT FROM $2 AND NOT {VmMoving}",
             transaction.Connection, transaction);
         command.Parameters.Add(new NpgsqlParameter { Value = snapshotId });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)nodeId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Uuid });
         command.Parameters.Add(new NpgsqlParameter { Value = reason });
+        command.Parameters.Add(new NpgsqlParameter { Value = now });
+        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+    }
+
+    /// <summary>
+    /// Makes a LOST snapshot READY again (its reason cleared) when its data is reported on
+    /// <paramref name="nodeId"/>, which is still where the ledger has it and where its VM is, and the
+    /// VM is not on the move; false otherwise.
+    /// </summary>
+    public static async Task<bool> MarkFoundAsync(NpgsqlTransaction transaction, Guid snapshotId, Guid nodeId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"""
+            UPDATE snapshots SET state = 'READY', error = NULL, updated_at = $3
+             WHERE id = $1 AND state = 'LOST' AND node_id = $2
+               AND EXISTS (SELECT 1 FROM vms AS v WHERE v.id = snapshots.vm_id AND v.node_id = $2)
+               AND NOT {VmMoving}
+            """, transaction.Connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = snapshotId });
+        command.Parameters.Add(new NpgsqlParameter { Value = nodeId });
         command.Parameters.Add(new NpgsqlParameter { Value = now });
         return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
