@@ -36,6 +36,17 @@ internal sealed class SnapshotEntity
 
     public string? Error { get; set; }
 
+    /// <summary>
+    /// The node whose image store holds the snapshot's last export (image snap-&lt;id&gt;, made for
+    /// a VM created from it), with the export's SHA-256 and size: another node pulls it from
+    /// there with these, and a create resumed after a crash finds them here.
+    /// </summary>
+    public Guid? ExportNodeId { get; set; }
+
+    public string? ExportSha256 { get; set; }
+
+    public long? ExportSizeBytes { get; set; }
+
     public DateTimeOffset CreatedAt { get; set; }
 
     public DateTimeOffset UpdatedAt { get; set; }
@@ -60,6 +71,9 @@ internal sealed class SnapshotConfiguration : IEntityTypeConfiguration<SnapshotE
         builder.Property(s => s.IncludesMemory).HasColumnName("includes_memory").HasColumnType("boolean");
         builder.Property(s => s.SizeBytes).HasColumnName("size_bytes").HasColumnType("bigint");
         builder.Property(s => s.Error).HasColumnName("error").HasColumnType("text");
+        builder.Property(s => s.ExportNodeId).HasColumnName("export_node_id").HasColumnType("uuid");
+        builder.Property(s => s.ExportSha256).HasColumnName("export_sha256").HasColumnType("text");
+        builder.Property(s => s.ExportSizeBytes).HasColumnName("export_size_bytes").HasColumnType("bigint");
         builder.Property(s => s.CreatedAt).HasColumnName("created_at").HasColumnType("timestamp with time zone");
         builder.Property(s => s.UpdatedAt).HasColumnName("updated_at").HasColumnType("timestamp with time zone");
         builder.HasIndex(s => s.VmId).HasDatabaseName("ix_snapshots_vm_id");
@@ -70,5 +84,8 @@ internal sealed class SnapshotConfiguration : IEntityTypeConfiguration<SnapshotE
         // node, and the audit calls it LOST.
         builder.HasOne<NodeEntity>().WithMany().HasForeignKey(s => s.NodeId)
             .HasConstraintName("fk_snapshots_nodes_node_id").OnDelete(DeleteBehavior.SetNull);
+        builder.HasOne<NodeEntity>().WithMany().HasForeignKey(s => s.ExportNodeId)
+            .HasConstraintName("fk_snapshots_nodes_export_node_id").OnDelete(DeleteBehavior.SetNull);
+        builder.HasIndex(s => s.ExportNodeId).HasDatabaseName("ix_snapshots_export_node_id");
     }
 }
