@@ -13,8 +13,9 @@ internal static partial class Commands
         var id = new Argument<string>("id") { Description = "Snapshot id" };
         var wait = new Option<bool>("--wait") { Description = "Wait for the operation to finish", DefaultValueFactory = _ => true };
         var vm = new Option<string?>("--vm") { Description = "Only this VM's snapshots" };
-        string[] columns = ["ID", "VM", "NAME", "STATE", "MEMORY", "SIZE_BYTES"];
-        static string[] Row(Snapshot s) => [s.Id, s.VmId, s.Name, s.State, s.IncludesMemory ? "yes" : "no", Str(s.SizeBytes)];
+        // NODE says where the data is; ERROR why a LOST snapshot is lost.
+        string[] columns = ["ID", "VM", "NAME", "STATE", "NODE", "MEMORY", "SIZE_BYTES", "ERROR"];
+        static string[] Row(Snapshot s) => [s.Id, s.VmId, s.Name, s.State, s.Node, s.IncludesMemory ? "yes" : "no", Str(s.SizeBytes), s.Error];
 
         var list = new Command("list", "List snapshots") { vm };
         list.SetAction(async (parse, ct) =>

@@ -96,6 +96,72 @@ public sealed class InvariantTests : IAsyncLifetime
         Assert.Empty(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
     }
 
+    [Fact]
+    public async Task Check_SnapshotsWhereTheLedgerKeepsThem_ReportsNothing()
+    {
+        var up = await _db.AddNodeAsync("n1");
+        var down = await _db.AddNodeAsync("n2");
+        var vm = await PlaceVmAsync(up, 1);
+        await InsertSnapshotAsync(vm, up, "READY");
+        // Not READY: where they are is nobody's promise.
+        await InsertSnapshotAsync(vm, down, "LOST");
+        await InsertSnapshotAsync(vm, null, "DELETED");
+        await InsertSnapshotAsync(vm, null, "CREATING");
+        await _db.ExecuteAsync("UPDATE nodes SET state = 'DOWN' WHERE id = $1", down);
+
+        Assert.Empty(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Check_ReadySnapshotOnNoNode_IsReported()
+    {
+        var node = await _db.AddNodeAsync("n1");
+        var vm = await PlaceVmAsync(node, 1);
+        var snapshot = await InsertSnapshotAsync(vm, null, "READY");
+
+        var violation = Assert.Single(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
+
+        Assert.Equal($"snapshot: READY snapshot {snapshot} of VM {vm} is on no node", violation);
+    }
+
+    [Fact]
+    public async Task Check_ReadySnapshotOnANodeThatIsDown_IsReported()
+    {
+        var node = await _db.AddNodeAsync("n1");
+        var vm = await PlaceVmAsync(node, 1);
+        var snapshot = await InsertSnapshotAsync(vm, node, "READY");
+        await _db.ExecuteAsync("UPDATE nodes SET state = 'DOWN' WHERE id = $1", node);
+
+        var violation = Assert.Single(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
+
+        Assert.Equal($"snapshot: READY snapshot {snapshot} of VM {vm} is on node n1 ({node}), which is DOWN", violation);
+    }
+
+    [Fact]
+    public async Task Check_ReadySnapshotOnAnotherNodeThanItsVm_IsReportedUnlessAMigrationIsInFlight()
+    {
+        var source = await _db.AddNodeAsync("source");
+        var target = await _db.AddNodeAsync("target");
+        var vm = await PlaceVmAsync(target, 1);
+        var snapshot = await InsertSnapshotAsync(vm, source, "READY");
+
+        var violation = Assert.Single(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
+        Assert.Equal($"snapshot: READY snapshot {snapshot} of VM {vm} is on node source ({source}) but its VM is on {target}, and no migration is in flight", violation);
+
+        await InsertOperationAsync(Guid.NewGuid(), "vm.migrate", vm.ToString(), "RUNNING");
+        Assert.Empty(await LedgerInvariants.CheckAsync(_db.DataSource, CancellationToken.None));
+    }
+
+    private async Task<Guid> InsertSnapshotAsync(Guid vm, Guid? node, string state)
+    {
+        var id = Guid.NewGuid();
+        await _db.ExecuteAsync("""
+            INSERT INTO snapshots (id, project_id, vm_id, name, state, node_id, includes_memory, size_bytes, error, created_at, updated_at)
+            VALUES ($1, $2, $3, 'snap', $4, $5, false, 0, NULL, now(), now())
+            """, id, LedgerDatabase.Project, vm, state, node);
+        return id;
+    }
+
     private Task InsertOperationAsync(Guid id, string kind, string target, string state)
         => _db.ExecuteAsync("""
             INSERT INTO operations (id, project_id, kind, target_id, state, progress, created_at, updated_at)

@@ -184,6 +184,34 @@ public sealed class MigrationTests
             await ListAsync(dataSource, "SELECT id || ' ' || used_images || ' ' || used_image_gb || ' ' || max_images || ' ' || max_image_gb FROM tenants ORDER BY id"));
     }
 
+    [Fact]
+    public async Task SnapshotLedger_DownThenUp_PutsLiveSnapshotsOnTheirVmsNodeAndAllowsLost()
+    {
+        await using var ledger = await LedgerDatabase.CreateAsync();
+        var node = await ledger.AddNodeAsync("n1");
+        var placed = Guid.NewGuid();
+        var unplaced = Guid.NewGuid();
+        await ledger.InsertVmAsync(placed, node, "RUNNING");
+        await ledger.InsertVmAsync(unplaced, null, "ERROR");
+        await using var db = DatabaseMigrator.CreateContext(ledger.DataSource);
+        var migration = new Migrations.SnapshotLedger();
+        await RunAsync(db, migration.DownOperations);
+        await ledger.ExecuteAsync("""
+            INSERT INTO snapshots (id, project_id, vm_id, name, state, includes_memory, size_bytes, error, created_at, updated_at) VALUES
+                ('00000000-0000-0000-0000-000000000001', 'p', $1, 'ready', 'READY', false, 0, NULL, now(), now()),
+                ('00000000-0000-0000-0000-000000000002', 'p', $1, 'gone', 'DELETED', false, 0, NULL, now(), now()),
+                ('00000000-0000-0000-0000-000000000003', 'p', $2, 'orphan', 'READY', false, 0, NULL, now(), now())
+            """, placed, unplaced);
+
+        await RunAsync(db, migration.UpOperations);
+
+        Assert.Equal([$"ready {node}", "gone NULL", "orphan NULL"], await ListAsync(ledger.DataSource,
+            "SELECT name || ' ' || coalesce(node_id::text, 'NULL') FROM snapshots ORDER BY id"));
+        Assert.Equal(1, await ledger.ExecuteAsync("UPDATE snapshots SET state = 'LOST', error = 'x' WHERE name = 'ready'"));
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => ledger.ExecuteAsync("UPDATE snapshots SET state = 'MISSING' WHERE name = 'ready'"));
+        Assert.Equal("ck_snapshots_state", refused.ConstraintName);
+    }
+
     /// <summary>A one-VM claim on <paramref name="node"/>, as the ledger sends it.</summary>
     private static async Task ClaimOnAsync(NpgsqlDataSource dataSource, Guid node)
     {

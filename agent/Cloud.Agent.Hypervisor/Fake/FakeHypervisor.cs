@@ -11,11 +11,29 @@ namespace Cloud.Agent.Hypervisor.Fake;
 /// Follows the same state machine and idempotency rules as the QEMU backend, with latencies
 /// taken from <see cref="FakeHypervisorOptions"/>.
 /// </summary>
-public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, TimeProvider time, string nodeName) : IHypervisor
+public sealed class FakeHypervisor : IHypervisor
 {
-    private readonly FakeHypervisorOptions _options = options.Value;
+    /// <summary>
+    /// Every fake node of the process, so that the destination of a migration can take the VM's
+    /// snapshots from its source before the move, as a real destination pulls their files
+    /// (PrepareMigrationRequest.snapshot_source). Weak: a node that went away is forgotten.
+    /// </summary>
+    private static readonly ConditionalWeakTable<FakeHypervisor, object?> Peers = [];
+
+    private readonly FakeHypervisorOptions _options;
+    private readonly TimeProvider _time;
+    private readonly string _nodeName;
     private readonly ConcurrentDictionary<string, FakeVm> _vms = new(StringComparer.Ordinal);
     private readonly EventHub _events = new();
+
+    public FakeHypervisor(IOptions<FakeHypervisorOptions> options, TimeProvider time, string nodeName)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Value;
+        _time = time;
+        _nodeName = nodeName;
+        Peers.AddOrUpdate(this, null);
+    }
 
     public string Name => "fake";
 
@@ -23,7 +41,7 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
     {
         var info = new NodeInfo
         {
-            NodeName = nodeName,
+            NodeName = _nodeName,
             Hypervisor = Name,
             Accelerator = Accelerator.Fake,
             HypervisorVersion = "fake-1",
@@ -47,12 +65,12 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
     };
 
     public Task<IReadOnlyList<Vm>> ListVmsAsync(CancellationToken cancellationToken)
-        => Task.FromResult<IReadOnlyList<Vm>>([.. _vms.Values.Select(v => v.Snapshot(_options.CpuLoad, time))]);
+        => Task.FromResult<IReadOnlyList<Vm>>([.. _vms.Values.Select(v => v.Snapshot(_options.CpuLoad, _time))]);
 
     public async Task<Vm> CreateVmAsync(VmSpec spec, CancellationToken cancellationToken)
     {
         VmSpecValidator.Validate(spec);
-        var vm = new FakeVm(spec.Clone(), time.GetUtcNow());
+        var vm = new FakeVm(spec.Clone(), _time.GetUtcNow());
         var existing = _vms.GetOrAdd(spec.VmId, vm);
         if (!ReferenceEquals(existing, vm))
         {
@@ -60,11 +78,11 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
             {
                 throw new HypervisorException(HypervisorError.AlreadyExists, $"VM {spec.VmId} exists with a different spec.");
             }
-            return existing.Snapshot(_options.CpuLoad, time);
+            return existing.Snapshot(_options.CpuLoad, _time);
         }
         await Delay(_options.CreateLatency, cancellationToken).ConfigureAwait(false);
         SetState(vm, VmState.Stopped, "created");
-        return spec.Start ? await StartVmAsync(spec.VmId, paused: false, cancellationToken).ConfigureAwait(false) : vm.Snapshot(_options.CpuLoad, time);
+        return spec.Start ? await StartVmAsync(spec.VmId, paused: false, cancellationToken).ConfigureAwait(false) : vm.Snapshot(_options.CpuLoad, _time);
     }
 
     public async Task<Vm> StartVmAsync(string vmId, bool paused, CancellationToken cancellationToken)
@@ -76,11 +94,11 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
         }
         if (vm.State is VmState.Running || (vm.State is VmState.Paused && paused))
         {
-            return vm.Snapshot(_options.CpuLoad, time);
+            return vm.Snapshot(_options.CpuLoad, _time);
         }
         await Delay(_options.PowerLatency, cancellationToken).ConfigureAwait(false);
         SetState(vm, paused ? VmState.Paused : VmState.Running, paused ? "started paused" : "started");
-        return vm.Snapshot(_options.CpuLoad, time);
+        return vm.Snapshot(_options.CpuLoad, _time);
     }
 
     public async Task<Vm> StopVmAsync(string vmId, bool force, TimeSpan timeout, CancellationToken cancellationToken)
@@ -88,14 +106,14 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
         var vm = Get(vmId);
         if (vm.State is VmState.Stopped)
         {
-            return vm.Snapshot(_options.CpuLoad, time);
+            return vm.Snapshot(_options.CpuLoad, _time);
         }
         if (!force)
         {
             await Delay(_options.PowerLatency, cancellationToken).ConfigureAwait(false);
         }
         SetState(vm, VmState.Stopped, force ? "forced off" : "powered down");
-        return vm.Snapshot(_options.CpuLoad, time);
+        return vm.Snapshot(_options.CpuLoad, _time);
     }
 
     public async Task<Vm> RebootVmAsync(string vmId, CancellationToken cancellationToken)
@@ -104,7 +122,7 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
         RequireState(vm, VmState.Running, "reboot");
         await Delay(_options.PowerLatency, cancellationToken).ConfigureAwait(false);
         SetState(vm, VmState.Running, "rebooted");
-        return vm.Snapshot(_options.CpuLoad, time);
+        return vm.Snapshot(_options.CpuLoad, _time);
     }
 
     public Task DeleteVmAsync(string vmId, CancellationToken cancellationToken)
@@ -131,7 +149,7 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
             throw new HypervisorException(HypervisorError.FailedPrecondition, "A disk cannot shrink.");
         }
         vm.Spec.Shape = shape.Clone();
-        return Task.FromResult(vm.Snapshot(_options.CpuLoad, time));
+        return Task.FromResult(vm.Snapshot(_options.CpuLoad, _time));
     }
 
     public Task<Snapshot> CreateSnapshotAsync(string vmId, string snapshotId, string name, CancellationToken cancellationToken)
@@ -144,7 +162,7 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
             Name = name,
             IncludesMemory = vm.State is VmState.Running,
             SizeBytes = vm.Spec.Shape.DiskGb * 1024 * 1024,
-            CreatedAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()),
+            CreatedAt = Timestamp.FromDateTimeOffset(_time.GetUtcNow()),
         };
         vm.Snapshots[snapshotId] = snapshot;
         return Task.FromResult(snapshot);
@@ -157,7 +175,7 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
     {
         var vm = Get(vmId);
         GetSnapshot(vm, snapshotId);
-        return Task.FromResult(vm.Snapshot(_options.CpuLoad, time));
+        return Task.FromResult(vm.Snapshot(_options.CpuLoad, _time));
     }
 
     public Task DeleteSnapshotAsync(string vmId, string snapshotId, CancellationToken cancellationToken)
@@ -176,12 +194,20 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
     {
         VmSpecValidator.Validate(spec);
         VmSpecValidator.ValidateMemoryLayout(spec, memoryLayout);
-        var vm = _vms.GetOrAdd(spec.VmId, _ => new FakeVm(spec.Clone(), time.GetUtcNow()));
+        var vm = _vms.GetOrAdd(spec.VmId, _ => new FakeVm(spec.Clone(), _time.GetUtcNow()));
         if (vm.State is not (VmState.Incoming or VmState.Creating))
         {
             throw new HypervisorException(HypervisorError.AlreadyExists, $"VM {spec.VmId} is on this node already ({vm.State}).");
         }
         SetState(vm, VmState.Incoming, $"awaiting migration {migrationId}");
+        // The destination holds the VM's snapshots before the stream starts, and says which.
+        if (Source(spec.VmId) is { } source)
+        {
+            foreach (var (id, snapshot) in source.Snapshots)
+            {
+                vm.Snapshots[id] = snapshot.Clone();
+            }
+        }
         var uri = MigrationUri(migrationId);
         FakeMigrationFabric.Await(uri, state =>
         {
@@ -195,10 +221,23 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
                 return true;
             }
         });
-        return Task.FromResult(new PrepareMigrationResponse { MigrationUri = uri });
+        return Task.FromResult(new PrepareMigrationResponse { MigrationUri = uri, SnapshotIds = { vm.Snapshots.Keys.Order(StringComparer.Ordinal) } });
     }
 
-    private string MigrationUri(string migrationId) => $"fake:{nodeName}:{migrationId}";
+    /// <summary>The VM on another fake node of this process that is not itself awaiting a migration, or null.</summary>
+    private FakeVm? Source(string vmId)
+    {
+        foreach (var (peer, _) in Peers)
+        {
+            if (!ReferenceEquals(peer, this) && peer._vms.TryGetValue(vmId, out var vm) && vm.State is not (VmState.Incoming or VmState.Creating))
+            {
+                return vm;
+            }
+        }
+        return null;
+    }
+
+    private string MigrationUri(string migrationId) => $"fake:{_nodeName}:{migrationId}";
 
     public async IAsyncEnumerable<MigrationProgress> MigrateAsync(MigrateRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -263,12 +302,12 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
     private void SetState(FakeVm vm, VmState state, string reason)
     {
         vm.State = state;
-        vm.StateSince = time.GetUtcNow();
+        vm.StateSince = _time.GetUtcNow();
         _events.Publish(new VmEvent { VmId = vm.Spec.VmId, State = state, Reason = reason, At = Timestamp.FromDateTimeOffset(vm.StateSince) });
     }
 
     private Task Delay(TimeSpan latency, CancellationToken cancellationToken)
-        => latency <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(latency, time, cancellationToken);
+        => latency <= TimeSpan.Zero ? Task.CompletedTask : Task.Delay(latency, _time, cancellationToken);
 
     private sealed class FakeVm(VmSpec spec, DateTimeOffset createdAt)
     {
@@ -285,6 +324,7 @@ public sealed class FakeHypervisor(IOptions<FakeHypervisorOptions> options, Time
             State = State,
             Shape = Spec.Shape.Clone(),
             StateSince = Timestamp.FromDateTimeOffset(StateSince),
+            SnapshotIds = { Snapshots.Keys.Order(StringComparer.Ordinal) },
             Usage = State is VmState.Running
                 ? new VmUsage { CpuUtilization = cpuLoad * Spec.Shape.Vcpus, MemoryUsedMb = Spec.Shape.MemoryMb / 2, SampledAt = Timestamp.FromDateTimeOffset(time.GetUtcNow()) }
                 : null,

@@ -5,8 +5,9 @@ namespace Cloud.Controller.Data;
 
 /// <summary>
 /// Checks, by SQL over the whole database, what the ledger promises: no node holds more than its
-/// capacity, no allocation outlives its consumer, a VM's capacity is where the VM is, and the
-/// running totals that claims check against are the sums of the allocations. Run
+/// capacity, no allocation outlives its consumer, a VM's capacity is where the VM is, the
+/// running totals that claims check against are the sums of the allocations, and a READY
+/// snapshot is on its VM's node, which is UP. Run
 /// after benchmarks, chaos tests and on operator demand; an empty list means all is well.
 /// </summary>
 internal static class LedgerInvariants
@@ -72,6 +73,25 @@ internal static class LedgerInvariants
          ORDER BY 1, 2
         """;
 
+    /// <summary>
+    /// A READY snapshot must be where its data is and where it can be used: on a node, that node
+    /// UP, and that node its VM's, unless a move of the VM (vm.migrate, or vm.resize, which may
+    /// move it) is unfinished. A snapshot whose node is down or lost its data is LOST, not READY.
+    /// </summary>
+    private const string MisplacedSnapshots = """
+        SELECT s.id, s.vm_id, s.node_id, n.name, n.state, v.node_id
+          FROM snapshots AS s
+          JOIN vms AS v ON v.id = s.vm_id
+          LEFT JOIN nodes AS n ON n.id = s.node_id
+         WHERE s.state = 'READY'
+           AND (s.node_id IS NULL
+                OR n.state IS DISTINCT FROM 'UP'
+                OR (s.node_id IS DISTINCT FROM v.node_id
+                    AND NOT EXISTS (SELECT 1 FROM operations AS o
+                                     WHERE o.target_id = v.id::text AND o.kind IN ('vm.migrate', 'vm.resize') AND o.state IN ('PENDING', 'RUNNING'))))
+         ORDER BY s.id
+        """;
+
     /// <summary>Runs every check in one snapshot and describes each violation in a sentence.</summary>
     public static async Task<IReadOnlyList<string>> CheckAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
@@ -83,7 +103,7 @@ internal static class LedgerInvariants
         await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken).ConfigureAwait(false);
         await using var batch = new NpgsqlBatch(connection, transaction)
         {
-            BatchCommands = { new(Overcommitted), new(DeadConsumers), new(Misplaced), new(UsageDrift) },
+            BatchCommands = { new(Overcommitted), new(DeadConsumers), new(Misplaced), new(UsageDrift), new(MisplacedSnapshots) },
         };
         await using (var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -115,8 +135,28 @@ internal static class LedgerInvariants
                     "usage: node {0} counts {2} {1} in use, but its allocations add up to {3}",
                     reader.GetGuid(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)));
             }
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                violations.Add(DescribeSnapshot(reader));
+            }
         }
         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         return violations;
+    }
+
+    private static string DescribeSnapshot(NpgsqlDataReader reader)
+    {
+        var snapshot = reader.GetGuid(0);
+        var vm = reader.GetGuid(1);
+        if (reader.IsDBNull(2))
+        {
+            return string.Format(CultureInfo.InvariantCulture, "snapshot: READY snapshot {0} of VM {1} is on no node", snapshot, vm);
+        }
+        var node = $"{reader.GetString(3)} ({reader.GetGuid(2)})";
+        return reader.GetString(4) != "UP"
+            ? string.Format(CultureInfo.InvariantCulture, "snapshot: READY snapshot {0} of VM {1} is on node {2}, which is {3}", snapshot, vm, node, reader.GetString(4))
+            : string.Format(CultureInfo.InvariantCulture, "snapshot: READY snapshot {0} of VM {1} is on node {2} but its VM is on {3}, and no migration is in flight",
+                snapshot, vm, node, reader.IsDBNull(5) ? "no node" : reader.GetGuid(5).ToString());
     }
 }

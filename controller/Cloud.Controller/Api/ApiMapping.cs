@@ -61,8 +61,9 @@ internal static class ApiMapping
         Project = operation.ProjectId,
     };
 
-    public static Snapshot ToProto(SnapshotEntity snapshot) => new()
+    public static Snapshot ToProto(SnapshotEntity snapshot, string? nodeName) => new()
     {
+        Node = nodeName ?? "",
         Id = snapshot.Id.ToString(),
         VmId = snapshot.VmId.ToString(),
         Name = snapshot.Name,

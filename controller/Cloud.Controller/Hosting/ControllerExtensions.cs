@@ -9,6 +9,7 @@ using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Placement;
 using Cloud.Controller.Scheduling;
+using Cloud.Controller.Snapshots;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Contracts.Node.V1;
@@ -75,6 +76,7 @@ internal static class ControllerExtensions
         services.AddSingleton<OperationQueries>();
         services.AddHostedService<OperationRunner>();
         services.AddHostedService<NodeMonitor>();
+        services.AddSnapshotAudit();
         return builder;
     }
 

@@ -29,6 +29,7 @@ internal static class TenantSelfServiceExtensions
         services.AddSingleton<IOperationHandler, ResizeVmHandler>();
         services.AddSingleton<IOperationHandler, MigrateVmHandler>();
         services.AddSingleton<IOperationHandler, Nodes.DrainNodeHandler>();
+        services.AddSingleton<SnapshotExports>();
         services.AddSingleton<IOperationHandler, CreateFromSnapshotHandler>();
         services.AddSingleton<IOperationHandler, SnapshotCreateHandler>();
         services.AddSingleton<IOperationHandler, SnapshotRestoreHandler>();

@@ -1,153 +1,199 @@
 using Cloud.Controller.Api;
 using Cloud.Controller.Data;
-using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Grpc;
 using Microsoft.EntityFrameworkCore;
-using Npgsql;
-using AgentV1 = Cloud.Contracts.Agent.V1;
+using Cloud.Controller.Nodes;
 
 namespace Cloud.Controller.Vms;
 
 /// <summary>
-/// vm.create_from_snapshot: a snapshot lives on its VM's node, so the new VM goes there. The
-/// node's agent exports the snapshot's disk into its image store, the new VM is claimed on that
-/// node (with its quota charge and its row's node, in one transaction), and the agent creates
-/// it over the exported image. Every step is safe to run again: the export and the agent's
-/// create are idempotent, and a VM already placed is not claimed again.
+/// vm.create_from_snapshot: the node that holds the snapshot exports its disk into its image
+/// store; the scheduler places the new VM like any create, with the VM's own constraints (the
+/// snapshot's node is allowed, not required); a node other than the snapshot's pulls the export
+/// from it; then that node creates the VM over the image. Every step is safe to run again after a
+/// crash: the export is recorded in the snapshot's row (and found there), a placed VM is not
+/// placed again, a node that holds the image answers its pull at once, and the agent's create
+/// is idempotent. A failure after placement gives the claim and the quota back.
 /// </summary>
-internal sealed class CreateFromSnapshotHandler(
+internal sealed partial class CreateFromSnapshotHandler(
     VmHandlerSupport support,
-    NpgsqlDataSource dataSource,
     Scheduler scheduler,
-    CapacityLedger ledger,
     AgentConnections agents,
-    VmSpecs specs) : IOperationHandler
+    AgentVmCreation creation,
+    SnapshotExports exports,
+    ILogger<CreateFromSnapshotHandler> logger) : IOperationHandler
 {
     public string Kind => OperationKinds.VmCreateFromSnapshot;
 
     public async Task RunAsync(OperationEntity operation, CancellationToken cancellationToken)
     {
-        var input = VmHandlerSupport.Input<CreateVmRequest>(operation);
-        var snapshotId = Guid.Parse(input.Snapshot);
+        var snapshotId = Guid.Parse(VmHandlerSupport.Input<CreateVmRequest>(operation).Snapshot);
         var vmId = Guid.Parse(operation.TargetId);
         VmEntity vm;
         SnapshotEntity? snapshot;
-        VmEntity? source;
-        NodeEntity? node;
+        NodeEntity? holder;
         await using (var db = await support.Contexts.CreateDbContextAsync(cancellationToken))
         {
             vm = await db.Vms.AsNoTracking().SingleAsync(v => v.Id == vmId, cancellationToken);
-            snapshot = await db.Snapshots.AsNoTracking().SingleOrDefaultAsync(s => s.Id == snapshotId && s.State == SnapshotStates.Ready, cancellationToken);
-            source = snapshot is null ? null : await db.Vms.AsNoTracking().SingleOrDefaultAsync(v => v.Id == snapshot.VmId, cancellationToken);
-            var nodeId = vm.NodeId ?? source?.NodeId;
-            node = nodeId is null ? null : await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Id == nodeId, cancellationToken);
+            snapshot = await db.Snapshots.AsNoTracking().SingleOrDefaultAsync(s => s.Id == snapshotId, cancellationToken);
+            holder = snapshot?.NodeId is { } nodeId ? await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Id == nodeId, cancellationToken) : null;
         }
         if (vm.State is VmStates.Deleting or VmStates.Deleted)
         {
             await support.FinishAsync(operation.Id, ApiException.CodeName(StatusCode.Aborted), "The VM was deleted before it was created.", null, cancellationToken);
             return;
         }
-        if (node is null || (vm.NodeId is null && (snapshot is null || source?.NodeId is null)))
-        {
-            await FailAsync(operation.Id, vm.Id, ApiException.CodeName(StatusCode.FailedPrecondition), "The snapshot or its VM's node is gone.", release: false, cancellationToken);
-            return;
-        }
-        var agent = agents.For(node.Address);
+
+        SnapshotExport? export;
         if (vm.NodeId is null)
         {
+            if (Unusable(snapshot, snapshotId, holder) is { } why)
+            {
+                await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(StatusCode.FailedPrecondition), why, VmStates.Error, cancellationToken);
+                return;
+            }
             await support.ProgressAsync(operation.Id, 10, cancellationToken);
             try
             {
-                await agent.CallAsync((c, o) => c.ExportSnapshotAsync(new AgentV1.ExportSnapshotRequest
+                export = await exports.ExportAsync(snapshot!, holder!, vm.ImageId!, cancellationToken);
+            }
+            catch (RpcException e)
+            {
+                if (e.StatusCode == StatusCode.NotFound && await SnapshotLoss.ConfirmedAsync(agents.For(holder!.Address), snapshot!.VmId, snapshotId, cancellationToken))
                 {
-                    VmId = source!.Id.ToString("N"),
-                    SnapshotId = snapshotId.ToString("N"),
-                    ImageId = vm.ImageId!,
-                }, o), cancellationToken);
-            }
-            catch (RpcException e) when (e.StatusCode != StatusCode.AlreadyExists)
-            {
-                await FailAsync(operation.Id, vm.Id, ApiException.CodeName(e.StatusCode), $"Node {node.Name} could not export the snapshot: {e.Status.Detail}", release: false, cancellationToken);
+                    await FailLostAsync(operation.Id, vm.Id, snapshotId, holder, cancellationToken);
+                    return;
+                }
+                await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(e.StatusCode), $"Node {holder!.Name} could not export the snapshot: {e.Status.Detail}", VmStates.Error, cancellationToken);
                 return;
             }
-            await support.ProgressAsync(operation.Id, 40, cancellationToken);
-            if (await ClaimAsync(vm, node, cancellationToken) is { } refusal)
+            await support.ProgressAsync(operation.Id, 30, cancellationToken);
+            if (await PlaceAsync(operation.Id, vm, cancellationToken) is not { } placed)
             {
-                await FailAsync(operation.Id, vm.Id, ApiException.CodeName(StatusCode.ResourceExhausted), refusal.Message,
-                    release: false, cancellationToken, deleted: refusal.OverQuota);
                 return;
             }
+            vm = placed;
+        }
+        else
+        {
+            // Resumed after placement: the export was recorded before the VM was placed.
+            export = await exports.RecordedAsync(snapshotId, cancellationToken);
         }
 
-        await support.ProgressAsync(operation.Id, 60, cancellationToken);
+        NodeEntity node;
+        await using (var db = await support.Contexts.CreateDbContextAsync(cancellationToken))
+        {
+            node = await db.Nodes.AsNoTracking().SingleAsync(n => n.Id == vm.NodeId, cancellationToken);
+        }
+        if (export is null)
+        {
+            await FailPlacedAsync(operation.Id, vm.Id, ApiException.CodeName(StatusCode.FailedPrecondition),
+                "The snapshot's export, or the node that made it, is gone; create the VM again.", cancellationToken);
+            return;
+        }
+        await support.ProgressAsync(operation.Id, 50, cancellationToken);
         try
         {
-            await agent.CallAsync((c, o) => c.CreateVmAsync(new AgentV1.CreateVmRequest { Spec = specs.For(vm) }, o), cancellationToken);
+            await exports.EnsureOnNodeAsync(export, vm.ImageId!, node, cancellationToken);
         }
         catch (RpcException e)
         {
-            await FailAsync(operation.Id, vm.Id, ApiException.CodeName(e.StatusCode), $"Node {node.Name} could not create the VM: {e.Status.Detail}", release: true, cancellationToken);
+            Log.PullFailed(logger, vm.Id, node.Name, export.Node.Name, e.Status.Detail);
+            await FailPlacedAsync(operation.Id, vm.Id, ApiException.CodeName(e.StatusCode),
+                $"Node {node.Name} could not pull the snapshot's disk from node {export.Node.Name}: {e.Status.Detail}", cancellationToken);
+            return;
+        }
+
+        await support.ProgressAsync(operation.Id, 70, cancellationToken);
+        if (await creation.CreateAsync(vm, node, withImage: false, cancellationToken) is { } refusal)
+        {
+            await FailPlacedAsync(operation.Id, vm.Id, ApiException.CodeName(refusal.Code), refusal.Message, cancellationToken);
             return;
         }
         await support.FinishAsync(operation.Id, null, null, t => VmHandlerSupport.ExecuteAsync(t,
             "UPDATE vms SET state = 'RUNNING', updated_at = $2 WHERE id = $1 AND state = 'CREATING'", cancellationToken, vm.Id, support.Time.GetUtcNow()), cancellationToken);
     }
 
-    /// <summary>Claims the VM on the snapshot's node, charges the quota and records the node, in one transaction.</summary>
-    private async Task<(string Message, bool OverQuota)?> ClaimAsync(VmEntity vm, NodeEntity node, CancellationToken cancellationToken)
+    /// <summary>Why the snapshot cannot be created from (gone, LOST with its reason, on no node), or null.</summary>
+    private static string? Unusable(SnapshotEntity? snapshot, Guid snapshotId, NodeEntity? holder) => snapshot switch
     {
-        var amounts = new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb).ToAmounts();
-        for (var attempt = 0; attempt < 16; attempt++)
+        null or { State: SnapshotStates.Deleted or SnapshotStates.Deleting } => $"Snapshot {snapshotId} was deleted.",
+        { State: SnapshotStates.Lost } => $"Snapshot {snapshotId} is LOST: {snapshot.Error}.",
+        { State: not SnapshotStates.Ready } => $"Snapshot {snapshotId} is {snapshot.State}.",
+        _ when holder is null => $"No node holds the data of snapshot {snapshotId} any more.",
+        _ => null,
+    };
+
+    /// <summary>
+    /// Places the VM where the scheduler chooses, with its own constraints, and charges its quota
+    /// in the claim's transaction, as vm.create does; the VM as placed, or null (and the operation
+    /// failed) when it could not be.
+    /// </summary>
+    private async Task<VmEntity?> PlaceAsync(Guid operationId, VmEntity vm, CancellationToken cancellationToken)
+    {
+        if (!PlacementHints.TryParse(vm.Labels, out var constraints, out var hintError))
         {
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            long generation;
-            await using (var read = new NpgsqlCommand("SELECT generation FROM nodes WHERE id = $1", connection, transaction))
-            {
-                read.Parameters.Add(new NpgsqlParameter { Value = node.Id });
-                generation = (long)(await read.ExecuteScalarAsync(cancellationToken))!;
-            }
-            var claim = await ledger.TryClaimAsync([new Claim(vm.Id, ConsumerKinds.Vm, vm.ProjectId, node.Id, generation, amounts)], transaction, cancellationToken);
-            if (!claim.Succeeded)
-            {
-                if (claim.Conflicts[0].Reason is ClaimConflictReason.InsufficientCapacity or ClaimConflictReason.NodeMissing)
-                {
-                    return ($"Node {node.Name}, which holds the snapshot, has no room for the VM ({claim.Conflicts[0].Reason}).", false);
-                }
-                continue;
-            }
-            if (!await VmRowUpdates.MarkPlacedAsync(transaction, vm.Id, node.Id, support.Time.GetUtcNow(), cancellationToken))
-            {
-                return ("The VM changed while it was being placed.", false);
-            }
-            try
-            {
-                await QuotaLedger.ChargeAsync(transaction, vm.ProjectId, QuotaUsage.ForVm(vm.Vcpus, vm.MemoryMb, vm.DiskGb), cancellationToken);
-            }
-            catch (QuotaExceededException e)
-            {
-                return (e.Message, true);
-            }
-            await transaction.CommitAsync(cancellationToken);
-            scheduler.InvalidateAll();
-            vm.NodeId = node.Id;
+            await FailUnplacedAsync(operationId, vm.Id, ApiException.CodeName(StatusCode.InvalidArgument), hintError!, VmStates.Error, cancellationToken);
             return null;
         }
-        return ($"The claim on node {node.Name} kept losing races; try again.", false);
+        var request = new PlacementRequest(new ResourceRequest(vm.Vcpus, vm.MemoryMb, vm.DiskGb), constraints);
+        PlacementResult placement;
+        try
+        {
+            placement = await scheduler.PlaceAsync(vm.Id, vm.ProjectId, request,
+                async (transaction, node, ct) =>
+                {
+                    if (!await VmRowUpdates.MarkPlacedAsync(transaction, vm.Id, node.NodeId, support.Time.GetUtcNow(), ct))
+                    {
+                        throw new InvalidOperationException($"VM {vm.Id} changed while it was being placed.");
+                    }
+                    await QuotaLedger.ChargeAsync(transaction, vm.ProjectId, QuotaUsage.ForVm(vm.Vcpus, vm.MemoryMb, vm.DiskGb), ct);
+                },
+                cancellationToken);
+        }
+        catch (QuotaExceededException e)
+        {
+            // Refused by the quota, the VM never existed anywhere.
+            await FailUnplacedAsync(operationId, vm.Id, ApiException.CodeName(StatusCode.ResourceExhausted), e.Message, VmStates.Deleted, cancellationToken);
+            return null;
+        }
+        if (!placement.Placed)
+        {
+            await FailUnplacedAsync(operationId, vm.Id, ApiException.CodeName(StatusCode.ResourceExhausted), placement.Failure!.Summary, VmStates.Error, cancellationToken);
+            return null;
+        }
+        await using var db = await support.Contexts.CreateDbContextAsync(cancellationToken);
+        return await db.Vms.AsNoTracking().SingleAsync(v => v.Id == vm.Id, cancellationToken);
     }
 
-    private Task FailAsync(Guid operationId, Guid vmId, string code, string message, bool release, CancellationToken cancellationToken, bool deleted = false)
-        => support.FinishAsync(operationId, code, message, async t =>
+    /// <summary>The snapshot's node confirmed it does not hold the data: the snapshot is LOST and the operation says so.</summary>
+    private Task FailLostAsync(Guid operationId, Guid vmId, Guid snapshotId, NodeEntity holder, CancellationToken cancellationToken)
+    {
+        var reason = SnapshotLoss.NotHeldReason(holder.Name);
+        var message = $"Snapshot {snapshotId} is LOST: {reason}.";
+        return support.FinishAsync(operationId, ApiException.CodeName(StatusCode.FailedPrecondition), message, async t =>
         {
-            if (release)
-            {
-                await QuotaLedger.ReleaseVmAsync(t, vmId, cancellationToken);
-                await scheduler.ReleaseAsync(vmId, null, t, cancellationToken);
-            }
-            await VmRowUpdates.MarkUnplacedAsync(t, vmId, deleted ? VmStates.Deleted : VmStates.Error, message, support.Time.GetUtcNow(), cancellationToken);
+            await SnapshotRows.MarkLostAsync(t, snapshotId, holder.Id, reason, support.Time.GetUtcNow(), cancellationToken);
+            await VmRowUpdates.MarkUnplacedAsync(t, vmId, VmStates.Error, message, support.Time.GetUtcNow(), cancellationToken);
         }, cancellationToken);
+    }
+
+    private Task FailUnplacedAsync(Guid operationId, Guid vmId, string code, string message, string state, CancellationToken cancellationToken)
+        => support.FinishAsync(operationId, code, message,
+            t => VmRowUpdates.MarkUnplacedAsync(t, vmId, state, message, support.Time.GetUtcNow(), cancellationToken), cancellationToken);
+
+    /// <summary>Fails a placed VM: its quota charge and its claim are given back with the operation's end.</summary>
+    private Task FailPlacedAsync(Guid operationId, Guid vmId, string code, string message, CancellationToken cancellationToken)
+        => support.FinishAsync(operationId, code, message,
+            t => creation.ReleaseAsync(t, vmId, message, support.Time.GetUtcNow(), cancellationToken), cancellationToken);
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 3003, Level = LogLevel.Warning, Message = "Node {NodeName} could not pull the snapshot export for VM {VmId} from node {SourceName}: {Detail}")]
+        public static partial void PullFailed(ILogger logger, Guid vmId, string nodeName, string sourceName, string detail);
+    }
 }

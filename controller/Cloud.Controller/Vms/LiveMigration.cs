@@ -187,7 +187,8 @@ internal sealed partial class LiveMigration(
 
     /// <summary>
     /// In the caller's transaction: releases the migration consumer's and the VM's claims, claims
-    /// <paramref name="size"/> for the VM on the target and moves the VM's row there.
+    /// <paramref name="size"/> for the VM on the target and moves the VM's row, and the record of
+    /// where its snapshots are, there.
     /// </summary>
     public async Task LandAsync(NpgsqlTransaction transaction, Guid operationId, VmEntity vm, NodeEntity target, ResourceRequest size, CancellationToken cancellationToken)
     {
@@ -223,6 +224,9 @@ internal sealed partial class LiveMigration(
         }
         await VmHandlerSupport.ExecuteAsync(transaction, "UPDATE vms SET node_id = $2, updated_at = $3 WHERE id = $1",
             cancellationToken, vm.Id, target.Id, support.Time.GetUtcNow());
+        // The target pulled the VM's snapshots before the move (PrepareMigration): their data is
+        // there now, and the ledger says so in the same transaction as the VM's own move.
+        await SnapshotRows.FollowVmAsync(transaction, vm.Id, target.Id, cancellationToken);
     }
 
     /// <summary>

@@ -52,10 +52,7 @@ internal sealed class SnapshotService(IDbContextFactory<LedgerDbContext> context
         => operations.StartAsync(caller, OperationKinds.SnapshotRestore, request, request.IdempotencyKey, request, async (db, _, now) =>
         {
             var snapshot = await FindAsync(db, caller, request.Id, cancellationToken);
-            if (snapshot.State != SnapshotStates.Ready)
-            {
-                throw new ApiException(StatusCode.FailedPrecondition, $"Snapshot '{request.Id}' is {snapshot.State}; only a READY snapshot can be restored.");
-            }
+            RequireReady(snapshot, request.Id, "restored");
             var vm = await OperationStarter.LockVmAsync(db, caller, snapshot.VmId.ToString(), cancellationToken);
             VmService.RequireState(vm, OperationKinds.SnapshotRestore, [VmStates.Running, VmStates.Stopped]);
             vm.UpdatedAt = now;
@@ -76,7 +73,25 @@ internal sealed class SnapshotService(IDbContextFactory<LedgerDbContext> context
     public async Task<Snapshot> GetAsync(Caller caller, string id, CancellationToken cancellationToken)
     {
         await using var db = await contexts.CreateDbContextAsync(cancellationToken);
-        return ApiMapping.ToProto(await FindAsync(db, caller, id, cancellationToken));
+        var snapshot = await FindAsync(db, caller, id, cancellationToken);
+        var node = snapshot.NodeId is { } nodeId ? await db.Nodes.AsNoTracking().Where(n => n.Id == nodeId).Select(n => n.Name).SingleOrDefaultAsync(cancellationToken) : null;
+        return ApiMapping.ToProto(snapshot, node);
+    }
+
+    /// <summary>
+    /// Refuses, naming the reason, a snapshot that is not READY: a LOST one says where its data
+    /// went, so that the tenant knows a retry will not help.
+    /// </summary>
+    internal static void RequireReady(SnapshotEntity snapshot, string id, string verb)
+    {
+        if (snapshot.State == SnapshotStates.Lost)
+        {
+            throw new ApiException(StatusCode.FailedPrecondition, $"Snapshot '{id}' is LOST ({snapshot.Error}); it cannot be {verb}.");
+        }
+        if (snapshot.State != SnapshotStates.Ready)
+        {
+            throw new ApiException(StatusCode.FailedPrecondition, $"Snapshot '{id}' is {snapshot.State}; only a READY snapshot can be {verb}.");
+        }
     }
 
     public async Task<ListSnapshotsResponse> ListAsync(Caller caller, ListSnapshotsRequest request, CancellationToken cancellationToken)
@@ -92,8 +107,10 @@ internal sealed class SnapshotService(IDbContextFactory<LedgerDbContext> context
             }
             snapshots = snapshots.Where(s => s.VmId == vmId);
         }
-        var list = await snapshots.OrderBy(s => s.CreatedAt).Take(1000).ToListAsync(cancellationToken);
-        return new ListSnapshotsResponse { Snapshots = { list.Select(ApiMapping.ToProto) } };
+        var list = await snapshots.OrderBy(s => s.CreatedAt).Take(1000)
+            .Select(s => new { Snapshot = s, Node = db.Nodes.Where(n => n.Id == s.NodeId).Select(n => n.Name).FirstOrDefault() })
+            .ToListAsync(cancellationToken);
+        return new ListSnapshotsResponse { Snapshots = { list.Select(s => ApiMapping.ToProto(s.Snapshot, s.Node)) } };
     }
 
     private static async Task<SnapshotEntity> FindAsync(LedgerDbContext db, Caller caller, string id, CancellationToken cancellationToken)
@@ -112,4 +129,7 @@ internal static class SnapshotStates
     public const string Error = "ERROR";
     public const string Deleting = "DELETING";
     public const string Deleted = "DELETED";
+
+    /// <summary>Its node no longer holds its data, or is down: the row's error says which.</summary>
+    public const string Lost = "LOST";
 }

@@ -37,10 +37,7 @@ internal sealed class VmService(IDbContextFactory<LedgerDbContext> contexts, Ope
                 var snapshot = await db.Snapshots.AsNoTracking().SingleOrDefaultAsync(
                     s => s.Id == snapshotId && s.State != SnapshotStates.Deleted && (caller.IsOperator || s.ProjectId == caller.ProjectId), cancellationToken)
                     ?? throw ApiException.NotFound("Snapshot", request.Snapshot);
-                if (snapshot.State != SnapshotStates.Ready)
-                {
-                    throw new ApiException(StatusCode.FailedPrecondition, $"Snapshot '{request.Snapshot}' is {snapshot.State}; only a READY snapshot can be created from.");
-                }
+                SnapshotService.RequireReady(snapshot, request.Snapshot, "created from");
                 imageId = SnapshotImageId(snapshotId);
             }
             if (request.Image.Length > 0)

@@ -81,9 +81,10 @@ internal sealed class SnapshotCreateHandler(VmHandlerSupport support) : IOperati
             await support.FailAsync(operation.Id, node, e, t => SnapshotRows.DiscardAsync(t, snapshotId, e.Status.Detail, cancellationToken), cancellationToken);
             return;
         }
+        // The node is recorded with READY: from now on the ledger says where the data is.
         await support.FinishAsync(operation.Id, null, null, t => VmHandlerSupport.ExecuteAsync(t,
-            "UPDATE snapshots SET state = 'READY', includes_memory = $2, size_bytes = $3, updated_at = $4 WHERE id = $1 AND state = 'CREATING'",
-            cancellationToken, snapshotId, taken.IncludesMemory, taken.SizeBytes, support.Time.GetUtcNow()), cancellationToken);
+            "UPDATE snapshots SET state = 'READY', node_id = $5, includes_memory = $2, size_bytes = $3, updated_at = $4 WHERE id = $1 AND state = 'CREATING'",
+            cancellationToken, snapshotId, taken.IncludesMemory, taken.SizeBytes, support.Time.GetUtcNow(), node.Id), cancellationToken);
     }
 }
 
@@ -104,6 +105,21 @@ internal sealed class SnapshotRestoreHandler(VmHandlerSupport support) : IOperat
         {
             reported = await agent.CallAsync((c, o) => c.RestoreSnapshotAsync(
                 new AgentV1.SnapshotRef { VmId = vm.Id.ToString("N"), SnapshotId = snapshotId.ToString("N") }, o), cancellationToken);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.NotFound)
+        {
+            if (!await SnapshotLoss.ConfirmedAsync(agent, vm.Id, snapshotId, cancellationToken))
+            {
+                await support.FailAsync(operation.Id, node, e, null, cancellationToken);
+                return;
+            }
+            // The data is gone from the node the ledger records: the snapshot says so from now
+            // on, and the operation says why rather than passing the agent's words on.
+            var reason = SnapshotLoss.NotHeldReason(node.Name);
+            await support.FinishAsync(operation.Id, ApiException.CodeName(StatusCode.FailedPrecondition),
+                $"Snapshot {snapshotId} is LOST: {reason}. The VM was left as it was.",
+                t => SnapshotRows.MarkLostAsync(t, snapshotId, node.Id, reason, support.Time.GetUtcNow(), cancellationToken), cancellationToken);
+            return;
         }
         catch (RpcException e)
         {
@@ -134,49 +150,13 @@ internal sealed class SnapshotDeleteHandler(VmHandlerSupport support) : IOperati
         catch (RpcException e) when (e.StatusCode != StatusCode.NotFound)
         {
             await support.FailAsync(operation.Id, node, e,
-                t => VmHandlerSupport.ExecuteAsync(t, "UPDATE snapshots SET state = 'READY' WHERE id = $1 AND state = 'DELETING'", cancellationToken, snapshotId),
+                // Back to what it was: a LOST snapshot keeps its reason in error, a READY one has none.
+                t => VmHandlerSupport.ExecuteAsync(t,
+                    "UPDATE snapshots SET state = CASE WHEN error IS NULL THEN 'READY' ELSE 'LOST' END WHERE id = $1 AND state = 'DELETING'",
+                    cancellationToken, snapshotId),
                 cancellationToken);
             return;
         }
         await support.FinishAsync(operation.Id, null, null, t => SnapshotRows.DiscardAsync(t, snapshotId, null, cancellationToken), cancellationToken);
-    }
-}
-
-/// <summary>Writes of snapshot rows that go with a quota release.</summary>
-internal static class SnapshotRows
-{
-    /// <summary>Marks a snapshot DELETED and gives its quota back, once: a second call finds it deleted already.</summary>
-    public static async Task DiscardAsync(NpgsqlTransaction transaction, Guid snapshotId, string? error, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(
-            "UPDATE snapshots SET state = 'DELETED', error = $2, updated_at = now() WHERE id = $1 AND state <> 'DELETED' RETURNING project_id",
-            transaction.Connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter { Value = snapshotId });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)error ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        if (await command.ExecuteScalarAsync(cancellationToken) is string projectId)
-        {
-            await QuotaLedger.ReleaseAsync(transaction, projectId, QuotaUsage.OneSnapshot, cancellationToken);
-        }
-    }
-
-    /// <summary>Marks every snapshot of a deleted VM DELETED, and gives their quota back.</summary>
-    public static async Task DiscardAllOfVmAsync(NpgsqlTransaction transaction, Guid vmId, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(
-            "UPDATE snapshots SET state = 'DELETED', updated_at = now() WHERE vm_id = $1 AND state <> 'DELETED' RETURNING project_id",
-            transaction.Connection, transaction);
-        command.Parameters.Add(new NpgsqlParameter { Value = vmId });
-        var released = new List<string>();
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                released.Add(reader.GetString(0));
-            }
-        }
-        foreach (var group in released.GroupBy(p => p, StringComparer.Ordinal))
-        {
-            await QuotaLedger.ReleaseAsync(transaction, group.Key, new QuotaUsage(0, 0, 0, 0, group.Count()), cancellationToken);
-        }
     }
 }

@@ -34,6 +34,9 @@ public class CloudFixture : IAsyncLifetime
     /// <summary>Images:MaxUploadBytes of the tests' controller: small, so that "too large" is cheap to send.</summary>
     public const long MaxUploadBytes = 4 * 1024 * 1024;
 
+    /// <summary>The controller's services, for tests that run one of its parts directly.</summary>
+    public IServiceProvider ControllerServices { get; private set; } = null!;
+
     /// <summary>The agents' gRPC addresses.</summary>
     public List<Uri> AgentUrls { get; } = [];
 
@@ -60,10 +63,13 @@ public class CloudFixture : IAsyncLifetime
             ["Scheduler:MaxClaimAttempts"] = "64",
             ["Images:StorePath"] = ImageStorePath,
             ["Images:MaxUploadBytes"] = MaxUploadBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            // Tests run the snapshot audit themselves (SnapshotAudit.AuditOnceAsync), when they mean to.
+            ["Snapshots:AuditInterval"] = "01:00:00",
         });
         controller.AddController(ConnectionString);
         var controllerApp = controller.Build();
         controllerApp.MapController();
+        ControllerServices = controllerApp.Services;
         await StartAsync(controllerApp);
 
         for (var n = 1; n <= 2; n++)
