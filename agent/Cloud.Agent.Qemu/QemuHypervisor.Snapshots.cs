@@ -12,7 +12,7 @@ namespace Cloud.Agent.Qemu;
 /// VM memory.state, QEMU's migration stream of the paused guest (RAM and devices). Being files
 /// apart from the VM's live disk, they travel with the VM when it moves (the destination pulls
 /// and checks them before the move) and restore on any node that holds the base image
-/// (docs/design/010). Restoring memory starts a new QEMU that loads the saved state.
+/// (docs/design/011). Restoring memory starts a new QEMU that loads the saved state.
 /// </summary>
 public sealed partial class QemuHypervisor : ISnapshotFiles
 {
@@ -295,6 +295,11 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
         using (scope)
         {
             _ = ReadSnapshot(vm, snapshotId) ?? throw new HypervisorException(HypervisorError.NotFound, $"Snapshot {snapshotId} of VM {vmId} does not exist.");
+            // Asked again (a controller that resumes its operation): the export made before is the answer.
+            if (Images.Find(imageId) is { Exported: true } made)
+            {
+                return new ExportSnapshotResponse { ImageId = made.ImageId, Sha256 = made.Sha256, SizeBytes = made.SizeBytes };
+            }
             var disk = Path.Combine(vm.Paths.SnapshotDirectory(snapshotId), SnapshotDiskName);
             try
             {

@@ -32,12 +32,23 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         Assert.NotEqual(source, target);
         await AssertRestoresOnAsync(tenant, vmId, snapshotId, target, source);
 
-        var (status, operation) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"snapmig-clone","flavor":"{{ResizeMoves.Small}}","snapshot":"{{snapshotId}}"}""");
-        Assert.Equal(HttpStatusCode.Accepted, status);
-        var created = await tenant.Member.WaitForOperationAsync(operation.Str("id"));
-        Assert.True(created.Str("state") == "SUCCEEDED", created.ToString());
-        var cloneId = operation.Str("targetId");
-        var clone = await ResizeMoves.GuestAsync(await _agents.ForAsync(await NodeOfAsync(tenant, cloneId)), cloneId);
+        // The snapshot's node is cordoned: the clone goes to the other one, which pulls the snapshot's export from it.
+        Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{target}/cordon", "{}")).Status);
+        string cloneId;
+        try
+        {
+            var (status, operation) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"snapmig-clone","flavor":"{{ResizeMoves.Small}}","snapshot":"{{snapshotId}}"}""");
+            Assert.Equal(HttpStatusCode.Accepted, status);
+            var created = await tenant.Member.WaitForOperationAsync(operation.Str("id"));
+            Assert.True(created.Str("state") == "SUCCEEDED", created.ToString());
+            cloneId = operation.Str("targetId");
+        }
+        finally
+        {
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{target}/uncordon", "{}")).Status);
+        }
+        Assert.Equal(source, await NodeOfAsync(tenant, cloneId));
+        var clone = await ResizeMoves.GuestAsync(await _agents.ForAsync(source), cloneId);
         Assert.Equal(AgentV1.VmState.Running, clone?.State);
 
         await DeleteAsync(tenant, vmId, cloneId);

@@ -99,7 +99,7 @@ internal sealed partial class LiveMigration(
             spec.Shape.MaxMemoryMb = shape.MaxMemoryMb;
         }
         // The target pulls and checks every snapshot of the VM from the source before the stream
-        // starts; the source keeps its own until the VM runs on the target (docs/design/010).
+        // starts; the source keeps its own until the VM runs on the target (docs/design/011).
         var prepared = await target.CallAsync(
             (c, o) => c.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest
             {
