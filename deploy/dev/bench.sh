@@ -4,7 +4,8 @@
 #   deploy/dev/bench.sh NAME       one of them: scheduler (all of the scheduler's), or one
 #                                  scheduler benchmark: batch, single, latency, packing, memory,
 #                                  capacity, chaos (kill -9 of PostgreSQL mid-run); agent (all of the QEMU
-#                                  backend's), or one of agent-create, agent-migrate, agent-memory;
+#                                  backend's), or one of agent-create, agent-migrate,
+#                                  agent-snapshot-migrate, agent-memory;
 #                                  postgres-floor (PostgreSQL alone at the latency benchmark's rate)
 # Extra arguments go to the benchmark, e.g. deploy/dev/bench.sh batch --nodes 2000 --vms 20000;
 # --profile adds where the time went after each scheduler benchmark: span time per placed VM,
@@ -22,7 +23,7 @@ NAME=${1:-all}
 shift $(( $# > 0 ? 1 : 0 ))
 
 SCHEDULER_BENCHMARKS="batch single latency packing memory capacity chaos"
-AGENT_BENCHMARKS="agent-create agent-migrate agent-memory"
+AGENT_BENCHMARKS="agent-create agent-migrate agent-snapshot-migrate agent-memory"
 status=0
 
 run_scheduler() {

@@ -16,15 +16,19 @@ internal sealed class AgentProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly GrpcChannel _channel;
 
-    private AgentProcess(Process process, GrpcChannel channel, string dataDirectory)
+    private AgentProcess(Process process, GrpcChannel channel, string url, string dataDirectory)
     {
         _process = process;
+        Url = url;
         _channel = channel;
         DataDirectory = dataDirectory;
         Client = new NodeAgentGrpc.NodeAgentClient(channel);
     }
 
     public NodeAgentGrpc.NodeAgentClient Client { get; }
+
+    /// <summary>http://address:port, as the controller names the agent to other agents.</summary>
+    public string Url { get; }
 
     public int Pid => _process.Id;
 
@@ -58,8 +62,8 @@ internal sealed class AgentProcess : IAsyncDisposable
         };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var channel = GrpcChannel.ForAddress($"http://{address}:{port}");
-        var agent = new AgentProcess(process, channel, dataDirectory);
+        var url = $"http://{address}:{port}";
+        var agent = new AgentProcess(process, GrpcChannel.ForAddress(url), url, dataDirectory);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {

@@ -7,6 +7,7 @@ internal static class BenchmarkRunner
     {
         ["create"] = CreateBenchmark.RunAsync,
         ["migrate"] = MigrateBenchmark.RunAsync,
+        ["snapshot-migrate"] = SnapshotMigrateBenchmark.RunAsync,
         ["memory"] = MemoryBenchmark.RunAsync,
     };
 
