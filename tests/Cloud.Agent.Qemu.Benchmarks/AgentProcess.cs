@@ -90,6 +90,20 @@ internal sealed class AgentProcess : IAsyncDisposable
         return long.Parse(line[field.Length..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>Migrates from this agent and reads the progress to its end; the completed one, or an exception saying how it ended.</summary>
+    public async Task<MigrationProgress> MigrateAsync(MigrateRequest request, CancellationToken cancellationToken)
+    {
+        using var call = Client.Migrate(request, Deadline(cancellationToken));
+        MigrationProgress? last = null;
+        while (await call.ResponseStream.MoveNext(cancellationToken))
+        {
+            last = call.ResponseStream.Current;
+        }
+        return last?.Phase == MigrationProgress.Types.Phase.Completed
+            ? last
+            : throw new InvalidOperationException($"Migration of {request.VmId} ended {last?.Phase}: {last?.Error}");
+    }
+
     public static CallOptions Deadline(CancellationToken cancellationToken) => new(Deadline: DateTime.UtcNow.AddMinutes(5), CancellationToken: cancellationToken);
 
     public async ValueTask DisposeAsync()

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Cloud.Contracts.Agent.V1;
-using Phase = Cloud.Contracts.Agent.V1.MigrationProgress.Types.Phase;
 
 namespace Cloud.Agent.Qemu.Benchmarks;
 
@@ -82,18 +81,8 @@ internal static class SnapshotMigrateBenchmark
         {
             throw new InvalidOperationException($"The destination took in {prepared.SnapshotIds.Count} of {snapshots} snapshots.");
         }
-        using var call = source.Client.Migrate(new MigrateRequest { VmId = vmId, MigrationId = vmId, MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri },
-            AgentProcess.Deadline(cancellationToken));
-        MigrationProgress? last = null;
-        while (await call.ResponseStream.MoveNext(cancellationToken))
-        {
-            last = call.ResponseStream.Current;
-        }
+        await source.MigrateAsync(new MigrateRequest { VmId = vmId, MigrationId = vmId, MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri }, cancellationToken);
         var total = timer.Elapsed.TotalMilliseconds;
-        if (last?.Phase != Phase.Completed)
-        {
-            throw new InvalidOperationException($"Migration of {vmId} ended {last?.Phase}: {last?.Error}");
-        }
         await destination.Client.DeleteVmAsync(new VmRef { VmId = vmId }, AgentProcess.Deadline(cancellationToken));
         return new Move(total, prepare, bytes);
     }

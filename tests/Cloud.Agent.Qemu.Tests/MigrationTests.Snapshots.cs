@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
@@ -183,16 +182,7 @@ public sealed partial class MigrationTests
             DiskUri = prepared.DiskUri,
             MaxBandwidthBytesPerSecond = SlowBandwidth,
         }, Deadline);
-        var phases = new List<MigrationProgress>();
-        var moving = await ReadUntilMemoryMovesAsync(call, phases);
-        if (moving)
-        {
-            Process.GetProcessById(incomingPid).Kill();
-        }
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            phases.Add(call.ResponseStream.Current);
-        }
+        var (moving, phases) = await KillDestinationMidStreamAsync(call, incomingPid);
 
         Assert.True(moving, "the migration never reached its memory phase");
         Assert.Equal(Phase.Failed, phases[^1].Phase);

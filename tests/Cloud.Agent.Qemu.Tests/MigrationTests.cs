@@ -189,16 +189,7 @@ public sealed partial class MigrationTests
         var spec = Guests.Firmware("vm-survive", memoryMb: 256);
         var (created, incomingPid, call) = await StartSlowMigrationAsync(source, destination, spec, "mig-fail");
         using var _ = call;
-        var phases = new List<MigrationProgress>();
-        var killed = await ReadUntilMemoryMovesAsync(call, phases);
-        if (killed)
-        {
-            Process.GetProcessById(incomingPid).Kill();
-        }
-        while (await call.ResponseStream.MoveNext(CancellationToken.None))
-        {
-            phases.Add(call.ResponseStream.Current);
-        }
+        var (killed, phases) = await KillDestinationMidStreamAsync(call, incomingPid);
 
         Assert.True(killed, "the migration never reached its memory phase");
         Assert.Equal(Phase.Failed, phases[^1].Phase);
@@ -331,6 +322,22 @@ public sealed partial class MigrationTests
             DowntimeLimitMs = SlowDowntimeMs,
         }, Deadline);
         return (created, incomingPid, call);
+    }
+
+    /// <summary>Kills the destination's QEMU once RAM is moving, and reads the progress to its end; false if the stream ended first.</summary>
+    private static async Task<(bool Killed, List<MigrationProgress> Phases)> KillDestinationMidStreamAsync(IAsyncServerStreamingCall<MigrationProgress> call, int incomingPid)
+    {
+        var phases = new List<MigrationProgress>();
+        var killed = await ReadUntilMemoryMovesAsync(call, phases);
+        if (killed)
+        {
+            Process.GetProcessById(incomingPid).Kill();
+        }
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            phases.Add(call.ResponseStream.Current);
+        }
+        return (killed, phases);
     }
 
     /// <summary>Reads progress into <paramref name="phases"/> until RAM is moving; false if the stream ended first.</summary>

@@ -20,10 +20,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
     public async Task A_memory_snapshot_survives_an_operators_migration_restores_on_the_new_node_and_a_vm_made_from_it_runs()
     {
         using var tenant = await cloud.CreateTenantAsync("snapmig");
-        await ResizeMoves.EnsureFlavorsAsync(cloud);
-        var vmId = await tenant.Member.CreateRunningVmAsync("snapmig", ResizeMoves.Small);
-        var source = await NodeOfAsync(tenant, vmId);
-        var snapshotId = await SnapshotAsync(tenant, vmId, "before");
+        var (vmId, source, snapshotId) = await RunningVmWithSnapshotAsync(tenant, "snapmig");
 
         var moved = await cloud.Http.RunLongAsync($"/v1/vms/{vmId}/migrate", "{}");
 
@@ -58,10 +55,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
     public async Task A_memory_snapshot_survives_a_drain_and_restores_on_the_node_the_vm_went_to()
     {
         using var tenant = await cloud.CreateTenantAsync("snapdrain");
-        await ResizeMoves.EnsureFlavorsAsync(cloud);
-        var vmId = await tenant.Member.CreateRunningVmAsync("snapdrain", ResizeMoves.Small);
-        var source = await NodeOfAsync(tenant, vmId);
-        var snapshotId = await SnapshotAsync(tenant, vmId, "before-drain");
+        var (vmId, source, snapshotId) = await RunningVmWithSnapshotAsync(tenant, "snapdrain");
         try
         {
             var drained = await cloud.Http.RunLongAsync($"/v1/nodes/{source}/drain", """{"maxParallel":1}""");
@@ -101,10 +95,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
     public async Task A_memory_snapshot_of_a_vm_moved_while_stopped_restores_once_it_runs_on_the_new_node()
     {
         using var tenant = await cloud.CreateTenantAsync("snapcold");
-        await ResizeMoves.EnsureFlavorsAsync(cloud);
-        var vmId = await tenant.Member.CreateRunningVmAsync("snapcold", ResizeMoves.Small);
-        var source = await NodeOfAsync(tenant, vmId);
-        var snapshotId = await SnapshotAsync(tenant, vmId, "warm");
+        var (vmId, source, snapshotId) = await RunningVmWithSnapshotAsync(tenant, "snapcold");
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/stop", """{"force":true}""")).Str("state"));
 
         var moved = await cloud.Http.RunLongAsync($"/v1/vms/{vmId}/migrate", "{}");
@@ -118,7 +109,15 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         await DeleteAsync(tenant, vmId);
     }
 
-    private async Task<string> SnapshotAsync(TestTenant tenant, string vmId, string name)
+    /// <summary>A running VM of the small flavor with a memory snapshot: the VM, its node, the snapshot.</summary>
+    private async Task<(string VmId, string Node, string SnapshotId)> RunningVmWithSnapshotAsync(TestTenant tenant, string name)
+    {
+        await ResizeMoves.EnsureFlavorsAsync(cloud);
+        var vmId = await tenant.Member.CreateRunningVmAsync(name, ResizeMoves.Small);
+        return (vmId, await NodeOfAsync(tenant, vmId), await SnapshotAsync(tenant, vmId, "before"));
+    }
+
+    private static async Task<string> SnapshotAsync(TestTenant tenant, string vmId, string name)
     {
         var taken = await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/snapshots", $$"""{"name":"{{name}}"}""");
         Assert.True(taken.Str("state") == "SUCCEEDED", taken.ToString());

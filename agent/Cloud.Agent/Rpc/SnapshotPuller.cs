@@ -10,13 +10,14 @@ internal sealed partial class SnapshotPuller(IHypervisor hypervisor, PeerAgents 
 {
     public async Task PullAllAsync(string source, string vmId, CancellationToken cancellationToken)
     {
-        var listed = await peers.ListSnapshotsAsync(source, vmId, cancellationToken);
-        if (listed.Count == 0)
+        // A backend without snapshot files (the fake) carries its snapshots its own way; whatever
+        // it holds is what PrepareMigration answers, and the controller moves the VM only if that
+        // is every snapshot it has on record.
+        if (hypervisor is not ISnapshotFiles files)
         {
             return;
         }
-        var files = hypervisor as ISnapshotFiles
-            ?? throw new HypervisorException(HypervisorError.FailedPrecondition, $"VM {vmId} has {listed.Count} snapshot(s) and the {hypervisor.Name} backend cannot take snapshot files in.");
+        var listed = await peers.ListSnapshotsAsync(source, vmId, cancellationToken);
         foreach (var snapshot in listed)
         {
             var started = Environment.TickCount64;
