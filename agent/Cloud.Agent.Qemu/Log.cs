@@ -46,4 +46,7 @@ internal static partial class Log
 
     [LoggerMessage(4021, LogLevel.Information, "Snapshot {SnapshotId} of VM {VmId} arrived: {Bytes} bytes, every file checked")]
     public static partial void SnapshotArrived(ILogger logger, string vmId, string snapshotId, long bytes);
+
+    [LoggerMessage(4022, LogLevel.Information, "Snapshot {SnapshotId} of VM {VmId}, an internal snapshot of an earlier agent, is now a snapshot of its own: {What}")]
+    public static partial void SnapshotKept(ILogger logger, string vmId, string snapshotId, string what);
 }

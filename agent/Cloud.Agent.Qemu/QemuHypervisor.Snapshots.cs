@@ -316,6 +316,44 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
         }
     }
 
+    /// <summary>
+    /// Agents before snapshot files kept snapshots as qcow2 internal snapshots, recorded in
+    /// snapshots/&lt;id&gt;.json. At adoption each one's disk is copied out into a snapshot of its
+    /// own, so that it survives the VM's next move; the memory of one taken running cannot be
+    /// carried over, and it becomes a disk-only snapshot. The internal snapshot stays in the disk.
+    /// </summary>
+    private async Task KeepEarlierSnapshotsAsync(QemuVm vm, CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(vm.Paths.SnapshotsDirectory) || !File.Exists(vm.Paths.DiskFile))
+        {
+            return;
+        }
+        foreach (var earlier in Directory.GetFiles(vm.Paths.SnapshotsDirectory, "*.json"))
+        {
+            var id = Path.GetFileNameWithoutExtension(earlier);
+            try
+            {
+                var old = JsonSerializer.Deserialize(await File.ReadAllTextAsync(earlier, cancellationToken).ConfigureAwait(false), QemuJsonContext.Default.SnapshotRecord);
+                if (!VmSpecValidator.IsSafeId(id) || old?.SnapshotId != id || ReadSnapshot(vm, id) is not null)
+                {
+                    continue;
+                }
+                var staging = FreshDirectory(vm.Paths.SnapshotStaging(id));
+                var image = DiskBase(vm);
+                await _qemuImg.ConvertAsync(vm.Paths.DiskFile, Path.Combine(staging, SnapshotDiskName), id, image is null ? null : (Images.DiskPath(image), image.Format),
+                    forceShare: true, cancellationToken).ConfigureAwait(false);
+                await SealSnapshotAsync(vm, new SnapshotRecord { SnapshotId = id, Name = old.Name, CreatedAt = old.CreatedAt, BaseImage = image?.ImageId }, staging, cancellationToken).ConfigureAwait(false);
+                File.Delete(earlier);
+                Log.SnapshotKept(_logger, vm.Id, id, old.IncludesMemory ? "its disk only: its memory stays behind" : "its disk");
+            }
+            catch (Exception ex) when (ex is HypervisorToolException or IOException or JsonException)
+            {
+                DeleteDirectory(vm.Paths.SnapshotStaging(id));
+                Log.SnapshotUnusable(_logger, vm.Id, id, "an internal snapshot that could not be copied out: " + ex.Message);
+            }
+        }
+    }
+
     private ImageInfo? DiskBase(QemuVm vm)
         => vm.Spec.Image.Length > 0 && Images.Find(vm.Spec.Image) is { Kind: ImageKind.Disk } image ? image : null;
 

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Cloud.Agent.Hypervisor;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Grpc;
@@ -107,7 +108,7 @@ public sealed partial class MigrationTests
         var baseFile = Path.Combine(source.Root, "base.qcow2");
         Directory.CreateDirectory(source.Root);
         await new QemuImg("qemu-img").CreateBlankAsync(baseFile, 64L << 20, CancellationToken.None);
-        await QemuIoAsync(baseFile, "write -P 0x11 0 64k");
+        await QemuIo.RunAsync(baseFile, "write -P 0x11 0 64k");
         foreach (var agent in new[] { source, destination })
         {
             await agent.Hypervisor.Images.ImportAsync("base", baseFile, Sha256(baseFile), CancellationToken.None);
@@ -116,11 +117,11 @@ public sealed partial class MigrationTests
         spec.Image = "base";
         await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
         var disk = Path.Combine(source.VmDirectory("vm-based"), "disk.qcow2");
-        await QemuIoAsync(disk, "write -P 0x22 1M 64k");
+        await QemuIo.RunAsync(disk, "write -P 0x22 1M 64k");
         var taken = await source.Client.CreateSnapshotAsync(new CreateSnapshotRequest { VmId = "vm-based", SnapshotId = "snap-disk", Name = "disk" }, Deadline);
         Assert.False(taken.IncludesMemory);
         Assert.Equal("base", taken.BaseImage);
-        await QemuIoAsync(disk, "write -P 0x33 1M 64k");
+        await QemuIo.RunAsync(disk, "write -P 0x33 1M 64k");
         await source.Client.StartVmAsync(new StartVmRequest { VmId = "vm-based", Paused = true }, Deadline);
 
         var snapshotDisk = Path.Combine(source.VmDirectory("vm-based"), "snapshots", "snap-disk", "disk.qcow2");
@@ -151,10 +152,10 @@ public sealed partial class MigrationTests
         Assert.StartsWith(destination.DataDirectory, info.BackingFile, StringComparison.Ordinal);
         await destination.Client.StopVmAsync(new StopVmRequest { VmId = "vm-based", Force = true }, Deadline);
         var movedDisk = Path.Combine(destination.VmDirectory("vm-based"), "disk.qcow2");
-        await QemuIoAsync(movedDisk, "read -P 0x33 1M 64k");
+        await QemuIo.RunAsync(movedDisk, "read -P 0x33 1M 64k");
         await destination.Client.RestoreSnapshotAsync(new SnapshotRef { VmId = "vm-based", SnapshotId = "snap-disk" }, Deadline);
-        await QemuIoAsync(movedDisk, "read -P 0x22 1M 64k");
-        await QemuIoAsync(movedDisk, "read -P 0x11 0 64k");
+        await QemuIo.RunAsync(movedDisk, "read -P 0x22 1M 64k");
+        await QemuIo.RunAsync(movedDisk, "read -P 0x11 0 64k");
     }
 
     /// <summary>The destination's QEMU dies mid-stream, after the snapshots were copied: the source keeps the VM and every snapshot, and each restores.</summary>
@@ -200,6 +201,80 @@ public sealed partial class MigrationTests
             Assert.NotEqual(pid, restored.Pid);
             Assert.Equal("running", await QueryStatusAsync(source, "vm-keep"));
             pid = restored.Pid;
+        }
+    }
+
+    /// <summary>The boundary between nodes: only a snapshot's own files are served, and a manifest that does not describe a snapshot is refused, leaving nothing.</summary>
+    [Fact]
+    public async Task SnapshotFiles_RefuseWhatIsNotASnapshotsFile_AndManifestsThatDoNotDescribeOne()
+    {
+        await using var agent = await AgentServer.StartAsync("127.0.0.2");
+        await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Guests.Firmware("vm-files", start: false) }, Deadline);
+        var taken = await agent.Client.CreateSnapshotAsync(new CreateSnapshotRequest { VmId = "vm-files", SnapshotId = "s1", Name = "s1" }, Deadline);
+
+        var disk = new MemoryStream();
+        using (var call = agent.Client.ReadSnapshotFile(new ReadSnapshotFileRequest { VmId = "vm-files", SnapshotId = "s1", Name = "disk.qcow2" }, Deadline))
+        {
+            while (await call.ResponseStream.MoveNext(CancellationToken.None))
+            {
+                call.ResponseStream.Current.Data.WriteTo(disk);
+            }
+        }
+        Assert.Equal(taken.Files.Single().Sha256, Convert.ToHexStringLower(SHA256.HashData(disk.ToArray())));
+        foreach (var (request, code) in new[]
+        {
+            (new ReadSnapshotFileRequest { VmId = "vm-files", SnapshotId = "s1", Name = "snapshot.json" }, StatusCode.NotFound),
+            (new ReadSnapshotFileRequest { VmId = "vm-files", SnapshotId = "s1", Name = "../vm.json" }, StatusCode.NotFound),
+            (new ReadSnapshotFileRequest { VmId = "vm-files", SnapshotId = "s1", Name = "memory.state" }, StatusCode.NotFound),
+            (new ReadSnapshotFileRequest { VmId = "vm-files", SnapshotId = "s2", Name = "disk.qcow2" }, StatusCode.NotFound),
+            (new ReadSnapshotFileRequest { VmId = "vm-other", SnapshotId = "s1", Name = "disk.qcow2" }, StatusCode.NotFound),
+            (new ReadSnapshotFileRequest { VmId = "vm-files", SnapshotId = "../s1", Name = "disk.qcow2" }, StatusCode.InvalidArgument),
+        })
+        {
+            using var call = agent.Client.ReadSnapshotFile(request, Deadline);
+            var refused = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
+            Assert.True(refused.StatusCode == code, $"{request}: {refused.Status}");
+        }
+        using (var image = agent.Client.ReadImage(new ReadStoredImageRequest { ImageId = "no-such-image" }, Deadline))
+        {
+            Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => image.ResponseStream.MoveNext(CancellationToken.None))).StatusCode);
+        }
+        var pull = await Assert.ThrowsAsync<RpcException>(() => agent.Client.PullImageAsync(
+            new PullImageRequest { ImageId = "img", Format = "qcow2", Sha256 = new string('a', 64), SizeBytes = 1, SourceNode = "http://agent-2.example:7070" }, Deadline));
+        Assert.Equal(StatusCode.InvalidArgument, pull.StatusCode);
+
+        var bytes = disk.ToArray();
+        var good = taken.Clone();
+        good.SnapshotId = "s-in";
+        foreach (var (manifest, error) in new (Action<Snapshot>, HypervisorError)[]
+        {
+            (m => m.Files.Add(new SnapshotFile { Name = "vm.json", SizeBytes = 1, Sha256 = new string('a', 64) }), HypervisorError.InvalidArgument),
+            (m => m.IncludesMemory = true, HypervisorError.InvalidArgument),
+            (m => m.Files[0].Sha256 = "not-a-hash", HypervisorError.InvalidArgument),
+            (m => m.BaseImage = "absent", HypervisorError.FailedPrecondition),
+            (m => m.Files[0].SizeBytes = 10, HypervisorError.Internal),
+            (m => m.Files[0].Sha256 = new string('0', 64), HypervisorError.Internal),
+        })
+        {
+            var bad = good.Clone();
+            manifest(bad);
+            var refused = await Assert.ThrowsAsync<HypervisorException>(() => agent.Hypervisor.ImportSnapshotAsync("vm-files", bad, (_, _) => Chunks(bytes), CancellationToken.None));
+            Assert.True(refused.Error == error, $"{bad}: {refused.Error} {refused.Message}");
+        }
+        Assert.Equal(["s1"], (await agent.Client.ListSnapshotsAsync(new VmRef { VmId = "vm-files" }, Deadline)).Snapshots.Select(s => s.SnapshotId));
+        Assert.Equal(["s1"], Directory.GetDirectories(Path.Combine(agent.VmDirectory("vm-files"), "snapshots")).Select(Path.GetFileName));
+
+        var arrived = await agent.Hypervisor.ImportSnapshotAsync("vm-files", good, (_, _) => Chunks(bytes), CancellationToken.None);
+        Assert.Equal(taken.Files, arrived.Files);
+        Assert.Equal(["s-in", "s1"], (await ListAsync(agent)).Single().SnapshotIds.Order(StringComparer.Ordinal));
+    }
+
+    private static async IAsyncEnumerable<ReadOnlyMemory<byte>> Chunks(byte[] bytes)
+    {
+        await Task.Yield();
+        for (var offset = 0; offset < bytes.Length; offset += 4096)
+        {
+            yield return bytes.AsMemory(offset, Math.Min(4096, bytes.Length - offset));
         }
     }
 

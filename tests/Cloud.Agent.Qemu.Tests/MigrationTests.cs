@@ -100,7 +100,7 @@ public sealed partial class MigrationTests
         spec.Start = false;
         await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
         var sourceDisk = Path.Combine(source.VmDirectory("vm-cold"), "disk.qcow2");
-        Assert.Contains("wrote 65536/65536 bytes", await QemuIoAsync(sourceDisk, "write -P 0x5a 1M 64k"), StringComparison.Ordinal);
+        Assert.Contains("wrote 65536/65536 bytes", await QemuIo.RunAsync(sourceDisk, "write -P 0x5a 1M 64k"), StringComparison.Ordinal);
 
         var started = await source.Client.StartVmAsync(new StartVmRequest { VmId = "vm-cold", Paused = true }, Deadline);
         Assert.Equal(VmState.Paused, started.State);
@@ -133,7 +133,7 @@ public sealed partial class MigrationTests
 
         await destination.Client.StopVmAsync(new StopVmRequest { VmId = "vm-cold", Force = true }, Deadline);
         var destinationDisk = Path.Combine(destination.VmDirectory("vm-cold"), "disk.qcow2");
-        Assert.Contains("read 65536/65536 bytes", await QemuIoAsync(destinationDisk, "read -P 0x5a 1M 64k"), StringComparison.Ordinal);
+        Assert.Contains("read 65536/65536 bytes", await QemuIo.RunAsync(destinationDisk, "read -P 0x5a 1M 64k"), StringComparison.Ordinal);
         // Started for real on its new node, it boots.
         Assert.Equal(VmState.Running, (await destination.Client.StartVmAsync(new StartVmRequest { VmId = "vm-cold" }, Deadline)).State);
         await SerialConsole.WaitForAsync(destination.SerialLog("vm-cold"), t => t.Tick >= 1, Boot);
@@ -419,21 +419,6 @@ public sealed partial class MigrationTests
         {
             return false;
         }
-    }
-
-    /// <summary>Runs one qemu-io command on an image no QEMU has open; its output, after checking that it succeeded.</summary>
-    private static async Task<string> QemuIoAsync(string qcow2, string command)
-    {
-        var info = new ProcessStartInfo("qemu-io") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { "-f", "qcow2", "-c", command, qcow2 })
-        {
-            info.ArgumentList.Add(arg);
-        }
-        using var process = Process.Start(info)!;
-        var output = await process.StandardOutput.ReadToEndAsync() + await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0 && !output.Contains("failed", StringComparison.OrdinalIgnoreCase), $"qemu-io {command}: exit {process.ExitCode}, {output}");
-        return output;
     }
 
     private static async Task<string> FirstSectorAsync(string qcow2)

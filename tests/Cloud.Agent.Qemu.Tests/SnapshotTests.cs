@@ -162,4 +162,29 @@ public sealed class SnapshotTests
         await node.Hypervisor.StopVmAsync("vm-shrunk", force: true, TimeSpan.Zero, CancellationToken.None);
         Assert.Equal(VmState.Stopped, (await node.Hypervisor.RestoreSnapshotAsync("vm-shrunk", "two", CancellationToken.None)).State);
     }
+
+    /// <summary>An internal snapshot an earlier agent made is copied out into a snapshot of its own when the agent starts, and restores.</summary>
+    [Fact]
+    public async Task AgentStart_InternalSnapshotOfAnEarlierAgent_BecomesASnapshotOfItsOwn_ThatRestores()
+    {
+        await using var node = new TestNode();
+        await node.Hypervisor.CreateVmAsync(Guests.Firmware("vm-earlier", start: false), CancellationToken.None);
+        var disk = Path.Combine(node.VmDirectory("vm-earlier"), "disk.qcow2");
+        await QemuIo.RunAsync(disk, "write -P 0x44 0 64k");
+        await ProcessRunner.RunAsync("qemu-img", ["snapshot", "-c", "old-1", disk], TimeSpan.FromSeconds(30), CancellationToken.None);
+        await File.WriteAllTextAsync(Path.Combine(node.VmDirectory("vm-earlier"), "snapshots", "old-1.json"),
+            """{"snapshotId":"old-1","name":"kept from before","includesMemory":false,"sizeBytes":1,"createdAt":"2026-11-30T10:00:00+00:00"}""");
+        await File.WriteAllTextAsync(Path.Combine(node.VmDirectory("vm-earlier"), "snapshots", "broken.json"), "{not json");
+        await QemuIo.RunAsync(disk, "write -P 0x55 0 64k");
+
+        await node.Hypervisor.DisposeAsync();
+        node.Replace(node.NewInstance());
+        var kept = Assert.Single(await node.Hypervisor.ListSnapshotsAsync("vm-earlier", CancellationToken.None));
+
+        Assert.Equal(("old-1", "kept from before", false), (kept.SnapshotId, kept.Name, kept.IncludesMemory));
+        Assert.Equal(["disk.qcow2"], kept.Files.Select(f => f.Name));
+        Assert.False(File.Exists(Path.Combine(node.VmDirectory("vm-earlier"), "snapshots", "old-1.json")));
+        await node.Hypervisor.RestoreSnapshotAsync("vm-earlier", "old-1", CancellationToken.None);
+        await QemuIo.RunAsync(disk, "read -P 0x44 0 64k");
+    }
 }
