@@ -13,7 +13,7 @@ namespace Cloud.Agent.Qemu.Tests.Support;
 internal static partial class LinuxGuest
 {
     // Bump when the init script changes, so a stale cache is rebuilt.
-    private const string Version = "6";
+    private const string Version = "7";
 
     private static readonly SemaphoreSlim Gate = new(1, 1);
 
@@ -42,6 +42,13 @@ internal static partial class LinuxGuest
           insmod /modules/$m.ko || echo "module $m failed"
         done
         stop_after=$(sed -n 's/.*cloud.poweroff_after=\([0-9]*\).*/\1/p' /proc/cmdline)
+        # cloud.fill_mb=N: N MiB of the guest's RAM filled with random bytes (kept in a tmpfs), so
+        # that its memory state is as large as a busy guest's rather than mostly zero pages.
+        fill_mb=$(sed -n 's/.*cloud.fill_mb=\([0-9]*\).*/\1/p' /proc/cmdline)
+        if [ -n "$fill_mb" ]; then
+          mkdir -p /fill && mount -t tmpfs -o size=$((fill_mb + 1))m tmpfs /fill
+          dd if=/dev/urandom of=/fill/blob bs=1M count=$fill_mb 2>/dev/null
+        fi
         n=0
         while true; do
           # Hotplugged vCPUs and memory arrive offline unless someone onlines them (udev, normally).
@@ -91,7 +98,10 @@ internal static partial class LinuxGuest
             // linux-image-amd64 is the metapackage; it depends on the current linux-image-6.1.0-NN-amd64.
             var depends = await RunAsync("apt-cache", work, "depends", "linux-image-amd64");
             var package = KernelPackage().Match(depends).Groups[1].Value;
-            Assert.False(string.IsNullOrEmpty(package), "apt-cache knows no linux-image-6.1 package; run apt-get update: " + depends);
+            if (string.IsNullOrEmpty(package))
+            {
+                throw new InvalidOperationException("apt-cache knows no linux-image-6.1 package; run apt-get update: " + depends);
+            }
             await RunAsync("apt-get", work, "download", package);
             var deb = Directory.GetFiles(work, "*.deb").Single();
             await RunAsync("dpkg", work, "-x", deb, Path.Combine(work, "root"));
@@ -129,7 +139,11 @@ internal static partial class LinuxGuest
             }
             var init = Path.Combine(root, "init");
             await File.WriteAllTextAsync(init, InitScript.Replace("\r\n", "\n") + "\n");
-            File.SetUnixFileMode(init, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            // The guest is built on Linux (cpio, busybox): the init must be executable there.
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(init, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            }
             await RunAsync("/bin/sh", root, "-c", $"find . | cpio -o -H newc --quiet | gzip -1 > '{target}.tmp'");
             File.Move(target + ".tmp", target, overwrite: true);
         }
@@ -150,8 +164,7 @@ internal static partial class LinuxGuest
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)} failed: {await stderr}");
-        return await stdout;
+        return process.ExitCode == 0 ? await stdout : throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {await stderr}");
     }
 
     [GeneratedRegex(@"Depends: (linux-image-6\.1\.0-\d+-amd64)\b")]
