@@ -51,13 +51,16 @@ public sealed partial class QemuHypervisor
             var staging = FreshDirectory(vm.Paths.SnapshotStaging(manifest.SnapshotId));
             try
             {
+                var hashed = new Dictionary<string, string>(StringComparer.Ordinal);
                 foreach (var file in manifest.Files)
                 {
                     await ReceiveFileAsync(Path.Combine(staging, file.Name), file, readFile(file.Name, cancellationToken), cancellationToken).ConfigureAwait(false);
+                    hashed[file.Name] = file.Sha256;
                 }
                 if (baseImage is not null)
                 {
                     await _qemuImg.RebaseUnsafeAsync(Path.Combine(staging, SnapshotDiskName), Images.DiskPath(baseImage), baseImage.Format, cancellationToken).ConfigureAwait(false);
+                    hashed.Remove(SnapshotDiskName);
                 }
                 var record = new SnapshotRecord
                 {
@@ -70,7 +73,7 @@ public sealed partial class QemuHypervisor
                     BootMemoryMb = manifest.MemoryLayout?.BootMemoryMb ?? 0,
                     Dimms = [.. (manifest.MemoryLayout?.Dimms ?? []).Select(d => new DimmRecord { Id = d.Id, SizeMb = d.SizeMb })],
                 };
-                await SealSnapshotAsync(vm, record, staging, cancellationToken).ConfigureAwait(false);
+                await SealSnapshotAsync(vm, record, staging, cancellationToken, hashed).ConfigureAwait(false);
                 Log.SnapshotArrived(_logger, vm.Id, record.SnapshotId, record.SizeBytes);
                 return ToSnapshot(vm, record);
             }

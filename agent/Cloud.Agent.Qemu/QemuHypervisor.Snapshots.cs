@@ -107,8 +107,13 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
         }
     }
 
-    /// <summary>Records each file's size and SHA-256, writes the record last and moves the folder into place.</summary>
-    private async Task SealSnapshotAsync(QemuVm vm, SnapshotRecord record, string staging, CancellationToken cancellationToken)
+    /// <summary>
+    /// Records each file's size and SHA-256 (hashed here unless <paramref name="hashed"/> gives it,
+    /// as a transfer that hashed the bytes on their way does), writes the record last and moves
+    /// the folder into place.
+    /// </summary>
+    private async Task SealSnapshotAsync(QemuVm vm, SnapshotRecord record, string staging, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string>? hashed = null)
     {
         record.Files.Clear();
         foreach (var name in (string[])[SnapshotDiskName, SnapshotMemoryName])
@@ -116,7 +121,8 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
             var path = Path.Combine(staging, name);
             if (File.Exists(path))
             {
-                record.Files.Add(new SnapshotFileRecord { Name = name, SizeBytes = new FileInfo(path).Length, Sha256 = await HashFileAsync(path, cancellationToken).ConfigureAwait(false) });
+                var sha256 = hashed?.GetValueOrDefault(name) ?? await HashFileAsync(path, cancellationToken).ConfigureAwait(false);
+                record.Files.Add(new SnapshotFileRecord { Name = name, SizeBytes = new FileInfo(path).Length, Sha256 = sha256 });
             }
         }
         record.SizeBytes = record.Files.Sum(f => f.SizeBytes);

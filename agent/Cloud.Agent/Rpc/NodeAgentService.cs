@@ -9,7 +9,8 @@ namespace Cloud.Agent.Rpc;
 internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller images, SnapshotPuller snapshots, IImageTarget imageStore) : NodeAgentGrpc.NodeAgentBase
 {
     private static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(30);
-    private const int ChunkBytes = 256 * 1024;
+    // Well under the 4 MiB a gRPC message may carry by default, large enough that framing costs little.
+    private const int ChunkBytes = 1024 * 1024;
 
     public override Task<NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context)
         => Call(() => hypervisor.GetNodeInfoAsync(context.CancellationToken));

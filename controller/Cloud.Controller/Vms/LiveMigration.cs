@@ -30,6 +30,9 @@ internal sealed partial class LiveMigration(
     VmSpecs specs,
     ILogger<LiveMigration> logger)
 {
+    /// <summary>How long a target may take to prepare, its copy of the VM's snapshots included.</summary>
+    private static readonly TimeSpan PrepareTimeout = TimeSpan.FromMinutes(30);
+
     /// <summary>
     /// Claims <paramref name="size"/> on the target for the migration consumer <paramref name="operationId"/>,
     /// with <paramref name="alsoInTransaction"/> (a quota charge) in the same transaction. A retry finds the claim made.
@@ -100,15 +103,15 @@ internal sealed partial class LiveMigration(
         }
         // The target pulls and checks every snapshot of the VM from the source before the stream
         // starts; the source keeps its own until the VM runs on the target (docs/design/011).
-        var prepared = await target.CallAsync(
-            (c, o) => c.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest
-            {
-                Spec = spec,
-                MigrationId = migrationId,
-                MemoryLayout = running?.MemoryLayout,
-                SnapshotSource = source.Address,
-            }, o),
-            cancellationToken);
+        // Not through the per-attempt deadline of other agent calls: copying a VM's snapshots
+        // takes as long as their bytes do, and a retry would start the copy over.
+        var prepared = await target.Client.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest
+        {
+            Spec = spec,
+            MigrationId = migrationId,
+            MemoryLayout = running?.MemoryLayout,
+            SnapshotSource = source.Address,
+        }, new CallOptions(Deadline: DateTime.UtcNow + PrepareTimeout, CancellationToken: cancellationToken));
         await RequireSnapshotsOnTargetAsync(vm.Id, prepared, cancellationToken);
         await support.ProgressAsync(operationId, fromProgress, cancellationToken);
         using var call = source.Client.Migrate(new AgentV1.MigrateRequest
