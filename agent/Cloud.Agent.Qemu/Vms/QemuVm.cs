@@ -56,6 +56,13 @@ internal sealed class QemuVm(string id, VmPaths paths, VmSpec spec, DateTimeOffs
     public CpuSample? LastCpu { get; set; }
 
     public VmUsage? LastUsage { get; set; }
+
+    /// <summary>
+    /// The snapshots this node holds for the VM, as last read from its folder; null once they
+    /// changed. Every ListVms (each heartbeat) reports them, and reading the folder each time
+    /// would be work for nothing: only this agent changes them.
+    /// </summary>
+    public IReadOnlyList<string>? SnapshotIds { get; set; }
 }
 
 internal sealed record CpuSample(long Ticks, double Seconds);
