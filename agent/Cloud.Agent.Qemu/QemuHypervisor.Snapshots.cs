@@ -130,7 +130,7 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
         var final = vm.Paths.SnapshotDirectory(record.SnapshotId);
         DeleteDirectory(final);
         Directory.Move(staging, final);
-        vm.SnapshotIds = null;
+        vm.SnapshotsChanged();
     }
 
     public async Task<IReadOnlyList<Snapshot>> ListSnapshotsAsync(string vmId, CancellationToken cancellationToken)
@@ -290,7 +290,7 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
         {
             // The files are the snapshot's alone: no QEMU holds them, whatever the VM's state.
             DeleteDirectory(vm.Paths.SnapshotDirectory(snapshotId));
-            vm.SnapshotIds = null;
+            vm.SnapshotsChanged();
         }
     }
 

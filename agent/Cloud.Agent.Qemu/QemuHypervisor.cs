@@ -122,7 +122,7 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
         return [.. _vms.Values.OrderBy(v => v.Id, StringComparer.Ordinal).Select(v =>
         {
             var described = Describe(v, withUsage: true);
-            described.SnapshotIds.AddRange(v.SnapshotIds ??= [.. ReadSnapshots(v).Select(r => r.SnapshotId)]);
+            described.SnapshotIds.AddRange(v.SnapshotIds(() => [.. ReadSnapshots(v).Select(r => r.SnapshotId)]));
             return described;
         })];
     }

@@ -57,12 +57,30 @@ internal sealed class QemuVm(string id, VmPaths paths, VmSpec spec, DateTimeOffs
 
     public VmUsage? LastUsage { get; set; }
 
+    private int _snapshotChanges;
+    private SnapshotIdsRead? _snapshotIds;
+
+    /// <summary>Call after the VM's snapshots changed on disk.</summary>
+    public void SnapshotsChanged() => Interlocked.Increment(ref _snapshotChanges);
+
     /// <summary>
-    /// The snapshots this node holds for the VM, as last read from its folder; null once they
-    /// changed. Every ListVms (each heartbeat) reports them, and reading the folder each time
-    /// would be work for nothing: only this agent changes them.
+    /// The snapshots this node holds for the VM: <paramref name="read"/> from its folder once, then
+    /// again only after <see cref="SnapshotsChanged"/>. Every ListVms (each heartbeat) reports
+    /// them, and only this agent changes them. A read that a change overtakes is not kept.
     /// </summary>
-    public IReadOnlyList<string>? SnapshotIds { get; set; }
+    public IReadOnlyList<string> SnapshotIds(Func<IReadOnlyList<string>> read)
+    {
+        var changes = Volatile.Read(ref _snapshotChanges);
+        if (_snapshotIds is { } cached && cached.Changes == changes)
+        {
+            return cached.Ids;
+        }
+        var ids = read();
+        _snapshotIds = new SnapshotIdsRead(changes, ids);
+        return ids;
+    }
+
+    private sealed record SnapshotIdsRead(int Changes, IReadOnlyList<string> Ids);
 }
 
 internal sealed record CpuSample(long Ticks, double Seconds);
