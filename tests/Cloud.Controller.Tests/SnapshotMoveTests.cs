@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
 using Cloud.Controller.Tests.Support;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
@@ -110,6 +111,42 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
     }
 
     /// <summary>A running VM of the small flavor with a memory snapshot: the VM, its node, the snapshot.</summary>
+    /// <summary>
+    /// A snapshot whose data the source no longer has whole cannot reach the target: the move is
+    /// called off before the VM goes, with a clear error, and the VM stays with its snapshots.
+    /// </summary>
+    [Fact]
+    public async Task A_move_whose_target_did_not_take_every_snapshot_in_is_called_off_and_the_vm_stays_with_them()
+    {
+        using var tenant = await cloud.CreateTenantAsync("snapkeep");
+        var (vmId, source, whole) = await RunningVmWithSnapshotAsync(tenant, "snapkeep");
+        var broken = await SnapshotAsync(tenant, vmId, "broken");
+        File.Delete(Path.Combine(cloud.NodeVmDirectory(source, vmId), "snapshots", Guid.Parse(broken).ToString("N"), "memory.state"));
+
+        var moved = await cloud.Http.RunLongAsync($"/v1/vms/{vmId}/migrate", "{}");
+
+        Assert.Equal(("FAILED", "FAILED_PRECONDITION"), (moved.Str("state"), moved.Str("errorCode")));
+        Assert.Contains(broken, moved.Str("errorMessage"), StringComparison.Ordinal);
+        Assert.Contains("stays where it is", moved.Str("errorMessage"), StringComparison.Ordinal);
+        Assert.Equal(source, await NodeOfAsync(tenant, vmId));
+        Assert.Equal("RUNNING", (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("state"));
+        var other = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
+        Assert.Null(await ResizeMoves.GuestAsync(await _agents.ForAsync(other), vmId));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM consumers WHERE kind = 'migration'"));
+        Assert.Equal("READY", (await tenant.Member.GetJsonAsync($"/v1/snapshots/{whole}")).Body.Str("state"));
+        // The audit then tells the truth about the one whose data is gone, and its restore says why it cannot work.
+        await cloud.ControllerServices.GetRequiredService<Cloud.Controller.Snapshots.SnapshotAudit>().AuditOnceAsync(CancellationToken.None);
+        var (_, lost) = await tenant.Member.GetJsonAsync($"/v1/snapshots/{broken}");
+        Assert.Equal(("LOST", source), (lost.Str("state"), lost.Str("node")));
+        var (refusedStatus, refused) = await tenant.Member.PostAsync($"/v1/snapshots/{broken}/restore", "{}");
+        Assert.Equal(HttpStatusCode.BadRequest, refusedStatus);
+        Assert.Contains("LOST", refused.Str("detail"), StringComparison.Ordinal);
+        var before = await ResizeMoves.GuestAsync(await _agents.ForAsync(source), vmId);
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/snapshots/{whole}/restore")).Str("state"));
+        Assert.NotEqual(before!.Pid, (await ResizeMoves.GuestAsync(await _agents.ForAsync(source), vmId))!.Pid);
+        await DeleteAsync(tenant, vmId);
+    }
+
     private async Task<(string VmId, string Node, string SnapshotId)> RunningVmWithSnapshotAsync(TestTenant tenant, string name)
     {
         await ResizeMoves.EnsureFlavorsAsync(cloud);

@@ -36,6 +36,10 @@ public class QemuCloudFixture : CloudFixture
     public string NodeImageDirectory(int n, string imageId)
         => Path.Combine(_root, n.ToString(System.Globalization.CultureInfo.InvariantCulture), "images", imageId);
 
+    /// <summary>The folder node <paramref name="nodeName"/> (qemu-node-N) keeps VM <paramref name="vmId"/> in.</summary>
+    public string NodeVmDirectory(string nodeName, string vmId)
+        => Path.Combine(_root, nodeName["qemu-node-".Length..], "vms", Guid.Parse(vmId).ToString("N"));
+
     public override async Task DisposeAsync()
     {
         try
