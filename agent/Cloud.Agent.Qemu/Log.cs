@@ -49,4 +49,7 @@ internal static partial class Log
 
     [LoggerMessage(4022, LogLevel.Information, "Snapshot {SnapshotId} of VM {VmId}, an internal snapshot of an earlier agent, is now a snapshot of its own: {What}")]
     public static partial void SnapshotKept(ILogger logger, string vmId, string snapshotId, string what);
+
+    [LoggerMessage(4023, LogLevel.Warning, "VM {VmId}: a snapshot restore was cut short when the agent stopped; the VM keeps the disk it had, stopped")]
+    public static partial void RestoreUnfinished(ILogger logger, string vmId);
 }

@@ -753,6 +753,7 @@ public sealed partial class QemuHypervisor
             }
             _vms[name] = vm;
             await AdoptAsync(vm, cancellationToken).ConfigureAwait(false);
+            SettleInterruptedRestore(vm);
             await KeepEarlierSnapshotsAsync(vm, cancellationToken).ConfigureAwait(false);
         }
     }

@@ -211,7 +211,7 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
     private async Task RestoreRunningAsync(QemuVm vm, SnapshotRecord record, CancellationToken cancellationToken)
     {
         var wasRunning = vm.State is VmState.Running;
-        var aside = vm.Paths.DiskFile + ".before-restore";
+        var aside = DiskBeforeRestore(vm);
         vm.Busy = "restore";
         try
         {
@@ -260,6 +260,31 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
         finally
         {
             vm.Busy = null;
+        }
+    }
+
+    private static string DiskBeforeRestore(QemuVm vm) => vm.Paths.DiskFile + ".before-restore";
+
+    /// <summary>
+    /// An agent stopped in the middle of a restore left the VM's own disk aside: with no QEMU
+    /// running, the restore never finished and the disk goes back, as a failed restore would
+    /// leave it; with the restored guest running, the old disk is no longer wanted.
+    /// </summary>
+    private void SettleInterruptedRestore(QemuVm vm)
+    {
+        var aside = DiskBeforeRestore(vm);
+        if (!File.Exists(aside))
+        {
+            return;
+        }
+        if (vm.Process is null)
+        {
+            File.Move(aside, vm.Paths.DiskFile, overwrite: true);
+            Log.RestoreUnfinished(_logger, vm.Id);
+        }
+        else
+        {
+            File.Delete(aside);
         }
     }
 

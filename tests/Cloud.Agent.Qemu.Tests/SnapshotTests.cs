@@ -187,4 +187,24 @@ public sealed class SnapshotTests
         await node.Hypervisor.RestoreSnapshotAsync("vm-earlier", "old-1", CancellationToken.None);
         await QemuIo.RunAsync(disk, "read -P 0x44 0 64k");
     }
+
+    /// <summary>An agent stopped mid-restore left the VM's disk aside: on its next start the VM gets that disk back.</summary>
+    [Fact]
+    public async Task AgentStart_AfterARestoreCutShort_TheVmKeepsTheDiskItHad()
+    {
+        await using var node = new TestNode();
+        await node.Hypervisor.CreateVmAsync(Guests.Firmware("vm-cut", start: false), CancellationToken.None);
+        var disk = Path.Combine(node.VmDirectory("vm-cut"), "disk.qcow2");
+        await QemuIo.RunAsync(disk, "write -P 0x66 0 64k");
+        await node.Hypervisor.DisposeAsync();
+        // What the restore had done when it stopped: the VM's disk aside, the snapshot's copy in its place.
+        File.Copy(disk, disk + ".before-restore");
+        await QemuIo.RunAsync(disk, "write -P 0x77 0 64k");
+
+        node.Replace(node.NewInstance());
+
+        Assert.Equal(VmState.Stopped, (await node.GetVmAsync("vm-cut")).State);
+        Assert.False(File.Exists(disk + ".before-restore"));
+        await QemuIo.RunAsync(disk, "read -P 0x66 0 64k");
+    }
 }
