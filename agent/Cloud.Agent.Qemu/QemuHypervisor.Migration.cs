@@ -414,19 +414,25 @@ public sealed partial class QemuHypervisor
         }
     }
 
-    /// <summary>The destination runs: close the NBD export the source mirrored into.</summary>
+    /// <summary>
+    /// The destination runs: close the NBD export the source mirrored into, and forget the
+    /// migration. A stop or a restore may have ended the arrived QEMU first; the migration is
+    /// forgotten all the same, or a later abort of it would take the arrived VM for a failed one.
+    /// </summary>
     private async Task FinishIncomingAsync(QemuVm vm, QemuProcess process)
     {
         await vm.Gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (vm.Removed || vm.Process != process || vm.Incoming is not { } record)
+            var current = vm.Process == process;
+            // Another QEMU waiting for a stream is another migration's.
+            if (vm.Removed || vm.Incoming is not { } record || (!current && vm.State is VmState.Incoming))
             {
                 return;
             }
             try
             {
-                if (record.NbdPort != 0)
+                if (current && record.NbdPort != 0)
                 {
                     await process.Qmp.ExecuteAsync("block-export-del", new JsonObject { ["id"] = NbdExport, ["mode"] = "hard" }, CancellationToken.None).ConfigureAwait(false);
                     await process.Qmp.ExecuteAsync("nbd-server-stop", null, CancellationToken.None).ConfigureAwait(false);
@@ -439,8 +445,11 @@ public sealed partial class QemuHypervisor
             _ports.Release(record.MigrationPort);
             _ports.Release(record.NbdPort);
             vm.Incoming = null;
-            process.Runtime.Incoming = false;
-            SaveRuntime(vm, process.Runtime);
+            if (current)
+            {
+                process.Runtime.Incoming = false;
+                SaveRuntime(vm, process.Runtime);
+            }
             DeleteFiles(vm.Paths.MigrationFile);
             Log.Migration(_logger, vm.Id, record.MigrationId, "arrived");
         }

@@ -204,6 +204,36 @@ public sealed partial class MigrationTests
         }
     }
 
+    /// <summary>
+    /// The controller powers a VM moved while stopped off as soon as it arrived, and may abort the
+    /// migration late (its landing failed): the arrived VM and its snapshots stay, whichever of the
+    /// stop and the agent's own closing of the migration came first.
+    /// </summary>
+    [Fact]
+    public async Task AbortMigration_AfterTheVmArrivedAndWasStopped_KeepsTheVmAndItsSnapshots()
+    {
+        await using var source = await AgentServer.StartAsync("127.0.0.2");
+        await using var destination = await AgentServer.StartAsync("127.0.0.3");
+        var spec = Guests.Firmware("vm-landed", start: false);
+        await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
+        await source.Client.CreateSnapshotAsync(new CreateSnapshotRequest { VmId = "vm-landed", SnapshotId = "kept", Name = "kept" }, Deadline);
+        await source.Client.StartVmAsync(new StartVmRequest { VmId = "vm-landed", Paused = true }, Deadline);
+        var prepared = await destination.Client.PrepareMigrationAsync(
+            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-landed", SnapshotSource = source.Url }, Deadline);
+        var progress = await MigrateAsync(source, new MigrateRequest { VmId = "vm-landed", MigrationId = "mig-landed", MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri });
+        Assert.True(progress[^1].Phase == Phase.Completed, $"the migration ended {progress[^1].Phase}: {progress[^1].Error}");
+        await Eventually.GetAsync(() => ListAsync(destination), v => v.Count == 1 && v[0].State != VmState.Incoming, Boot, "vm-landed to arrive");
+
+        await destination.Client.StopVmAsync(new StopVmRequest { VmId = "vm-landed", Force = true }, Deadline);
+        await Eventually.TrueAsync(() => !File.Exists(Path.Combine(destination.VmDirectory("vm-landed"), "migration.json")), Boot, "the destination to forget the migration");
+        await destination.Client.AbortMigrationAsync(new AbortMigrationRequest { VmId = "vm-landed", MigrationId = "mig-landed" }, Deadline);
+
+        var kept = Assert.Single(await ListAsync(destination));
+        Assert.Equal(VmState.Stopped, kept.State);
+        Assert.Equal(["kept"], kept.SnapshotIds);
+        Assert.Equal(VmState.Stopped, (await destination.Client.RestoreSnapshotAsync(new SnapshotRef { VmId = "vm-landed", SnapshotId = "kept" }, Deadline)).State);
+    }
+
     /// <summary>The boundary between nodes: only a snapshot's own files are served, and a manifest that does not describe a snapshot is refused, leaving nothing.</summary>
     [Fact]
     public async Task SnapshotFiles_RefuseWhatIsNotASnapshotsFile_AndManifestsThatDoNotDescribeOne()
