@@ -1,41 +1,44 @@
 using System.Net;
-using Microsoft.Extensions.DependencyInjection;
+using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Controller.Tests.Support;
+using Microsoft.Extensions.DependencyInjection;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Tests;
 
 /// <summary>
 /// A VM's snapshots survive every path that moves it, end to end on two QEMU nodes: an operator's
-/// migration, a drain, a resize that moves, and a stopped VM's move. After each, the snapshot is
-/// still READY, its files (disk and memory) are on the VM's new node and nowhere else, and its
-/// restore there brings a new QEMU up from the saved memory. The guest's own view of the restore
-/// (a counter going back) is checked with a Linux guest in the agent's tests, on the same calls.
+/// migration, a drain, a resize that moves, and a stopped VM's move. The guest is Linux, counting
+/// on its serial console. After each move the snapshot is still READY, its files (disk and
+/// memory) are on the VM's new node and nowhere else, and its restore there turns the guest's
+/// counter back to where it was when the snapshot was taken.
 /// </summary>
 [Collection(ResizeCloudCollection.Name)]
 public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
 {
+    private const string LinuxImage = "linux-counter";
+    private static readonly TimeSpan Boot = TimeSpan.FromSeconds(120);
+
     private readonly AgentClients _agents = new(cloud);
 
     [Fact]
     public async Task A_memory_snapshot_survives_an_operators_migration_restores_on_the_new_node_and_a_vm_made_from_it_runs()
     {
         using var tenant = await cloud.CreateTenantAsync("snapmig");
-        var (vmId, source, snapshotId) = await RunningVmWithSnapshotAsync(tenant, "snapmig");
+        var taken = await CountingVmWithSnapshotAsync(tenant, "snapmig");
 
-        var moved = await cloud.Http.RunLongAsync($"/v1/vms/{vmId}/migrate", "{}");
+        var moved = await cloud.Http.RunLongAsync($"/v1/vms/{taken.VmId}/migrate", "{}");
 
         Assert.True(moved.Str("state") == "SUCCEEDED", moved.ToString());
-        var target = await NodeOfAsync(tenant, vmId);
-        Assert.NotEqual(source, target);
-        await AssertRestoresOnAsync(tenant, vmId, snapshotId, target, source);
+        var target = await MovedFromAsync(tenant, taken);
+        await AssertCounterGoesBackAsync(tenant, taken, target, t => t.Tick >= taken.After + 6);
 
         // The snapshot's node is cordoned: the clone goes to the other one, which pulls the snapshot's export from it.
         Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{target}/cordon", "{}")).Status);
         string cloneId;
         try
         {
-            var (status, operation) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"snapmig-clone","flavor":"{{ResizeMoves.Small}}","snapshot":"{{snapshotId}}"}""");
+            var (status, operation) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"snapmig-clone","flavor":"{{ResizeMoves.Small}}","snapshot":"{{taken.SnapshotId}}"}""");
             Assert.Equal(HttpStatusCode.Accepted, status);
             var created = await tenant.Member.WaitForOperationAsync(operation.Str("id"));
             Assert.True(created.Str("state") == "SUCCEEDED", created.ToString());
@@ -45,31 +48,30 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         {
             Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{target}/uncordon", "{}")).Status);
         }
-        Assert.Equal(source, await NodeOfAsync(tenant, cloneId));
-        var clone = await ResizeMoves.GuestAsync(await _agents.ForAsync(source), cloneId);
+        Assert.Equal(taken.Node, await NodeOfAsync(tenant, cloneId));
+        var clone = await ResizeMoves.GuestAsync(await _agents.ForAsync(taken.Node), cloneId);
         Assert.Equal(AgentV1.VmState.Running, clone?.State);
 
-        await DeleteAsync(tenant, vmId, cloneId);
+        await DeleteAsync(tenant, taken.VmId, cloneId);
     }
 
     [Fact]
     public async Task A_memory_snapshot_survives_a_drain_and_restores_on_the_node_the_vm_went_to()
     {
         using var tenant = await cloud.CreateTenantAsync("snapdrain");
-        var (vmId, source, snapshotId) = await RunningVmWithSnapshotAsync(tenant, "snapdrain");
+        var taken = await CountingVmWithSnapshotAsync(tenant, "snapdrain");
         try
         {
-            var drained = await cloud.Http.RunLongAsync($"/v1/nodes/{source}/drain", """{"maxParallel":1}""");
+            var drained = await cloud.Http.RunLongAsync($"/v1/nodes/{taken.Node}/drain", """{"maxParallel":1}""");
             Assert.True(drained.Str("state") == "SUCCEEDED", drained.ToString());
         }
         finally
         {
-            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{source}/uncordon", "{}")).Status);
+            Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{taken.Node}/uncordon", "{}")).Status);
         }
-        var target = await NodeOfAsync(tenant, vmId);
-        Assert.NotEqual(source, target);
-        await AssertRestoresOnAsync(tenant, vmId, snapshotId, target, source);
-        await DeleteAsync(tenant, vmId);
+        var target = await MovedFromAsync(tenant, taken);
+        await AssertCounterGoesBackAsync(tenant, taken, target, t => t.Tick >= taken.After + 6);
+        await DeleteAsync(tenant, taken.VmId);
     }
 
     /// <summary>The VM grew on its way (256 MiB to 1 GiB): the restored guest gets its memory back as it was, then the rest plugged in again.</summary>
@@ -77,40 +79,39 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
     public async Task A_memory_snapshot_survives_a_resize_that_moves_and_restores_into_the_larger_vm()
     {
         using var tenant = await cloud.CreateTenantAsync("snapgrow");
-        var (vmId, source, other, fillerId) = await ResizeMoves.VmOnAFullNodeAsync(cloud, tenant, "snapgrow");
-        var snapshotId = await SnapshotAsync(tenant, vmId, "small");
+        var taken = await CountingVmWithSnapshotAsync(tenant, "snapgrow");
+        var fillerId = await ResizeMoves.FillAsync(cloud, taken.Node, "snapgrow-filler");
 
-        var resized = await tenant.Member.RunLongAsync($"/v1/vms/{vmId}/resize", $$"""{"flavor":"{{ResizeMoves.Large}}"}""");
+        var resized = await tenant.Member.RunLongAsync($"/v1/vms/{taken.VmId}/resize", $$"""{"flavor":"{{ResizeMoves.Large}}"}""");
 
         Assert.True(resized.Str("state") == "SUCCEEDED", resized.ToString());
-        Assert.Equal(other, await NodeOfAsync(tenant, vmId));
-        var restored = await AssertRestoresOnAsync(tenant, vmId, snapshotId, other, source);
+        var target = await MovedFromAsync(tenant, taken);
+        var restored = await AssertCounterGoesBackAsync(tenant, taken, target, t => t.Tick >= taken.After + 6);
         Assert.Equal(256, restored.MemoryLayout.BootMemoryMb);
         Assert.Equal(1024, restored.MemoryLayout.BootMemoryMb + restored.MemoryLayout.Dimms.Sum(d => d.SizeMb));
-        await DeleteAsync(tenant, vmId);
+        await DeleteAsync(tenant, taken.VmId);
         Assert.Equal("SUCCEEDED", (await cloud.Http.RunAsync(HttpMethod.Delete, $"/v1/vms/{fillerId}")).Str("state"));
     }
 
-    /// <summary>Snapshot taken running, VM stopped, moved stopped: once started on its new node, the snapshot brings its memory back.</summary>
+    /// <summary>Snapshot taken running, VM stopped, moved stopped, started afresh there: the snapshot brings back the guest it had been.</summary>
     [Fact]
     public async Task A_memory_snapshot_of_a_vm_moved_while_stopped_restores_once_it_runs_on_the_new_node()
     {
         using var tenant = await cloud.CreateTenantAsync("snapcold");
-        var (vmId, source, snapshotId) = await RunningVmWithSnapshotAsync(tenant, "snapcold");
-        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/stop", """{"force":true}""")).Str("state"));
+        var taken = await CountingVmWithSnapshotAsync(tenant, "snapcold");
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{taken.VmId}/stop", """{"force":true}""")).Str("state"));
 
-        var moved = await cloud.Http.RunLongAsync($"/v1/vms/{vmId}/migrate", "{}");
+        var moved = await cloud.Http.RunLongAsync($"/v1/vms/{taken.VmId}/migrate", "{}");
 
         Assert.True(moved.Str("state") == "SUCCEEDED", moved.ToString());
-        var target = await NodeOfAsync(tenant, vmId);
-        Assert.NotEqual(source, target);
-        Assert.Equal("STOPPED", (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("state"));
-        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/start")).Str("state"));
-        await AssertRestoresOnAsync(tenant, vmId, snapshotId, target, source);
-        await DeleteAsync(tenant, vmId);
+        var target = await MovedFromAsync(tenant, taken);
+        Assert.Equal("STOPPED", (await tenant.Member.GetJsonAsync($"/v1/vms/{taken.VmId}")).Body.Str("state"));
+        Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{taken.VmId}/start")).Str("state"));
+        // A fresh boot: its counter starts over, below where the snapshot was taken.
+        await AssertCounterGoesBackAsync(tenant, taken, target, t => t.Tick >= 1);
+        await DeleteAsync(tenant, taken.VmId);
     }
 
-    /// <summary>A running VM of the small flavor with a memory snapshot: the VM, its node, the snapshot.</summary>
     /// <summary>
     /// A snapshot whose data the source no longer has whole cannot reach the target: the move is
     /// called off before the VM goes, with a clear error, and the VM stays with its snapshots.
@@ -119,7 +120,10 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
     public async Task A_move_whose_target_did_not_take_every_snapshot_in_is_called_off_and_the_vm_stays_with_them()
     {
         using var tenant = await cloud.CreateTenantAsync("snapkeep");
-        var (vmId, source, whole) = await RunningVmWithSnapshotAsync(tenant, "snapkeep");
+        await ResizeMoves.EnsureFlavorsAsync(cloud);
+        var vmId = await tenant.Member.CreateRunningVmAsync("snapkeep", ResizeMoves.Small);
+        var source = await NodeOfAsync(tenant, vmId);
+        var whole = await SnapshotAsync(tenant, vmId, "whole");
         var broken = await SnapshotAsync(tenant, vmId, "broken");
         File.Delete(Path.Combine(cloud.NodeVmDirectory(source, vmId), "snapshots", Guid.Parse(broken).ToString("N"), "memory.state"));
 
@@ -147,11 +151,48 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         await DeleteAsync(tenant, vmId);
     }
 
-    private async Task<(string VmId, string Node, string SnapshotId)> RunningVmWithSnapshotAsync(TestTenant tenant, string name)
+    /// <summary>A Linux VM with a memory snapshot, and the guest's counter just before and just after the snapshot was taken.</summary>
+    private sealed record Snapshotted(string VmId, string Node, string SnapshotId, long Before, long After);
+
+    /// <summary>A running Linux VM of the small flavor, counting; a memory snapshot of it once it has counted a while.</summary>
+    private async Task<Snapshotted> CountingVmWithSnapshotAsync(TestTenant tenant, string name)
     {
         await ResizeMoves.EnsureFlavorsAsync(cloud);
-        var vmId = await tenant.Member.CreateRunningVmAsync(name, ResizeMoves.Small);
-        return (vmId, await NodeOfAsync(tenant, vmId), await SnapshotAsync(tenant, vmId, "before"));
+        await LinuxImageAsync(tenant);
+        var (status, operation) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"{{name}}","flavor":"{{ResizeMoves.Small}}","image":"{{LinuxImage}}"}""");
+        Assert.Equal(HttpStatusCode.Accepted, status);
+        var created = await tenant.Member.WaitForOperationAsync(operation.Str("id"));
+        Assert.True(created.Str("state") == "SUCCEEDED", created.ToString());
+        var vmId = operation.Str("targetId");
+        var node = await NodeOfAsync(tenant, vmId);
+        var log = SerialLog(node, vmId);
+        await SerialConsole.WaitForAsync(log, t => t.Tick >= 6, Boot);
+        var before = SerialConsole.Ticks(log)[^1].Tick;
+        var snapshotId = await SnapshotAsync(tenant, vmId, "counting");
+        return new Snapshotted(vmId, node, snapshotId, before, SerialConsole.Ticks(log)[^1].Tick);
+    }
+
+    /// <summary>
+    /// The Linux guest as an image of the tenant's: its kernel and initramfs put in both nodes'
+    /// stores by hand (as an operator seeds one; the controller holds no copy to send), and the
+    /// catalog's entry for it.
+    /// </summary>
+    private async Task LinuxImageAsync(TestTenant tenant)
+    {
+        var (kernel, initrd) = await LinuxGuest.EnsureAsync();
+        for (var n = 1; n <= 2; n++)
+        {
+            var store = cloud.AgentServices(n).GetRequiredService<Cloud.Agent.Qemu.QemuHypervisor>().Images;
+            if (store.Find(LinuxImage) is null)
+            {
+                await store.ImportKernelAsync(LinuxImage, kernel, initrd, LinuxGuest.Append, CancellationToken.None);
+            }
+        }
+        await cloud.QueryAsync("""
+            INSERT INTO images (id, name, format, sha256, size_bytes, created_at, project_id, visibility, state, stored)
+            VALUES (@id, @id, 'raw', '', 1, now(), @t, 'public', 'ACTIVE', false)
+            ON CONFLICT (id) DO NOTHING
+            """, ("id", LinuxImage), ("t", tenant.Id));
     }
 
     private static async Task<string> SnapshotAsync(TestTenant tenant, string vmId, string name)
@@ -164,31 +205,48 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         return snapshot.Str("id");
     }
 
-    /// <summary>
-    /// The snapshot is READY, its files are on <paramref name="node"/> and the old node keeps
-    /// nothing of the VM; its restore starts a new QEMU from the saved memory. Returns the guest as its agent reports it after.
-    /// </summary>
-    private async Task<AgentV1.Vm> AssertRestoresOnAsync(TestTenant tenant, string vmId, string snapshotId, string node, string oldNode)
+    /// <summary>The VM is on another node now, and the one it left keeps nothing of it; that node.</summary>
+    private async Task<string> MovedFromAsync(TestTenant tenant, Snapshotted taken)
     {
-        var (_, snapshot) = await tenant.Member.GetJsonAsync($"/v1/snapshots/{snapshotId}");
+        var target = await NodeOfAsync(tenant, taken.VmId);
+        Assert.NotEqual(taken.Node, target);
+        Assert.Null(await ResizeMoves.GuestAsync(await _agents.ForAsync(taken.Node), taken.VmId));
+        Assert.False(Directory.Exists(cloud.NodeVmDirectory(taken.Node, taken.VmId)));
+        return target;
+    }
+
+    /// <summary>
+    /// The snapshot is READY and its files are on <paramref name="node"/>. Once the guest there has
+    /// printed what <paramref name="counted"/> waits for, the restore starts a new QEMU from the
+    /// saved memory, and the guest counts on from where it was at the snapshot. Returns the guest
+    /// as its agent reports it after.
+    /// </summary>
+    private async Task<AgentV1.Vm> AssertCounterGoesBackAsync(TestTenant tenant, Snapshotted taken, string node, Func<GuestTick, bool> counted)
+    {
+        var (_, snapshot) = await tenant.Member.GetJsonAsync($"/v1/snapshots/{taken.SnapshotId}");
         Assert.Equal("READY", snapshot.Str("state"));
         var agent = await _agents.ForAsync(node);
-        var vmRef = new AgentV1.VmRef { VmId = Guid.Parse(vmId).ToString("N") };
-        var held = Assert.Single((await agent.ListSnapshotsAsync(vmRef)).Snapshots, s => s.SnapshotId == Guid.Parse(snapshotId).ToString("N"));
+        var vmRef = new AgentV1.VmRef { VmId = Guid.Parse(taken.VmId).ToString("N") };
+        var held = Assert.Single((await agent.ListSnapshotsAsync(vmRef)).Snapshots, s => s.SnapshotId == Guid.Parse(taken.SnapshotId).ToString("N"));
         Assert.Equal(["disk.qcow2", "memory.state"], held.Files.Select(f => f.Name).Order());
-        Assert.Null(await ResizeMoves.GuestAsync(await _agents.ForAsync(oldNode), vmId));
-        var before = await ResizeMoves.GuestAsync(agent, vmId);
-        Assert.Equal(AgentV1.VmState.Running, before?.State);
+        var log = SerialLog(node, taken.VmId);
+        await SerialConsole.WaitForAsync(log, counted, Boot);
+        var offset = SerialConsole.Length(log);
+        var before = await ResizeMoves.GuestAsync(agent, taken.VmId);
 
-        var restore = await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/snapshots/{snapshotId}/restore");
+        var restore = await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/snapshots/{taken.SnapshotId}/restore");
 
         Assert.True(restore.Str("state") == "SUCCEEDED", restore.ToString());
-        var after = await ResizeMoves.GuestAsync(agent, vmId);
+        var after = await ResizeMoves.GuestAsync(agent, taken.VmId);
         Assert.Equal(AgentV1.VmState.Running, after?.State);
         Assert.NotEqual(before!.Pid, after!.Pid);
-        Assert.Equal(node, await NodeOfAsync(tenant, vmId));
+        var first = await SerialConsole.WaitForAsync(log, _ => true, Boot, offset);
+        Assert.InRange(first.Tick, taken.Before, taken.After + 2);
+        Assert.Equal(node, await NodeOfAsync(tenant, taken.VmId));
         return after;
     }
+
+    private string SerialLog(string node, string vmId) => Path.Combine(cloud.NodeVmDirectory(node, vmId), "serial.log");
 
     private static async Task<string> NodeOfAsync(TestTenant tenant, string vmId) => (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
 

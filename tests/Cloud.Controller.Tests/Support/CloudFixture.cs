@@ -171,6 +171,9 @@ public class CloudFixture : IAsyncLifetime
         return await command.ExecuteScalarAsync();
     }
 
+    /// <summary>The services of agent <paramref name="n"/> (1-based), running in this process.</summary>
+    public IServiceProvider AgentServices(int n) => _apps[n].Services;
+
     /// <summary>The agents (1-based) a test stopped.</summary>
     public HashSet<int> StoppedAgents { get; } = [];
 
