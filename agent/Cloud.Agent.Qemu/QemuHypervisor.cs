@@ -44,7 +44,7 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
     public QemuHypervisor(QemuOptions options, ILoggerFactory? loggerFactory = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var failures = QemuOptionsValidator.Check(options, AcceleratorProbe.Host);
+        var failures = QemuOptionsValidator.Check(options, AcceleratorProbe.ForHost(options.QemuBinary));
         if (failures.Count > 0)
         {
             throw new OptionsValidationException(QemuOptions.SectionName, typeof(QemuOptions), failures);
@@ -53,7 +53,7 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
         _logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger<QemuHypervisor>();
         _time = time ?? TimeProvider.System;
         AcceleratorSelector.TryParse(options.Accelerator, out var choice);
-        _accelerator = AcceleratorSelector.Select(choice, AcceleratorProbe.Host).Accelerator;
+        _accelerator = AcceleratorSelector.Select(choice, AcceleratorProbe.ForHost(options.QemuBinary)).Accelerator;
         _qemuImg = new QemuImg(options.QemuImgBinary);
         _diskTemplates = new DiskTemplates(Path.Combine(options.DataDirectory, "templates"), _qemuImg);
         PortRange.TryParse(options.MigrationPortRange, out var range);

@@ -189,6 +189,23 @@ public sealed class LifecycleTests
         Assert.True(info.Inventories.Single(i => i.ResourceClass == "DISK_GB").Total > 0);
         Assert.Contains("COMPUTE_ACCEL_TCG", info.Traits);
     }
+
+    /// <summary>
+    /// "auto" chooses an accelerator that runs guests on this very host: where /dev/kvm opens but
+    /// KVM cannot run a vCPU (a nested hypervisor refusing its MSRs), the choice is TCG, not a VM
+    /// whose QEMU aborts at start.
+    /// </summary>
+    [Fact]
+    public async Task Auto_ChoosesAnAcceleratorThatRunsGuestsOnThisHost()
+    {
+        await using var node = new TestNode(configure: o => o.Accelerator = "auto");
+
+        var vm = await node.Hypervisor.CreateVmAsync(Guests.Firmware("vm-auto"), CancellationToken.None);
+
+        Assert.Equal(VmState.Running, vm.State);
+        var accel = node.Hypervisor.Accelerator == Accelerator.Kvm ? "kvm" : "tcg";
+        Assert.Contains($"accel={accel}", File.ReadAllText($"/proc/{vm.Pid}/cmdline").Replace('\0', ' '), StringComparison.Ordinal);
+    }
 }
 
 [CollectionDefinition(Name)]

@@ -5,7 +5,11 @@ namespace Cloud.Agent.Qemu;
 /// <summary>What the host offers, so that the choice of accelerator can be tested without the hardware.</summary>
 internal sealed record AcceleratorProbe(bool IsWindows, bool KvmUsable)
 {
-    public static AcceleratorProbe Host { get; } = new(OperatingSystem.IsWindows(), !OperatingSystem.IsWindows() && KvmDeviceUsable());
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, AcceleratorProbe> Probed = new(StringComparer.Ordinal);
+
+    /// <summary>This host, as <paramref name="qemuBinary"/> finds it; probed once per binary.</summary>
+    public static AcceleratorProbe ForHost(string qemuBinary)
+        => Probed.GetOrAdd(qemuBinary, binary => new(OperatingSystem.IsWindows(), !OperatingSystem.IsWindows() && KvmDeviceUsable() && KvmRunsAVcpu(binary)));
 
     private static bool KvmDeviceUsable()
     {
@@ -17,6 +21,39 @@ internal sealed record AcceleratorProbe(bool IsWindows, bool KvmUsable)
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// A /dev/kvm that opens may still fail every guest: a nested hypervisor that refuses the
+    /// host CPU model's MSRs makes QEMU abort at start. A machine of the kind VMs get under KVM
+    /// (q35, -cpu host), started stopped and quit at once, says whether KVM really runs here.
+    /// </summary>
+    private static bool KvmRunsAVcpu(string qemuBinary)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo(qemuBinary) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in (string[])["-machine", "q35,accel=kvm", "-cpu", "host", "-nodefaults", "-display", "none", "-S", "-qmp", "stdio"])
+        {
+            start.ArgumentList.Add(arg);
+        }
+        try
+        {
+            using var qemu = System.Diagnostics.Process.Start(start)!;
+            qemu.StandardInput.Write("""{"execute":"qmp_capabilities"}""" + "\n" + """{"execute":"quit"}""" + "\n");
+            qemu.StandardInput.Close();
+            _ = qemu.StandardOutput.ReadToEndAsync();
+            _ = qemu.StandardError.ReadToEndAsync();
+            if (!qemu.WaitForExit(TimeSpan.FromSeconds(20)))
+            {
+                qemu.Kill();
+                return false;
+            }
+            return qemu.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            // No QEMU to ask: it will not start guests with any accelerator, and says why then.
             return false;
         }
     }

@@ -9,7 +9,7 @@ internal sealed partial class QemuOptionsValidator : IValidateOptions<QemuOption
 {
     public ValidateOptionsResult Validate(string? name, QemuOptions options)
     {
-        var failures = Check(options, AcceleratorProbe.Host);
+        var failures = Check(options, AcceleratorProbe.ForHost(options.QemuBinary));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 
