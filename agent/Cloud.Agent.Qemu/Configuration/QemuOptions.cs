@@ -20,7 +20,7 @@ public sealed class QemuOptions
     /// <summary>The disk image tool, a path or a name on PATH. Default qemu-img.</summary>
     public string QemuImgBinary { get; set; } = "qemu-img";
 
-    /// <summary>auto (KVM when /dev/kvm is usable, WHPX on Windows, else TCG), kvm, whpx or tcg. Default auto.</summary>
+    /// <summary>auto (KVM when a guest with the host CPU model starts under it, WHPX on Windows, else TCG), kvm, whpx or tcg. Default auto.</summary>
     public string Accelerator { get; set; } = "auto";
 
     /// <summary>
