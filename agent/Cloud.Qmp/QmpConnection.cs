@@ -45,9 +45,20 @@ internal sealed class QmpConnection : IAsyncDisposable
 
     public async Task HandshakeAsync(long id, CancellationToken cancellationToken)
     {
-        var line = await _reader.ReadLineAsync(cancellationToken).ConfigureAwait(false)
-            ?? throw new QmpDisconnectedException($"QMP peer at {_endpoint} closed the connection before its greeting.");
-        Greeting = ParseGreeting(line);
+        // QEMU can emit an event (RESUME as the guest starts, for one) between accepting the socket
+        // and writing its greeting, so a few events may come first; they are delivered as events.
+        for (var skipped = 0; ; skipped++)
+        {
+            var line = await _reader.ReadLineAsync(cancellationToken).ConfigureAwait(false)
+                ?? throw new QmpDisconnectedException($"QMP peer at {_endpoint} closed the connection before its greeting.");
+            if (skipped < MaxEventsBeforeGreeting && TryParseEarlyEvent(line) is { } early)
+            {
+                _events.TryWrite(early);
+                continue;
+            }
+            Greeting = ParseGreeting(line);
+            break;
+        }
         _readLoop = Task.Run(ReadLoopAsync, CancellationToken.None);
         var reply = await ExecuteAsync(id, "qmp_capabilities", null, _options.CommandTimeout, cancellationToken).ConfigureAwait(false);
         if (reply.ValueKind != JsonValueKind.Object)
@@ -260,6 +271,25 @@ internal sealed class QmpConnection : IAsyncDisposable
 
     private static readonly JsonElement EmptyObject = JsonDocument.Parse("{}").RootElement.Clone();
 
+    private const int MaxEventsBeforeGreeting = 16;
+
+    /// <summary>The line as an event when it is one (a JSON object with an "event" name), else null.</summary>
+    private static QmpEvent? TryParseEarlyEvent(ReadOnlyMemory<byte> line)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(line, DocumentOptions);
+            var root = document.RootElement;
+            return root.ValueKind == JsonValueKind.Object && !root.TryGetProperty("QMP", out _) && root.TryGetProperty("event", out var name)
+                ? ParseEvent(root, name)
+                : null;
+        }
+        catch (Exception ex) when (ex is JsonException or QmpProtocolException)
+        {
+            return null;
+        }
+    }
+
     private QmpGreeting ParseGreeting(ReadOnlyMemory<byte> line)
     {
         try
@@ -268,7 +298,7 @@ internal sealed class QmpConnection : IAsyncDisposable
             var root = document.RootElement;
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("QMP", out var qmp) || qmp.ValueKind != JsonValueKind.Object)
             {
-                throw new QmpProtocolException($"Peer at {_endpoint} did not greet with a QMP object; is it a QMP socket?");
+                throw new QmpProtocolException($"Peer at {_endpoint} did not greet with a QMP object; is it a QMP socket? It sent: {Excerpt(line)}");
             }
             if (!qmp.TryGetProperty("version", out var version) || version.ValueKind != JsonValueKind.Object
                 || !version.TryGetProperty("qemu", out var qemu) || qemu.ValueKind != JsonValueKind.Object
@@ -295,6 +325,12 @@ internal sealed class QmpConnection : IAsyncDisposable
         {
             throw new QmpProtocolException($"Peer at {_endpoint} sent a greeting that is not JSON: {ex.Message}", ex);
         }
+    }
+
+    private static string Excerpt(ReadOnlyMemory<byte> line)
+    {
+        var text = System.Text.Encoding.UTF8.GetString(line.Span[..Math.Min(line.Length, 200)]);
+        return line.Length > 200 ? text + "..." : text;
     }
 
     private static bool TryGetInt(JsonElement element, string name, out int value)

@@ -126,6 +126,45 @@ public sealed class ProtocolEdgeCaseTests
         var error = await Assert.ThrowsAsync<QmpProtocolException>(() => QmpClient.ConnectAsync(server.Endpoint, Options(), CancellationToken.None));
 
         Assert.Contains("did not greet with a QMP object", error.Message);
+        Assert.Contains("I am not QEMU", error.Message);
+    }
+
+    /// <summary>
+    /// QEMU may emit an event in the moment between accepting the socket and greeting; the client
+    /// still negotiates, and the event is delivered like any other.
+    /// </summary>
+    [Fact]
+    public async Task ConnectAsync_EventBeforeTheGreeting_IsDeliveredAndTheHandshakeCompletes()
+    {
+        await using var server = new FakeQmpServer(async peer =>
+        {
+            await peer.WriteLineAsync("""{"timestamp": {"seconds": 1700000000, "microseconds": 5}, "event": "RESUME"}""");
+            await peer.HandshakeAsync();
+            await peer.DrainAsync();
+        });
+
+        await using var client = await QmpClient.ConnectAsync(server.Endpoint, Options(), CancellationToken.None);
+
+        Assert.Equal(7, client.Greeting.Major);
+        Assert.True(client.Events.TryRead(out var early));
+        Assert.Equal("RESUME", early.Name);
+    }
+
+    [Fact]
+    public async Task ConnectAsync_OnlyEventsAndNeverAGreeting_IsAProtocolError()
+    {
+        await using var server = new FakeQmpServer(async peer =>
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                await peer.WriteLineAsync("""{"event": "RESUME"}""");
+            }
+            await peer.DrainAsync();
+        });
+
+        var error = await Assert.ThrowsAsync<QmpProtocolException>(() => QmpClient.ConnectAsync(server.Endpoint, Options(), CancellationToken.None));
+
+        Assert.Contains("RESUME", error.Message);
     }
 
     [Fact]
