@@ -6,7 +6,8 @@ using Cloud.Agent.Registration;
 using Cloud.Agent.Rpc;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Cloud.ServiceDefaults;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
@@ -50,7 +51,7 @@ internal static class AgentExtensions
         }
 
         services.AddSingleton(_ => GrpcChannel.ForAddress(agent.ControllerUrl));
-        services.AddSingleton(sp => new NodeRegistryGrpc.NodeRegistryClient(sp.GetRequiredService<GrpcChannel>()));
+        services.AddSingleton(sp => new NodeRegistry.NodeRegistryClient(sp.GetRequiredService<GrpcChannel>()));
         services.AddHostedService<RegistrationLoop>();
         services.AddSingleton<IImageSourceReader, GrpcImageSourceReader>();
         services.AddSingleton<ImagePuller>();
@@ -61,8 +62,8 @@ internal static class AgentExtensions
 
     public static WebApplication MapAgent(this WebApplication app)
     {
-        app.MapGrpcService<NodeAgentService>(NodeAgentGrpc.BindService);
-        app.MapGrpcHealthService();
+        app.MapGrpcService<NodeAgentService>();
+        app.MapGrpcHealthChecksService();
         return app;
     }
 

@@ -2,7 +2,8 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Agent.Qemu.Benchmarks;
 
@@ -22,10 +23,10 @@ internal sealed class AgentProcess : IAsyncDisposable
         Url = url;
         _channel = channel;
         DataDirectory = dataDirectory;
-        Client = new NodeAgentGrpc.NodeAgentClient(channel);
+        Client = new NodeAgent.NodeAgentClient(channel);
     }
 
-    public NodeAgentGrpc.NodeAgentClient Client { get; }
+    public NodeAgent.NodeAgentClient Client { get; }
 
     /// <summary>http://address:port, as the controller names the agent to other agents.</summary>
     public string Url { get; }
@@ -69,7 +70,7 @@ internal sealed class AgentProcess : IAsyncDisposable
         {
             try
             {
-                await agent.Client.GetNodeInfoAsync(new GetNodeInfoRequest(), new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(5), CancellationToken: cancellationToken));
+                await agent.Client.GetNodeInfoAsync(new GetNodeInfoRequest(), new CallOptions(deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: cancellationToken));
                 return agent;
             }
             catch (RpcException) when (DateTime.UtcNow < deadline && !process.HasExited)
@@ -104,7 +105,7 @@ internal sealed class AgentProcess : IAsyncDisposable
             : throw new InvalidOperationException($"Migration of {request.VmId} ended {last?.Phase}: {last?.Error}");
     }
 
-    public static CallOptions Deadline(CancellationToken cancellationToken) => new(Deadline: DateTime.UtcNow.AddMinutes(5), CancellationToken: cancellationToken);
+    public static CallOptions Deadline(CancellationToken cancellationToken) => new(deadline: DateTime.UtcNow.AddMinutes(5), cancellationToken: cancellationToken);
 
     public async ValueTask DisposeAsync()
     {

@@ -2,7 +2,8 @@ using System.Security.Cryptography;
 using Cloud.Agent.Hypervisor;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Phase = Cloud.Contracts.Agent.V1.MigrationProgress.Types.Phase;
 
 namespace Cloud.Agent.Qemu.Tests;
@@ -132,7 +133,7 @@ public sealed partial class MigrationTests
         damaged[^1] ^= 0xff;
         await File.WriteAllBytesAsync(snapshotDisk, damaged);
         var refused = await Assert.ThrowsAsync<RpcException>(() => destination.Client.PrepareMigrationAsync(
-            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-damaged", SnapshotSource = source.Url }, Deadline));
+            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-damaged", SnapshotSource = source.Url }, Deadline).ResponseAsync);
         Assert.Contains("arrived damaged", refused.Status.Detail, StringComparison.Ordinal);
         Assert.Empty(await ListAsync(destination));
         Assert.False(Directory.Exists(destination.VmDirectory("vm-based")));
@@ -140,7 +141,7 @@ public sealed partial class MigrationTests
 
         await File.WriteAllBytesAsync(snapshotDisk, healthy);
         var bad = await Assert.ThrowsAsync<RpcException>(() => destination.Client.PrepareMigrationAsync(
-            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-bad-source", SnapshotSource = "http://agent-1:7070" }, Deadline));
+            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-bad-source", SnapshotSource = "http://agent-1:7070" }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
         var prepared = await destination.Client.PrepareMigrationAsync(
             new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-healthy", SnapshotSource = source.Url }, Deadline);
@@ -272,7 +273,7 @@ public sealed partial class MigrationTests
             Assert.Equal(StatusCode.NotFound, (await Assert.ThrowsAsync<RpcException>(() => image.ResponseStream.MoveNext(CancellationToken.None))).StatusCode);
         }
         var pull = await Assert.ThrowsAsync<RpcException>(() => agent.Client.PullImageAsync(
-            new PullImageRequest { ImageId = "img", Format = "qcow2", Sha256 = new string('a', 64), SizeBytes = 1, SourceNode = "http://agent-2.example:7070" }, Deadline));
+            new PullImageRequest { ImageId = "img", Format = "qcow2", Sha256 = new string('a', 64), SizeBytes = 1, SourceNode = "http://agent-2.example:7070" }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, pull.StatusCode);
 
         var bytes = disk.ToArray();

@@ -3,7 +3,8 @@ using System.Text;
 using System.Text.Json;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Phase = Cloud.Contracts.Agent.V1.MigrationProgress.Types.Phase;
 
 namespace Cloud.Agent.Qemu.Tests;
@@ -21,7 +22,7 @@ public sealed partial class MigrationTests
     private const long SlowBandwidth = 1L << 20;
     private const int SlowDowntimeMs = 250;
 
-    private static CallOptions Deadline => new(Deadline: DateTime.UtcNow.AddMinutes(3));
+    private static CallOptions Deadline => new(deadline: DateTime.UtcNow.AddMinutes(3));
 
     [Fact]
     public async Task Migrate_RunningLinuxGuestWithLocalDiskAndHotAddedMemory_KeepsCountingOnTheDestination()
@@ -306,7 +307,7 @@ public sealed partial class MigrationTests
     /// Creates the VM on the source, prepares the destination and starts a migration throttled to
     /// 1 MiB/s: 256 MiB of RAM would take minutes, so it is surely still running when the test acts.
     /// </summary>
-    private static async Task<(Vm Created, int IncomingPid, IAsyncServerStreamingCall<MigrationProgress> Call)> StartSlowMigrationAsync(
+    private static async Task<(Vm Created, int IncomingPid, AsyncServerStreamingCall<MigrationProgress> Call)> StartSlowMigrationAsync(
         AgentServer source, AgentServer destination, VmSpec spec, string migrationId)
     {
         var created = await source.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline);
@@ -325,7 +326,7 @@ public sealed partial class MigrationTests
     }
 
     /// <summary>Kills the destination's QEMU once RAM is moving, and reads the progress to its end; false if the stream ended first.</summary>
-    private static async Task<(bool Killed, List<MigrationProgress> Phases)> KillDestinationMidStreamAsync(IAsyncServerStreamingCall<MigrationProgress> call, int incomingPid)
+    private static async Task<(bool Killed, List<MigrationProgress> Phases)> KillDestinationMidStreamAsync(AsyncServerStreamingCall<MigrationProgress> call, int incomingPid)
     {
         var phases = new List<MigrationProgress>();
         var killed = await ReadUntilMemoryMovesAsync(call, phases);
@@ -341,7 +342,7 @@ public sealed partial class MigrationTests
     }
 
     /// <summary>Reads progress into <paramref name="phases"/> until RAM is moving; false if the stream ended first.</summary>
-    private static async Task<bool> ReadUntilMemoryMovesAsync(IAsyncServerStreamingCall<MigrationProgress> call, List<MigrationProgress> phases)
+    private static async Task<bool> ReadUntilMemoryMovesAsync(AsyncServerStreamingCall<MigrationProgress> call, List<MigrationProgress> phases)
     {
         while (await call.ResponseStream.MoveNext(CancellationToken.None))
         {

@@ -1,7 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -14,7 +15,7 @@ public sealed class AgentServerFixture : IAsyncLifetime
     private WebApplication? _app;
     private GrpcChannel? _channel;
 
-    public NodeAgentGrpc.NodeAgentClient Client { get; private set; } = null!;
+    public NodeAgent.NodeAgentClient Client { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
@@ -42,7 +43,7 @@ public sealed class AgentServerFixture : IAsyncLifetime
         _app.MapAgent();
         await _app.StartAsync();
         _channel = GrpcChannel.ForAddress($"http://127.0.0.2:{port}");
-        Client = new NodeAgentGrpc.NodeAgentClient(_channel);
+        Client = new NodeAgent.NodeAgentClient(_channel);
     }
 
     public async Task DisposeAsync()

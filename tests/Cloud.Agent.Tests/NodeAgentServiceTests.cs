@@ -1,6 +1,7 @@
 using Cloud.Agent.Hypervisor.Fake;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Google.Protobuf;
 using Microsoft.Extensions.Options;
 
@@ -8,7 +9,7 @@ namespace Cloud.Agent.Tests;
 
 public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixture<AgentServerFixture>
 {
-    private static CallOptions Deadline => new(Deadline: DateTime.UtcNow.AddSeconds(10));
+    private static CallOptions Deadline => new(deadline: DateTime.UtcNow.AddSeconds(10));
 
     private static VmSpec Spec(string id, int vcpus = 1) => new()
     {
@@ -43,7 +44,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     public async Task CreateVm_with_the_same_id_and_another_shape_is_already_exists()
     {
         await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("clash") }, Deadline);
-        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("clash", vcpus: 2) }, Deadline));
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("clash", vcpus: 2) }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
     }
 
@@ -53,7 +54,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     [InlineData("has space")]
     public async Task Ids_that_could_name_a_path_are_invalid(string id)
     {
-        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = id }, Deadline));
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = id }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
     }
 
@@ -62,7 +63,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     {
         var spec = Spec("negative");
         spec.Shape.MemoryMb = -256;
-        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline));
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.CreateVmAsync(new CreateVmRequest { Spec = spec }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Contains("memory_mb", error.Status.Detail, StringComparison.Ordinal);
         var listed = await agent.Client.ListVmsAsync(new ListVmsRequest(), Deadline);
@@ -72,7 +73,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     [Fact]
     public async Task Verbs_on_an_unknown_vm_are_not_found_and_delete_is_idempotent()
     {
-        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = "ghost" }, Deadline));
+        var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = "ghost" }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, error.StatusCode);
         await agent.Client.DeleteVmAsync(new VmRef { VmId = "ghost" }, Deadline);
     }
@@ -82,7 +83,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     {
         await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("watched") }, Deadline);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        using var watch = agent.Client.WatchEvents(new WatchEventsRequest(), new CallOptions(CancellationToken: cts.Token));
+        using var watch = agent.Client.WatchEvents(new WatchEventsRequest(), new CallOptions(cancellationToken: cts.Token));
         // The server subscribes when the call arrives; wait for the response headers so that
         // the stop below is not published before the watch exists.
         await watch.ResponseHeadersAsync;
@@ -108,7 +109,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
         Assert.Equal(VmState.Paused, paused.State);
         Assert.Equal(VmState.Paused, (await agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant", Paused = true }, Deadline)).State);
         Assert.Equal(VmState.Running, (await agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant" }, Deadline)).State);
-        var refused = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant", Paused = true }, Deadline));
+        var refused = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant", Paused = true }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
         Assert.Contains("running", refused.Status.Detail, StringComparison.Ordinal);
 

@@ -3,7 +3,8 @@ using System.Text.Json;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Data;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Npgsql;
 
 namespace Cloud.Controller.Tests;
@@ -63,7 +64,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
     {
         using var tenant = await cloud.CreateTenantAsync("grpcb", Roomy);
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
-        var compute = new ComputeGrpc.ComputeClient(channel);
+        var compute = new Compute.ComputeClient(channel);
 
         var operation = await compute.CreateVmsAsync(new CreateVmsRequest { NamePrefix = "api", Flavor = Tenancy.Nano, Count = 5 }, Tenancy.Bearer(tenant.MemberToken));
         Assert.Equal("vm.create_batch", operation.Kind);
@@ -145,8 +146,8 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
 
         var (status, problem) = await tenant.Member.PostAsync("/v1/vms/batch", $$"""{"namePrefix":"many","flavor":"{{Tenancy.Nano}}","count":4,"minimum":1}""");
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
-        var error = await Assert.ThrowsAsync<RpcException>(() => new ComputeGrpc.ComputeClient(channel).CreateVmsAsync(
-            new CreateVmsRequest { NamePrefix = "many", Flavor = Tenancy.Nano, Count = 4 }, Tenancy.Bearer(tenant.MemberToken)));
+        var error = await Assert.ThrowsAsync<RpcException>(() => new Compute.ComputeClient(channel).CreateVmsAsync(
+            new CreateVmsRequest { NamePrefix = "many", Flavor = Tenancy.Nano, Count = 4 }, Tenancy.Bearer(tenant.MemberToken)).ResponseAsync);
 
         Assert.Equal(HttpStatusCode.TooManyRequests, status);
         Assert.Equal("RESOURCE_EXHAUSTED", problem.Str("code"));
@@ -188,13 +189,13 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
     {
         using var tenant = await cloud.CreateTenantAsync("badg", Roomy);
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
-        var compute = new ComputeGrpc.ComputeClient(channel);
+        var compute = new Compute.ComputeClient(channel);
         var before = await cloud.CountsAsync(tenant.Id);
 
         var tooMany = await Assert.ThrowsAsync<RpcException>(() => compute.CreateVmsAsync(
-            new CreateVmsRequest { NamePrefix = "g", Flavor = Tenancy.Nano, Count = 2, Minimum = 3 }, Tenancy.Bearer(tenant.MemberToken)));
+            new CreateVmsRequest { NamePrefix = "g", Flavor = Tenancy.Nano, Count = 2, Minimum = 3 }, Tenancy.Bearer(tenant.MemberToken)).ResponseAsync);
         var none = await Assert.ThrowsAsync<RpcException>(() => compute.CreateVmsAsync(
-            new CreateVmsRequest { NamePrefix = "g", Flavor = Tenancy.Nano }, Tenancy.Bearer(tenant.MemberToken)));
+            new CreateVmsRequest { NamePrefix = "g", Flavor = Tenancy.Nano }, Tenancy.Bearer(tenant.MemberToken)).ResponseAsync);
 
         Assert.Equal(StatusCode.InvalidArgument, tooMany.StatusCode);
         Assert.Contains("minimum must be between 1 and count (2)", tooMany.Status.Detail, StringComparison.Ordinal);

@@ -1,7 +1,8 @@
 using System.Net;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -107,7 +108,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
     {
         var world = await WorldAsync();
         var before = await FootprintAsync(world);
-        var compute = new ComputeGrpc.ComputeClient(_channel);
+        var compute = new Compute.ComputeClient(_channel);
         var options = Tenancy.Bearer(world.B.MemberToken);
 
         var error = await Assert.ThrowsAsync<RpcException>(() => GrpcCall(compute, call, world, options));
@@ -133,7 +134,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
         var (_, own) = await world.A.Reader.GetJsonAsync("/v1/vms");
         Assert.Contains(world.VmId, own.ToString(), StringComparison.Ordinal);
 
-        var compute = new ComputeGrpc.ComputeClient(_channel);
+        var compute = new Compute.ComputeClient(_channel);
         var options = Tenancy.Bearer(world.B.MemberToken);
         Assert.DoesNotContain((await compute.ListVmsAsync(new ListVmsRequest(), options)).Vms, v => v.Id == world.VmId);
         Assert.DoesNotContain((await compute.ListOperationsAsync(new ListOperationsRequest(), options)).Operations, o => o.Id == world.OperationId);
@@ -177,7 +178,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
             var (status, _) = await world.A.Reader.GetJsonAsync(path);
             Assert.Equal(HttpStatusCode.OK, status);
         }
-        var tenant = await new ComputeGrpc.ComputeClient(_channel).GetTenantAsync(new GetTenantRequest { Id = world.A.Id }, Tenancy.Bearer(world.A.ReaderToken));
+        var tenant = await new Compute.ComputeClient(_channel).GetTenantAsync(new GetTenantRequest { Id = world.A.Id }, Tenancy.Bearer(world.A.ReaderToken));
         Assert.Equal(1, tenant.Usage.Instances);
         Assert.Equal(1, tenant.Usage.Snapshots);
     }
@@ -227,7 +228,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
         var (status, problem) = await tenant.Member.GetJsonAsync("/v1/vms");
         Assert.Equal(HttpStatusCode.Unauthorized, status);
         Assert.Equal("UNAUTHENTICATED", problem.Str("code"));
-        var error = await Assert.ThrowsAsync<RpcException>(() => new ComputeGrpc.ComputeClient(_channel).ListVmsAsync(new ListVmsRequest(), Tenancy.Bearer(tenant.MemberToken)));
+        var error = await Assert.ThrowsAsync<RpcException>(() => new Compute.ComputeClient(_channel).ListVmsAsync(new ListVmsRequest(), Tenancy.Bearer(tenant.MemberToken)).ResponseAsync);
         Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
         // The reader's token of the same tenant is unaffected.
         Assert.Equal(HttpStatusCode.OK, (await tenant.Reader.GetJsonAsync("/v1/vms")).Status);
@@ -248,24 +249,24 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
         Assert.Equal(HttpStatusCode.Unauthorized, status);
     }
 
-    private static Task GrpcCall(ComputeGrpc.ComputeClient compute, string call, World world, CallOptions options) => call switch
+    private static Task GrpcCall(Compute.ComputeClient compute, string call, World world, CallOptions options) => call switch
     {
-        "GetVm" => compute.GetVmAsync(new GetVmRequest { Id = world.VmId }, options),
-        "DeleteVm" => compute.DeleteVmAsync(new DeleteVmRequest { Id = world.VmId }, options),
-        "StartVm" => compute.StartVmAsync(new VmActionRequest { Id = world.VmId }, options),
-        "StopVm" => compute.StopVmAsync(new StopVmRequest { Id = world.VmId }, options),
-        "RebootVm" => compute.RebootVmAsync(new VmActionRequest { Id = world.VmId }, options),
-        "ResizeVm" => compute.ResizeVmAsync(new ResizeVmRequest { Id = world.VmId, Flavor = "m1.tiny" }, options),
-        "CreateSnapshot" => compute.CreateSnapshotAsync(new CreateSnapshotRequest { VmId = world.VmId, Name = "steal" }, options),
-        "ListSnapshots" => compute.ListSnapshotsAsync(new ListSnapshotsRequest { VmId = world.VmId }, options),
-        "GetSnapshot" => compute.GetSnapshotAsync(new GetSnapshotRequest { Id = world.SnapshotId }, options),
-        "DeleteSnapshot" => compute.DeleteSnapshotAsync(new DeleteSnapshotRequest { Id = world.SnapshotId }, options),
-        "RestoreSnapshot" => compute.RestoreSnapshotAsync(new RestoreSnapshotRequest { Id = world.SnapshotId }, options),
-        "GetOperation" => compute.GetOperationAsync(new GetOperationRequest { Id = world.OperationId }, options),
-        "CancelOperation" => compute.CancelOperationAsync(new CancelOperationRequest { Id = world.OperationId }, options),
-        "GetTenant" => compute.GetTenantAsync(new GetTenantRequest { Id = world.A.Id }, options),
-        "ListTokens" => compute.ListTokensAsync(new ListTokensRequest { Tenant = world.A.Id }, options),
-        "CreateVmFromSnapshot" => compute.CreateVmAsync(new CreateVmRequest { Name = "stolen", Flavor = "t.nano", Snapshot = world.SnapshotId }, options),
+        "GetVm" => compute.GetVmAsync(new GetVmRequest { Id = world.VmId }, options).ResponseAsync,
+        "DeleteVm" => compute.DeleteVmAsync(new DeleteVmRequest { Id = world.VmId }, options).ResponseAsync,
+        "StartVm" => compute.StartVmAsync(new VmActionRequest { Id = world.VmId }, options).ResponseAsync,
+        "StopVm" => compute.StopVmAsync(new StopVmRequest { Id = world.VmId }, options).ResponseAsync,
+        "RebootVm" => compute.RebootVmAsync(new VmActionRequest { Id = world.VmId }, options).ResponseAsync,
+        "ResizeVm" => compute.ResizeVmAsync(new ResizeVmRequest { Id = world.VmId, Flavor = "m1.tiny" }, options).ResponseAsync,
+        "CreateSnapshot" => compute.CreateSnapshotAsync(new CreateSnapshotRequest { VmId = world.VmId, Name = "steal" }, options).ResponseAsync,
+        "ListSnapshots" => compute.ListSnapshotsAsync(new ListSnapshotsRequest { VmId = world.VmId }, options).ResponseAsync,
+        "GetSnapshot" => compute.GetSnapshotAsync(new GetSnapshotRequest { Id = world.SnapshotId }, options).ResponseAsync,
+        "DeleteSnapshot" => compute.DeleteSnapshotAsync(new DeleteSnapshotRequest { Id = world.SnapshotId }, options).ResponseAsync,
+        "RestoreSnapshot" => compute.RestoreSnapshotAsync(new RestoreSnapshotRequest { Id = world.SnapshotId }, options).ResponseAsync,
+        "GetOperation" => compute.GetOperationAsync(new GetOperationRequest { Id = world.OperationId }, options).ResponseAsync,
+        "CancelOperation" => compute.CancelOperationAsync(new CancelOperationRequest { Id = world.OperationId }, options).ResponseAsync,
+        "GetTenant" => compute.GetTenantAsync(new GetTenantRequest { Id = world.A.Id }, options).ResponseAsync,
+        "ListTokens" => compute.ListTokensAsync(new ListTokensRequest { Tenant = world.A.Id }, options).ResponseAsync,
+        "CreateVmFromSnapshot" => compute.CreateVmAsync(new CreateVmRequest { Name = "stolen", Flavor = "t.nano", Snapshot = world.SnapshotId }, options).ResponseAsync,
         _ => throw new ArgumentOutOfRangeException(nameof(call), call, null),
     };
 

@@ -1,7 +1,8 @@
 using System.Net;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -34,8 +35,8 @@ public sealed class FlavorAccessTests(CloudFixture cloud)
         Assert.Equal(flavor, (await granted.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("flavor"));
         Assert.DoesNotContain(flavor, (await other.Member.GetJsonAsync("/v1/flavors")).Body.ToString(), StringComparison.Ordinal);
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
-        var error = await Assert.ThrowsAsync<RpcException>(() => new ComputeGrpc.ComputeClient(channel)
-            .CreateVmAsync(new CreateVmRequest { Name = "sneak", Flavor = flavor }, Tenancy.Bearer(other.MemberToken)));
+        var error = await Assert.ThrowsAsync<RpcException>(() => new Compute.ComputeClient(channel)
+            .CreateVmAsync(new CreateVmRequest { Name = "sneak", Flavor = flavor }, Tenancy.Bearer(other.MemberToken)).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, error.StatusCode);
 
         Assert.Equal(HttpStatusCode.OK, (await cloud.Http.SendAsync(HttpMethod.Delete, $"/v1/flavors/{flavor}/access/{granted.Id}")).Status);

@@ -4,7 +4,8 @@ using NodeInfo = Cloud.Contracts.Agent.V1.NodeInfo;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Contracts.Node.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -15,12 +16,12 @@ public sealed class GrpcApiTests(CloudFixture cloud) : IDisposable
     private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
 
     private static CallOptions Authorized(string token = CloudFixture.OperatorToken)
-        => new(new Metadata().Add("authorization", "Bearer " + token), DateTime.UtcNow.AddSeconds(30));
+        => new(new Metadata { { "authorization", "Bearer " + token } }, DateTime.UtcNow.AddSeconds(30));
 
     [Fact]
     public async Task CreateVm_over_grpc_runs_the_same_operation_as_rest()
     {
-        var compute = new ComputeGrpc.ComputeClient(_channel);
+        var compute = new Compute.ComputeClient(_channel);
         var operation = await compute.CreateVmAsync(new CreateVmRequest { Name = "grpc-vm", Flavor = "m1.tiny" }, Authorized());
         Assert.Equal("vm.create", operation.Kind);
 
@@ -39,17 +40,17 @@ public sealed class GrpcApiTests(CloudFixture cloud) : IDisposable
     [Fact]
     public async Task Errors_carry_the_same_code_on_grpc_as_on_rest()
     {
-        var compute = new ComputeGrpc.ComputeClient(_channel);
+        var compute = new Compute.ComputeClient(_channel);
         var unknownFlavor = await Assert.ThrowsAsync<RpcException>(() =>
-            compute.CreateVmAsync(new CreateVmRequest { Name = "x", Flavor = "nope" }, Authorized()));
+            compute.CreateVmAsync(new CreateVmRequest { Name = "x", Flavor = "nope" }, Authorized()).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, unknownFlavor.StatusCode);
         Assert.Contains("Flavor 'nope'", unknownFlavor.Status.Detail, StringComparison.Ordinal);
 
         var badName = await Assert.ThrowsAsync<RpcException>(() =>
-            compute.CreateVmAsync(new CreateVmRequest { Name = new string('n', 100), Flavor = "m1.tiny" }, Authorized()));
+            compute.CreateVmAsync(new CreateVmRequest { Name = new string('n', 100), Flavor = "m1.tiny" }, Authorized()).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, badName.StatusCode);
 
-        var anonymous = await Assert.ThrowsAsync<RpcException>(() => compute.ListVmsAsync(new ListVmsRequest(), Authorized("wrong")));
+        var anonymous = await Assert.ThrowsAsync<RpcException>(() => compute.ListVmsAsync(new ListVmsRequest(), Authorized("wrong")).ResponseAsync);
         Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);
     }
 
@@ -57,12 +58,12 @@ public sealed class GrpcApiTests(CloudFixture cloud) : IDisposable
     public async Task Register_refuses_a_negative_inventory_and_records_nothing()
     {
         var before = await cloud.ScalarAsync("SELECT count(*) FROM nodes");
-        var registry = new NodeRegistryGrpc.NodeRegistryClient(_channel);
+        var registry = new NodeRegistry.NodeRegistryClient(_channel);
         var node = new NodeInfo { NodeName = "liar", Hypervisor = "fake" };
         node.Inventories.Add(new Inventory { ResourceClass = "VCPU", Total = -4, AllocationRatio = 1 });
 
         var error = await Assert.ThrowsAsync<RpcException>(() =>
-            registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = "http://127.0.0.9:7070" }, Authorized()));
+            registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = "http://127.0.0.9:7070" }, Authorized()).ResponseAsync);
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Contains("VCPU", error.Status.Detail, StringComparison.Ordinal);

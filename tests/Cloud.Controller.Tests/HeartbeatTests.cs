@@ -1,7 +1,8 @@
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -21,8 +22,8 @@ public sealed class HeartbeatTests(CloudFixture cloud)
 
         using (var channel = GrpcChannel.ForAddress(address))
         {
-            await new NodeAgentGrpc.NodeAgentClient(channel).StopVmAsync(
-                new StopVmRequest { VmId = vmId.ToString("N"), Force = true }, new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(10)));
+            await new NodeAgent.NodeAgentClient(channel).StopVmAsync(
+                new StopVmRequest { VmId = vmId.ToString("N"), Force = true }, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(10)));
         }
 
         Assert.Equal("STOPPED", await WaitForStateAsync(vmId, "STOPPED"));
@@ -50,7 +51,7 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     public async Task A_late_report_leaves_a_vm_recorded_after_the_previous_heartbeat_alone_and_the_next_report_settles_it()
     {
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
-        var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
+        var registry = new NodeRegistry.NodeRegistryClient(channel);
         var registered = await registry.RegisterAsync(BareNode("late-reporter", "http://127.0.0.9:7070"), Options);
         var nodeId = Guid.Parse(registered.NodeId);
         var vmId = Guid.CreateVersion7();
@@ -99,7 +100,7 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     public async Task A_heartbeat_older_than_one_recorded_or_from_before_the_node_registered_again_settles_nothing()
     {
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
-        var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
+        var registry = new NodeRegistry.NodeRegistryClient(channel);
         var register = BareNode("numbered-reporter", "http://127.0.0.9:7071");
         var first = await registry.RegisterAsync(register, Options);
         var nodeId = Guid.Parse(first.NodeId);
@@ -151,17 +152,17 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     public async Task A_badly_numbered_heartbeat_is_refused(string session, ulong sequence, string expected)
     {
         using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
-        var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
+        var registry = new NodeRegistry.NodeRegistryClient(channel);
 
         var error = await Assert.ThrowsAsync<RpcException>(() => registry.HeartbeatAsync(
-            new HeartbeatRequest { NodeId = Guid.NewGuid().ToString(), HeartbeatSession = session, Sequence = sequence }, Options));
+            new HeartbeatRequest { NodeId = Guid.NewGuid().ToString(), HeartbeatSession = session, Sequence = sequence }, Options).ResponseAsync);
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Equal(expected, error.Status.Detail);
     }
 
     private static CallOptions Options
-        => new(new Metadata().Add("authorization", "Bearer " + CloudFixture.OperatorToken), DateTime.UtcNow.AddSeconds(30));
+        => new(new Metadata { { "authorization", "Bearer " + CloudFixture.OperatorToken } }, DateTime.UtcNow.AddSeconds(30));
 
     /// <summary>A node without inventory: nothing else is ever placed on it.</summary>
     private static RegisterRequest BareNode(string name, string address)

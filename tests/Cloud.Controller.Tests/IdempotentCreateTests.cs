@@ -2,7 +2,8 @@ using System.Net;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tenants;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -16,7 +17,7 @@ public sealed class IdempotentCreateTests(CloudFixture cloud) : IDisposable
 {
     private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
 
-    private ComputeGrpc.ComputeClient Compute => new(_channel);
+    private Compute.ComputeClient Compute => new(_channel);
 
     [Fact]
     public async Task Rest_a_retried_token_create_answers_the_same_token_with_its_secret_and_issues_nothing_new()
@@ -155,11 +156,11 @@ public sealed class IdempotentCreateTests(CloudFixture cloud) : IDisposable
         var id = "idgrpc-" + Guid.NewGuid().ToString("N")[..10];
         var tenantKey = Key();
         var tenants = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ =>
-            Compute.CreateTenantAsync(new CreateTenantRequest { Id = id, DisplayName = "gRPC", IdempotencyKey = tenantKey }, options)));
+            Compute.CreateTenantAsync(new CreateTenantRequest { Id = id, DisplayName = "gRPC", IdempotencyKey = tenantKey }, options).ResponseAsync));
         Assert.All(tenants, t => Assert.Equal(id, t.Id));
 
         var request = new CreateTokenRequest { Tenant = id, Name = "grpc", Role = "member", IdempotencyKey = Key() };
-        var tokens = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Compute.CreateTokenAsync(request, options)));
+        var tokens = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Compute.CreateTokenAsync(request, options).ResponseAsync));
         var retried = await Compute.CreateTokenAsync(request, options);
 
         Assert.Single(tokens.Select(t => t.Id).Append(retried.Id).Distinct());
@@ -167,7 +168,7 @@ public sealed class IdempotentCreateTests(CloudFixture cloud) : IDisposable
         Assert.StartsWith("cloud_", retried.Secret, StringComparison.Ordinal);
         Assert.Equal(1, await TokensNamedAsync(id, "grpc"));
 
-        var reused = await Assert.ThrowsAsync<RpcException>(() => Compute.CreateTokenAsync(request.Clone().Also(r => r.Role = "reader"), options));
+        var reused = await Assert.ThrowsAsync<RpcException>(() => Compute.CreateTokenAsync(request.Clone().Also(r => r.Role = "reader"), options).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, reused.StatusCode);
         Assert.Contains("\"reason\":\"IDEMPOTENCY_KEY_REUSED\"", reused.Trailers.GetValue("cloud-error-details"), StringComparison.Ordinal);
         Assert.Equal(1, await cloud.ScalarAsync("SELECT count(*) FROM api_tokens WHERE tenant_id = @t", ("t", id)));
@@ -186,7 +187,7 @@ public sealed class IdempotentCreateTests(CloudFixture cloud) : IDisposable
         request.Headers.TryAddWithoutValidation("Idempotency-Key", key);
         using var response = await cloud.Http.SendAsync(request);
         var grpc = await Assert.ThrowsAsync<RpcException>(() => Compute.CreateTokenAsync(
-            new CreateTokenRequest { Role = "operator", Name = "never", IdempotencyKey = key.Length == 0 ? new string('k', 129) : key }, Tenancy.Bearer(CloudFixture.OperatorToken)));
+            new CreateTokenRequest { Role = "operator", Name = "never", IdempotencyKey = key.Length == 0 ? new string('k', 129) : key }, Tenancy.Bearer(CloudFixture.OperatorToken)).ResponseAsync);
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains("Idempotency-Key must be", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);

@@ -2,7 +2,8 @@ using System.Buffers.Binary;
 using System.Net;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -193,12 +194,12 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
             var (create, createProblem) = await other.Member.PostAsync("/v1/vms", $$"""{"name":"steal","flavor":"m1.tiny","image":"{{target}}"}""");
             Assert.Equal((HttpStatusCode.NotFound, expected), (create, createProblem.Str("detail")));
 
-            var compute = new ComputeGrpc.ComputeClient(_channel);
+            var compute = new Compute.ComputeClient(_channel);
             foreach (var call in new Func<Task>[]
             {
-                () => compute.GetImageAsync(new GetImageRequest { Id = target }, Tenancy.Bearer(other.MemberToken)),
-                () => compute.DeleteImageAsync(new DeleteImageRequest { Id = target }, Tenancy.Bearer(other.MemberToken)),
-                () => compute.CreateVmAsync(new CreateVmRequest { Name = "steal", Flavor = "m1.tiny", Image = target }, Tenancy.Bearer(other.MemberToken)),
+                () => compute.GetImageAsync(new GetImageRequest { Id = target }, Tenancy.Bearer(other.MemberToken)).ResponseAsync,
+                () => compute.DeleteImageAsync(new DeleteImageRequest { Id = target }, Tenancy.Bearer(other.MemberToken)).ResponseAsync,
+                () => compute.CreateVmAsync(new CreateVmRequest { Name = "steal", Flavor = "m1.tiny", Image = target }, Tenancy.Bearer(other.MemberToken)).ResponseAsync,
             })
             {
                 var error = await Assert.ThrowsAsync<RpcException>(call);
@@ -207,7 +208,7 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
         }
         var (_, list) = await other.Member.GetJsonAsync("/v1/images");
         Assert.DoesNotContain(list.GetProperty("images").EnumerateArray(), i => i.Str("id") == id);
-        var grpcList = await new ComputeGrpc.ComputeClient(_channel).ListImagesAsync(new ListImagesRequest(), Tenancy.Bearer(other.MemberToken));
+        var grpcList = await new Compute.ComputeClient(_channel).ListImagesAsync(new ListImagesRequest(), Tenancy.Bearer(other.MemberToken));
         Assert.DoesNotContain(grpcList.Images, i => i.Id == id);
         Assert.Equal("ACTIVE", (await owner.Member.GetJsonAsync($"/v1/images/{id}")).Body.Str("state"));
     }
@@ -366,14 +367,14 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
     public async Task Grpc_CreateGetDelete_SameRulesAsRest()
     {
         using var tenant = await cloud.CreateTenantAsync("imggrpc");
-        var compute = new ComputeGrpc.ComputeClient(_channel);
+        var compute = new Compute.ComputeClient(_channel);
         var bad = await Assert.ThrowsAsync<RpcException>(() => compute.CreateImageAsync(
-            new CreateImageRequest { Name = "x", Format = "iso", Sha256 = new string('0', 64) }, Tenancy.Bearer(tenant.MemberToken)));
+            new CreateImageRequest { Name = "x", Format = "iso", Sha256 = new string('0', 64) }, Tenancy.Bearer(tenant.MemberToken)).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
         var image = await compute.CreateImageAsync(new CreateImageRequest { Name = "via-grpc", Format = "qcow2", Sha256 = new string('3', 64) }, Tenancy.Bearer(tenant.MemberToken));
         Assert.Equal("QUEUED", image.State);
         Assert.Equal(image.Id, (await compute.GetImageAsync(new GetImageRequest { Id = image.Id }, Tenancy.Bearer(tenant.ReaderToken))).Id);
-        var reader = await Assert.ThrowsAsync<RpcException>(() => compute.DeleteImageAsync(new DeleteImageRequest { Id = image.Id }, Tenancy.Bearer(tenant.ReaderToken)));
+        var reader = await Assert.ThrowsAsync<RpcException>(() => compute.DeleteImageAsync(new DeleteImageRequest { Id = image.Id }, Tenancy.Bearer(tenant.ReaderToken)).ResponseAsync);
         Assert.Equal(StatusCode.PermissionDenied, reader.StatusCode);
         Assert.Equal("DELETED", (await compute.DeleteImageAsync(new DeleteImageRequest { Id = image.Id }, Tenancy.Bearer(tenant.MemberToken))).State);
     }

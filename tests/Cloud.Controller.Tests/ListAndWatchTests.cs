@@ -2,7 +2,8 @@ using System.Net;
 using System.Text.Json;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -30,7 +31,7 @@ public sealed class ListAndWatchTests(CloudFixture cloud) : IDisposable
         Assert.Equal(2, page.GetProperty("vms").GetArrayLength());
         Assert.Equal(["web-a"], await NamesAsync(tenant.Reader, $"/v1/vms?page_size=2&page_token={page.Str("nextPageToken")}"));
 
-        var compute = new ComputeGrpc.ComputeClient(_channel);
+        var compute = new Compute.ComputeClient(_channel);
         var filtered = await compute.ListVmsAsync(new ListVmsRequest { LabelSelector = "tier=db" }, Tenancy.Bearer(tenant.ReaderToken));
         Assert.Equal(["db-a"], filtered.Vms.Select(v => v.Name));
     }
@@ -65,9 +66,9 @@ public sealed class ListAndWatchTests(CloudFixture cloud) : IDisposable
     {
         using var tenant = await cloud.CreateTenantAsync("gwatch");
         using var other = await cloud.CreateTenantAsync("gother");
-        var compute = new ComputeGrpc.ComputeClient(_channel);
+        var compute = new Compute.ComputeClient(_channel);
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var call = compute.WatchVms(new WatchVmsRequest(), new CallOptions(Tenancy.Bearer(tenant.ReaderToken).Headers, CancellationToken: deadline.Token));
+        using var call = compute.WatchVms(new WatchVmsRequest(), new CallOptions(Tenancy.Bearer(tenant.ReaderToken).Headers, cancellationToken: deadline.Token));
 
         var (_, created) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"streamed","flavor":"{{Tenancy.Nano}}"}""");
         await other.Member.CreateRunningVmAsync("invisible");
@@ -91,7 +92,7 @@ public sealed class ListAndWatchTests(CloudFixture cloud) : IDisposable
         var (status, problem) = await cloud.Http.GetJsonAsync("/v1/vms/watch?label_selector=%3Dnokey");
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("INVALID_ARGUMENT", problem.Str("code"));
-        using var call = new ComputeGrpc.ComputeClient(_channel).WatchVms(new WatchVmsRequest { LabelSelector = "=nokey" }, Tenancy.Bearer(CloudFixture.OperatorToken));
+        using var call = new Compute.ComputeClient(_channel).WatchVms(new WatchVmsRequest { LabelSelector = "=nokey" }, Tenancy.Bearer(CloudFixture.OperatorToken));
         var error = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
     }

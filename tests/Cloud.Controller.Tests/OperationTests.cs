@@ -1,7 +1,8 @@
 using System.Net;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -49,7 +50,7 @@ public sealed class OperationTests(CloudFixture cloud) : IDisposable
     public async Task Grpc_retries_with_the_same_key_return_the_same_operation()
     {
         using var tenant = await cloud.CreateTenantAsync("gidem");
-        var compute = new ComputeGrpc.ComputeClient(_channel);
+        var compute = new Compute.ComputeClient(_channel);
         var options = Tenancy.Bearer(tenant.MemberToken);
         var create = new CreateVmRequest { Name = "grpc-retried", Flavor = Tenancy.Nano, IdempotencyKey = "create-1" };
 
@@ -60,7 +61,7 @@ public sealed class OperationTests(CloudFixture cloud) : IDisposable
 
         var stop = new StopVmRequest { Id = first.TargetId, IdempotencyKey = "stop-1" };
         Assert.Equal((await compute.StopVmAsync(stop, options)).Id, (await compute.StopVmAsync(stop, options)).Id);
-        var reused = await Assert.ThrowsAsync<RpcException>(() => compute.RebootVmAsync(new VmActionRequest { Id = first.TargetId, IdempotencyKey = "stop-1" }, options));
+        var reused = await Assert.ThrowsAsync<RpcException>(() => compute.RebootVmAsync(new VmActionRequest { Id = first.TargetId, IdempotencyKey = "stop-1" }, options).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, reused.StatusCode);
         Assert.Equal(1, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p", ("p", tenant.Id)));
     }
@@ -96,7 +97,7 @@ public sealed class OperationTests(CloudFixture cloud) : IDisposable
         await cloud.InsertPendingVmAsync(tenant.Id, vmId);
         var pending = await InsertHeldOperationAsync(tenant.Id, "vm.create", vmId.ToString());
 
-        var cancelled = await new ComputeGrpc.ComputeClient(_channel).CancelOperationAsync(new CancelOperationRequest { Id = pending.ToString() }, Tenancy.Bearer(tenant.MemberToken));
+        var cancelled = await new Compute.ComputeClient(_channel).CancelOperationAsync(new CancelOperationRequest { Id = pending.ToString() }, Tenancy.Bearer(tenant.MemberToken));
 
         Assert.Equal("CANCELLED", cancelled.ErrorCode);
         Assert.Equal(HttpStatusCode.NotFound, (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Status);

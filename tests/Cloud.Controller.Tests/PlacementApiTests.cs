@@ -3,7 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -16,7 +17,7 @@ public sealed class PlacementApiTests(CloudFixture cloud) : IDisposable
     public void Dispose() => _channel.Dispose();
 
     private static CallOptions Authorized(string token = CloudFixture.OperatorToken)
-        => new(new Metadata().Add("authorization", "Bearer " + token), DateTime.UtcNow.AddSeconds(30));
+        => new(new Metadata { { "authorization", "Bearer " + token } }, DateTime.UtcNow.AddSeconds(30));
 
     private async Task<string> CreateVmAsync(string name, string labelsJson)
     {
@@ -255,12 +256,12 @@ public sealed class PlacementApiTests(CloudFixture cloud) : IDisposable
     [Fact]
     public async Task The_placement_service_answers_over_grpc_with_the_same_codes()
     {
-        var placement = new PlacementGrpc.PlacementClient(_channel);
+        var placement = new Cloud.Contracts.Compute.V1.Placement.PlacementClient(_channel);
 
         var answer = await placement.DryRunAsync(new DryRunRequest { Spec = new PlacementSpec { Flavor = "m1.tiny" }, ExplainNode = "test-node-2" }, Authorized());
         var group = await placement.CreateServerGroupAsync(new CreateServerGroupRequest { Name = "grpc-group", Policy = "soft-anti-affinity" }, Authorized());
-        var invalid = await Assert.ThrowsAsync<RpcException>(() => placement.CreateServerGroupAsync(new CreateServerGroupRequest { Name = "x", Policy = "nope" }, Authorized()));
-        var anonymous = await Assert.ThrowsAsync<RpcException>(() => placement.ListAggregatesAsync(new ListAggregatesRequest(), Authorized("wrong")));
+        var invalid = await Assert.ThrowsAsync<RpcException>(() => placement.CreateServerGroupAsync(new CreateServerGroupRequest { Name = "x", Policy = "nope" }, Authorized()).ResponseAsync);
+        var anonymous = await Assert.ThrowsAsync<RpcException>(() => placement.ListAggregatesAsync(new ListAggregatesRequest(), Authorized("wrong")).ResponseAsync);
         var decision = await placement.GetPlacementDecisionAsync(new GetPlacementDecisionRequest { Id = answer.DecisionId }, Authorized());
 
         Assert.True(answer.Placeable);

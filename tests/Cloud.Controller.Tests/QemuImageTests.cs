@@ -2,7 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Tests;
@@ -91,7 +92,7 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
         foreach (var url in cloud.AgentUrls)
         {
             var agent = _agents.ForAddress(url);
-            var error = await Assert.ThrowsAsync<RpcException>(() => agent.PullImageAsync(PullRequest(id, "raw", bytes)));
+            var error = await Assert.ThrowsAsync<RpcException>(() => agent.PullImageAsync(PullRequest(id, "raw", bytes)).ResponseAsync);
             Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         }
         await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{operation.Str("targetId")}");

@@ -1,7 +1,8 @@
 using System.Net;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Tests;
@@ -79,7 +80,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
     public async Task Grpc_create_stop_start_reboot_snapshot_and_delete_drive_qemu()
     {
         using var tenant = await cloud.CreateTenantAsync("qgrpc");
-        var compute = new ComputeGrpc.ComputeClient(_channel);
+        var compute = new Compute.ComputeClient(_channel);
         var options = Tenancy.Bearer(tenant.MemberToken);
         var create = new CreateVmRequest { Name = "grpc-guest", Flavor = "m1.tiny", UserData = "hello", Labels = { ["via"] = "grpc" } };
 
@@ -103,7 +104,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
 
         await FinishAsync(compute, await compute.DeleteVmAsync(new DeleteVmRequest { Id = vmId }, options), options);
         Assert.DoesNotContain((await agent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms, v => v.VmId == Guid.Parse(vmId).ToString("N"));
-        var gone = await Assert.ThrowsAsync<RpcException>(() => compute.GetSnapshotAsync(new GetSnapshotRequest { Id = snapshot.Id }, options));
+        var gone = await Assert.ThrowsAsync<RpcException>(() => compute.GetSnapshotAsync(new GetSnapshotRequest { Id = snapshot.Id }, options).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, gone.StatusCode);
     }
 
@@ -236,7 +237,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
     }
 
-    private static async Task<Operation> FinishAsync(ComputeGrpc.ComputeClient compute, Operation operation, CallOptions options)
+    private static async Task<Operation> FinishAsync(Compute.ComputeClient compute, Operation operation, CallOptions options)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (operation.State is not ("SUCCEEDED" or "FAILED"))
@@ -249,7 +250,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         return operation;
     }
 
-    private static async Task<AgentV1.Vm> GuestAsync(AgentV1.NodeAgentGrpc.NodeAgentClient agent, string vmId)
+    private static async Task<AgentV1.Vm> GuestAsync(AgentV1.NodeAgent.NodeAgentClient agent, string vmId)
         => (await agent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.Single(v => v.VmId == Guid.Parse(vmId).ToString("N"));
 
     public void Dispose()

@@ -1,7 +1,8 @@
 using System.Net;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests;
 
@@ -55,7 +56,7 @@ public sealed class QuotaTests(CloudFixture cloud)
 
         var (status, problem) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"too-much","flavor":"{{flavor}}"}""");
         var error = await Assert.ThrowsAsync<RpcException>(() => Compute().CreateVmAsync(
-            new CreateVmRequest { Name = "too-much", Flavor = flavor }, Tenancy.Bearer(tenant.MemberToken)));
+            new CreateVmRequest { Name = "too-much", Flavor = flavor }, Tenancy.Bearer(tenant.MemberToken)).ResponseAsync);
 
         Assert.Equal(HttpStatusCode.TooManyRequests, status);
         Assert.Equal("RESOURCE_EXHAUSTED", problem.Str("code"));
@@ -122,7 +123,7 @@ public sealed class QuotaTests(CloudFixture cloud)
         Assert.Equal("RUNNING", vms.GetProperty("vms")[0].Str("state"));
     }
 
-    private ComputeGrpc.ComputeClient Compute() => new(GrpcChannel.ForAddress(cloud.GrpcUrl));
+    private Compute.ComputeClient Compute() => new(GrpcChannel.ForAddress(cloud.GrpcUrl));
 }
 
 /// <summary>The charge itself, without the API in front: racing transactions against one tenant row.</summary>

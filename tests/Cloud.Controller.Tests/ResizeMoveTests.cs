@@ -1,7 +1,8 @@
 using System.Net;
 using System.Text.Json;
 using Cloud.Controller.Tests.Support;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Tests;
@@ -121,7 +122,7 @@ internal static class ResizeMoves
             "SELECT concat_ws('|', used_instances, used_vcpus, used_memory_mb, used_disk_gb) FROM tenants WHERE id = @t", ("t", tenant)))!;
 
 
-    public static async Task<AgentV1.Vm?> GuestAsync(AgentV1.NodeAgentGrpc.NodeAgentClient agent, string vmId)
+    public static async Task<AgentV1.Vm?> GuestAsync(AgentV1.NodeAgent.NodeAgentClient agent, string vmId)
         => (await agent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.SingleOrDefault(v => v.VmId == Guid.Parse(vmId).ToString("N"));
 }
 
@@ -206,7 +207,7 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
     private async Task<Task<List<AgentV1.VmState>>> StatesAsync(string node, string vmId, CancellationToken stop)
     {
         var vmRef = Guid.Parse(vmId).ToString("N");
-        var call = (await _agents.ForAsync(node)).WatchEvents(new AgentV1.WatchEventsRequest(), new CallOptions(CancellationToken: stop));
+        var call = (await _agents.ForAsync(node)).WatchEvents(new AgentV1.WatchEventsRequest(), new CallOptions(cancellationToken: stop));
         await call.ResponseHeadersAsync;
         return Collect();
 

@@ -96,28 +96,28 @@ public sealed class TenantBadInputTests(CloudFixture cloud)
     public async Task Grpc_bad_input_is_invalid_argument_and_changes_nothing(string call)
     {
         var (vmId, tenant) = await FixturesAsync();
-        using var channel = Cloud.Grpc.GrpcChannel.ForAddress(cloud.GrpcUrl);
-        var compute = new Cloud.Contracts.Compute.V1.ComputeGrpc.ComputeClient(channel);
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(cloud.GrpcUrl);
+        var compute = new Cloud.Contracts.Compute.V1.Compute.ComputeClient(channel);
         var options = Tenancy.Bearer(CloudFixture.OperatorToken);
         var before = await SnapshotOfDatabaseAsync();
 
-        var error = await Assert.ThrowsAsync<Cloud.Grpc.RpcException>(() => call switch
+        var error = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => call switch
         {
-            "CreateTenant:bad id" => compute.CreateTenantAsync(new() { Id = "Bad_Id" }, options),
-            "CreateTenant:negative quota" => compute.CreateTenantAsync(new() { Id = "neg-q", Quota = new() { Snapshots = -1 } }, options),
-            "SetQuota:negative" => compute.SetQuotaAsync(new() { Tenant = tenant, Quota = new() { DiskGb = -1 } }, options),
-            "CreateToken:bad role" => compute.CreateTokenAsync(new() { Tenant = tenant, Name = "t", Role = "admin" }, options),
-            "CreateToken:ttl" => compute.CreateTokenAsync(new() { Tenant = tenant, Name = "t", Role = "reader", TtlDays = 4000 }, options),
-            "ResizeVm:no flavor" => compute.ResizeVmAsync(new() { Id = vmId }, options),
-            "CreateSnapshot:bad name" => compute.CreateSnapshotAsync(new() { VmId = vmId, Name = "-bad-" }, options),
-            "ListVms:bad selector" => compute.ListVmsAsync(new() { LabelSelector = "a=b,a=c" }, options),
-            "ListVms:page size" => compute.ListVmsAsync(new() { PageSize = 100_000 }, options),
-            "MigrateVm:bad node" => compute.MigrateVmAsync(new() { Id = vmId, Node = "Not_A_Node" }, options),
-            "CreateVm:image and snapshot" => compute.CreateVmAsync(new() { Name = "x", Flavor = Tenancy.Nano, Image = "i", Snapshot = vmId }, options),
+            "CreateTenant:bad id" => compute.CreateTenantAsync(new() { Id = "Bad_Id" }, options).ResponseAsync,
+            "CreateTenant:negative quota" => compute.CreateTenantAsync(new() { Id = "neg-q", Quota = new() { Snapshots = -1 } }, options).ResponseAsync,
+            "SetQuota:negative" => compute.SetQuotaAsync(new() { Tenant = tenant, Quota = new() { DiskGb = -1 } }, options).ResponseAsync,
+            "CreateToken:bad role" => compute.CreateTokenAsync(new() { Tenant = tenant, Name = "t", Role = "admin" }, options).ResponseAsync,
+            "CreateToken:ttl" => compute.CreateTokenAsync(new() { Tenant = tenant, Name = "t", Role = "reader", TtlDays = 4000 }, options).ResponseAsync,
+            "ResizeVm:no flavor" => compute.ResizeVmAsync(new() { Id = vmId }, options).ResponseAsync,
+            "CreateSnapshot:bad name" => compute.CreateSnapshotAsync(new() { VmId = vmId, Name = "-bad-" }, options).ResponseAsync,
+            "ListVms:bad selector" => compute.ListVmsAsync(new() { LabelSelector = "a=b,a=c" }, options).ResponseAsync,
+            "ListVms:page size" => compute.ListVmsAsync(new() { PageSize = 100_000 }, options).ResponseAsync,
+            "MigrateVm:bad node" => compute.MigrateVmAsync(new() { Id = vmId, Node = "Not_A_Node" }, options).ResponseAsync,
+            "CreateVm:image and snapshot" => compute.CreateVmAsync(new() { Name = "x", Flavor = Tenancy.Nano, Image = "i", Snapshot = vmId }, options).ResponseAsync,
             _ => throw new ArgumentOutOfRangeException(nameof(call), call, null),
         });
 
-        Assert.Equal(Cloud.Grpc.StatusCode.InvalidArgument, error.StatusCode);
+        Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, error.StatusCode);
         Assert.False(string.IsNullOrWhiteSpace(error.Status.Detail));
         Assert.Equal(before, await SnapshotOfDatabaseAsync());
     }

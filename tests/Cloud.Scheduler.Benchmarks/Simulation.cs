@@ -7,7 +7,8 @@ using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
 using Cloud.Controller.Hosting;
 using Cloud.Controller.Scheduling;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -83,7 +84,7 @@ internal static class HollowNodes
     public static async Task RegisterAsync(Uri controller, int count, long vcpus, double cpuRatio, long memoryMb, CancellationToken cancellationToken)
     {
         using var channel = GrpcChannel.ForAddress(controller);
-        var registry = new NodeRegistryGrpc.NodeRegistryClient(channel);
+        var registry = new NodeRegistry.NodeRegistryClient(channel);
         await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 64, CancellationToken = cancellationToken }, async (i, ct) =>
         {
             var node = new NodeInfo
@@ -97,7 +98,7 @@ internal static class HollowNodes
             node.Inventories.Add(new Inventory { ResourceClass = "MEMORY_MB", Total = memoryMb, AllocationRatio = 1.0, MinUnit = 1, MaxUnit = memoryMb, StepSize = 1 });
             // Loopback addresses only; nothing listens there, since placement never calls the agent.
             await registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = $"http://127.0.{1 + (i / 250 % 250)}.{2 + (i % 250)}:7070" },
-                new CallOptions(Deadline: DateTime.UtcNow.AddSeconds(60), CancellationToken: ct));
+                new CallOptions(deadline: DateTime.UtcNow.AddSeconds(60), cancellationToken: ct));
         });
     }
 }

@@ -1,6 +1,7 @@
 using Cloud.Agent.Hypervisor;
 using Cloud.Contracts.Node.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.Retry;
@@ -14,7 +15,7 @@ namespace Cloud.Agent.Registration;
 /// </summary>
 internal sealed partial class RegistrationLoop(
     IHypervisor hypervisor,
-    NodeRegistryGrpc.NodeRegistryClient registry,
+    NodeRegistry.NodeRegistryClient registry,
     IOptions<AgentOptions> options,
     TimeProvider time,
     ILogger<RegistrationLoop> logger) : BackgroundService

@@ -5,7 +5,8 @@ using Cloud.Agent.Hypervisor;
 using Cloud.Agent.Qemu;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 
 namespace Cloud.Agent.Rpc;
@@ -153,7 +154,7 @@ internal sealed class GrpcImageSourceReader(GrpcChannel channel, IOptions<AgentO
         {
             headers.Add("authorization", "Bearer " + options.Value.RegistrationToken);
         }
-        var client = new ImageSourceGrpc.ImageSourceClient(channel);
+        var client = new ImageSource.ImageSourceClient(channel);
         using var call = client.ReadImage(new ReadImageRequest { ImageId = imageId }, new CallOptions(headers, DateTime.UtcNow + Deadline, cancellationToken));
         while (await call.ResponseStream.MoveNext(cancellationToken))
         {

@@ -1,12 +1,13 @@
 using System.Runtime.CompilerServices;
 using Cloud.Agent.Hypervisor;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Agent.Rpc;
 
 /// <summary>The NodeAgent gRPC service: validates each request and hands it to the backend.</summary>
-internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller images, SnapshotPuller snapshots, IImageTarget imageStore) : NodeAgentGrpc.NodeAgentBase
+internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller images, SnapshotPuller snapshots, IImageTarget imageStore) : NodeAgent.NodeAgentBase
 {
     private static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(30);
     // Well under the 4 MiB a gRPC message may carry by default, large enough that framing costs little.
@@ -75,7 +76,7 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
     public override Task ReadSnapshotFile(ReadSnapshotFileRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context)
         => Call(async () =>
         {
-            var files = hypervisor as ISnapshotFiles ?? throw new RpcException(StatusCode.Unimplemented, $"The {hypervisor.Name} backend keeps no snapshot files.");
+            var files = hypervisor as ISnapshotFiles ?? throw new RpcException(new Status(StatusCode.Unimplemented, $"The {hypervisor.Name} backend keeps no snapshot files."));
             await using var stream = await files.OpenSnapshotFileAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), request.Name, context.CancellationToken);
             return await SendAsync(stream, responseStream, context.CancellationToken);
         });
@@ -169,7 +170,7 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
     private static string Id(string id, string field)
         => VmSpecValidator.IsSafeId(id) ? id : throw Invalid($"{field} '{id}' is invalid: use 1-64 letters, digits, '-' or '_'.");
 
-    private static RpcException Invalid(string message) => new(StatusCode.InvalidArgument, message);
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 
     /// <summary>Runs a backend call, turning its failures into the matching gRPC status.</summary>
     private static async Task<T> Call<T>(Func<Task<T>> action, [CallerMemberName] string verb = "")
@@ -180,7 +181,7 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
         }
         catch (HypervisorException e)
         {
-            throw new RpcException(ToStatusCode(e.Error), $"{verb}: {e.Message}");
+            throw new RpcException(new Status(ToStatusCode(e.Error), $"{verb}: {e.Message}"));
         }
     }
 

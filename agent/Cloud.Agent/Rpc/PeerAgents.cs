@@ -3,7 +3,8 @@ using System.Net;
 using System.Runtime.CompilerServices;
 using Cloud.Agent.Hypervisor;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Agent.Rpc;
 
@@ -20,7 +21,7 @@ internal sealed class PeerAgents : IDisposable
 
     public async Task<IReadOnlyList<Snapshot>> ListSnapshotsAsync(string address, string vmId, CancellationToken cancellationToken)
     {
-        var response = await Client(address).ListSnapshotsAsync(new VmRef { VmId = vmId }, new CallOptions(Deadline: DateTime.UtcNow.AddMinutes(1), CancellationToken: cancellationToken));
+        var response = await Client(address).ListSnapshotsAsync(new VmRef { VmId = vmId }, new CallOptions(deadline: DateTime.UtcNow.AddMinutes(1), cancellationToken: cancellationToken));
         return response.Snapshots;
     }
 
@@ -28,7 +29,7 @@ internal sealed class PeerAgents : IDisposable
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var call = Client(address).ReadSnapshotFile(new ReadSnapshotFileRequest { VmId = vmId, SnapshotId = snapshotId, Name = name },
-            new CallOptions(Deadline: DateTime.UtcNow + TransferDeadline, CancellationToken: cancellationToken));
+            new CallOptions(deadline: DateTime.UtcNow + TransferDeadline, cancellationToken: cancellationToken));
         while (await call.ResponseStream.MoveNext(cancellationToken))
         {
             yield return call.ResponseStream.Current.Data.Memory;
@@ -38,7 +39,7 @@ internal sealed class PeerAgents : IDisposable
     public async IAsyncEnumerable<ReadOnlyMemory<byte>> ReadImageAsync(string address, string imageId, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var call = Client(address).ReadImage(new ReadStoredImageRequest { ImageId = imageId },
-            new CallOptions(Deadline: DateTime.UtcNow + TransferDeadline, CancellationToken: cancellationToken));
+            new CallOptions(deadline: DateTime.UtcNow + TransferDeadline, cancellationToken: cancellationToken));
         while (await call.ResponseStream.MoveNext(cancellationToken))
         {
             yield return call.ResponseStream.Current.Data.Memory;
@@ -56,7 +57,7 @@ internal sealed class PeerAgents : IDisposable
         return uri.GetLeftPart(UriPartial.Authority);
     }
 
-    private NodeAgentGrpc.NodeAgentClient Client(string address)
+    private NodeAgent.NodeAgentClient Client(string address)
         => new(_channels.GetOrAdd(Validate(address, "address"), a => GrpcChannel.ForAddress(a)));
 
     public void Dispose()

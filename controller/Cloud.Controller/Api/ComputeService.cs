@@ -6,7 +6,8 @@ using Cloud.Controller.Operations;
 using Cloud.Controller.Tenants;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Api;
 
@@ -20,7 +21,7 @@ internal sealed class ComputeService(
     NodeQueries nodes,
     OperationQueries operations,
     TenantService tenants,
-    ImageService images) : ComputeGrpc.ComputeBase
+    ImageService images) : Compute.ComputeBase
 {
     public override Task<Operation> CreateVm(CreateVmRequest request, ServerCallContext context)
         => Call(context, caller => vms.CreateAsync(caller, request, context.CancellationToken));

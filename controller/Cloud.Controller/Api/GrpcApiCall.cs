@@ -1,5 +1,6 @@
 using Cloud.Controller.Auth;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Api;
 
@@ -29,7 +30,7 @@ internal static class GrpcApiCall
     /// </summary>
     public static RpcException ToRpc(ApiException e)
     {
-        var trailers = new Metadata().Add("cloud-error-code", ApiException.CodeName(e.Code));
+        var trailers = new Metadata { { "cloud-error-code", ApiException.CodeName(e.Code) } };
         var details = e.Details.Where(kv => kv.Key != "httpStatus").ToDictionary();
         if (details.Count > 0)
         {

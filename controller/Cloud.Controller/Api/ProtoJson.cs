@@ -1,4 +1,5 @@
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Google.Protobuf;
 
 namespace Cloud.Controller.Api;

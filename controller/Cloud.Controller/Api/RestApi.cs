@@ -6,7 +6,8 @@ using Cloud.Controller.Operations;
 using Cloud.Controller.Tenants;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Google.Protobuf;
 
 namespace Cloud.Controller.Api;

@@ -2,7 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using Cloud.Controller.Api;
 using Cloud.Controller.Data;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 

@@ -3,7 +3,8 @@ using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 
 namespace Cloud.Controller.Catalog;

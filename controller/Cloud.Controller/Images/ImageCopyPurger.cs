@@ -1,7 +1,8 @@
 using System.Threading.Channels;
 using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using AgentV1 = Cloud.Contracts.Agent.V1;

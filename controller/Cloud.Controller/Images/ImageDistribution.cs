@@ -1,6 +1,7 @@
 using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using AgentV1 = Cloud.Contracts.Agent.V1;
@@ -33,12 +34,12 @@ internal sealed class ImageDistribution(IDbContextFactory<LedgerDbContext> conte
         }
         if (image.State != ImageStates.Active)
         {
-            throw new RpcException(StatusCode.FailedPrecondition, $"Image {imageId} is {image.State}.");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"Image {imageId} is {image.State}."));
         }
         // One attempt with a long deadline: a pull moves the whole image. A failed create
         // operation is the retry; the agent keeps nothing of a failed pull.
         var request = new AgentV1.PullImageRequest { ImageId = image.Id, Format = image.Format, Sha256 = image.Sha256, SizeBytes = image.SizeBytes };
-        await agent.Client.PullImageAsync(request, new CallOptions(Deadline: time.GetUtcNow().UtcDateTime + options.Value.PullTimeout, CancellationToken: cancellationToken));
+        await agent.Client.PullImageAsync(request, new CallOptions(deadline: time.GetUtcNow().UtcDateTime + options.Value.PullTimeout, cancellationToken: cancellationToken));
         // Recorded even if the image was deleted meanwhile: the purger then removes the copy.
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
         {

@@ -33,7 +33,7 @@ internal static class ImageRestApi
         {
             if (http.Request.ContentType is not null && !http.Request.ContentType.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase))
             {
-                throw new ApiException(Grpc.StatusCode.InvalidArgument, "The image file is sent as application/octet-stream.", new Dictionary<string, object?> { ["httpStatus"] = 415 });
+                throw new ApiException(Grpc.Core.StatusCode.InvalidArgument, "The image file is sent as application/octet-stream.", new Dictionary<string, object?> { ["httpStatus"] = 415 });
             }
             // The server-wide body limit is for JSON; an image may be as large as the setting allows.
             // Kestrel's limit sits a little above it, so that the service itself sees an oversized

@@ -1,7 +1,8 @@
 using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
 using Cloud.Contracts.Node.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Google.Protobuf;
 using Microsoft.EntityFrameworkCore;
 
@@ -14,7 +15,7 @@ namespace Cloud.Controller.Images;
 internal sealed class ImageSourceService(
     IDbContextFactory<LedgerDbContext> contexts,
     ImageFiles files,
-    TokenAuthenticator authenticator) : ImageSourceGrpc.ImageSourceBase
+    TokenAuthenticator authenticator) : ImageSource.ImageSourceBase
 {
     /// <summary>Well under the transport's 4 MiB message limit, large enough to keep the stream busy.</summary>
     public const int ChunkBytes = 256 * 1024;
@@ -23,7 +24,7 @@ internal sealed class ImageSourceService(
     {
         if (!authenticator.AuthenticateAgent(context.RequestHeaders.GetValue("authorization")))
         {
-            throw new RpcException(StatusCode.Unauthenticated, "Image pulls need a valid agent token.");
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "Image pulls need a valid agent token."));
         }
         var cancellationToken = context.CancellationToken;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
@@ -32,7 +33,7 @@ internal sealed class ImageSourceService(
                 .AnyAsync(i => i.Id == request.ImageId && i.State == ImageStates.Active && i.Stored, cancellationToken);
             if (!known)
             {
-                throw new RpcException(StatusCode.NotFound, $"Image '{request.ImageId}' is not an ACTIVE image of the controller's store.");
+                throw new RpcException(new Status(StatusCode.NotFound, $"Image '{request.ImageId}' is not an ACTIVE image of the controller's store."));
             }
         }
         FileStream file;
@@ -42,7 +43,7 @@ internal sealed class ImageSourceService(
         }
         catch (FileNotFoundException)
         {
-            throw new RpcException(StatusCode.DataLoss, $"The controller's store has no file for image '{request.ImageId}'.");
+            throw new RpcException(new Status(StatusCode.DataLoss, $"The controller's store has no file for image '{request.ImageId}'."));
         }
         await using (file)
         {

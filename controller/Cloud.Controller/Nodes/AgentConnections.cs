@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
@@ -24,7 +25,7 @@ internal sealed class AgentConnections : IDisposable
     public AgentConnection For(string address)
     {
         var connection = _connections.GetOrAdd(address, a => new Connection(GrpcChannel.ForAddress(a), BuildPipeline()));
-        return new AgentConnection(address, new NodeAgentGrpc.NodeAgentClient(connection.Channel), connection.Pipeline);
+        return new AgentConnection(address, new NodeAgent.NodeAgentClient(connection.Channel), connection.Pipeline);
     }
 
     private static ResiliencePipeline BuildPipeline() => new ResiliencePipelineBuilder()
@@ -61,30 +62,30 @@ internal sealed class AgentConnections : IDisposable
 }
 
 /// <summary>An agent's client with its resilience pipeline.</summary>
-internal sealed class AgentConnection(string address, NodeAgentGrpc.NodeAgentClient client, ResiliencePipeline pipeline)
+internal sealed class AgentConnection(string address, NodeAgent.NodeAgentClient client, ResiliencePipeline pipeline)
 {
     /// <summary>The address the node registered, as other agents reach it (a move's snapshots are pulled from there).</summary>
     public string Address => address;
 
     /// <summary>The bare client, for streaming calls, which are not retried.</summary>
-    public NodeAgentGrpc.NodeAgentClient Client => client;
+    public NodeAgent.NodeAgentClient Client => client;
 
     /// <summary>Runs an agent call through retries, the node's breaker and a per-attempt deadline.</summary>
-    public async Task<T> CallAsync<T>(Func<NodeAgentGrpc.NodeAgentClient, CallOptions, Task<T>> call, CancellationToken cancellationToken)
+    public async Task<T> CallAsync<T>(Func<NodeAgent.NodeAgentClient, CallOptions, AsyncUnaryCall<T>> call, CancellationToken cancellationToken)
     {
         try
         {
             return await pipeline.ExecuteAsync(
-                async ct => await call(client, new CallOptions(Deadline: DateTime.UtcNow + AgentConnections.AttemptTimeout, CancellationToken: ct)),
+                async ct => await call(client, new CallOptions(deadline: DateTime.UtcNow + AgentConnections.AttemptTimeout, cancellationToken: ct)),
                 cancellationToken);
         }
         catch (BrokenCircuitException e)
         {
-            throw new RpcException(StatusCode.Unavailable, $"The node is failing; calls are paused: {e.Message}");
+            throw new RpcException(new Status(StatusCode.Unavailable, $"The node is failing; calls are paused: {e.Message}"));
         }
         catch (TimeoutRejectedException)
         {
-            throw new RpcException(StatusCode.DeadlineExceeded, "The agent did not answer in time.");
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, "The agent did not answer in time."));
         }
     }
 }

@@ -4,7 +4,8 @@ using Cloud.Controller.Scheduling;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -31,7 +32,7 @@ internal sealed class NodeRegistryService(
     NpgsqlDataSource dataSource,
     Scheduler scheduler,
     TokenAuthenticator authenticator,
-    IOptions<NodeOptions> options) : NodeRegistryGrpc.NodeRegistryBase
+    IOptions<NodeOptions> options) : NodeRegistry.NodeRegistryBase
 {
     public override async Task<RegisterResponse> Register(RegisterRequest request, ServerCallContext context)
     {
@@ -53,11 +54,11 @@ internal sealed class NodeRegistryService(
         Authenticate(context);
         if (!Guid.TryParse(request.NodeId, out var nodeId))
         {
-            throw new RpcException(StatusCode.InvalidArgument, "node_id must be the id Register returned.");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "node_id must be the id Register returned."));
         }
         if (request.Vms.Count > NodeValidation.MaxVmsPerHeartbeat)
         {
-            throw new RpcException(StatusCode.InvalidArgument, $"A heartbeat carries at most {NodeValidation.MaxVmsPerHeartbeat} VMs.");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"A heartbeat carries at most {NodeValidation.MaxVmsPerHeartbeat} VMs."));
         }
         var receipt = await ledger.TouchHeartbeatAsync(nodeId, Numbered(request), context.CancellationToken);
         if (!receipt.Known)
@@ -86,11 +87,11 @@ internal sealed class NodeRegistryService(
         }
         if (!Guid.TryParse(request.HeartbeatSession, out var session))
         {
-            throw new RpcException(StatusCode.InvalidArgument, "heartbeat_session must be the session Register returned.");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, "heartbeat_session must be the session Register returned."));
         }
         if (request.Sequence is 0 or > long.MaxValue)
         {
-            throw new RpcException(StatusCode.InvalidArgument, $"sequence must be between 1 and {long.MaxValue}, not {request.Sequence}.");
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"sequence must be between 1 and {long.MaxValue}, not {request.Sequence}."));
         }
         return (session, (long)request.Sequence);
     }
@@ -155,7 +156,7 @@ internal sealed class NodeRegistryService(
     {
         if (!authenticator.AuthenticateAgent(context.RequestHeaders.GetValue("authorization")))
         {
-            throw new RpcException(StatusCode.Unauthenticated, "The node registry needs a valid agent token.");
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "The node registry needs a valid agent token."));
         }
     }
 }

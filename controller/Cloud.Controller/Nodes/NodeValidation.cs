@@ -2,7 +2,8 @@ using System.Text.RegularExpressions;
 using Cloud.Contracts.Node.V1;
 using Cloud.Controller.Data;
 using Cloud.Controller.Scheduling;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Nodes;
 
@@ -77,7 +78,7 @@ internal static partial class NodeValidation
             inventories);
     }
 
-    private static RpcException Invalid(string message) => new(StatusCode.InvalidArgument, message);
+    private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
 
     private static string Truncate(string value) => value.Length <= 64 ? value : value[..64] + "...";
 }

@@ -1,7 +1,8 @@
 using Cloud.Controller.Api;
 using Cloud.Controller.Capacity;
 using Cloud.Contracts.Compute.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Placement;
 
@@ -17,7 +18,7 @@ internal static class PlacementApi
 
     public static IEndpointRouteBuilder MapPlacementApi(this IEndpointRouteBuilder app)
     {
-        app.MapGrpcService<PlacementGrpcService>(PlacementGrpc.BindService);
+        app.MapGrpcService<PlacementGrpcService>();
         var v1 = app.MapGroup("/v1").AddEndpointFilter<ApiErrorFilter>();
 
         v1.MapGet("/capacity", async (HttpContext http, CapacityService capacity, CancellationToken ct) =>

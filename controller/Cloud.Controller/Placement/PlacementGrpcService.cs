@@ -2,12 +2,13 @@ using Cloud.Controller.Api;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Capacity;
 using Cloud.Contracts.Compute.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Placement;
 
 /// <summary>cloud.compute.v1.Placement: the same API as REST under /v1/placement, with the same error codes.</summary>
-internal sealed class PlacementGrpcService(TokenAuthenticator authenticator, PlacementService placement, CapacityService capacity) : PlacementGrpc.PlacementBase
+internal sealed class PlacementGrpcService(TokenAuthenticator authenticator, PlacementService placement, CapacityService capacity) : Cloud.Contracts.Compute.V1.Placement.PlacementBase
 {
     public override Task<CapacityPlan> PlanCapacity(PlanCapacityRequest request, ServerCallContext context)
         => Call(context, caller => capacity.PlanAsync(caller, request, context.CancellationToken));

@@ -1,7 +1,8 @@
 using Cloud.Controller.Api;
 using Cloud.Controller.Data;
 using Cloud.Contracts.Compute.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 

@@ -1,7 +1,8 @@
 using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Vms;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using AgentV1 = Cloud.Contracts.Agent.V1;

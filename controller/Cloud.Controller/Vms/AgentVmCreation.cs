@@ -2,7 +2,8 @@ using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Npgsql;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 

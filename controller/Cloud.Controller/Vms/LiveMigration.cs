@@ -1,7 +1,8 @@
 using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Scheduling;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Npgsql;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 using Phase = Cloud.Contracts.Agent.V1.MigrationProgress.Types.Phase;
@@ -111,7 +112,7 @@ internal sealed partial class LiveMigration(
             MigrationId = migrationId,
             MemoryLayout = running?.MemoryLayout,
             SnapshotSource = source.Address,
-        }, new CallOptions(Deadline: DateTime.UtcNow + PrepareTimeout, CancellationToken: cancellationToken));
+        }, new CallOptions(deadline: DateTime.UtcNow + PrepareTimeout, cancellationToken: cancellationToken));
         await RequireSnapshotsOnTargetAsync(vm.Id, prepared, cancellationToken);
         await support.ProgressAsync(operationId, fromProgress, cancellationToken);
         using var call = source.Client.Migrate(new AgentV1.MigrateRequest
@@ -120,7 +121,7 @@ internal sealed partial class LiveMigration(
             MigrationId = migrationId,
             MigrationUri = prepared.MigrationUri,
             DiskUri = prepared.DiskUri,
-        }, new CallOptions(CancellationToken: cancellationToken));
+        }, new CallOptions(cancellationToken: cancellationToken));
         AgentV1.MigrationProgress? last = null;
         var reported = fromProgress;
         while (await call.ResponseStream.MoveNext(cancellationToken))
@@ -136,7 +137,7 @@ internal sealed partial class LiveMigration(
         }
         if (last?.Phase != Phase.Completed)
         {
-            throw new RpcException(StatusCode.Aborted, $"The migration ended {last?.Phase.ToString() ?? "without a word"}: {last?.Error}");
+            throw new RpcException(new Status(StatusCode.Aborted, $"The migration ended {last?.Phase.ToString() ?? "without a word"}: {last?.Error}"));
         }
         Log.Migrated(logger, vm.Id, last.TotalTimeMs, last.DowntimeMs, last.TransferredBytes);
         return await WaitForArrivalAsync(target, vmRef, cancellationToken);
@@ -165,8 +166,8 @@ internal sealed partial class LiveMigration(
         }
         if (missing.Count > 0)
         {
-            throw new RpcException(StatusCode.FailedPrecondition,
-                $"The target node did not take in snapshot(s) {string.Join(", ", missing)} of the VM; the VM stays where it is with all its snapshots.");
+            throw new RpcException(new Status(StatusCode.FailedPrecondition,
+                $"The target node did not take in snapshot(s) {string.Join(", ", missing)} of the VM; the VM stays where it is with all its snapshots."));
         }
     }
 

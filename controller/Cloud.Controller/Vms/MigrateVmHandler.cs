@@ -4,7 +4,8 @@ using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Scheduling;
 using Cloud.Contracts.Compute.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 
 namespace Cloud.Controller.Vms;

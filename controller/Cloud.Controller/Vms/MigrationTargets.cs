@@ -1,7 +1,8 @@
 using Cloud.Controller.Data;
 using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 

@@ -1,7 +1,8 @@
 using Cloud.Controller.Data;
 using Cloud.Controller.Images;
 using Cloud.Controller.Nodes;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -98,6 +99,6 @@ internal sealed class SnapshotExports(
             SourceNode = export.Node.Address,
         };
         await agents.For(target.Address).Client.PullImageAsync(request,
-            new CallOptions(Deadline: time.GetUtcNow().UtcDateTime + imageOptions.Value.PullTimeout, CancellationToken: cancellationToken));
+            new CallOptions(deadline: time.GetUtcNow().UtcDateTime + imageOptions.Value.PullTimeout, cancellationToken: cancellationToken));
     }
 }

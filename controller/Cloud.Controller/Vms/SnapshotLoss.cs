@@ -1,5 +1,6 @@
 using Cloud.Controller.Nodes;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Vms;

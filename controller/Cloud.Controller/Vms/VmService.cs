@@ -5,7 +5,8 @@ using Cloud.Controller.Operations;
 using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
 using Cloud.Contracts.Compute.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 

@@ -1,7 +1,8 @@
 using System.Net;
 using System.Net.Sockets;
 using Cloud.Contracts.Agent.V1;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -26,7 +27,7 @@ internal sealed class AgentServer : IAsyncDisposable
         Address = address;
         Url = url;
         Root = root;
-        Client = new NodeAgentGrpc.NodeAgentClient(channel);
+        Client = new NodeAgent.NodeAgentClient(channel);
     }
 
     public string Address { get; }
@@ -38,7 +39,7 @@ internal sealed class AgentServer : IAsyncDisposable
 
     public string DataDirectory => Path.Combine(Root, "d");
 
-    public NodeAgentGrpc.NodeAgentClient Client { get; }
+    public NodeAgent.NodeAgentClient Client { get; }
 
     public QemuHypervisor Hypervisor => _app.Services.GetRequiredService<QemuHypervisor>();
 

@@ -1,4 +1,5 @@
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Tests.Support;
@@ -9,17 +10,17 @@ internal sealed class AgentClients(CloudFixture cloud) : IDisposable
     private readonly List<GrpcChannel> _channels = [];
 
     /// <summary>The agent of the node the controller knows by <paramref name="nodeName"/>.</summary>
-    public async Task<AgentV1.NodeAgentGrpc.NodeAgentClient> ForAsync(string nodeName)
+    public async Task<AgentV1.NodeAgent.NodeAgentClient> ForAsync(string nodeName)
     {
         var (_, nodes) = await cloud.Http.GetJsonAsync("/v1/nodes");
         return ForAddress(new Uri(nodes.GetProperty("nodes").EnumerateArray().Single(n => n.Str("name") == nodeName).Str("address")));
     }
 
-    public AgentV1.NodeAgentGrpc.NodeAgentClient ForAddress(Uri address)
+    public AgentV1.NodeAgent.NodeAgentClient ForAddress(Uri address)
     {
         var channel = GrpcChannel.ForAddress(address);
         _channels.Add(channel);
-        return new AgentV1.NodeAgentGrpc.NodeAgentClient(channel);
+        return new AgentV1.NodeAgent.NodeAgentClient(channel);
     }
 
     public void Dispose()

@@ -48,8 +48,8 @@ public class QemuCloudFixture : CloudFixture
             // failed test left, so that no QEMU outlives the tests.
             foreach (var url in AgentUrls)
             {
-                using var channel = Cloud.Grpc.GrpcChannel.ForAddress(url);
-                var agent = new Cloud.Contracts.Agent.V1.NodeAgentGrpc.NodeAgentClient(channel);
+                using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(url);
+                var agent = new Cloud.Contracts.Agent.V1.NodeAgent.NodeAgentClient(channel);
                 try
                 {
                     foreach (var vm in (await agent.ListVmsAsync(new Cloud.Contracts.Agent.V1.ListVmsRequest())).Vms)
@@ -57,7 +57,7 @@ public class QemuCloudFixture : CloudFixture
                         await agent.DeleteVmAsync(new Cloud.Contracts.Agent.V1.VmRef { VmId = vm.VmId });
                     }
                 }
-                catch (Cloud.Grpc.RpcException) when (StoppedAgents.Contains(AgentUrls.IndexOf(url) + 1))
+                catch (Grpc.Core.RpcException) when (StoppedAgents.Contains(AgentUrls.IndexOf(url) + 1))
                 {
                     // A test stopped this agent on purpose.
                 }

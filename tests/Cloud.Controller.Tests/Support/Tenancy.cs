@@ -1,7 +1,8 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
-using Cloud.Grpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests.Support;
 
@@ -47,7 +48,7 @@ internal static class Tenancy
     }
 
     public static CallOptions Bearer(string token)
-        => new(new Metadata().Add("authorization", "Bearer " + token), DateTime.UtcNow.AddSeconds(30));
+        => new(new Metadata { { "authorization", "Bearer " + token } }, DateTime.UtcNow.AddSeconds(30));
 
     private static async Task EnsureNanoFlavorAsync(CloudFixture cloud)
     {
