@@ -32,8 +32,7 @@ internal static class AgentExtensions
         });
 
         services.AddSingleton(TimeProvider.System);
-        services.AddGrpc();
-        services.AddGrpcHealthChecks();
+        services.AddCloudGrpc().AddCheck<HypervisorHealthCheck>("hypervisor", tags: [GrpcHostingExtensions.Ready]);
         services.AddCloudTelemetry(builder.Configuration, "cloud-agent");
 
         if (agent.Backend == "fake")
@@ -63,7 +62,8 @@ internal static class AgentExtensions
     public static WebApplication MapAgent(this WebApplication app)
     {
         app.MapGrpcService<NodeAgentService>();
-        app.MapGrpcHealthChecksService();
+        // The listener speaks HTTP/2 only: probes use grpc.health.v1 ("liveness", "readiness").
+        app.MapCloudGrpc(httpProbes: false);
         return app;
     }
 

@@ -79,7 +79,7 @@ Controller__EmbeddedDatabaseDirectory="$STATE/postgres" \
   dotnet "$BIN/controller/Cloud.Controller.dll" --contentRoot "$BIN/controller" >"$STATE/logs/controller.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 120); do
-  curl -fsS http://127.0.0.1:8080/healthz >/dev/null 2>&1 && break
+  curl -fsS http://127.0.0.1:8080/healthz/ready >/dev/null 2>&1 && break
   kill -0 "${PIDS[0]}" 2>/dev/null || { echo "The controller exited; see $STATE/logs/controller.log" >&2; tail -20 "$STATE/logs/controller.log" >&2; exit 1; }
   sleep 0.5
 done

@@ -51,8 +51,7 @@ internal static class ControllerExtensions
 
         services.AddSingleton(TimeProvider.System);
         services.AddCloudTelemetry(builder.Configuration, "cloud-controller");
-        services.AddGrpc();
-        services.AddGrpcHealthChecks();
+        services.AddCloudGrpc().AddCheck<LedgerHealthCheck>("ledger", tags: [GrpcHostingExtensions.Ready]);
         services.AddProblemDetails();
         services.AddLedgerDatabase(connectionString);
 
@@ -90,8 +89,7 @@ internal static class ControllerExtensions
         app.MapGrpcService<ComputeService>();
         app.MapGrpcService<NodeRegistryService>();
         app.MapGrpcService<ImageSourceService>();
-        app.MapGrpcHealthChecksService();
-        app.MapGet("/healthz", () => Results.Ok("ok"));
+        app.MapCloudGrpc(httpProbes: true);
         app.MapConsole();
         return app;
     }
