@@ -33,6 +33,7 @@ internal static class AgentExtensions
 
         services.AddSingleton(TimeProvider.System);
         services.AddCloudGrpc().AddCheck<HypervisorHealthCheck>("hypervisor", tags: [GrpcHostingExtensions.Ready]);
+        services.AddSingleton<IRpcErrorMapper, HypervisorErrorMapper>();
         services.AddCloudTelemetry(builder.Configuration, "cloud-agent");
 
         if (agent.Backend == "fake")

@@ -37,6 +37,7 @@ public static class GrpcHostingExtensions
             // Errors carry what the caller needs in their status and details; a stack trace is
             // for the server's log, never for the wire.
             options.EnableDetailedErrors = false;
+            options.Interceptors.Add<RpcErrorInterceptor>();
             configure?.Invoke(options);
         });
         services.AddGrpcReflection();

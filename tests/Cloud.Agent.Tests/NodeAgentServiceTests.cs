@@ -46,6 +46,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
         await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("clash") }, Deadline);
         var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("clash", vcpus: 2) }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.AlreadyExists, error.StatusCode);
+        Assert.Equal("ALREADY_EXISTS", error.GetRpcStatus()?.GetDetail<Google.Rpc.ErrorInfo>()?.Reason);
     }
 
     [Theory]
@@ -75,6 +76,12 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     {
         var error = await Assert.ThrowsAsync<RpcException>(() => agent.Client.StartVmAsync(new StartVmRequest { VmId = "ghost" }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        // The backend's failure arrives as google.rpc.Status: the agent method, and the reason to switch on.
+        Assert.StartsWith("StartVm: ", error.Status.Detail, StringComparison.Ordinal);
+        var rich = error.GetRpcStatus();
+        Assert.Equal((int)StatusCode.NotFound, rich?.Code);
+        Assert.Equal("NOT_FOUND", rich?.GetDetail<Google.Rpc.ErrorInfo>()?.Reason);
+        Assert.Equal("cloud", rich?.GetDetail<Google.Rpc.ErrorInfo>()?.Domain);
         await agent.Client.DeleteVmAsync(new VmRef { VmId = "ghost" }, Deadline);
     }
 

@@ -63,7 +63,7 @@ public sealed class GrpcApiTests(CloudFixture cloud) : IDisposable
         node.Inventories.Add(new Inventory { ResourceClass = "VCPU", Total = -4, AllocationRatio = 1 });
 
         var error = await Assert.ThrowsAsync<RpcException>(() =>
-            registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = "http://127.0.0.9:7070" }, Authorized()).ResponseAsync);
+            registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = "http://127.0.0.9:7070" }, Authorized(CloudFixture.AgentToken)).ResponseAsync);
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Contains("VCPU", error.Status.Detail, StringComparison.Ordinal);

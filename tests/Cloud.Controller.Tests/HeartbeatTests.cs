@@ -162,7 +162,7 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     }
 
     private static CallOptions Options
-        => new(new Metadata { { "authorization", "Bearer " + CloudFixture.OperatorToken } }, DateTime.UtcNow.AddSeconds(30));
+        => new(new Metadata { { "authorization", "Bearer " + CloudFixture.AgentToken } }, DateTime.UtcNow.AddSeconds(30));
 
     /// <summary>A node without inventory: nothing else is ever placed on it.</summary>
     private static RegisterRequest BareNode(string name, string address)

@@ -170,7 +170,7 @@ public sealed class IdempotentCreateTests(CloudFixture cloud) : IDisposable
 
         var reused = await Assert.ThrowsAsync<RpcException>(() => Compute.CreateTokenAsync(request.Clone().Also(r => r.Role = "reader"), options).ResponseAsync);
         Assert.Equal(StatusCode.FailedPrecondition, reused.StatusCode);
-        Assert.Contains("\"reason\":\"IDEMPOTENCY_KEY_REUSED\"", reused.Trailers.GetValue("cloud-error-details"), StringComparison.Ordinal);
+        Assert.Equal("IDEMPOTENCY_KEY_REUSED", reused.GetRpcStatus()?.GetDetail<Google.Rpc.ErrorInfo>()?.Reason);
         Assert.Equal(1, await cloud.ScalarAsync("SELECT count(*) FROM api_tokens WHERE tenant_id = @t", ("t", id)));
     }
 

@@ -65,8 +65,14 @@ public sealed class QuotaTests(CloudFixture cloud)
         Assert.Contains(resource, error.Status.Detail, StringComparison.Ordinal);
         // One error shape: the same code and details on both wires.
         Assert.Equal("QUOTA_EXCEEDED", problem.GetProperty("details").Str("reason"));
-        Assert.Equal(problem.Str("code"), error.Trailers.GetValue("cloud-error-code"));
-        Assert.Contains("\"reason\":\"QUOTA_EXCEEDED\"", error.Trailers.GetValue("cloud-error-details"), StringComparison.Ordinal);
+        // gRPC carries it as google.rpc.Status with an ErrorInfo, as rich-error clients read it.
+        var rich = error.GetRpcStatus();
+        Assert.NotNull(rich);
+        Assert.Equal((int)StatusCode.ResourceExhausted, rich.Code);
+        Assert.Equal(error.Status.Detail, rich.Message);
+        var info = rich.GetDetail<Google.Rpc.ErrorInfo>();
+        Assert.Equal("QUOTA_EXCEEDED", info?.Reason);
+        Assert.Equal("cloud", info?.Domain);
         Assert.Equal(before, await cloud.CountsAsync(tenant.Id));
     }
 

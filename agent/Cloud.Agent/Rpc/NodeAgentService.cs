@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Cloud.Agent.Hypervisor;
 using Cloud.Contracts.Agent.V1;
 using Grpc.Core;
@@ -14,16 +13,16 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
     private const int ChunkBytes = 1024 * 1024;
 
     public override Task<NodeInfo> GetNodeInfo(GetNodeInfoRequest request, ServerCallContext context)
-        => Call(() => hypervisor.GetNodeInfoAsync(context.CancellationToken));
+        => hypervisor.GetNodeInfoAsync(context.CancellationToken);
 
-    public override Task<ListVmsResponse> ListVms(ListVmsRequest request, ServerCallContext context)
-        => Call(async () => new ListVmsResponse { Vms = { await hypervisor.ListVmsAsync(context.CancellationToken) } });
+    public override async Task<ListVmsResponse> ListVms(ListVmsRequest request, ServerCallContext context)
+        => new ListVmsResponse { Vms = { await hypervisor.ListVmsAsync(context.CancellationToken) } };
 
     public override Task<Vm> CreateVm(CreateVmRequest request, ServerCallContext context)
-        => Call(() => hypervisor.CreateVmAsync(request.Spec ?? throw Invalid("spec is required."), context.CancellationToken));
+        => hypervisor.CreateVmAsync(request.Spec ?? throw Invalid("spec is required."), context.CancellationToken);
 
     public override Task<Vm> StartVm(StartVmRequest request, ServerCallContext context)
-        => Call(() => hypervisor.StartVmAsync(VmId(request.VmId), request.Paused, context.CancellationToken));
+        => hypervisor.StartVmAsync(VmId(request.VmId), request.Paused, context.CancellationToken);
 
     public override Task<Vm> StopVm(StopVmRequest request, ServerCallContext context)
     {
@@ -32,127 +31,115 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
             throw Invalid("timeout_seconds must be between 0 and 3600.");
         }
         var timeout = request.TimeoutSeconds == 0 ? DefaultStopTimeout : TimeSpan.FromSeconds(request.TimeoutSeconds);
-        return Call(() => hypervisor.StopVmAsync(VmId(request.VmId), request.Force, timeout, context.CancellationToken));
+        return hypervisor.StopVmAsync(VmId(request.VmId), request.Force, timeout, context.CancellationToken);
     }
 
     public override Task<Vm> RebootVm(VmRef request, ServerCallContext context)
-        => Call(() => hypervisor.RebootVmAsync(VmId(request.VmId), context.CancellationToken));
+        => hypervisor.RebootVmAsync(VmId(request.VmId), context.CancellationToken);
 
-    public override Task<DeleteVmResponse> DeleteVm(VmRef request, ServerCallContext context)
-        => Call(async () =>
-        {
-            await hypervisor.DeleteVmAsync(VmId(request.VmId), context.CancellationToken);
-            return new DeleteVmResponse();
-        });
+    public override async Task<DeleteVmResponse> DeleteVm(VmRef request, ServerCallContext context)
+    {
+        await hypervisor.DeleteVmAsync(VmId(request.VmId), context.CancellationToken);
+        return new DeleteVmResponse();
+    }
 
     public override Task<Vm> ResizeVm(ResizeVmRequest request, ServerCallContext context)
-        => Call(() => hypervisor.ResizeVmAsync(VmId(request.VmId), request.Shape ?? throw Invalid("shape is required."), request.AllowCold, context.CancellationToken));
+        => hypervisor.ResizeVmAsync(VmId(request.VmId), request.Shape ?? throw Invalid("shape is required."), request.AllowCold, context.CancellationToken);
 
     public override Task<Snapshot> CreateSnapshot(CreateSnapshotRequest request, ServerCallContext context)
-        => Call(() => hypervisor.CreateSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), request.Name, context.CancellationToken));
+        => hypervisor.CreateSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), request.Name, context.CancellationToken);
 
-    public override Task<ListSnapshotsResponse> ListSnapshots(VmRef request, ServerCallContext context)
-        => Call(async () => new ListSnapshotsResponse { Snapshots = { await hypervisor.ListSnapshotsAsync(VmId(request.VmId), context.CancellationToken) } });
+    public override async Task<ListSnapshotsResponse> ListSnapshots(VmRef request, ServerCallContext context)
+        => new ListSnapshotsResponse { Snapshots = { await hypervisor.ListSnapshotsAsync(VmId(request.VmId), context.CancellationToken) } };
 
     public override Task<Vm> RestoreSnapshot(SnapshotRef request, ServerCallContext context)
-        => Call(() => hypervisor.RestoreSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), context.CancellationToken));
+        => hypervisor.RestoreSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), context.CancellationToken);
 
-    public override Task<DeleteSnapshotResponse> DeleteSnapshot(SnapshotRef request, ServerCallContext context)
-        => Call(async () =>
-        {
-            await hypervisor.DeleteSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), context.CancellationToken);
-            return new DeleteSnapshotResponse();
-        });
+    public override async Task<DeleteSnapshotResponse> DeleteSnapshot(SnapshotRef request, ServerCallContext context)
+    {
+        await hypervisor.DeleteSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), context.CancellationToken);
+        return new DeleteSnapshotResponse();
+    }
 
     public override Task<ExportSnapshotResponse> ExportSnapshot(ExportSnapshotRequest request, ServerCallContext context)
-        => Call(() => hypervisor.ExportSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), Id(request.ImageId, "image_id"), context.CancellationToken));
+        => hypervisor.ExportSnapshotAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), Id(request.ImageId, "image_id"), context.CancellationToken);
 
     public override Task<PullImageResponse> PullImage(PullImageRequest request, ServerCallContext context)
-        => Call(() => images.PullAsync(request, context.CancellationToken));
+        => images.PullAsync(request, context.CancellationToken);
 
     public override Task<DeleteImageResponse> DeleteImage(DeleteImageRequest request, ServerCallContext context)
-        => Call(() => images.DeleteAsync(request, context.CancellationToken));
+        => images.DeleteAsync(request, context.CancellationToken);
 
-    public override Task ReadSnapshotFile(ReadSnapshotFileRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context)
-        => Call(async () =>
-        {
-            var files = hypervisor as ISnapshotFiles ?? throw new RpcException(new Status(StatusCode.Unimplemented, $"The {hypervisor.Name} backend keeps no snapshot files."));
-            await using var stream = await files.OpenSnapshotFileAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), request.Name, context.CancellationToken);
-            return await SendAsync(stream, responseStream, context.CancellationToken);
-        });
+    public override async Task ReadSnapshotFile(ReadSnapshotFileRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context)
+    {
+        var files = hypervisor as ISnapshotFiles ?? throw new RpcException(new Status(StatusCode.Unimplemented, $"The {hypervisor.Name} backend keeps no snapshot files."));
+        await using var stream = await files.OpenSnapshotFileAsync(VmId(request.VmId), SnapshotId(request.SnapshotId), request.Name, context.CancellationToken);
+        await SendAsync(stream, responseStream, context.CancellationToken);
+    }
 
-    public override Task ReadImage(ReadStoredImageRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context)
-        => Call(async () =>
-        {
-            await using var stream = imageStore.OpenRead(Id(request.ImageId, "image_id"));
-            return await SendAsync(stream, responseStream, context.CancellationToken);
-        });
+    public override async Task ReadImage(ReadStoredImageRequest request, IServerStreamWriter<FileChunk> responseStream, ServerCallContext context)
+    {
+        await using var stream = imageStore.OpenRead(Id(request.ImageId, "image_id"));
+        await SendAsync(stream, responseStream, context.CancellationToken);
+    }
 
     /// <summary>
     /// Prepares the destination, then takes in every snapshot of the VM from the source before the
     /// stream may start; if any snapshot cannot be taken in, the destination drops what it prepared.
     /// </summary>
-    public override Task<PrepareMigrationResponse> PrepareMigration(PrepareMigrationRequest request, ServerCallContext context)
-        => Call(async () =>
+    public override async Task<PrepareMigrationResponse> PrepareMigration(PrepareMigrationRequest request, ServerCallContext context)
+    {
+        var spec = request.Spec ?? throw Invalid("spec is required.");
+        var migrationId = Id(request.MigrationId, "migration_id");
+        var source = request.SnapshotSource.Length > 0 ? PeerAgents.Validate(request.SnapshotSource, "snapshot_source") : null;
+        var prepared = await hypervisor.PrepareMigrationAsync(spec, migrationId, request.MemoryLayout, context.CancellationToken);
+        if (source is not null)
         {
-            var spec = request.Spec ?? throw Invalid("spec is required.");
-            var migrationId = Id(request.MigrationId, "migration_id");
-            var source = request.SnapshotSource.Length > 0 ? PeerAgents.Validate(request.SnapshotSource, "snapshot_source") : null;
-            var prepared = await hypervisor.PrepareMigrationAsync(spec, migrationId, request.MemoryLayout, context.CancellationToken);
-            if (source is not null)
+            try
             {
-                try
-                {
-                    await snapshots.PullAllAsync(source, spec.VmId, context.CancellationToken);
-                }
-                catch
-                {
-                    await hypervisor.AbortMigrationAsync(spec.VmId, migrationId, CancellationToken.None);
-                    throw;
-                }
+                await snapshots.PullAllAsync(source, spec.VmId, context.CancellationToken);
             }
-            prepared.SnapshotIds.AddRange((await hypervisor.ListSnapshotsAsync(spec.VmId, context.CancellationToken)).Select(s => s.SnapshotId));
-            return prepared;
-        });
+            catch
+            {
+                await hypervisor.AbortMigrationAsync(spec.VmId, migrationId, CancellationToken.None);
+                throw;
+            }
+        }
+        prepared.SnapshotIds.AddRange((await hypervisor.ListSnapshotsAsync(spec.VmId, context.CancellationToken)).Select(s => s.SnapshotId));
+        return prepared;
+    }
 
-    public override Task Migrate(MigrateRequest request, IServerStreamWriter<MigrationProgress> responseStream, ServerCallContext context)
+    public override async Task Migrate(MigrateRequest request, IServerStreamWriter<MigrationProgress> responseStream, ServerCallContext context)
     {
         VmId(request.VmId);
         Id(request.MigrationId, "migration_id");
-        return Call(async () =>
+        await foreach (var progress in hypervisor.MigrateAsync(request, context.CancellationToken))
         {
-            await foreach (var progress in hypervisor.MigrateAsync(request, context.CancellationToken))
-            {
-                await responseStream.WriteAsync(progress, context.CancellationToken);
-            }
-            return true;
-        });
+            await responseStream.WriteAsync(progress, context.CancellationToken);
+        }
     }
 
-    public override Task<AbortMigrationResponse> AbortMigration(AbortMigrationRequest request, ServerCallContext context)
-        => Call(async () =>
-        {
-            await hypervisor.AbortMigrationAsync(VmId(request.VmId), Id(request.MigrationId, "migration_id"), context.CancellationToken);
-            return new AbortMigrationResponse();
-        });
+    public override async Task<AbortMigrationResponse> AbortMigration(AbortMigrationRequest request, ServerCallContext context)
+    {
+        await hypervisor.AbortMigrationAsync(VmId(request.VmId), Id(request.MigrationId, "migration_id"), context.CancellationToken);
+        return new AbortMigrationResponse();
+    }
 
-    public override Task WatchEvents(WatchEventsRequest request, IServerStreamWriter<VmEvent> responseStream, ServerCallContext context)
-        => Call(async () =>
+    public override async Task WatchEvents(WatchEventsRequest request, IServerStreamWriter<VmEvent> responseStream, ServerCallContext context)
+    {
+        await using var events = hypervisor.WatchEventsAsync(context.CancellationToken).GetAsyncEnumerator(context.CancellationToken);
+        // Starting the enumeration subscribes; only then do the response headers tell the
+        // client that no event from now on can be missed.
+        var next = events.MoveNextAsync();
+        await context.WriteResponseHeadersAsync(new Metadata());
+        while (await next)
         {
-            await using var events = hypervisor.WatchEventsAsync(context.CancellationToken).GetAsyncEnumerator(context.CancellationToken);
-            // Starting the enumeration subscribes; only then do the response headers tell the
-            // client that no event from now on can be missed.
-            var next = events.MoveNextAsync();
-            await context.WriteResponseHeadersAsync(new Metadata());
-            while (await next)
-            {
-                await responseStream.WriteAsync(events.Current, context.CancellationToken);
-                next = events.MoveNextAsync();
-            }
-            return true;
-        });
+            await responseStream.WriteAsync(events.Current, context.CancellationToken);
+            next = events.MoveNextAsync();
+        }
+    }
 
-    private static async Task<bool> SendAsync(Stream stream, IServerStreamWriter<FileChunk> responseStream, CancellationToken cancellationToken)
+    private static async Task SendAsync(Stream stream, IServerStreamWriter<FileChunk> responseStream, CancellationToken cancellationToken)
     {
         var buffer = new byte[ChunkBytes];
         int read;
@@ -160,7 +147,6 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
         {
             await responseStream.WriteAsync(new FileChunk { Data = Google.Protobuf.ByteString.CopyFrom(buffer, 0, read) }, cancellationToken);
         }
-        return true;
     }
 
     private static string VmId(string id) => Id(id, "vm_id");
@@ -171,28 +157,4 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
         => VmSpecValidator.IsSafeId(id) ? id : throw Invalid($"{field} '{id}' is invalid: use 1-64 letters, digits, '-' or '_'.");
 
     private static RpcException Invalid(string message) => new(new Status(StatusCode.InvalidArgument, message));
-
-    /// <summary>Runs a backend call, turning its failures into the matching gRPC status.</summary>
-    private static async Task<T> Call<T>(Func<Task<T>> action, [CallerMemberName] string verb = "")
-    {
-        try
-        {
-            return await action();
-        }
-        catch (HypervisorException e)
-        {
-            throw new RpcException(new Status(ToStatusCode(e.Error), $"{verb}: {e.Message}"));
-        }
-    }
-
-    internal static StatusCode ToStatusCode(HypervisorError error) => error switch
-    {
-        HypervisorError.InvalidArgument => StatusCode.InvalidArgument,
-        HypervisorError.NotFound => StatusCode.NotFound,
-        HypervisorError.AlreadyExists => StatusCode.AlreadyExists,
-        HypervisorError.FailedPrecondition => StatusCode.FailedPrecondition,
-        HypervisorError.ResourceExhausted => StatusCode.ResourceExhausted,
-        HypervisorError.Unavailable => StatusCode.Unavailable,
-        _ => StatusCode.Internal,
-    };
 }

@@ -12,8 +12,8 @@ using Grpc.Net.Client;
 namespace Cloud.Controller.Api;
 
 /// <summary>cloud.compute.v1.Compute: the same API as REST, over gRPC, with the same error codes.</summary>
+[Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Api)]
 internal sealed class ComputeService(
-    TokenAuthenticator authenticator,
     VmService vms,
     SnapshotService snapshots,
     VmWatch watch,
@@ -24,53 +24,53 @@ internal sealed class ComputeService(
     ImageService images) : Compute.ComputeBase
 {
     public override Task<Operation> CreateVm(CreateVmRequest request, ServerCallContext context)
-        => Call(context, caller => vms.CreateAsync(caller, request, context.CancellationToken));
+        => vms.CreateAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> CreateVms(CreateVmsRequest request, ServerCallContext context)
-        => Call(context, caller => vms.CreateBatchAsync(caller, request, context.CancellationToken));
+        => vms.CreateBatchAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Vm> GetVm(GetVmRequest request, ServerCallContext context)
-        => Call(context, caller => vms.GetAsync(caller, request.Id, context.CancellationToken));
+        => vms.GetAsync(CallerOf(context), request.Id, context.CancellationToken);
 
     public override Task<ListVmsResponse> ListVms(ListVmsRequest request, ServerCallContext context)
-        => Call(context, caller => vms.ListAsync(caller, request, context.CancellationToken));
+        => vms.ListAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> DeleteVm(DeleteVmRequest request, ServerCallContext context)
-        => Call(context, caller => vms.DeleteAsync(caller, request, context.CancellationToken));
+        => vms.DeleteAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> StartVm(VmActionRequest request, ServerCallContext context)
-        => Call(context, caller => vms.StartAsync(caller, request, context.CancellationToken));
+        => vms.StartAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> StopVm(StopVmRequest request, ServerCallContext context)
-        => Call(context, caller => vms.StopAsync(caller, request, context.CancellationToken));
+        => vms.StopAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> RebootVm(VmActionRequest request, ServerCallContext context)
-        => Call(context, caller => vms.RebootAsync(caller, request, context.CancellationToken));
+        => vms.RebootAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> ResizeVm(ResizeVmRequest request, ServerCallContext context)
-        => Call(context, caller => vms.ResizeAsync(caller, request, context.CancellationToken));
+        => vms.ResizeAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> MigrateVm(MigrateVmRequest request, ServerCallContext context)
-        => Call(context, caller => vms.MigrateAsync(caller, request, context.CancellationToken));
+        => vms.MigrateAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> CreateSnapshot(CreateSnapshotRequest request, ServerCallContext context)
-        => Call(context, caller => snapshots.CreateAsync(caller, request, context.CancellationToken));
+        => snapshots.CreateAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Snapshot> GetSnapshot(GetSnapshotRequest request, ServerCallContext context)
-        => Call(context, caller => snapshots.GetAsync(caller, request.Id, context.CancellationToken));
+        => snapshots.GetAsync(CallerOf(context), request.Id, context.CancellationToken);
 
     public override Task<ListSnapshotsResponse> ListSnapshots(ListSnapshotsRequest request, ServerCallContext context)
-        => Call(context, caller => snapshots.ListAsync(caller, request, context.CancellationToken));
+        => snapshots.ListAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> RestoreSnapshot(RestoreSnapshotRequest request, ServerCallContext context)
-        => Call(context, caller => snapshots.RestoreAsync(caller, request, context.CancellationToken));
+        => snapshots.RestoreAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> DeleteSnapshot(DeleteSnapshotRequest request, ServerCallContext context)
-        => Call(context, caller => snapshots.DeleteAsync(caller, request, context.CancellationToken));
+        => snapshots.DeleteAsync(CallerOf(context), request, context.CancellationToken);
 
     public override async Task WatchVms(WatchVmsRequest request, IServerStreamWriter<Vm> responseStream, ServerCallContext context)
     {
-        var changes = await Call(context, caller => Task.FromResult(watch.WatchAsync(caller, LabelSelector.Parse(request.LabelSelector), context.CancellationToken)));
+        var changes = watch.WatchAsync(CallerOf(context), LabelSelector.Parse(request.LabelSelector), context.CancellationToken);
         await foreach (var vm in changes)
         {
             await responseStream.WriteAsync(vm);
@@ -78,71 +78,70 @@ internal sealed class ComputeService(
     }
 
     public override Task<ListFlavorsResponse> ListFlavors(ListFlavorsRequest request, ServerCallContext context)
-        => Call(context, caller => catalog.ListFlavorsAsync(caller, context.CancellationToken));
+        => catalog.ListFlavorsAsync(CallerOf(context), context.CancellationToken);
 
     public override Task<ListImagesResponse> ListImages(ListImagesRequest request, ServerCallContext context)
-        => Call(context, caller => images.ListAsync(caller, context.CancellationToken));
+        => images.ListAsync(CallerOf(context), context.CancellationToken);
 
     public override Task<Image> CreateImage(CreateImageRequest request, ServerCallContext context)
-        => Call(context, caller => images.CreateAsync(caller, request, context.CancellationToken));
+        => images.CreateAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Image> GetImage(GetImageRequest request, ServerCallContext context)
-        => Call(context, caller => images.GetAsync(caller, request.Id, context.CancellationToken));
+        => images.GetAsync(CallerOf(context), request.Id, context.CancellationToken);
 
     public override Task<Image> DeleteImage(DeleteImageRequest request, ServerCallContext context)
-        => Call(context, caller => images.DeleteAsync(caller, request.Id, context.CancellationToken));
+        => images.DeleteAsync(CallerOf(context), request.Id, context.CancellationToken);
 
     public override Task<Image> AddImageMember(ImageMemberRequest request, ServerCallContext context)
-        => Call(context, caller => images.SetMemberAsync(caller, request, member: true, context.CancellationToken));
+        => images.SetMemberAsync(CallerOf(context), request, member: true, context.CancellationToken);
 
     public override Task<Image> RemoveImageMember(ImageMemberRequest request, ServerCallContext context)
-        => Call(context, caller => images.SetMemberAsync(caller, request, member: false, context.CancellationToken));
+        => images.SetMemberAsync(CallerOf(context), request, member: false, context.CancellationToken);
 
     public override Task<ListNodesResponse> ListNodes(ListNodesRequest request, ServerCallContext context)
-        => Call(context, caller => nodes.ListAsync(caller, context.CancellationToken));
+        => nodes.ListAsync(CallerOf(context), context.CancellationToken);
 
     public override Task<Node> SetNodeSchedulable(SetNodeSchedulableRequest request, ServerCallContext context)
-        => Call(context, caller => nodes.SetSchedulableAsync(caller, request, context.CancellationToken));
+        => nodes.SetSchedulableAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> DrainNode(DrainNodeRequest request, ServerCallContext context)
-        => Call(context, caller => nodes.DrainAsync(caller, request, context.CancellationToken));
+        => nodes.DrainAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Flavor> AddFlavorAccess(FlavorAccessRequest request, ServerCallContext context)
-        => Call(context, caller => catalog.SetAccessAsync(caller, request, granted: true, context.CancellationToken));
+        => catalog.SetAccessAsync(CallerOf(context), request, granted: true, context.CancellationToken);
 
     public override Task<Flavor> RemoveFlavorAccess(FlavorAccessRequest request, ServerCallContext context)
-        => Call(context, caller => catalog.SetAccessAsync(caller, request, granted: false, context.CancellationToken));
+        => catalog.SetAccessAsync(CallerOf(context), request, granted: false, context.CancellationToken);
 
     public override Task<Operation> GetOperation(GetOperationRequest request, ServerCallContext context)
-        => Call(context, caller => operations.GetAsync(caller, request.Id, context.CancellationToken));
+        => operations.GetAsync(CallerOf(context), request.Id, context.CancellationToken);
 
     public override Task<ListOperationsResponse> ListOperations(ListOperationsRequest request, ServerCallContext context)
-        => Call(context, caller => operations.ListAsync(caller, request, context.CancellationToken));
+        => operations.ListAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Operation> CancelOperation(CancelOperationRequest request, ServerCallContext context)
-        => Call(context, caller => operations.CancelAsync(caller, request.Id, context.CancellationToken));
+        => operations.CancelAsync(CallerOf(context), request.Id, context.CancellationToken);
 
     public override Task<Tenant> CreateTenant(CreateTenantRequest request, ServerCallContext context)
-        => Call(context, caller => tenants.CreateAsync(caller, request, context.CancellationToken));
+        => tenants.CreateAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<Tenant> GetTenant(GetTenantRequest request, ServerCallContext context)
-        => Call(context, caller => tenants.GetAsync(caller, request.Id, context.CancellationToken));
+        => tenants.GetAsync(CallerOf(context), request.Id, context.CancellationToken);
 
     public override Task<ListTenantsResponse> ListTenants(ListTenantsRequest request, ServerCallContext context)
-        => Call(context, caller => tenants.ListAsync(caller, context.CancellationToken));
+        => tenants.ListAsync(CallerOf(context), context.CancellationToken);
 
     public override Task<Tenant> SetQuota(SetQuotaRequest request, ServerCallContext context)
-        => Call(context, caller => tenants.SetQuotaAsync(caller, request, context.CancellationToken));
+        => tenants.SetQuotaAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<ApiToken> CreateToken(CreateTokenRequest request, ServerCallContext context)
-        => Call(context, caller => tenants.CreateTokenAsync(caller, request, context.CancellationToken));
+        => tenants.CreateTokenAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<ListTokensResponse> ListTokens(ListTokensRequest request, ServerCallContext context)
-        => Call(context, caller => tenants.ListTokensAsync(caller, request, context.CancellationToken));
+        => tenants.ListTokensAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<ApiToken> RevokeToken(RevokeTokenRequest request, ServerCallContext context)
-        => Call(context, caller => tenants.RevokeTokenAsync(caller, request.Id, context.CancellationToken));
+        => tenants.RevokeTokenAsync(CallerOf(context), request.Id, context.CancellationToken);
 
-    private Task<T> Call<T>(ServerCallContext context, Func<Caller, Task<T>> action)
-        => GrpcApiCall.RunAsync(authenticator, context, action);
+    private static Caller CallerOf(ServerCallContext context) => ApiCallers.Of(context);
 }

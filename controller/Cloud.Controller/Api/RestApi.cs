@@ -19,7 +19,7 @@ internal static class RestApi
 
     public static void MapRestApi(this IEndpointRouteBuilder app)
     {
-        var v1 = app.MapGroup("/v1").AddEndpointFilter<ApiErrorFilter>();
+        var v1 = app.MapGroup("/v1").RequireAuthorization(CloudPolicies.Api).AddEndpointFilter<ApiErrorFilter>();
         MapVms(v1);
         MapSnapshots(v1);
         MapOperations(v1);
@@ -154,7 +154,7 @@ internal static class RestApi
             ProtoJson.Result(await tenants.RevokeTokenAsync(CallerOf(http), id, ct)));
     }
 
-    internal static Caller CallerOf(HttpContext http) => (Caller)http.Items[typeof(Caller)]!;
+    internal static Caller CallerOf(HttpContext http) => ApiCallers.Of(http);
 
     private static IResult Accepted(Operation operation)
         => ProtoJson.Result(operation, StatusCodes.Status202Accepted, $"/v1/operations/{operation.Id}");
@@ -230,17 +230,13 @@ internal static class RestApi
     }
 }
 
-/// <summary>Authenticates every /v1 call and turns <see cref="ApiException"/>s into problem details.</summary>
-internal sealed class ApiErrorFilter(TokenAuthenticator authenticator) : IEndpointFilter
+/// <summary>Turns <see cref="ApiException"/>s into problem details. Who the caller is, authentication settled before.</summary>
+internal sealed class ApiErrorFilter : IEndpointFilter
 {
     public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
-        var http = context.HttpContext;
         try
         {
-            var caller = await authenticator.AuthenticateApiAsync(http.Request.Headers.Authorization, http.RequestAborted)
-                ?? throw new ApiException(StatusCode.Unauthenticated, "Send a valid API token: Authorization: Bearer <token>.");
-            http.Items[typeof(Caller)] = caller;
             return await next(context);
         }
         catch (ApiException e)
@@ -253,7 +249,7 @@ internal sealed class ApiErrorFilter(TokenAuthenticator authenticator) : IEndpoi
         }
     }
 
-    private static IResult Problem(ApiException e)
+    public static IResult Problem(ApiException e)
     {
         var status = e.Details.TryGetValue("httpStatus", out var s) && s is int explicitStatus ? explicitStatus : ApiException.HttpStatus(e.Code);
         var extensions = new Dictionary<string, object?> { ["code"] = ApiException.CodeName(e.Code) };

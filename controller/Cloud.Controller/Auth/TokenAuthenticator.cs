@@ -84,9 +84,10 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
         return token is null ? null : new Caller($"token:{token.Id}", token.TenantId ?? OperatorProject, token.Role);
     }
 
-    public bool AuthenticateAgent(string? authorization)
-        => options.Value.AgentTokenSha256 is not { Length: > 0 } expected
-            || (HashBearer(authorization) is { } hash && Matches(hash, expected));
+    /// <summary>True when the bearer is the agents' configured token (never when none is configured).</summary>
+    public bool IsAgentToken(string? authorization)
+        => options.Value.AgentTokenSha256 is { Length: > 0 } expected
+            && HashBearer(authorization) is { } hash && Matches(hash, expected);
 
     public static string Sha256Hex(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 

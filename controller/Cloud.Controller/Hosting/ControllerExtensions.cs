@@ -52,10 +52,11 @@ internal static class ControllerExtensions
         services.AddSingleton(TimeProvider.System);
         services.AddCloudTelemetry(builder.Configuration, "cloud-controller");
         services.AddCloudGrpc().AddCheck<LedgerHealthCheck>("ledger", tags: [GrpcHostingExtensions.Ready]);
+        services.AddSingleton<IRpcErrorMapper, ApiErrorMapper>();
+        services.AddCloudAuthentication();
         services.AddProblemDetails();
         services.AddLedgerDatabase(connectionString);
 
-        services.AddSingleton<TokenAuthenticator>();
         services.AddSingleton<AgentConnections>();
         services.AddSingleton<INodeFilter, NodeUpFilter>();
         services.AddSingleton<INodeFilter, ResourceFitFilter>();
@@ -83,6 +84,8 @@ internal static class ControllerExtensions
     public static WebApplication MapController(this WebApplication app)
     {
         app.UseExceptionHandler();
+        app.UseAuthentication();
+        app.UseAuthorization();
         app.MapRestApi();
         app.MapPlacementApi();
         app.MapOpenApi();

@@ -12,20 +12,16 @@ namespace Cloud.Controller.Images;
 /// cloud.node.v1.ImageSource: agents pull the bytes of ACTIVE stored images, in order. The agent
 /// checks size and SHA-256 itself, so a transfer damaged anywhere on the way is refused there.
 /// </summary>
+[Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Node)]
 internal sealed class ImageSourceService(
     IDbContextFactory<LedgerDbContext> contexts,
-    ImageFiles files,
-    TokenAuthenticator authenticator) : ImageSource.ImageSourceBase
+    ImageFiles files) : ImageSource.ImageSourceBase
 {
     /// <summary>Well under the transport's 4 MiB message limit, large enough to keep the stream busy.</summary>
     public const int ChunkBytes = 256 * 1024;
 
     public override async Task ReadImage(ReadImageRequest request, IServerStreamWriter<ImageChunk> responseStream, ServerCallContext context)
     {
-        if (!authenticator.AuthenticateAgent(context.RequestHeaders.GetValue("authorization")))
-        {
-            throw new RpcException(new Status(StatusCode.Unauthenticated, "Image pulls need a valid agent token."));
-        }
         var cancellationToken = context.CancellationToken;
         await using (var db = await contexts.CreateDbContextAsync(cancellationToken))
         {

@@ -27,16 +27,15 @@ public sealed class NodeOptions
 /// cloud.node.v1.NodeRegistry: agents register their inventory and heartbeat their VMs' actual
 /// state. Everything an agent sends is checked before it reaches the ledger.
 /// </summary>
+[Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Node)]
 internal sealed class NodeRegistryService(
     CapacityLedger ledger,
     NpgsqlDataSource dataSource,
     Scheduler scheduler,
-    TokenAuthenticator authenticator,
     IOptions<NodeOptions> options) : NodeRegistry.NodeRegistryBase
 {
     public override async Task<RegisterResponse> Register(RegisterRequest request, ServerCallContext context)
     {
-        Authenticate(context);
         var registration = NodeValidation.Validate(request);
         var nodeId = await ledger.UpsertNodeAsync(registration, context.CancellationToken);
         var session = await ledger.StartHeartbeatSessionAsync(nodeId, context.CancellationToken);
@@ -51,7 +50,6 @@ internal sealed class NodeRegistryService(
 
     public override async Task<HeartbeatResponse> Heartbeat(HeartbeatRequest request, ServerCallContext context)
     {
-        Authenticate(context);
         if (!Guid.TryParse(request.NodeId, out var nodeId))
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, "node_id must be the id Register returned."));
@@ -150,13 +148,5 @@ internal sealed class NodeRegistryService(
         command.Parameters.AddWithValue("node", nodeId);
         command.Parameters.AddWithValue("covered_before", coveredBefore);
         await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    private void Authenticate(ServerCallContext context)
-    {
-        if (!authenticator.AuthenticateAgent(context.RequestHeaders.GetValue("authorization")))
-        {
-            throw new RpcException(new Status(StatusCode.Unauthenticated, "The node registry needs a valid agent token."));
-        }
     }
 }

@@ -21,6 +21,9 @@ public class CloudFixture : IAsyncLifetime
 {
     public const string OperatorToken = "test-operator-token";
 
+    /// <summary>The token agents present to the node registry and for image pulls.</summary>
+    public const string AgentToken = "test-agent-token";
+
     private readonly List<WebApplication> _apps = [];
 
     public string ConnectionString { get; private set; } = "";
@@ -55,6 +58,7 @@ public class CloudFixture : IAsyncLifetime
             ["Controller:RestListen"] = $"127.0.0.1:{restPort}",
             ["Controller:GrpcListen"] = $"127.0.0.1:{grpcPort}",
             ["Auth:OperatorTokenSha256:0"] = TokenAuthenticator.Sha256Hex(OperatorToken),
+            ["Auth:AgentTokenSha256"] = TokenAuthenticator.Sha256Hex(AgentToken),
             ["Nodes:HeartbeatInterval"] = "00:00:01",
             ["Nodes:DownAfter"] = "00:00:10",
             ["Operations:SweepInterval"] = "00:00:01",
@@ -79,6 +83,7 @@ public class CloudFixture : IAsyncLifetime
             {
                 ["Agent:Listen"] = $"{address}:{Ports.Free(address)}",
                 ["Agent:ControllerUrl"] = GrpcUrl.ToString().TrimEnd('/'),
+                ["Agent:RegistrationToken"] = AgentToken,
             };
             AgentUrls.Add(new Uri($"http://{settings["Agent:Listen"]}"));
             foreach (var (key, value) in AgentBackendSettings(n, address))

@@ -1,0 +1,70 @@
+using System.Security.Claims;
+using Grpc.Core;
+
+namespace Cloud.Controller.Auth;
+
+/// <summary>The authenticated principal of a request, as the services know their caller.</summary>
+internal static class ApiCallers
+{
+    private const string ProjectClaim = "cloud:project";
+    private const string RoleClaim = "cloud:role";
+
+    /// <summary>The role of the agents' token: node registry and image pulls, never the API.</summary>
+    public const string NodeRole = "node";
+
+    public static ClaimsPrincipal ToPrincipal(Caller caller)
+        => new(new ClaimsIdentity(
+            [new Claim(ClaimTypes.NameIdentifier, caller.Subject), new Claim(ProjectClaim, caller.ProjectId), new Claim(RoleClaim, caller.Role)],
+            BearerTokenHandler.SchemeName, ClaimTypes.NameIdentifier, RoleClaim));
+
+    public static ClaimsPrincipal NodePrincipal()
+        => new(new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, "agent"), new Claim(RoleClaim, NodeRole)], BearerTokenHandler.SchemeName, ClaimTypes.NameIdentifier, RoleClaim));
+
+    /// <summary>True for an API caller (operator, member, reader); the agents' token is not one.</summary>
+    public static bool IsApiCaller(ClaimsPrincipal user) => user.FindFirst(ProjectClaim) is not null;
+
+    public static Caller Of(HttpContext http) => From(http.User);
+
+    public static Caller Of(ServerCallContext context) => From(context.GetHttpContext().User);
+
+    // The endpoint's policy admitted only API callers, so the claims are there.
+    private static Caller From(ClaimsPrincipal user)
+        => new(user.FindFirstValue(ClaimTypes.NameIdentifier)!, user.FindFirstValue(ProjectClaim)!, user.FindFirstValue(RoleClaim)!);
+}
+
+/// <summary>Who may call what: one set of policies for REST and gRPC.</summary>
+internal static class CloudPolicies
+{
+    /// <summary>Tenants' and operators' API: any valid API token.</summary>
+    public const string Api = "api";
+
+    /// <summary>What agents call (node registry, image pulls): the agents' token, or anyone when none is configured (loopback dev).</summary>
+    public const string Node = "node";
+
+    public static IServiceCollection AddCloudAuthentication(this IServiceCollection services)
+    {
+        services.AddSingleton<TokenAuthenticator>();
+        services.AddAuthentication(BearerTokenHandler.SchemeName)
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(Api, policy => policy.RequireAuthenticatedUser().RequireAssertion(c => ApiCallers.IsApiCaller(c.User)))
+            .AddPolicy(Node, policy => policy.AddRequirements(new NodeRequirement()));
+        services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationHandler, NodeRequirementHandler>();
+        return services;
+    }
+
+    private sealed class NodeRequirement : Microsoft.AspNetCore.Authorization.IAuthorizationRequirement;
+
+    private sealed class NodeRequirementHandler(Microsoft.Extensions.Options.IOptions<AuthOptions> options)
+        : Microsoft.AspNetCore.Authorization.AuthorizationHandler<NodeRequirement>
+    {
+        protected override Task HandleRequirementAsync(Microsoft.AspNetCore.Authorization.AuthorizationHandlerContext context, NodeRequirement requirement)
+        {
+            if (options.Value.AgentTokenSha256 is not { Length: > 0 } || context.User.IsInRole(ApiCallers.NodeRole))
+            {
+                context.Succeed(requirement);
+            }
+            return Task.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,119 @@
+using System.Net;
+using System.Net.Http.Headers;
+using Cloud.Contracts.Compute.V1;
+using Cloud.Contracts.Node.V1;
+using Cloud.Controller.Tests.Support;
+using Grpc.Core;
+using Grpc.Net.Client;
+using NodeInfo = Cloud.Contracts.Agent.V1.NodeInfo;
+
+namespace Cloud.Controller.Tests;
+
+/// <summary>
+/// One authentication for REST and gRPC: API tokens reach the API and only the API, the agents'
+/// token reaches the node registry and image pulls and nothing else, and every refusal answers
+/// in the caller's protocol with the same code.
+/// </summary>
+[Collection(CloudCollection.Name)]
+public sealed class AuthenticationTests(CloudFixture cloud) : IDisposable
+{
+    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+
+    private static CallOptions Bearer(string? token)
+        => new(token is null ? [] : new Metadata { { "authorization", "Bearer " + token } }, DateTime.UtcNow.AddSeconds(30));
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("not-a-token")]
+    public async Task The_grpc_api_refuses_a_caller_without_a_valid_token_as_unauthenticated(string? token)
+    {
+        var error = await Assert.ThrowsAsync<RpcException>(() => new Compute.ComputeClient(_channel).ListVmsAsync(new ListVmsRequest(), Bearer(token)).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
+        Assert.Contains("Bearer <token>", error.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_agents_token_is_not_an_api_token_on_either_wire()
+    {
+        var grpc = await Assert.ThrowsAsync<RpcException>(() => new Compute.ComputeClient(_channel).ListVmsAsync(new ListVmsRequest(), Bearer(CloudFixture.AgentToken)).ResponseAsync);
+        var placement = await Assert.ThrowsAsync<RpcException>(() => new Cloud.Contracts.Compute.V1.Placement.PlacementClient(_channel).ListAvailabilityZonesAsync(new ListAvailabilityZonesRequest(), Bearer(CloudFixture.AgentToken)).ResponseAsync);
+        using var rest = RestAs(CloudFixture.AgentToken);
+        using var response = await rest.GetAsync("/v1/vms");
+        var problem = await ProblemAsync(response);
+
+        Assert.Equal(StatusCode.PermissionDenied, grpc.StatusCode);
+        Assert.Equal(StatusCode.PermissionDenied, placement.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        Assert.Equal("PERMISSION_DENIED", problem.Str("code"));
+    }
+
+    [Fact]
+    public async Task The_rest_api_refuses_a_missing_unknown_or_revoked_token_with_problem_details()
+    {
+        var tenant = await cloud.CreateTenantAsync("authrest");
+        var (created, token) = await cloud.Http.PostAsync("/v1/tokens", $$"""{"tenant":"{{tenant.Id}}","name":"short-lived","role":"member"}""");
+        Assert.Equal(HttpStatusCode.Created, created);
+        using var revokedClient = RestAs(token.Str("secret"));
+        Assert.Equal(HttpStatusCode.OK, (await revokedClient.GetAsync("/v1/vms")).StatusCode);
+        using var revoke = await cloud.Http.DeleteAsync($"/v1/tokens/{token.Str("id")}");
+        Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
+
+        foreach (var client in new[] { RestAs(null), RestAs("not-a-token"), revokedClient })
+        {
+            using var response = await client.GetAsync("/v1/vms");
+            var problem = await ProblemAsync(response);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.Equal("Bearer", response.Headers.WwwAuthenticate.Single().Scheme);
+            Assert.Equal("UNAUTHENTICATED", problem.Str("code"));
+            Assert.Contains("Authorization: Bearer <token>", problem.Str("detail"), StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task The_node_registry_and_image_pulls_take_only_the_agents_token()
+    {
+        var tenant = await cloud.CreateTenantAsync("authnode");
+        var registry = new NodeRegistry.NodeRegistryClient(_channel);
+        var request = new RegisterRequest { Node = new NodeInfo { NodeName = "intruder", Hypervisor = "fake" }, AgentAddress = "http://127.0.0.9:7070" };
+        var before = await cloud.ScalarAsync("SELECT count(*) FROM nodes");
+
+        var anonymous = await Assert.ThrowsAsync<RpcException>(() => registry.RegisterAsync(request, Bearer(null)).ResponseAsync);
+        var operatorToken = await Assert.ThrowsAsync<RpcException>(() => registry.RegisterAsync(request, Bearer(CloudFixture.OperatorToken)).ResponseAsync);
+        var memberPull = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var pull = new ImageSource.ImageSourceClient(_channel).ReadImage(new ReadImageRequest { ImageId = "anything" }, Bearer(tenant.MemberToken));
+            await pull.ResponseStream.MoveNext();
+        });
+
+        Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);
+        Assert.Equal(StatusCode.PermissionDenied, operatorToken.StatusCode);
+        Assert.Equal(StatusCode.PermissionDenied, memberPull.StatusCode);
+        Assert.Equal(before, await cloud.ScalarAsync("SELECT count(*) FROM nodes"));
+        // The agents' own token gets past authentication: what is wrong now is only the image.
+        var agentPull = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using var pull = new ImageSource.ImageSourceClient(_channel).ReadImage(new ReadImageRequest { ImageId = "anything" }, Bearer(CloudFixture.AgentToken));
+            await pull.ResponseStream.MoveNext();
+        });
+        Assert.Equal(StatusCode.NotFound, agentPull.StatusCode);
+    }
+
+    private HttpClient RestAs(string? token)
+    {
+        var client = new HttpClient { BaseAddress = cloud.RestUrl };
+        if (token is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+        return client;
+    }
+
+    private static async Task<System.Text.Json.JsonElement> ProblemAsync(HttpResponseMessage response)
+    {
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        return System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+    }
+
+    public void Dispose() => _channel.Dispose();
+}
