@@ -5,6 +5,7 @@ using Cloud.Contracts.Node.V1;
 using Cloud.Controller.Tests.Support;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 using NodeInfo = Cloud.Contracts.Agent.V1.NodeInfo;
 
 namespace Cloud.Controller.Tests;
@@ -59,9 +60,9 @@ public sealed class AuthenticationTests(CloudFixture cloud) : IDisposable
         using var revoke = await cloud.Http.DeleteAsync($"/v1/tokens/{token.Str("id")}");
         Assert.Equal(HttpStatusCode.OK, revoke.StatusCode);
 
-        foreach (var client in new[] { RestAs(null), RestAs("not-a-token"), revokedClient })
+        foreach (var (client, path) in new[] { RestAs(null), RestAs("not-a-token"), revokedClient }.SelectMany(c => new[] { (c, "/v1/vms"), (c, "/v1/capacity") }))
         {
-            using var response = await client.GetAsync("/v1/vms");
+            using var response = await client.GetAsync(path);
             var problem = await ProblemAsync(response);
             Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
             Assert.Equal("Bearer", response.Headers.WwwAuthenticate.Single().Scheme);
@@ -97,6 +98,37 @@ public sealed class AuthenticationTests(CloudFixture cloud) : IDisposable
             await pull.ResponseStream.MoveNext();
         });
         Assert.Equal(StatusCode.NotFound, agentPull.StatusCode);
+    }
+
+    /// <summary>
+    /// Every endpoint the controller maps names who may call it, except the few that are public
+    /// by design: probes, the API description, the console's static page, health and reflection.
+    /// A new endpoint without a policy fails here before it reaches anyone.
+    /// </summary>
+    [Fact]
+    public void Every_endpoint_requires_a_policy_except_the_public_ones()
+    {
+        var endpoints = cloud.ControllerServices.GetRequiredService<Microsoft.AspNetCore.Routing.EndpointDataSource>().Endpoints
+            .OfType<Microsoft.AspNetCore.Routing.RouteEndpoint>().ToList();
+        var open = endpoints
+            .Where(e => e.Metadata.GetMetadata<Microsoft.AspNetCore.Authorization.IAuthorizeData>() is null)
+            .Select(e => e.RoutePattern.RawText ?? "")
+            .Where(p => !p.StartsWith("/grpc.health.v1.Health/", StringComparison.Ordinal)
+                && !p.StartsWith("/grpc.reflection.", StringComparison.Ordinal)
+                && !p.StartsWith("/healthz", StringComparison.Ordinal)
+                && !p.StartsWith("/openapi/", StringComparison.Ordinal)
+                && !p.StartsWith("/console", StringComparison.Ordinal)
+                // "/" redirects to the console.
+                && p != "/"
+                // grpc-dotnet's catch-alls that answer UNIMPLEMENTED for unknown methods and services.
+                && !p.Contains("{unimplementedMethod", StringComparison.Ordinal)
+                && !p.Contains("{unimplementedService", StringComparison.Ordinal))
+            .ToList();
+
+        Assert.Empty(open);
+        Assert.Contains(endpoints, e => e.RoutePattern.RawText == "/cloud.compute.v1.Compute/CreateVm");
+        Assert.All(endpoints.Where(e => e.RoutePattern.RawText?.StartsWith("/v1", StringComparison.Ordinal) == true),
+            e => Assert.Equal(Cloud.Controller.Auth.CloudPolicies.Api, e.Metadata.GetMetadata<Microsoft.AspNetCore.Authorization.IAuthorizeData>()!.Policy));
     }
 
     private HttpClient RestAs(string? token)

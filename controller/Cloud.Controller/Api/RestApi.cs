@@ -19,7 +19,7 @@ internal static class RestApi
 
     public static void MapRestApi(this IEndpointRouteBuilder app)
     {
-        var v1 = app.MapGroup("/v1").RequireAuthorization(CloudPolicies.Api).AddEndpointFilter<ApiErrorFilter>();
+        var v1 = app.MapApiGroup();
         MapVms(v1);
         MapSnapshots(v1);
         MapOperations(v1);
@@ -155,6 +155,10 @@ internal static class RestApi
     }
 
     internal static Caller CallerOf(HttpContext http) => ApiCallers.Of(http);
+
+    /// <summary>/v1: only API callers get in, and an <see cref="ApiException"/> becomes problem details.</summary>
+    internal static RouteGroupBuilder MapApiGroup(this IEndpointRouteBuilder app)
+        => app.MapGroup("/v1").RequireAuthorization(CloudPolicies.Api).AddEndpointFilter<ApiErrorFilter>();
 
     private static IResult Accepted(Operation operation)
         => ProtoJson.Result(operation, StatusCodes.Status202Accepted, $"/v1/operations/{operation.Id}");

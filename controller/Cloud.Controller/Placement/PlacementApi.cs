@@ -19,7 +19,7 @@ internal static class PlacementApi
     public static IEndpointRouteBuilder MapPlacementApi(this IEndpointRouteBuilder app)
     {
         app.MapGrpcService<PlacementGrpcService>();
-        var v1 = app.MapGroup("/v1").AddEndpointFilter<ApiErrorFilter>();
+        var v1 = app.MapApiGroup();
 
         v1.MapGet("/capacity", async (HttpContext http, CapacityService capacity, CancellationToken ct) =>
             ProtoJson.Result(await capacity.PlanAsync(RestApi.CallerOf(http), new PlanCapacityRequest(), ct)));
