@@ -50,8 +50,10 @@ internal static class AgentExtensions
             services.AddSingleton<IImageTarget, QemuImageTarget>();
         }
 
-        services.AddSingleton(_ => GrpcChannel.ForAddress(agent.ControllerUrl));
-        services.AddSingleton(sp => new NodeRegistry.NodeRegistryClient(sp.GetRequiredService<GrpcChannel>()));
+        // Clients of the controller from the client factory: one place for the address and the token.
+        services.AddSingleton<ControllerTokenInterceptor>();
+        services.AddGrpcClient<NodeRegistry.NodeRegistryClient>(o => o.Address = new Uri(agent.ControllerUrl)).AddInterceptor<ControllerTokenInterceptor>();
+        services.AddGrpcClient<ImageSource.ImageSourceClient>(o => o.Address = new Uri(agent.ControllerUrl)).AddInterceptor<ControllerTokenInterceptor>();
         services.AddHostedService<RegistrationLoop>();
         services.AddSingleton<IImageSourceReader, GrpcImageSourceReader>();
         services.AddSingleton<ImagePuller>();

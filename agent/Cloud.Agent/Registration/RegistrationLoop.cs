@@ -92,14 +92,7 @@ internal sealed partial class RegistrationLoop(
     }
 
     private CallOptions Options(CancellationToken cancellationToken)
-    {
-        var headers = new Metadata();
-        if (!string.IsNullOrEmpty(options.Value.RegistrationToken))
-        {
-            headers.Add("authorization", "Bearer " + options.Value.RegistrationToken);
-        }
-        return new CallOptions(headers, time.GetUtcNow().UtcDateTime + CallTimeout, cancellationToken);
-    }
+        => new(deadline: time.GetUtcNow().UtcDateTime + CallTimeout, cancellationToken: cancellationToken);
 
     private static partial class Log
     {

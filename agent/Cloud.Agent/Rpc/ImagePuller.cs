@@ -143,19 +143,13 @@ internal sealed partial class ImagePuller(IImageTarget target, IImageSourceReade
 }
 
 /// <summary>Reads an image from the controller's ImageSource with the agent's registration token.</summary>
-internal sealed class GrpcImageSourceReader(GrpcChannel channel, IOptions<AgentOptions> options) : IImageSourceReader
+internal sealed class GrpcImageSourceReader(ImageSource.ImageSourceClient client) : IImageSourceReader
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromHours(2);
 
     public async IAsyncEnumerable<ReadOnlyMemory<byte>> ReadAsync(string imageId, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var headers = new Metadata();
-        if (!string.IsNullOrEmpty(options.Value.RegistrationToken))
-        {
-            headers.Add("authorization", "Bearer " + options.Value.RegistrationToken);
-        }
-        var client = new ImageSource.ImageSourceClient(channel);
-        using var call = client.ReadImage(new ReadImageRequest { ImageId = imageId }, new CallOptions(headers, DateTime.UtcNow + Deadline, cancellationToken));
+        using var call = client.ReadImage(new ReadImageRequest { ImageId = imageId }, new CallOptions(deadline: DateTime.UtcNow + Deadline, cancellationToken: cancellationToken));
         while (await call.ResponseStream.MoveNext(cancellationToken))
         {
             yield return call.ResponseStream.Current.Data.Memory;

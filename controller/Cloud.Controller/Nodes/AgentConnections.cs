@@ -10,7 +10,9 @@ using Polly.Timeout;
 namespace Cloud.Controller.Nodes;
 
 /// <summary>
-/// One gRPC channel and one resilience pipeline per agent. Every agent verb is idempotent
+/// One gRPC channel and one resilience pipeline per agent. Agents come and go at run time, each
+/// at its own address, so these are channels of our own rather than the client factory's named
+/// clients (fixed at startup); a channel lives as long as its node's HTTP/2 connection is useful. Every agent verb is idempotent
 /// (VM ids are chosen by the controller), so transient failures are retried with jittered
 /// backoff; a node that keeps failing trips its own circuit breaker without slowing calls to
 /// the others.
