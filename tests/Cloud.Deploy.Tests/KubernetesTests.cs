@@ -68,6 +68,27 @@ public sealed class KubernetesTests
         Assert.Equal(dataDirectory, stateVolume.GetProperty("hostPath").GetProperty("path").GetString());
     }
 
+    /// <summary>
+    /// Readiness and liveness are different questions: the probes ask each its own, at the paths
+    /// and grpc.health.v1 service names the processes serve (tests/Cloud.Controller.Tests/HealthTests).
+    /// </summary>
+    [Fact]
+    public void Probes_ask_readiness_and_liveness_separately()
+    {
+        var controller = Single(RepoFiles.ReadYamlDocuments("deploy/k8s/controller.yaml"), "Deployment")
+            .GetProperty("spec").GetProperty("template").GetProperty("spec").GetProperty("containers")[0];
+        var agent = Single(RepoFiles.ReadYamlDocuments("deploy/k8s/agent.yaml"), "DaemonSet")
+            .GetProperty("spec").GetProperty("template").GetProperty("spec").GetProperty("containers")[0];
+        var agentPort = agent.GetProperty("ports")[0].GetProperty("containerPort").GetInt32();
+
+        Assert.Equal("/healthz/ready", controller.GetProperty("readinessProbe").GetProperty("httpGet").GetProperty("path").GetString());
+        Assert.Equal("/healthz/live", controller.GetProperty("livenessProbe").GetProperty("httpGet").GetProperty("path").GetString());
+        Assert.Equal("readiness", agent.GetProperty("readinessProbe").GetProperty("grpc").GetProperty("service").GetString());
+        Assert.Equal("liveness", agent.GetProperty("livenessProbe").GetProperty("grpc").GetProperty("service").GetString());
+        Assert.Equal(agentPort, agent.GetProperty("readinessProbe").GetProperty("grpc").GetProperty("port").GetInt32());
+        Assert.Equal(agentPort, agent.GetProperty("livenessProbe").GetProperty("grpc").GetProperty("port").GetInt32());
+    }
+
     private static JsonElement Single(IReadOnlyList<JsonElement> objects, string kind) =>
         Assert.Single(objects, o => o.GetProperty("kind").GetString() == kind);
 }
