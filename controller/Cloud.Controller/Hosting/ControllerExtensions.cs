@@ -50,7 +50,7 @@ internal static class ControllerExtensions
         });
 
         services.AddSingleton(TimeProvider.System);
-        services.AddCloudTelemetry(builder.Configuration, "cloud-controller");
+        services.AddControllerTelemetry(builder.Configuration);
         services.AddCloudGrpc().AddCheck<LedgerHealthCheck>("ledger", tags: [GrpcHostingExtensions.Ready]);
         services.AddProblemDetails();
         services.AddLedgerDatabase(connectionString);
@@ -82,6 +82,7 @@ internal static class ControllerExtensions
 
     public static WebApplication MapController(this WebApplication app)
     {
+        app.UseCloudMetricsListener();
         app.UseExceptionHandler();
         app.MapRestApi();
         app.MapPlacementApi();
