@@ -29,6 +29,15 @@ public sealed class TelemetryOptions
     /// </summary>
     public string? MetricsTokenSha256 { get; set; }
 
+    /// <summary>
+    /// The controller reports per-node series (capacity used and total per resource class,
+    /// heartbeat lag) only while it knows at most this many nodes; above, only cloud-wide ones.
+    /// Three resource classes make three series per node and instrument, and OpenTelemetry keeps at
+    /// most 2,000 per instrument; at 10,000 nodes per-node series would also be most of every
+    /// scrape. 0 turns them off; at most 600. Default 500.
+    /// </summary>
+    public int PerNodeSeriesMaxNodes { get; set; } = 500;
+
     /// <summary>"127.0.0.1:9464" or "[::1]:9464"; null for an empty, unparsable or port-0 value.</summary>
     public static IPEndPoint? TryParseListen(string? listen)
         => !string.IsNullOrWhiteSpace(listen) && IPEndPoint.TryParse(listen, out var endpoint) && endpoint.Port != 0
@@ -39,12 +48,18 @@ public sealed class TelemetryOptions
 /// <summary>The scrape listener's rules; every message names the setting to change.</summary>
 internal sealed class TelemetryOptionsValidator : IValidateOptions<TelemetryOptions>
 {
+    private const int MaxPerNodeSeriesNodes = 600;
+
     public ValidateOptionsResult Validate(string? name, TelemetryOptions options)
     {
         var failures = new List<string>();
         if (!string.IsNullOrWhiteSpace(options.OtlpEndpoint) && !Uri.TryCreate(options.OtlpEndpoint, UriKind.Absolute, out _))
         {
             failures.Add($"Telemetry:OtlpEndpoint '{options.OtlpEndpoint}' must be an absolute URL, such as http://127.0.0.1:4317.");
+        }
+        if (options.PerNodeSeriesMaxNodes is < 0 or > MaxPerNodeSeriesNodes)
+        {
+            failures.Add($"Telemetry:PerNodeSeriesMaxNodes must be between 0 and {MaxPerNodeSeriesNodes} (three series per node stay under OpenTelemetry's 2,000 per instrument), not {options.PerNodeSeriesMaxNodes}.");
         }
         var hash = options.MetricsTokenSha256;
         if (!string.IsNullOrEmpty(hash) && (hash.Length != 64 || !hash.All(Uri.IsHexDigit)))

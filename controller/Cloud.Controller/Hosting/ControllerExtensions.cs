@@ -76,6 +76,7 @@ internal static class ControllerExtensions
         services.AddSingleton<OperationQueries>();
         services.AddHostedService<OperationRunner>();
         services.AddHostedService<NodeMonitor>();
+        services.AddSingleton<HeartbeatMetrics>();
         services.AddSnapshotAudit();
         return builder;
     }
