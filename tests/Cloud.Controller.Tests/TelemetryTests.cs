@@ -13,6 +13,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using OpenTelemetry;
 using OpenTelemetry.Trace;
+using Xunit.Abstractions;
 
 namespace Cloud.Controller.Tests;
 
@@ -22,7 +23,7 @@ namespace Cloud.Controller.Tests;
 /// this process: spans are told apart by the trace id of this test's request.
 /// </summary>
 [Collection(TelemetryCloudCollection.Name)]
-public sealed class TelemetryTests(TelemetryCloudFixture cloud)
+public sealed class TelemetryTests(TelemetryCloudFixture cloud, ITestOutputHelper output)
 {
     [Fact]
     public async Task A_VM_create_is_one_trace_from_the_REST_call_down_to_each_QMP_command()
@@ -79,6 +80,7 @@ public sealed class TelemetryTests(TelemetryCloudFixture cloud)
         Activity One(Func<Activity, bool> match, string what)
             => trace.SingleOrDefault(match) ?? throw new Xunit.Sdk.XunitException($"No single {what} in the trace:\n{Describe()}");
 
+        output.WriteLine(Describe());
         var root = One(s => s.Source.Name == "Cloud.Tests.Telemetry", "test span");
         var api = One(s => s.Source.Name == "Microsoft.AspNetCore" && s.Kind == ActivityKind.Server && s.DisplayName.StartsWith("POST", StringComparison.Ordinal)
             && s.DisplayName.EndsWith("v1/vms", StringComparison.Ordinal), "API span");
