@@ -48,8 +48,8 @@ internal static class SchedulerTelemetry
 /// Cardinality: per-node series are 3 per node and instrument (VCPU, MEMORY_MB, DISK_GB); at
 /// 10,000 simulated nodes that is 60,000 series per replica, past OpenTelemetry's 2,000 per
 /// instrument and most of every scrape. Above the limit per-node series stop altogether rather
-/// than show an arbitrary subset; the cloud-wide series and the capacity API
-/// (GET /v1/capacity) remain. The amounts are in the resource class's own unit (vCPUs, MiB, GiB),
+/// than show an arbitrary subset; the cloud-wide series and the node list
+/// (GET /v1/nodes) remain. The amounts are in the resource class's own unit (vCPUs, MiB, GiB),
 /// hence the unit annotation "{amount}". The meter comes from the container's IMeterFactory, so
 /// that the callbacks go away with the controller that owns the view.
 /// </remarks>
