@@ -64,6 +64,7 @@ internal static class AgentExtensions
 
     public static WebApplication MapAgent(this WebApplication app)
     {
+        app.UseCloudMetricsListener();
         app.MapGrpcService<NodeAgentService>();
         // The listener speaks HTTP/2 only: probes use grpc.health.v1 ("liveness", "readiness").
         app.MapCloudGrpc(httpProbes: false);

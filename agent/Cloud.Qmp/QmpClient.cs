@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -117,7 +118,23 @@ public sealed partial class QmpClient : IAsyncDisposable
             connection = _connection!;
         }
         var id = Interlocked.Increment(ref _nextId);
-        return await connection.ExecuteAsync(id, command, arguments, timeout, cancellationToken).ConfigureAwait(false);
+        using var span = QmpTelemetry.Source.StartActivity("qmp " + command, ActivityKind.Client);
+        span?.SetTag("rpc.system", "qmp").SetTag("rpc.method", command).SetTag("qmp.endpoint", Endpoint.ToString());
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var reply = await connection.ExecuteAsync(id, command, arguments, timeout, cancellationToken).ConfigureAwait(false);
+            QmpTelemetry.CommandDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, new KeyValuePair<string, object?>("qmp.command", command));
+            return reply;
+        }
+        catch (Exception e)
+        {
+            var error = QmpTelemetry.ErrorType(e);
+            QmpTelemetry.CommandDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds,
+                new KeyValuePair<string, object?>("qmp.command", command), new KeyValuePair<string, object?>("error.type", error));
+            span?.SetStatus(ActivityStatusCode.Error, e.Message).SetTag("error.type", error);
+            throw;
+        }
     }
 
     private async Task<QmpConnection> OpenAsync(CancellationToken cancellationToken)

@@ -7,7 +7,7 @@ ROOT=$(repo_root)
 cd "$ROOT"
 
 ensure_apt "${RUNTIME_PACKAGES[@]}" python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc busybox-static cpio iproute2 curl \
-  docker-compose python3-yaml systemd chromium chromium-driver
+  docker-compose python3-yaml python3-prometheus-client systemd chromium chromium-driver
 ensure_dotnet
 
 RESULTS="$ROOT/artifacts/test-results"

@@ -30,6 +30,7 @@ internal sealed class OperationConfiguration : IEntityTypeConfiguration<Operatio
         builder.Property(o => o.Recovery).HasColumnName("recovery").HasColumnType("text");
         builder.Property(o => o.Request).HasColumnName("request").HasColumnType("text");
         builder.Property(o => o.Result).HasColumnName("result").HasColumnType("text");
+        builder.Property(o => o.TraceParent).HasColumnName("trace_parent").HasColumnType("text");
         builder.HasIndex(o => new { o.ProjectId, o.IdempotencyKey }).IsUnique()
             .HasFilter("idempotency_key IS NOT NULL").HasDatabaseName("ux_operations_project_id_idempotency_key");
         // The sweep that resumes abandoned operations looks for unfinished ones; finished

@@ -51,4 +51,10 @@ internal sealed class OperationEntity
 
     /// <summary>What the operation did, as proto3 JSON (a batch create's VMs); null for the kinds whose target and error say it all.</summary>
     public string? Result { get; set; }
+
+    /// <summary>
+    /// The W3C traceparent of the request that started the operation, so that the run (later,
+    /// perhaps on another replica) continues the request's trace; null when it was not traced.
+    /// </summary>
+    public string? TraceParent { get; set; }
 }

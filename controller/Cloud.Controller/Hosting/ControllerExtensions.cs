@@ -50,7 +50,7 @@ internal static class ControllerExtensions
         });
 
         services.AddSingleton(TimeProvider.System);
-        services.AddCloudTelemetry(builder.Configuration, "cloud-controller");
+        services.AddControllerTelemetry(builder.Configuration);
         services.AddCloudGrpc().AddCheck<LedgerHealthCheck>("ledger", tags: [GrpcHostingExtensions.Ready]);
         services.AddSingleton<IRpcErrorMapper, ApiErrorMapper>();
         services.AddCloudAuthentication();
@@ -77,12 +77,14 @@ internal static class ControllerExtensions
         services.AddSingleton<OperationQueries>();
         services.AddHostedService<OperationRunner>();
         services.AddHostedService<NodeMonitor>();
+        services.AddSingleton<HeartbeatMetrics>();
         services.AddSnapshotAudit();
         return builder;
     }
 
     public static WebApplication MapController(this WebApplication app)
     {
+        app.UseCloudMetricsListener();
         app.UseExceptionHandler();
         app.UseAuthentication();
         app.UseAuthorization();

@@ -69,6 +69,7 @@ internal sealed class NodeRegistryService(
             // says of the VMs is older than what the controller knows.
             return new HeartbeatResponse { Known = true };
         }
+        context.GetHttpContext().RequestServices.GetRequiredService<HeartbeatMetrics>().Record(nodeId, receipt.PreviousHeartbeatAt);
         if (receipt.PreviousHeartbeatAt is { } previous)
         {
             await ReconcileVmStatesAsync(nodeId, request.Vms, previous, context.CancellationToken);

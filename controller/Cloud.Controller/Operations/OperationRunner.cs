@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Cloud.Controller.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -119,7 +120,57 @@ internal sealed partial class OperationRunner(
             return;
         }
         Log.Running(logger, operation.Kind, id, operation.TargetId);
-        await handler.RunAsync(operation, cancellationToken);
+        // A child of the request that started the operation: one trace from the API call down.
+        using var span = OperationTelemetry.Source.StartActivity("operation " + operation.Kind, ActivityKind.Internal, OperationTelemetry.ParentOf(operation.TraceParent));
+        span?.SetTag("cloud.operation.id", id).SetTag("cloud.operation.kind", operation.Kind).SetTag("cloud.operation.target", operation.TargetId);
+        var kind = new KeyValuePair<string, object?>("cloud.operation.kind", operation.Kind);
+        OperationTelemetry.Running.Add(1, kind);
+        var started = time.GetTimestamp();
+        var outcome = "error";
+        string? errorCode = null;
+        try
+        {
+            await handler.RunAsync(operation, cancellationToken);
+            if (OperationTelemetry.RunDuration.Enabled || span is not null)
+            {
+                // One primary-key read, only when someone listens: what the handler's own
+                // transaction recorded (handlers finish operations in several ways).
+                var finished = await db.Operations.AsNoTracking().Where(o => o.Id == id)
+                    .Select(o => new { o.State, o.ErrorCode }).SingleAsync(cancellationToken);
+                (outcome, errorCode) = finished.State switch
+                {
+                    OperationStates.Succeeded => ("succeeded", null),
+                    OperationStates.Failed => ("failed", finished.ErrorCode),
+                    _ => ("unfinished", null),
+                };
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The replica is stopping: the lease runs out and a replica resumes the operation.
+            outcome = "interrupted";
+            throw;
+        }
+        catch (Exception e)
+        {
+            span?.SetStatus(ActivityStatusCode.Error, e.Message).SetTag("error.type", e.GetType().FullName);
+            throw;
+        }
+        finally
+        {
+            OperationTelemetry.Running.Add(-1, kind);
+            var tags = new TagList { kind, { "cloud.operation.outcome", outcome } };
+            if (errorCode is not null)
+            {
+                tags.Add("error.type", errorCode);
+            }
+            OperationTelemetry.RunDuration.Record(time.GetElapsedTime(started).TotalSeconds, tags);
+            span?.SetTag("cloud.operation.outcome", outcome);
+            if (errorCode is not null)
+            {
+                span?.SetStatus(ActivityStatusCode.Error, errorCode).SetTag("error.type", errorCode);
+            }
+        }
     }
 
     /// <summary>Takes the operation unless another replica holds a live lease on it, or it is finished.</summary>

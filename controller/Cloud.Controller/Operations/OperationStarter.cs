@@ -60,6 +60,7 @@ internal sealed class OperationStarter(IDbContextFactory<LedgerDbContext> contex
             Request = handlerInput is null ? null : Formatter.Format(handlerInput),
             CreatedAt = now,
             UpdatedAt = now,
+            TraceParent = OperationTelemetry.CurrentTraceParent(),
         };
         db.Operations.Add(operation);
         try

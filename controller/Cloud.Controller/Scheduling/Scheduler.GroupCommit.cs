@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Cloud.Controller.Data;
 using Npgsql;
@@ -43,6 +44,9 @@ internal sealed partial class Scheduler
         public Func<NpgsqlTransaction, NodeCapacity, CancellationToken, Task>? InTransaction { get; } = inTransaction;
 
         public TaskCompletionSource<PlacementResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>The caller's span: the group's span is the child of the first request's and links the others'.</summary>
+        public ActivityContext Caller { get; } = System.Diagnostics.Activity.Current?.Context ?? default;
 
         /// <summary>Claim attempts so far, as the decision records them.</summary>
         public int Attempts { get; set; } = 1;
@@ -174,7 +178,21 @@ internal sealed partial class Scheduler
     /// </summary>
     private async Task PlaceGroupAsync(List<PendingPlacement> group, CancellationToken cancellationToken)
     {
-        using var span = Activity.StartActivity("schedule.group");
+        // A group serves requests of several traces: it continues the first one's (so that a
+        // lone request, the usual case on an idle replica, has its claim's SQL in its own trace)
+        // and links the others.
+        List<ActivityLink>? links = null;
+        if (Activity.HasListeners())
+        {
+            for (var k = 1; k < group.Count; k++)
+            {
+                if (group[k].Caller != default)
+                {
+                    (links ??= []).Add(new ActivityLink(group[k].Caller));
+                }
+            }
+        }
+        using var span = Activity.StartActivity("schedule.group", ActivityKind.Internal, group[0].Caller, links: links);
         span?.SetTag("cloud.group.size", group.Count);
         var failed = new List<(PendingPlacement Pending, PlacementDecisionEntity Decision, PlacementFailure Failure)>();
         var live = group;

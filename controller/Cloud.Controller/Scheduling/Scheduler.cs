@@ -96,6 +96,28 @@ internal sealed partial class Scheduler(
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
+        var started = Stopwatch.GetTimestamp();
+        var outcome = "error";
+        try
+        {
+            var result = await PlaceOneAsync(consumerId, projectId, request, alongside, inTransaction, cancellationToken);
+            outcome = result.Placed ? "placed" : "unplaced";
+            return result;
+        }
+        finally
+        {
+            SchedulerTelemetry.Record("single", outcome, 1, started);
+        }
+    }
+
+    private async Task<PlacementResult> PlaceOneAsync(
+        Guid consumerId,
+        string projectId,
+        PlacementRequest request,
+        Func<NodeCapacity, NpgsqlBatchCommand>? alongside,
+        Func<NpgsqlTransaction, NodeCapacity, CancellationToken, Task>? inTransaction,
+        CancellationToken cancellationToken)
+    {
         using var span = Activity.StartActivity("schedule");
         span?.SetTag("cloud.consumer_id", consumerId);
         var item = new BatchItem(consumerId, projectId, request);
@@ -199,6 +221,33 @@ internal sealed partial class Scheduler(
         {
             throw new ArgumentException("A batch names each VM once.", nameof(items));
         }
+        var started = Stopwatch.GetTimestamp();
+        BatchResult? placed = null;
+        try
+        {
+            return placed = await PlaceBatchCoreAsync(items, minimum, alongside, inTransaction, cancellationToken);
+        }
+        finally
+        {
+            if (placed is null)
+            {
+                SchedulerTelemetry.Record("batch", "error", items.Count, started);
+            }
+            else
+            {
+                SchedulerTelemetry.Record("batch", placed.Placed.Count > 0 ? "placed" : "unplaced", placed.Placed.Count, started);
+                SchedulerTelemetry.Placements.Add(placed.Unplaced.Count, new TagList { { "cloud.placement.mode", "batch" }, { "cloud.placement.outcome", "unplaced" } });
+            }
+        }
+    }
+
+    private async Task<BatchResult> PlaceBatchCoreAsync(
+        IReadOnlyList<BatchItem> items,
+        int minimum,
+        Func<IReadOnlyList<BatchAssignment>, NpgsqlBatchCommand>? alongside,
+        Func<NpgsqlTransaction, IReadOnlyList<BatchAssignment>, CancellationToken, Task>? inTransaction,
+        CancellationToken cancellationToken)
+    {
         using var span = Activity.StartActivity("schedule.batch");
         span?.SetTag("cloud.batch.size", items.Count).SetTag("cloud.batch.minimum", minimum);
 

@@ -39,6 +39,9 @@ internal static class SchedulingExtensions
         services.AddHostedService(provider => provider.GetRequiredService<DecisionJanitor>());
         services.TryAddSingleton<ClaimLoop>();
         services.AddHostedService(provider => provider.GetRequiredService<ClaimLoop>());
+        services.AddMetrics();
+        services.TryAddSingleton<CapacityMetrics>();
+        services.AddHostedService(provider => provider.GetRequiredService<CapacityMetrics>());
         services.TryAddSingleton<NodeChangeListener>();
         services.AddHostedService(provider => provider.GetRequiredService<NodeChangeListener>());
         return services;

@@ -53,7 +53,7 @@ public class CloudFixture : IAsyncLifetime
         RestUrl = new Uri($"http://127.0.0.1:{restPort}");
         GrpcUrl = new Uri($"http://127.0.0.1:{grpcPort}");
 
-        var controller = NewBuilder(new()
+        var controllerSettings = new Dictionary<string, string?>
         {
             ["Controller:RestListen"] = $"127.0.0.1:{restPort}",
             ["Controller:GrpcListen"] = $"127.0.0.1:{grpcPort}",
@@ -69,7 +69,12 @@ public class CloudFixture : IAsyncLifetime
             ["Images:MaxUploadBytes"] = MaxUploadBytes.ToString(System.Globalization.CultureInfo.InvariantCulture),
             // Tests run the snapshot audit themselves (SnapshotAudit.AuditOnceAsync), when they mean to.
             ["Snapshots:AuditInterval"] = "01:00:00",
-        });
+        };
+        foreach (var (key, value) in ControllerSettings())
+        {
+            controllerSettings[key] = value;
+        }
+        var controller = NewBuilder(controllerSettings);
         controller.AddController(ConnectionString);
         var controllerApp = controller.Build();
         controllerApp.MapController();
@@ -112,6 +117,9 @@ public class CloudFixture : IAsyncLifetime
         ["Agent:Fake:MemoryMb"] = "8192",
         ["Agent:Fake:DiskGb"] = "100",
     };
+
+    /// <summary>Settings the controller gets besides (or instead of) the fixture's own.</summary>
+    protected virtual Dictionary<string, string?> ControllerSettings() => [];
 
     /// <summary>A last say over agent <paramref name="n"/>'s services, after the agent registered its own.</summary>
     protected virtual void ConfigureAgent(WebApplicationBuilder agent, int n)
