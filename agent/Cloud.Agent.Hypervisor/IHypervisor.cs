@@ -62,6 +62,13 @@ public interface IHypervisor
 
     /// <summary>State changes of every VM on the node, as they happen.</summary>
     IAsyncEnumerable<VmEvent> WatchEventsAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The last <paramref name="maxBytes"/> bytes of what the guest printed on its serial console
+    /// (at most <see cref="Cloud.Contracts.ConsoleOutputLimits.MaxBytes"/>); empty for a VM that
+    /// never ran. NotFound for a VM the node does not hold. Reads only: safe at any time.
+    /// </summary>
+    Task<ConsoleOutput> GetConsoleOutputAsync(string vmId, int maxBytes, CancellationToken cancellationToken);
 }
 
 /// <summary>What went wrong in a backend, in terms the gRPC layer maps to a status code.</summary>

@@ -285,6 +285,14 @@ public sealed class FakeHypervisor : IHypervisor
 
     public IAsyncEnumerable<VmEvent> WatchEventsAsync(CancellationToken cancellationToken) => _events.WatchAsync(cancellationToken);
 
+    /// <summary>No guest prints anything here: two synthetic lines that say which VM and node answered.</summary>
+    public Task<ConsoleOutput> GetConsoleOutputAsync(string vmId, int maxBytes, CancellationToken cancellationToken)
+    {
+        var vm = Get(vmId);
+        var text = FormattableString.Invariant($"fake console of VM {vmId} ({vm.Spec.Name}) on node {_nodeName}\nstate {vm.State} since {vm.StateSince:O}\n");
+        return Task.FromResult(ConsoleLogs.Tail(System.Text.Encoding.UTF8.GetBytes(text), maxBytes));
+    }
+
     private FakeVm Get(string vmId)
         => _vms.TryGetValue(vmId, out var vm) ? vm : throw new HypervisorException(HypervisorError.NotFound, $"VM {vmId} is not on this node.");
 

@@ -139,6 +139,13 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
         }
     }
 
+    public override Task<ConsoleOutput> GetConsoleOutput(GetConsoleOutputRequest request, ServerCallContext context)
+    {
+        var maxBytes = Cloud.Contracts.ConsoleOutputLimits.Resolve(request.MaxBytes)
+            ?? throw Invalid($"max_bytes must be between 1 and {Cloud.Contracts.ConsoleOutputLimits.MaxBytes}, or 0 for {Cloud.Contracts.ConsoleOutputLimits.DefaultBytes}.");
+        return hypervisor.GetConsoleOutputAsync(VmId(request.VmId), maxBytes, context.CancellationToken);
+    }
+
     private static async Task SendAsync(Stream stream, IServerStreamWriter<FileChunk> responseStream, CancellationToken cancellationToken)
     {
         var buffer = new byte[ChunkBytes];

@@ -21,7 +21,8 @@ internal sealed class ComputeService(
     NodeQueries nodes,
     OperationQueries operations,
     TenantService tenants,
-    ImageService images) : Compute.ComputeBase
+    ImageService images,
+    ConsoleOutputService consoleOutput) : Compute.ComputeBase
 {
     public override Task<Operation> CreateVm(CreateVmRequest request, ServerCallContext context)
         => vms.CreateAsync(CallerOf(context), request, context.CancellationToken);
@@ -142,6 +143,10 @@ internal sealed class ComputeService(
 
     public override Task<ApiToken> RevokeToken(RevokeTokenRequest request, ServerCallContext context)
         => tenants.RevokeTokenAsync(CallerOf(context), request.Id, context.CancellationToken);
+
+    /// <summary>The caller's deadline goes on to the agent that holds the log.</summary>
+    public override Task<ConsoleOutput> GetConsoleOutput(GetConsoleOutputRequest request, ServerCallContext context)
+        => consoleOutput.GetAsync(CallerOf(context), request, context.Deadline, context.CancellationToken);
 
     private static Caller CallerOf(ServerCallContext context) => ApiCallers.Of(context);
 }

@@ -63,6 +63,9 @@ internal static class RestApi
             request.IdempotencyKey = IdempotencyKey(http, request.IdempotencyKey);
             return Accepted(await snapshots.CreateAsync(CallerOf(http), request, ct));
         });
+        v1.MapGet("/vms/{id}/console-output", async (HttpContext http, ConsoleOutputService consoleOutput, string id, string? length, CancellationToken ct) =>
+            // REST carries no deadline: the agent call gets the per-attempt timeout, and ends if the client goes away.
+            ProtoJson.Result(await consoleOutput.GetAsync(CallerOf(http), new GetConsoleOutputRequest { Id = id, Length = ConsoleOutputLength(length) }, DateTime.MaxValue, ct)));
         v1.MapGet("/vms/{id}/snapshots", async (HttpContext http, SnapshotService snapshots, string id, CancellationToken ct) =>
             ProtoJson.Result(await snapshots.ListAsync(CallerOf(http), new ListSnapshotsRequest { VmId = id }, ct)));
     }
@@ -153,6 +156,12 @@ internal static class RestApi
         v1.MapDelete("/tokens/{id}", async (HttpContext http, TenantService tenants, string id, CancellationToken ct) =>
             ProtoJson.Result(await tenants.RevokeTokenAsync(CallerOf(http), id, ct)));
     }
+
+    /// <summary>?length=N; absent is 0 (the default). Not a number, or out of int range, is refused as any out-of-bounds length is.</summary>
+    private static int ConsoleOutputLength(string? length)
+        => length is null ? 0
+            : int.TryParse(length, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n
+            : -1;
 
     internal static Caller CallerOf(HttpContext http) => ApiCallers.Of(http);
 

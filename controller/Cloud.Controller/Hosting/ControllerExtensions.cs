@@ -72,6 +72,7 @@ internal static class ControllerExtensions
         services.AddTenantSelfService();
         services.AddImages();
         services.AddSingleton<VmService>();
+        services.AddSingleton<ConsoleOutputService>();
         services.AddSingleton<CatalogService>();
         services.AddSingleton<NodeQueries>();
         services.AddSingleton<OperationQueries>();

@@ -90,4 +90,72 @@ internal sealed class AgentConnection(string address, NodeAgent.NodeAgentClient 
             throw new RpcException(new Status(StatusCode.DeadlineExceeded, "The agent did not answer in time."));
         }
     }
+
+    /// <summary>
+    /// Runs an agent call on behalf of an API caller who waits for the answer (a synchronous
+    /// path, such as a console read), so the caller's deadline and cancellation reach the agent:
+    /// each attempt's deadline is <paramref name="callerDeadline"/> or the per-attempt timeout,
+    /// whichever comes first, and no retry starts once the caller's deadline has passed. Pass
+    /// <see cref="ServerCallContext.Deadline"/> and <see cref="ServerCallContext.CancellationToken"/>
+    /// from gRPC; REST has no deadline header, so it passes <see cref="DateTime.MaxValue"/> and the
+    /// request's abort token, and gets the per-attempt timeout alone.
+    /// </summary>
+    /// <remarks>
+    /// Explicit rather than grpc-dotnet's call-context propagation (Grpc.Net.ClientFactory's
+    /// EnableCallContextPropagation): agents are reached by the address each node registered, one
+    /// channel per address made at run time, not by named clients configured at startup; the
+    /// propagation is ambient (it would apply to any agent call a request's code makes, including
+    /// work the request only starts), and it knows nothing of this pipeline's retries, which must
+    /// stop at the caller's deadline. A call that ends because the caller's deadline passed or the
+    /// caller went away says nothing about the node, so it counts for neither retry nor breaker.
+    /// </remarks>
+    public async Task<T> CallAsync<T>(Func<NodeAgent.NodeAgentClient, CallOptions, AsyncUnaryCall<T>> call, DateTime callerDeadline, CancellationToken cancellationToken)
+    {
+        callerDeadline = callerDeadline.Kind == DateTimeKind.Local ? callerDeadline.ToUniversalTime() : callerDeadline;
+        if (callerDeadline == DateTime.MaxValue)
+        {
+            return await CallAsync(call, cancellationToken);
+        }
+        var remaining = callerDeadline - DateTime.UtcNow;
+        if (remaining <= TimeSpan.Zero)
+        {
+            throw CallerDeadlinePassed();
+        }
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(remaining);
+        try
+        {
+            return await pipeline.ExecuteAsync(async ct =>
+            {
+                var attemptDeadline = DateTime.UtcNow + AgentConnections.AttemptTimeout;
+                try
+                {
+                    return await call(client, new CallOptions(deadline: attemptDeadline < callerDeadline ? attemptDeadline : callerDeadline, cancellationToken: ct));
+                }
+                catch (RpcException e) when (e.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Cancelled && (ct.IsCancellationRequested || DateTime.UtcNow >= callerDeadline))
+                {
+                    // The caller's deadline or cancellation ended it, not the node.
+                    throw new OperationCanceledException(e.Status.Detail, e, ct);
+                }
+            }, bounded.Token);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, "The caller cancelled the call."));
+        }
+        catch (OperationCanceledException)
+        {
+            throw CallerDeadlinePassed();
+        }
+        catch (BrokenCircuitException e)
+        {
+            throw new RpcException(new Status(StatusCode.Unavailable, $"The node is failing; calls are paused: {e.Message}"));
+        }
+        catch (TimeoutRejectedException)
+        {
+            throw new RpcException(new Status(StatusCode.DeadlineExceeded, "The agent did not answer in time."));
+        }
+    }
+
+    private static RpcException CallerDeadlinePassed() => new(new Status(StatusCode.DeadlineExceeded, "The caller's deadline passed before the agent answered."));
 }
