@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ROOT=$(repo_root)
 cd "$ROOT"
 
-ensure_apt "${RUNTIME_PACKAGES[@]}" python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc busybox-static cpio iproute2 curl \
+ensure_apt "${RUNTIME_PACKAGES[@]}" python3-grpcio python3-protobuf protobuf-compiler protobuf-compiler-grpc grpc-proto busybox-static cpio iproute2 curl \
   docker-compose python3-yaml python3-prometheus-client systemd chromium chromium-driver
 ensure_dotnet
 
