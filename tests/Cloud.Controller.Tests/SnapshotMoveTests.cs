@@ -16,7 +16,7 @@ namespace Cloud.Controller.Tests;
 [Collection(ResizeCloudCollection.Name)]
 public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
 {
-    private const string LinuxImage = "linux-counter";
+    private const string LinuxImage = LinuxImages.Counter;
     private static readonly TimeSpan Boot = TimeSpan.FromSeconds(120);
 
     private readonly AgentClients _agents = new(cloud);
@@ -172,28 +172,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         return new Snapshotted(vmId, node, snapshotId, before, SerialConsole.Ticks(log)[^1].Tick);
     }
 
-    /// <summary>
-    /// The Linux guest as an image of the tenant's: its kernel and initramfs put in both nodes'
-    /// stores by hand (as an operator seeds one; the controller holds no copy to send), and the
-    /// catalog's entry for it.
-    /// </summary>
-    private async Task LinuxImageAsync(TestTenant tenant)
-    {
-        var (kernel, initrd) = await LinuxGuest.EnsureAsync();
-        for (var n = 1; n <= 2; n++)
-        {
-            var store = cloud.AgentServices(n).GetRequiredService<Cloud.Agent.Qemu.QemuHypervisor>().Images;
-            if (store.Find(LinuxImage) is null)
-            {
-                await store.ImportKernelAsync(LinuxImage, kernel, initrd, LinuxGuest.Append, CancellationToken.None);
-            }
-        }
-        await cloud.QueryAsync("""
-            INSERT INTO images (id, name, format, sha256, size_bytes, created_at, project_id, visibility, state, stored)
-            VALUES (@id, @id, 'raw', '', 1, now(), @t, 'public', 'ACTIVE', false)
-            ON CONFLICT (id) DO NOTHING
-            """, ("id", LinuxImage), ("t", tenant.Id));
-    }
+    private Task LinuxImageAsync(TestTenant tenant) => cloud.SeedAsync(tenant.Id);
 
     private static async Task<string> SnapshotAsync(TestTenant tenant, string vmId, string name)
     {
