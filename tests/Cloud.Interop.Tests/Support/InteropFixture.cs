@@ -139,7 +139,8 @@ public sealed class InteropFixture : IAsyncLifetime
 
     /// <summary>
     /// The Python agent as a node of the controller, registered the way an agent registers
-    /// (RegistrationLoop: its NodeInfo, then NodeRegistry.Register with its address), and
+    /// (RegistrationLoop: its NodeInfo, then NodeRegistry.Register with its address and the
+    /// agents' registration token), and
     /// cordoned, so that no VM a test creates through the API lands there. Its node id.
     /// </summary>
     public async Task<string> PythonNodeAsync()
@@ -152,7 +153,8 @@ public sealed class InteropFixture : IAsyncLifetime
                 var info = await PythonAgent.GetNodeInfoAsync(new GetNodeInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
                 using var channel = GrpcChannel.ForAddress(Cloud.GrpcUrl);
                 var registered = await new NodeRegistry.NodeRegistryClient(channel).RegisterAsync(
-                    new RegisterRequest { Node = info, AgentAddress = PythonAgentUrl.ToString().TrimEnd('/') }, deadline: DateTime.UtcNow.AddSeconds(10));
+                    new RegisterRequest { Node = info, AgentAddress = PythonAgentUrl.ToString().TrimEnd('/') },
+                    new Grpc.Core.Metadata { { "authorization", "Bearer " + CloudFixture.AgentToken } }, DateTime.UtcNow.AddSeconds(10));
                 var (status, body) = await Cloud.Http.PostAsync($"/v1/nodes/{info.NodeName}/cordon", "{}");
                 Assert.True(status == System.Net.HttpStatusCode.OK, body.ToString());
                 _pythonNodeId = registered.NodeId;
