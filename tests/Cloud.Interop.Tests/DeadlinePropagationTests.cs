@@ -64,6 +64,23 @@ public sealed class DeadlinePropagationTests(InteropFixture interop)
     }
 
     [Fact]
+    public async Task A_client_that_cancels_its_call_cancels_the_agents_call_too()
+    {
+        using var tenant = await interop.Cloud.CreateTenantAsync("canceldl");
+        var vmId = await interop.VmOnPythonNodeAsync(tenant.Id, "py-cancel");
+        await interop.SetBehaviourAsync(vmId.ToString("N"), "slow");
+
+        var result = await interop.ProbeAsync("console-cancel", Controller, tenant.MemberToken, vmId.ToString(), "1");
+
+        Assert.True(result.GetProperty("cancelled").GetBoolean(), result.ToString());
+        Assert.Equal("CANCELLED", result.Str("code"));
+        var ended = await interop.AgentObservedAsync(e => InteropFixture.Field(e, "event") == "GetConsoleOutputEnded" && InteropFixture.Field(e, "vm_id") == vmId.ToString("N"));
+        Assert.False(ended.GetProperty("active").GetBoolean());
+        // Ended by the cancellation, long before the client's 30 s deadline could end it.
+        Assert.InRange(ended.GetProperty("waited").GetDouble(), 0.2, 10.0);
+    }
+
+    [Fact]
     public async Task Another_tenant_cannot_read_the_console_and_learns_nothing_of_the_vm()
     {
         using var owner = await interop.Cloud.CreateTenantAsync("owner");

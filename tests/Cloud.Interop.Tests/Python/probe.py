@@ -9,6 +9,9 @@ Usage:
   probe.py node-info ADDRESS                cloud.agent.v1.NodeAgent/GetNodeInfo
   probe.py console ADDRESS TOKEN VM TIMEOUT cloud.compute.v1.Compute/GetConsoleOutput with a
                                             timeout of TIMEOUT seconds
+  probe.py console-cancel ADDRESS TOKEN VM AFTER
+                                            the same with a 30 s timeout, cancelled by the
+                                            client after AFTER seconds
 """
 import json
 import sys
@@ -109,6 +112,22 @@ def console(channel, token, vm, timeout):
         return dict(error(e), elapsed=time.monotonic() - started)
 
 
+def console_cancel(channel, token, vm, after):
+    started = time.monotonic()
+    future = compute_pb2_grpc.ComputeStub(channel).GetConsoleOutput.future(
+        compute_pb2.GetConsoleOutputRequest(id=vm), metadata=bearer(token), timeout=30)
+    time.sleep(float(after))
+    cancelled = future.cancel()
+    try:
+        future.result()
+        code = "OK"
+    except grpc.FutureCancelledError:
+        code = "CANCELLED"
+    except grpc.RpcError as e:
+        code = e.code().name
+    return dict(code=code, cancelled=cancelled, elapsed=time.monotonic() - started)
+
+
 def main():
     command, address, args = sys.argv[1], sys.argv[2], sys.argv[3:]
     with grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
@@ -123,6 +142,8 @@ def main():
             result = node_info(channel)
         elif command == "console":
             result = console(channel, *args)
+        elif command == "console-cancel":
+            result = console_cancel(channel, *args)
         else:
             raise SystemExit("unknown command " + command)
     print(json.dumps(result), flush=True)
