@@ -7,7 +7,6 @@ using Cloud.Agent.Rpc;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Cloud.ServiceDefaults;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;

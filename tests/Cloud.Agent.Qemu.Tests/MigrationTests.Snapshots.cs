@@ -3,7 +3,6 @@ using Cloud.Agent.Hypervisor;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Phase = Cloud.Contracts.Agent.V1.MigrationProgress.Types.Phase;
 
 namespace Cloud.Agent.Qemu.Tests;

@@ -4,7 +4,6 @@ using System.Text.Json;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Phase = Cloud.Contracts.Agent.V1.MigrationProgress.Types.Phase;
 
 namespace Cloud.Agent.Qemu.Tests;

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using Cloud.Contracts.Agent.V1;
-using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;

@@ -1,7 +1,6 @@
 using Cloud.Agent.Hypervisor.Fake;
 using Cloud.Contracts.Agent.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Google.Protobuf;
 using Microsoft.Extensions.Options;
 

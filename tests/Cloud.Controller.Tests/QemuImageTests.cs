@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Net;
 using Cloud.Controller.Tests.Support;
 using Grpc.Core;
-using Grpc.Net.Client;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Tests;

@@ -2,7 +2,6 @@ using System.Net;
 using System.Text.Json;
 using Cloud.Controller.Tests.Support;
 using Grpc.Core;
-using Grpc.Net.Client;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Tests;

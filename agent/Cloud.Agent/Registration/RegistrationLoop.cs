@@ -1,7 +1,6 @@
 using Cloud.Agent.Hypervisor;
 using Cloud.Contracts.Node.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 using Polly;
 using Polly.Retry;

@@ -6,7 +6,6 @@ using Cloud.Agent.Qemu;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 
 namespace Cloud.Agent.Rpc;

@@ -1,7 +1,6 @@
 using Cloud.Agent.Hypervisor;
 using Cloud.Contracts.Agent.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace Cloud.Agent.Rpc;
 

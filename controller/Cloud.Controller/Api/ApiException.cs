@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace Cloud.Controller.Api;
 

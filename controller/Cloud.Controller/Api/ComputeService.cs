@@ -7,7 +7,6 @@ using Cloud.Controller.Tenants;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace Cloud.Controller.Api;
 

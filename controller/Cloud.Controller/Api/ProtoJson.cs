@@ -1,5 +1,4 @@
 using Grpc.Core;
-using Grpc.Net.Client;
 using Google.Protobuf;
 
 namespace Cloud.Controller.Api;

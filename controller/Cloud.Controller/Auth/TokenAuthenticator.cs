@@ -3,7 +3,6 @@ using System.Text;
 using Cloud.Controller.Api;
 using Cloud.Controller.Data;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 

@@ -4,8 +4,6 @@ using Cloud.Controller.Data;
 using Cloud.Controller.Scheduling;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
-using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 

@@ -13,8 +13,6 @@ using Cloud.Controller.Snapshots;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Contracts.Node.V1;
-using Grpc.Core;
-using Grpc.Net.Client;
 using Cloud.ServiceDefaults;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;

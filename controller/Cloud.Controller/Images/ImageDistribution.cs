@@ -1,7 +1,6 @@
 using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using AgentV1 = Cloud.Contracts.Agent.V1;

@@ -7,7 +7,6 @@ using Cloud.Controller.Quotas;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;

@@ -2,7 +2,6 @@ using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
 using Cloud.Contracts.Node.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Google.Protobuf;
 using Microsoft.EntityFrameworkCore;
 

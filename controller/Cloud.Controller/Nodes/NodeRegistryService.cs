@@ -5,7 +5,6 @@ using Cloud.Controller.Vms;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 using Npgsql;
 

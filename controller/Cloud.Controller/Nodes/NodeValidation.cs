@@ -3,7 +3,6 @@ using Cloud.Contracts.Node.V1;
 using Cloud.Controller.Data;
 using Cloud.Controller.Scheduling;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace Cloud.Controller.Nodes;
 

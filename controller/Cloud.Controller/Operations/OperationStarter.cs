@@ -5,7 +5,6 @@ using Cloud.Controller.Data;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Google.Protobuf;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;

@@ -2,7 +2,6 @@ using Cloud.Controller.Api;
 using Cloud.Controller.Capacity;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace Cloud.Controller.Placement;
 

@@ -3,7 +3,6 @@ using Cloud.Controller.Auth;
 using Cloud.Controller.Capacity;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace Cloud.Controller.Placement;
 

@@ -6,7 +6,6 @@ using Cloud.Controller.Data;
 using Cloud.Controller.Scheduling;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;

@@ -2,7 +2,6 @@ using Cloud.Controller.Api;
 using Cloud.Controller.Data;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 

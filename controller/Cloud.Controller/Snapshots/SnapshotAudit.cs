@@ -2,7 +2,6 @@ using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Vms;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using AgentV1 = Cloud.Contracts.Agent.V1;

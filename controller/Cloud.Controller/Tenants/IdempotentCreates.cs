@@ -5,7 +5,6 @@ using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
 using Cloud.Controller.Vms;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Google.Protobuf;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;

@@ -3,7 +3,6 @@ using Cloud.Controller.Nodes;
 using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Npgsql;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 

@@ -5,7 +5,6 @@ using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Cloud.Controller.Nodes;
 

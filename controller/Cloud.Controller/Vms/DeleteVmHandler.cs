@@ -5,7 +5,6 @@ using Cloud.Controller.Operations;
 using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using AgentV1 = Cloud.Contracts.Agent.V1;

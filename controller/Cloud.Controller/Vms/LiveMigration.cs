@@ -2,7 +2,6 @@ using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Scheduling;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Npgsql;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 using Phase = Cloud.Contracts.Agent.V1.MigrationProgress.Types.Phase;

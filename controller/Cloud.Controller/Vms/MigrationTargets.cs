@@ -2,7 +2,6 @@ using Cloud.Controller.Data;
 using Cloud.Controller.Quotas;
 using Cloud.Controller.Scheduling;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;
 

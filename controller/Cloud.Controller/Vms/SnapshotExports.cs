@@ -2,7 +2,6 @@ using Cloud.Controller.Data;
 using Cloud.Controller.Images;
 using Cloud.Controller.Nodes;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Npgsql;

@@ -1,6 +1,5 @@
 using Cloud.Controller.Nodes;
 using Grpc.Core;
-using Grpc.Net.Client;
 using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Vms;

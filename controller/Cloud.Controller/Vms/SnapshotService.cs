@@ -5,7 +5,6 @@ using Cloud.Controller.Operations;
 using Cloud.Controller.Quotas;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.EntityFrameworkCore;
 
 namespace Cloud.Controller.Vms;

@@ -3,7 +3,6 @@ using Cloud.Controller.Data;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Google.Protobuf;
 using Microsoft.EntityFrameworkCore;
 using Npgsql;

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace Cloud.Controller.Tests.Support;
 
