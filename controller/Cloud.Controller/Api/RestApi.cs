@@ -164,9 +164,26 @@ internal static class RestApi
 
     internal static Caller CallerOf(HttpContext http) => ApiCallers.Of(http);
 
-    /// <summary>/v1: only API callers get in, and an <see cref="ApiException"/> becomes problem details.</summary>
+    /// <summary>
+    /// /v1: only API callers get in, every POST, PUT, PATCH and DELETE also requires the
+    /// <see cref="CloudPolicies.Write"/> policy (readers are refused before the handler runs), and an
+    /// <see cref="ApiException"/> becomes problem details.
+    /// </summary>
     internal static RouteGroupBuilder MapApiGroup(this IEndpointRouteBuilder app)
-        => app.MapGroup("/v1").RequireAuthorization(CloudPolicies.Api).AddEndpointFilter<ApiErrorFilter>();
+    {
+        var group = app.MapGroup("/v1").RequireAuthorization(CloudPolicies.Api).AddEndpointFilter<ApiErrorFilter>();
+        ((IEndpointConventionBuilder)group).Finally(endpoint =>
+        {
+            if (endpoint.Metadata.OfType<IHttpMethodMetadata>().Any(m => m.HttpMethods.Any(IsMutating)))
+            {
+                endpoint.Metadata.Add(new Microsoft.AspNetCore.Authorization.AuthorizeAttribute(CloudPolicies.Write));
+            }
+        });
+        return group;
+    }
+
+    private static bool IsMutating(string method)
+        => HttpMethods.IsPost(method) || HttpMethods.IsPut(method) || HttpMethods.IsPatch(method) || HttpMethods.IsDelete(method);
 
     private static IResult Accepted(Operation operation)
         => ProtoJson.Result(operation, StatusCodes.Status202Accepted, $"/v1/operations/{operation.Id}");

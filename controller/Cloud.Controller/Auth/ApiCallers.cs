@@ -23,6 +23,9 @@ internal static class ApiCallers
     /// <summary>True for an API caller (operator, member, reader); the agents' token is not one.</summary>
     public static bool IsApiCaller(ClaimsPrincipal user) => user.FindFirst(ProjectClaim) is not null;
 
+    /// <summary>True for an API caller whose role may change things (operator, member), never a reader.</summary>
+    public static bool CanWrite(ClaimsPrincipal user) => IsApiCaller(user) && From(user).CanWrite;
+
     public static Caller Of(HttpContext http) => From(http.User);
 
     public static Caller Of(ServerCallContext context) => From(context.GetHttpContext().User);
@@ -40,6 +43,12 @@ internal static class CloudPolicies
     /// <summary>Tenants' and operators' API: any valid API token.</summary>
     public const string Api = "api";
 
+    /// <summary>
+    /// Mutations: an API token that may write, so never a reader's. Checked by the framework
+    /// before the endpoint runs, so a reader's refusal comes before any lookup and reveals nothing.
+    /// </summary>
+    public const string Write = "write";
+
     /// <summary>What agents call (node registry, image pulls): the agents' token, or anyone when none is configured (loopback dev).</summary>
     public const string Node = "node";
 
@@ -50,6 +59,7 @@ internal static class CloudPolicies
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
             .AddPolicy(Api, policy => policy.RequireAuthenticatedUser().RequireAssertion(c => ApiCallers.IsApiCaller(c.User)))
+            .AddPolicy(Write, policy => policy.RequireAuthenticatedUser().RequireAssertion(c => ApiCallers.CanWrite(c.User)))
             .AddPolicy(Node, policy => policy.AddRequirements(new NodeRequirement()));
         services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationHandler, NodeRequirementHandler>();
         return services;

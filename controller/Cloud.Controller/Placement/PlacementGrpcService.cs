@@ -6,7 +6,10 @@ using Grpc.Core;
 
 namespace Cloud.Controller.Placement;
 
-/// <summary>cloud.compute.v1.Placement: the same API as REST under /v1/placement, with the same error codes.</summary>
+/// <summary>
+/// cloud.compute.v1.Placement: the same API as REST under /v1/placement, with the same error codes.
+/// Every mutation also requires the write policy, so a reader is refused before the method runs.
+/// </summary>
 [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Api)]
 internal sealed class PlacementGrpcService(PlacementService placement, CapacityService capacity) : Cloud.Contracts.Compute.V1.Placement.PlacementBase
 {
@@ -22,6 +25,7 @@ internal sealed class PlacementGrpcService(PlacementService placement, CapacityS
     public override Task<ListPlacementDecisionsResponse> ListPlacementDecisions(ListPlacementDecisionsRequest request, ServerCallContext context)
         => placement.ListDecisionsAsync(CallerOf(context), request, context.CancellationToken);
 
+    [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<ServerGroup> CreateServerGroup(CreateServerGroupRequest request, ServerCallContext context)
         => placement.CreateServerGroupAsync(CallerOf(context), request, context.CancellationToken);
 
@@ -31,24 +35,29 @@ internal sealed class PlacementGrpcService(PlacementService placement, CapacityS
     public override Task<ListServerGroupsResponse> ListServerGroups(ListServerGroupsRequest request, ServerCallContext context)
         => placement.ListServerGroupsAsync(CallerOf(context), context.CancellationToken);
 
+    [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override async Task<DeleteServerGroupResponse> DeleteServerGroup(DeleteServerGroupRequest request, ServerCallContext context)
     {
         await placement.DeleteServerGroupAsync(CallerOf(context), request.Id, context.CancellationToken);
         return new DeleteServerGroupResponse();
     }
 
+    [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<Aggregate> CreateAggregate(CreateAggregateRequest request, ServerCallContext context)
         => placement.CreateAggregateAsync(CallerOf(context), request, context.CancellationToken);
 
     public override Task<ListAggregatesResponse> ListAggregates(ListAggregatesRequest request, ServerCallContext context)
         => placement.ListAggregatesAsync(CallerOf(context), context.CancellationToken);
 
+    [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<Aggregate> AddAggregateNode(AggregateNodeRequest request, ServerCallContext context)
         => placement.AddAggregateNodeAsync(CallerOf(context), request, context.CancellationToken);
 
+    [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<Aggregate> RemoveAggregateNode(AggregateNodeRequest request, ServerCallContext context)
         => placement.RemoveAggregateNodeAsync(CallerOf(context), request, context.CancellationToken);
 
+    [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override async Task<DeleteAggregateResponse> DeleteAggregate(DeleteAggregateRequest request, ServerCallContext context)
     {
         await placement.DeleteAggregateAsync(CallerOf(context), request.Name, context.CancellationToken);
