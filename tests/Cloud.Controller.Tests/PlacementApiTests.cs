@@ -131,15 +131,37 @@ public sealed class PlacementApiTests(CloudFixture cloud) : IDisposable
         Assert.Equal("az-none", JsonDocument.Parse(decision.Str("requestJson")).RootElement.Str("availabilityZone"));
     }
 
-    [Fact]
-    public async Task A_vm_with_a_bad_placement_hint_fails_as_invalid_and_claims_nothing()
+    /// <summary>
+    /// One VM and a batch share one validation: a bad placement hint is refused up front, with the
+    /// same code and message on both paths and both wires, before any operation or VM row exists.
+    /// </summary>
+    [Theory]
+    [InlineData("placement.cloud/colour", "red", "is not a placement hint")]
+    [InlineData("placement.cloud/zone", "AZ 1", "must be a name")]
+    [InlineData("placement.cloud/require-traits", "lower", "names trait 'lower'")]
+    [InlineData("placement.cloud/server-group", "not-a-guid", "must be a server group's id")]
+    public async Task A_bad_placement_hint_is_refused_alike_by_single_and_batch_creates_and_writes_nothing(string key, string value, string expected)
     {
-        var done = await cloud.Http.WaitForOperationAsync(await CreateVmAsync("bad-hint", """{"placement.cloud/require-traits":"lower"}"""));
+        using var tenant = await cloud.CreateTenantAsync("badhint");
+        var labels = new JsonObject { [key] = value }.ToJsonString();
+        var compute = new Compute.ComputeClient(_channel);
+        var before = await cloud.CountsAsync(tenant.Id);
 
-        Assert.Equal("FAILED", done.Str("state"));
-        Assert.Equal("INVALID_ARGUMENT", done.Str("errorCode"));
-        Assert.Contains("names trait 'lower'", done.Str("errorMessage"), StringComparison.Ordinal);
-        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM allocations WHERE consumer_id = @id", ("id", Guid.Parse(done.Str("targetId")))));
+        var (single, singleProblem) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"hinted","flavor":"{{Tenancy.Nano}}","labels":{{labels}}}""");
+        var (batch, batchProblem) = await tenant.Member.PostAsync("/v1/vms/batch", $$"""{"namePrefix":"hinted","flavor":"{{Tenancy.Nano}}","count":2,"labels":{{labels}}}""");
+        var singleGrpc = await Assert.ThrowsAsync<RpcException>(() => compute.CreateVmAsync(
+            new CreateVmRequest { Name = "hinted", Flavor = Tenancy.Nano, Labels = { [key] = value } }, Tenancy.Bearer(tenant.MemberToken)).ResponseAsync);
+        var batchGrpc = await Assert.ThrowsAsync<RpcException>(() => compute.CreateVmsAsync(
+            new CreateVmsRequest { NamePrefix = "hinted", Flavor = Tenancy.Nano, Count = 2, Labels = { [key] = value } }, Tenancy.Bearer(tenant.MemberToken)).ResponseAsync);
+
+        Assert.Equal((HttpStatusCode.BadRequest, "INVALID_ARGUMENT"), (single, singleProblem.Str("code")));
+        Assert.Equal((HttpStatusCode.BadRequest, "INVALID_ARGUMENT"), (batch, batchProblem.Str("code")));
+        Assert.Contains(expected, singleProblem.Str("detail"), StringComparison.Ordinal);
+        Assert.Equal(singleProblem.Str("detail"), batchProblem.Str("detail"));
+        Assert.Equal((StatusCode.InvalidArgument, singleProblem.Str("detail")), (singleGrpc.StatusCode, singleGrpc.Status.Detail));
+        Assert.Equal((StatusCode.InvalidArgument, singleProblem.Str("detail")), (batchGrpc.StatusCode, batchGrpc.Status.Detail));
+        Assert.Equal(before, await cloud.CountsAsync(tenant.Id));
+        Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p", ("p", tenant.Id)));
     }
 
     [Fact]

@@ -51,15 +51,15 @@ internal static partial class VmValidation
             throw ApiException.Invalid($"name_prefix is too long for {request.Count} VMs: '{Truncate(longest)}' would exceed 63 characters.");
         }
         ValidateTemplate(request.Flavor, request.Image, request.Labels, request.UserData);
-        if (!Scheduling.PlacementHints.TryParse(request.Labels, out _, out var hintError))
-        {
-            throw ApiException.Invalid(hintError!);
-        }
     }
 
     /// <summary>The name of the <paramref name="index"/>th VM (1-based) of a batch.</summary>
     public static string BatchVmName(string prefix, int index) => $"{prefix}-{index.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
 
+    /// <summary>
+    /// What one VM and a batch share: flavor, image, labels (placement hints among them) and user
+    /// data. Both creates run it before an operation or a row exists, so they refuse alike.
+    /// </summary>
     private static void ValidateTemplate(string flavor, string image, IReadOnlyDictionary<string, string> labels, string userData)
     {
         if (string.IsNullOrEmpty(flavor))
@@ -82,6 +82,10 @@ internal static partial class VmValidation
         if (System.Text.Encoding.UTF8.GetByteCount(userData) > MaxUserDataBytes)
         {
             throw ApiException.Invalid($"user_data is larger than {MaxUserDataBytes} bytes.");
+        }
+        if (!Scheduling.PlacementHints.TryParse(labels, out _, out var hintError))
+        {
+            throw ApiException.Invalid(hintError!);
         }
     }
 
