@@ -3,7 +3,7 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
 namespace Cloud.Controller.Data;
 
-/// <summary>A tenant a shared image is shared with.</summary>
+/// <summary>A tenant id a shared image is shared with; the tenant need not exist (yet).</summary>
 internal sealed class ImageMemberEntity
 {
     public string ImageId { get; set; } = "";
@@ -22,7 +22,6 @@ internal sealed class ImageMemberConfiguration : IEntityTypeConfiguration<ImageM
         builder.HasIndex(m => m.TenantId).HasDatabaseName("ix_image_members_tenant_id");
         builder.HasOne<ImageEntity>().WithMany().HasForeignKey(m => m.ImageId)
             .HasConstraintName("fk_image_members_images_image_id").OnDelete(DeleteBehavior.Cascade);
-        builder.HasOne<TenantEntity>().WithMany().HasForeignKey(m => m.TenantId)
-            .HasConstraintName("fk_image_members_tenants_tenant_id").OnDelete(DeleteBehavior.Cascade);
+        // No key to tenants: a member may name a tenant that does not exist (see ImageMembersAnyTenant).
     }
 }

@@ -102,10 +102,9 @@ internal sealed partial class ImageService(
         }
         if (member)
         {
-            if (!await db.Tenants.AnyAsync(t => t.Id == request.Tenant, cancellationToken))
-            {
-                throw ApiException.NotFound("Tenant", request.Tenant);
-            }
+            // Whether the tenant exists is not checked: the answer would tell the caller which
+            // tenant ids exist. A member that names no tenant grants nothing, and creating a tenant
+            // drops the memberships its id had before.
             await db.Database.ExecuteSqlAsync(
                 $"INSERT INTO image_members (image_id, tenant_id) VALUES ({image.Id}, {request.Tenant}) ON CONFLICT DO NOTHING", cancellationToken);
         }

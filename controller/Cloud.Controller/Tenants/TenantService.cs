@@ -39,6 +39,9 @@ internal sealed class TenantService(IDbContextFactory<LedgerDbContext> contexts,
                 var tenant = new TenantEntity { Id = request.Id, DisplayName = request.DisplayName, CreatedAt = time.GetUtcNow() };
                 QuotaRules.Apply(tenant, quota, DefaultQuota);
                 db.Tenants.Add(tenant);
+                // Shares made to this id before the tenant existed were not made to it: they go, in
+                // the same save as the tenant row (ImageService.SetMemberAsync accepts any id).
+                db.ImageMembers.RemoveRange(await db.ImageMembers.Where(m => m.TenantId == request.Id).ToListAsync(ct));
                 try
                 {
                     await db.SaveChangesAsync(ct);
