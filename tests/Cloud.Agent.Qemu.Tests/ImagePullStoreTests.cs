@@ -39,6 +39,66 @@ public sealed class ImagePullStoreTests
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(node.Hypervisor.Images.Root), e => Path.GetFileName(e).Contains("pulled", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_raw_image_that_is_a_vmdk_descriptor_stays_raw_and_its_extent_is_never_opened()
+    {
+        await using var node = new TestNode();
+        Directory.CreateDirectory(node.Root);
+        // The host file the descriptor names.
+        var extent = Path.Combine(node.Root, "host-secret.img");
+        await File.WriteAllBytesAsync(extent, new byte[4 << 20]);
+        // Padded to a whole sector, the unit qemu-img gives a raw disk's size in.
+        var descriptor = System.Text.Encoding.ASCII.GetBytes((
+            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\n" +
+            $"RW 8192 FLAT \"{extent}\" 0\n\nddb.adapterType = \"ide\"\n").PadRight(512, '\n'));
+        var local = Path.Combine(node.Root, "descriptor.raw");
+        await File.WriteAllBytesAsync(local, descriptor);
+        // The test's own check that the descriptor is one: probed (no -f), qemu-img follows it.
+        var probedJson = await QemuImgJsonAsync("info", "--output=json", local);
+        Assert.Equal("vmdk", QemuImg.ParseInfo(probedJson).Format);
+        Assert.Contains(extent, probedJson, StringComparison.Ordinal);
+
+        var pulled = await node.Hypervisor.Images.ImportChunksAsync("pulled", "raw", Sha256(descriptor), descriptor.Length, Chunks(descriptor), CancellationToken.None);
+        var imported = await node.Hypervisor.Images.ImportAsync("by-hand", local, Sha256(descriptor), CancellationToken.None);
+
+        foreach (var image in new[] { pulled, imported })
+        {
+            Assert.Equal(("raw", (long)descriptor.Length), (image.Format, image.VirtualSizeBytes));
+            var storedJson = await QemuImgJsonAsync("info", "-f", "raw", "--output=json", node.Hypervisor.Images.DiskPath(image));
+            var stored = QemuImg.ParseInfo(storedJson);
+            Assert.Equal(("raw", (long)descriptor.Length), (stored.Format, stored.VirtualSize));
+            Assert.DoesNotContain(extent, storedJson, StringComparison.Ordinal);
+            Assert.Equal(descriptor, await File.ReadAllBytesAsync(node.Hypervisor.Images.DiskPath(image)));
+        }
+    }
+
+    [Fact]
+    public async Task A_raw_declared_image_that_is_qcow2_is_refused_by_its_header()
+    {
+        await using var node = new TestNode();
+        var bytes = await Qcow2Async(node, backing: false);
+
+        var error = await Assert.ThrowsAsync<HypervisorException>(() =>
+            node.Hypervisor.Images.ImportChunksAsync("pulled", "raw", Sha256(bytes), bytes.Length, Chunks(bytes), CancellationToken.None));
+
+        Assert.Contains("is qcow2, not the expected raw", error.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task<string> QemuImgJsonAsync(params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("qemu-img") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, stderr);
+        return await stdout;
+    }
+
     private async Task<byte[]> Qcow2Async(TestNode node, bool backing)
     {
         Directory.CreateDirectory(node.Root);
