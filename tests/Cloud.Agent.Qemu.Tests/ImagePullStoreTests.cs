@@ -84,6 +84,31 @@ public sealed class ImagePullStoreTests
         Assert.Contains("is qcow2, not the expected raw", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Incoming_images_are_inspected_as_the_unprivileged_user_when_the_agent_is_root()
+    {
+        await using var node = new TestNode();
+        var bytes = new byte[1 << 20];
+        bytes[0] = 1;
+
+        // Inspected as the user QEMU runs as (when root): the staging file must be readable by it.
+        var image = await node.Hypervisor.Images.ImportChunksAsync("pulled", "raw", Sha256(bytes), bytes.Length, Chunks(bytes), CancellationToken.None);
+        Assert.Equal(("raw", (long)bytes.Length), (image.Format, image.VirtualSizeBytes));
+
+        if (Environment.IsPrivilegedProcess)
+        {
+            // A file only root may read: root's qemu-img opens it, the probe's cannot.
+            var folder = Path.Combine(node.Root, "root-only");
+            Directory.CreateDirectory(folder);
+            File.SetUnixFileMode(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var file = Path.Combine(folder, "disk.raw");
+            await File.WriteAllBytesAsync(file, bytes);
+            Assert.Equal("raw", (await _qemuImg.InfoAsync(file, "raw", forceShare: false, CancellationToken.None)).Format);
+            var refused = await Assert.ThrowsAsync<HypervisorToolException>(() => _qemuImg.ProbeAsync(file, "raw", node.Options.RunAsUser, CancellationToken.None));
+            Assert.Contains("Permission denied", refused.Message, StringComparison.Ordinal);
+        }
+    }
+
     private static async Task<string> QemuImgJsonAsync(params string[] args)
     {
         var start = new System.Diagnostics.ProcessStartInfo("qemu-img") { RedirectStandardOutput = true, RedirectStandardError = true };

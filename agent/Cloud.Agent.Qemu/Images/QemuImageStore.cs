@@ -21,12 +21,16 @@ public sealed class QemuImageStore
     private readonly QemuImg _qemuImg;
     private readonly TimeProvider _time;
     private readonly Func<string, CancellationToken, Task>? _grantRead;
+    private readonly Func<CancellationToken, Task<string?>>? _probeUser;
     // Marking an image used and removing it as unused exclude each other, so that a pull that
     // found the image present never answers for one that is being removed.
     private readonly Lock _usage = new();
 
-    internal QemuImageStore(string root, QemuImg qemuImg, TimeProvider time, Func<string, CancellationToken, Task>? grantRead)
+    // grantRead makes a folder's files readable by the user QEMU runs as; probeUser is that user
+    // when the agent is root (incoming images are inspected as it), else null.
+    internal QemuImageStore(string root, QemuImg qemuImg, TimeProvider time, Func<string, CancellationToken, Task>? grantRead, Func<CancellationToken, Task<string?>>? probeUser = null)
     {
+        _probeUser = probeUser;
         Root = root;
         _qemuImg = qemuImg;
         _time = time;
@@ -333,7 +337,12 @@ public sealed class QemuImageStore
 
     private async Task<QemuImageInfo> CheckDiskAsync(string path, string format, CancellationToken cancellationToken)
     {
-        var info = await _qemuImg.InfoAsync(path, format, forceShare: false, cancellationToken).ConfigureAwait(false);
+        var user = _probeUser is null ? null : await _probeUser(cancellationToken).ConfigureAwait(false);
+        if (user is not null && _grantRead is not null)
+        {
+            await _grantRead(Path.GetDirectoryName(path)!, cancellationToken).ConfigureAwait(false);
+        }
+        var info = await _qemuImg.ProbeAsync(path, format, user, cancellationToken).ConfigureAwait(false);
         if (info.Format is not ("raw" or "qcow2"))
         {
             throw new HypervisorException(HypervisorError.InvalidArgument, $"Image format '{info.Format}' is not supported; use raw or qcow2.");

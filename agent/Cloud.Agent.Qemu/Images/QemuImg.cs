@@ -19,7 +19,18 @@ internal sealed class QemuImg(string binary)
     private static readonly TimeSpan ShortTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan LongTimeout = TimeSpan.FromHours(2);
 
-    public async Task<QemuImageInfo> InfoAsync(string path, string format, bool forceShare, CancellationToken cancellationToken)
+    public Task<QemuImageInfo> InfoAsync(string path, string format, bool forceShare, CancellationToken cancellationToken)
+        => InfoAsync(path, format, forceShare, asUser: null, cancellationToken);
+
+    /// <summary>
+    /// qemu-img info on a file of unknown trust (an image entering the store): as
+    /// <paramref name="asUser"/>, an unprivileged account, when one is given (the agent is root),
+    /// so that whatever the file makes qemu-img open, it opens with that account's rights.
+    /// </summary>
+    public Task<QemuImageInfo> ProbeAsync(string path, string format, string? asUser, CancellationToken cancellationToken)
+        => InfoAsync(path, format, forceShare: false, asUser, cancellationToken);
+
+    private async Task<QemuImageInfo> InfoAsync(string path, string format, bool forceShare, string? asUser, CancellationToken cancellationToken)
     {
         var args = new List<string> { "info", "-f", DiskFormat(format), "--output=json" };
         if (forceShare)
@@ -27,7 +38,7 @@ internal sealed class QemuImg(string binary)
             args.Add("--force-share");
         }
         args.Add(path);
-        var result = await RunAsync(args, ShortTimeout, cancellationToken).ConfigureAwait(false);
+        var result = await RunAsync(args, ShortTimeout, cancellationToken, asUser).ConfigureAwait(false);
         return ParseInfo(result.Stdout);
     }
 
@@ -104,13 +115,23 @@ internal sealed class QemuImg(string binary)
     public Task ResizeAsync(string path, string format, long sizeBytes, CancellationToken cancellationToken)
         => RunAsync(["resize", "-q", "-f", DiskFormat(format), path, sizeBytes.ToString(CultureInfo.InvariantCulture)], ShortTimeout, cancellationToken);
 
+    private static string[] AsUserArgs(string user)
+    {
+        var (uid, gid) = UnixAccounts.Lookup(user) ?? throw new HypervisorToolException($"The user '{user}' that qemu-img runs as does not exist.");
+        return ["--reuid", uid.ToString(CultureInfo.InvariantCulture), "--regid", gid.ToString(CultureInfo.InvariantCulture), "--clear-groups", "--"];
+    }
+
     /// <summary>The formats the store holds; anything else never reaches qemu-img.</summary>
     private static string DiskFormat(string format)
         => format is "raw" or "qcow2" ? format : throw new HypervisorException(HypervisorError.InvalidArgument, $"Disk format '{format}' is not supported; use raw or qcow2.");
 
-    private async Task<ProcessResult> RunAsync(IReadOnlyList<string> args, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<ProcessResult> RunAsync(IReadOnlyList<string> args, TimeSpan timeout, CancellationToken cancellationToken, string? asUser = null)
     {
-        var result = await ProcessRunner.RunAsync(binary, args, timeout, cancellationToken).ConfigureAwait(false);
+        var result = asUser is null
+            ? await ProcessRunner.RunAsync(binary, args, timeout, cancellationToken).ConfigureAwait(false)
+            // setpriv (util-linux) drops to the account's uid and gid with no supplementary groups;
+            // leaving root also drops every capability.
+            : await ProcessRunner.RunAsync("setpriv", [.. AsUserArgs(asUser), binary, .. args], timeout, cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new HypervisorToolException($"qemu-img {args[0]} failed: {result.ErrorText}");
