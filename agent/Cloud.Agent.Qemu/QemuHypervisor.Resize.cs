@@ -198,11 +198,11 @@ public sealed partial class QemuHypervisor
         {
             try
             {
-                var info = await _qemuImg.InfoAsync(vm.Paths.DiskFile, forceShare: false, cancellationToken).ConfigureAwait(false);
+                var info = await _qemuImg.InfoAsync(vm.Paths.DiskFile, "qcow2", forceShare: false, cancellationToken).ConfigureAwait(false);
                 var bytes = target.DiskGb * 1024L * 1024 * 1024;
                 if (bytes > info.VirtualSize)
                 {
-                    await _qemuImg.ResizeAsync(vm.Paths.DiskFile, bytes, cancellationToken).ConfigureAwait(false);
+                    await _qemuImg.ResizeAsync(vm.Paths.DiskFile, "qcow2", bytes, cancellationToken).ConfigureAwait(false);
                 }
             }
             catch (HypervisorToolException ex)

@@ -44,7 +44,7 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
                 }
                 else if (vm.Process is null)
                 {
-                    await _qemuImg.ConvertAsync(vm.Paths.DiskFile, Path.Combine(staging, SnapshotDiskName), null, DiskBase(vm) is { } image ? (Images.DiskPath(image), image.Format) : null,
+                    await _qemuImg.ConvertAsync(vm.Paths.DiskFile, "qcow2", Path.Combine(staging, SnapshotDiskName), null, DiskBase(vm) is { } image ? (Images.DiskPath(image), image.Format) : null,
                         forceShare: false, cancellationToken).ConfigureAwait(false);
                 }
                 else
@@ -86,7 +86,7 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
                 ct => qmp.ExecuteAsync("blockdev-snapshot-internal-sync", new() { ["device"] = QemuCommandLine.DiskNode, ["name"] = tag }, ct),
                 cancellationToken).ConfigureAwait(false);
             var image = DiskBase(vm);
-            await _qemuImg.ConvertAsync(vm.Paths.DiskFile, Path.Combine(staging, SnapshotDiskName), tag, image is null ? null : (Images.DiskPath(image), image.Format),
+            await _qemuImg.ConvertAsync(vm.Paths.DiskFile, "qcow2", Path.Combine(staging, SnapshotDiskName), tag, image is null ? null : (Images.DiskPath(image), image.Format),
                 forceShare: true, cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -295,9 +295,9 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
         File.Copy(Path.Combine(vm.Paths.SnapshotDirectory(record.SnapshotId), SnapshotDiskName), copy, overwrite: true);
         // A disk grown since the snapshot keeps its size; the guest finds the added space unused.
         var size = vm.Spec.Shape.DiskGb * 1024L * 1024 * 1024;
-        if ((await _qemuImg.InfoAsync(copy, forceShare: false, cancellationToken).ConfigureAwait(false)).VirtualSize < size)
+        if ((await _qemuImg.InfoAsync(copy, "qcow2", forceShare: false, cancellationToken).ConfigureAwait(false)).VirtualSize < size)
         {
-            await _qemuImg.ResizeAsync(copy, size, cancellationToken).ConfigureAwait(false);
+            await _qemuImg.ResizeAsync(copy, "qcow2", size, cancellationToken).ConfigureAwait(false);
         }
         if (await RunAsUserAsync(cancellationToken).ConfigureAwait(false) is { } user)
         {
@@ -338,7 +338,7 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
             {
                 // Flattened: the image stands alone, whatever base the snapshot's disk overlays.
                 var image = await Images.AddGeneratedAsync(imageId,
-                    (path, ct) => _qemuImg.ConvertAsync(disk, path, null, null, forceShare: false, ct),
+                    (path, ct) => _qemuImg.ConvertAsync(disk, "qcow2", path, null, null, forceShare: false, ct),
                     cancellationToken).ConfigureAwait(false);
                 return new ExportSnapshotResponse { ImageId = image.ImageId, Sha256 = image.Sha256, SizeBytes = image.SizeBytes };
             }
@@ -373,7 +373,7 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
                 }
                 var staging = FreshDirectory(vm.Paths.SnapshotStaging(id));
                 var image = DiskBase(vm);
-                await _qemuImg.ConvertAsync(vm.Paths.DiskFile, Path.Combine(staging, SnapshotDiskName), id, image is null ? null : (Images.DiskPath(image), image.Format),
+                await _qemuImg.ConvertAsync(vm.Paths.DiskFile, "qcow2", Path.Combine(staging, SnapshotDiskName), id, image is null ? null : (Images.DiskPath(image), image.Format),
                     forceShare: true, cancellationToken).ConfigureAwait(false);
                 await SealSnapshotAsync(vm, new SnapshotRecord { SnapshotId = id, Name = old.Name, CreatedAt = old.CreatedAt, BaseImage = image?.ImageId }, staging, cancellationToken).ConfigureAwait(false);
                 File.Delete(earlier);

@@ -67,7 +67,7 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
             File.SetUnixFileMode(options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
             File.SetUnixFileMode(_vmsRoot, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         }
-        Images = new QemuImageStore(Path.Combine(options.DataDirectory, "images"), _qemuImg, _time, GrantImageReadAsync);
+        Images = new QemuImageStore(Path.Combine(options.DataDirectory, "images"), _qemuImg, _time, GrantImageReadAsync, RunAsUserAsync);
     }
 
     public string Name => "qemu";

@@ -19,8 +19,8 @@ public sealed class DiskTemplateTests : IDisposable
 
         Assert.Equal(2, Directory.GetFiles(Path.Combine(_root, "templates")).Length);
         Assert.Equal(await File.ReadAllBytesAsync(Path.Combine(_root, "direct.qcow2")), await File.ReadAllBytesAsync(Path.Combine(_root, "b.qcow2")));
-        Assert.Equal(1L << 30, (await _qemuImg.InfoAsync(Path.Combine(_root, "a.qcow2"), forceShare: false, CancellationToken.None)).VirtualSize);
-        Assert.Equal(2L << 30, (await _qemuImg.InfoAsync(Path.Combine(_root, "c.qcow2"), forceShare: false, CancellationToken.None)).VirtualSize);
+        Assert.Equal(1L << 30, (await _qemuImg.InfoAsync(Path.Combine(_root, "a.qcow2"), "qcow2", forceShare: false, CancellationToken.None)).VirtualSize);
+        Assert.Equal(2L << 30, (await _qemuImg.InfoAsync(Path.Combine(_root, "c.qcow2"), "qcow2", forceShare: false, CancellationToken.None)).VirtualSize);
         await Assert.ThrowsAsync<IOException>(() => templates.CreateBlankAsync(Path.Combine(_root, "a.qcow2"), 1L << 30, CancellationToken.None));
     }
 
@@ -35,8 +35,8 @@ public sealed class DiskTemplateTests : IDisposable
         await templates.CreateOverlayAsync(Path.Combine(_root, "o1.qcow2"), Path.Combine(_root, "base1.qcow2"), "qcow2", 1L << 30, CancellationToken.None);
         await templates.CreateOverlayAsync(Path.Combine(_root, "o2.qcow2"), Path.Combine(_root, "base2.qcow2"), "qcow2", 1L << 30, CancellationToken.None);
 
-        Assert.Equal(Path.Combine(_root, "base1.qcow2"), (await _qemuImg.InfoAsync(Path.Combine(_root, "o1.qcow2"), forceShare: false, CancellationToken.None)).BackingFile);
-        Assert.Equal(Path.Combine(_root, "base2.qcow2"), (await _qemuImg.InfoAsync(Path.Combine(_root, "o2.qcow2"), forceShare: false, CancellationToken.None)).BackingFile);
+        Assert.Equal(Path.Combine(_root, "base1.qcow2"), (await _qemuImg.InfoAsync(Path.Combine(_root, "o1.qcow2"), "qcow2", forceShare: false, CancellationToken.None)).BackingFile);
+        Assert.Equal(Path.Combine(_root, "base2.qcow2"), (await _qemuImg.InfoAsync(Path.Combine(_root, "o2.qcow2"), "qcow2", forceShare: false, CancellationToken.None)).BackingFile);
     }
 
     public void Dispose()

@@ -39,6 +39,91 @@ public sealed class ImagePullStoreTests
         Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(node.Hypervisor.Images.Root), e => Path.GetFileName(e).Contains("pulled", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_raw_image_that_is_a_vmdk_descriptor_stays_raw_and_its_extent_is_never_opened()
+    {
+        await using var node = new TestNode();
+        Directory.CreateDirectory(node.Root);
+        // The host file the descriptor names.
+        var extent = Path.Combine(node.Root, "host-secret.img");
+        await File.WriteAllBytesAsync(extent, new byte[4 << 20]);
+        // Padded to a whole sector, the unit qemu-img gives a raw disk's size in.
+        var descriptor = System.Text.Encoding.ASCII.GetBytes((
+            "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"monolithicFlat\"\n\n" +
+            $"RW 8192 FLAT \"{extent}\" 0\n\nddb.adapterType = \"ide\"\n").PadRight(512, '\n'));
+        var local = Path.Combine(node.Root, "descriptor.raw");
+        await File.WriteAllBytesAsync(local, descriptor);
+        // The test's own check that the descriptor is one: probed (no -f), qemu-img follows it.
+        var probedJson = await QemuImgJsonAsync("info", "--output=json", local);
+        Assert.Equal("vmdk", QemuImg.ParseInfo(probedJson).Format);
+        Assert.Contains(extent, probedJson, StringComparison.Ordinal);
+
+        var pulled = await node.Hypervisor.Images.ImportChunksAsync("pulled", "raw", Sha256(descriptor), descriptor.Length, Chunks(descriptor), CancellationToken.None);
+        var imported = await node.Hypervisor.Images.ImportAsync("by-hand", local, Sha256(descriptor), CancellationToken.None);
+
+        foreach (var image in new[] { pulled, imported })
+        {
+            Assert.Equal(("raw", (long)descriptor.Length), (image.Format, image.VirtualSizeBytes));
+            var storedJson = await QemuImgJsonAsync("info", "-f", "raw", "--output=json", node.Hypervisor.Images.DiskPath(image));
+            var stored = QemuImg.ParseInfo(storedJson);
+            Assert.Equal(("raw", (long)descriptor.Length), (stored.Format, stored.VirtualSize));
+            Assert.DoesNotContain(extent, storedJson, StringComparison.Ordinal);
+            Assert.Equal(descriptor, await File.ReadAllBytesAsync(node.Hypervisor.Images.DiskPath(image)));
+        }
+    }
+
+    [Fact]
+    public async Task A_raw_declared_image_that_is_qcow2_is_refused_by_its_header()
+    {
+        await using var node = new TestNode();
+        var bytes = await Qcow2Async(node, backing: false);
+
+        var error = await Assert.ThrowsAsync<HypervisorException>(() =>
+            node.Hypervisor.Images.ImportChunksAsync("pulled", "raw", Sha256(bytes), bytes.Length, Chunks(bytes), CancellationToken.None));
+
+        Assert.Contains("is qcow2, not the expected raw", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Incoming_images_are_inspected_as_the_unprivileged_user_when_the_agent_is_root()
+    {
+        await using var node = new TestNode();
+        var bytes = new byte[1 << 20];
+        bytes[0] = 1;
+
+        // Inspected as the user QEMU runs as (when root): the staging file must be readable by it.
+        var image = await node.Hypervisor.Images.ImportChunksAsync("pulled", "raw", Sha256(bytes), bytes.Length, Chunks(bytes), CancellationToken.None);
+        Assert.Equal(("raw", (long)bytes.Length), (image.Format, image.VirtualSizeBytes));
+
+        if (Environment.IsPrivilegedProcess)
+        {
+            // A file only root may read: root's qemu-img opens it, the probe's cannot.
+            var folder = Path.Combine(node.Root, "root-only");
+            Directory.CreateDirectory(folder);
+            File.SetUnixFileMode(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var file = Path.Combine(folder, "disk.raw");
+            await File.WriteAllBytesAsync(file, bytes);
+            Assert.Equal("raw", (await _qemuImg.InfoAsync(file, "raw", forceShare: false, CancellationToken.None)).Format);
+            var refused = await Assert.ThrowsAsync<HypervisorToolException>(() => _qemuImg.ProbeAsync(file, "raw", node.Options.RunAsUser, CancellationToken.None));
+            Assert.Contains("Permission denied", refused.Message, StringComparison.Ordinal);
+        }
+    }
+
+    private static async Task<string> QemuImgJsonAsync(params string[] args)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("qemu-img") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, stderr);
+        return await stdout;
+    }
+
     private async Task<byte[]> Qcow2Async(TestNode node, bool backing)
     {
         Directory.CreateDirectory(node.Root);

@@ -32,7 +32,7 @@ public sealed class ImageStoreTests
             spec.Image = image;
             var vm = await node.Hypervisor.CreateVmAsync(spec, CancellationToken.None);
             Assert.Equal(VmState.Running, vm.State);
-            var overlay = await _qemuImg.InfoAsync(Path.Combine(node.VmDirectory(spec.VmId), "disk.qcow2"), forceShare: true, CancellationToken.None);
+            var overlay = await _qemuImg.InfoAsync(Path.Combine(node.VmDirectory(spec.VmId), "disk.qcow2"), "qcow2", forceShare: true, CancellationToken.None);
             Assert.Equal(node.Hypervisor.Images.DiskPath(node.Hypervisor.Images.Find(image)!), overlay.BackingFile);
             Assert.Equal(1L << 30, overlay.VirtualSize);
         }

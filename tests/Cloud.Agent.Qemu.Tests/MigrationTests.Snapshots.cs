@@ -150,7 +150,7 @@ public sealed partial class MigrationTests
         await Eventually.GetAsync(() => ListAsync(destination), v => v.Count == 1 && v[0].State == VmState.Paused, Boot, "vm-based to arrive paused");
 
         var arrivedDisk = Path.Combine(destination.VmDirectory("vm-based"), "snapshots", "snap-disk", "disk.qcow2");
-        var info = await new QemuImg("qemu-img").InfoAsync(arrivedDisk, forceShare: true, CancellationToken.None);
+        var info = await new QemuImg("qemu-img").InfoAsync(arrivedDisk, "qcow2", forceShare: true, CancellationToken.None);
         Assert.StartsWith(destination.DataDirectory, info.BackingFile, StringComparison.Ordinal);
         await destination.Client.StopVmAsync(new StopVmRequest { VmId = "vm-based", Force = true }, Deadline);
         var movedDisk = Path.Combine(destination.VmDirectory("vm-based"), "disk.qcow2");

@@ -78,7 +78,7 @@ public sealed class ResizeTests
         var cmdline = HostCommandLine(resized.Pid);
         Assert.Contains("cpus=2,maxcpus=3", cmdline);
         Assert.Contains("size=192M", cmdline);
-        var disk = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-cold"), "disk.qcow2"), forceShare: true, CancellationToken.None);
+        var disk = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-cold"), "disk.qcow2"), "qcow2", forceShare: true, CancellationToken.None);
         Assert.Equal(2L << 30, disk.VirtualSize);
         Assert.False(File.Exists($"/proc/{vm.Pid}/cmdline") && File.ReadAllText($"/proc/{vm.Pid}/cmdline").Contains("vm-cold", StringComparison.Ordinal));
     }

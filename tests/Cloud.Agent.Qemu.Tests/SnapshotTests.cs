@@ -61,7 +61,7 @@ public sealed class SnapshotTests
         await node.Hypervisor.DeleteSnapshotAsync("vm-snap", "snap-1", CancellationToken.None);
 
         Assert.Empty(await node.Hypervisor.ListSnapshotsAsync("vm-snap", CancellationToken.None));
-        var disk = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-snap"), "disk.qcow2"), forceShare: true, CancellationToken.None);
+        var disk = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-snap"), "disk.qcow2"), "qcow2", forceShare: true, CancellationToken.None);
         Assert.DoesNotContain(disk.Snapshots, s => s.Name == "snap-1");
         var missing = await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RestoreSnapshotAsync("vm-snap", "snap-1", CancellationToken.None));
         Assert.Equal(HypervisorError.NotFound, missing.Error);
@@ -78,7 +78,7 @@ public sealed class SnapshotTests
         Assert.False(snapshot.IncludesMemory);
         // The snapshot is a file of its own, not a part of the VM's disk.
         Assert.Equal(["disk.qcow2"], snapshot.Files.Select(f => f.Name));
-        var disk = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-cold-snap"), "disk.qcow2"), forceShare: true, CancellationToken.None);
+        var disk = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-cold-snap"), "disk.qcow2"), "qcow2", forceShare: true, CancellationToken.None);
         Assert.Empty(disk.Snapshots);
         Assert.True(File.Exists(Path.Combine(node.VmDirectory("vm-cold-snap"), "snapshots", "disk-1", "disk.qcow2")));
 
@@ -97,7 +97,7 @@ public sealed class SnapshotTests
         clone.Image = exported.ImageId;
         var started = await node.Hypervisor.CreateVmAsync(clone, CancellationToken.None);
         Assert.Equal(VmState.Running, started.State);
-        var overlay = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-clone"), "disk.qcow2"), forceShare: true, CancellationToken.None);
+        var overlay = await new QemuImg("qemu-img").InfoAsync(Path.Combine(node.VmDirectory("vm-clone"), "disk.qcow2"), "qcow2", forceShare: true, CancellationToken.None);
         Assert.Contains("img-disk-1", overlay.BackingFile, StringComparison.Ordinal);
 
         // The export backs the clone's disk, so it stays while the clone lives; after, it is the

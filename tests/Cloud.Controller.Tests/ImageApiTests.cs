@@ -74,6 +74,16 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
     [InlineData("qcow2", "backing", "backing file")]
     [InlineData("qcow2", "raw", "not a qcow2")]
     [InlineData("raw", "qcow2", "is a qcow2 image")]
+    [InlineData("qcow2", "data-file", "external data file")]
+    [InlineData("qcow2", "vmdk-descriptor", "not a qcow2")]
+    [InlineData("raw", "vmdk-descriptor", "VMDK descriptor")]
+    [InlineData("raw", "vmdk-version", "VMDK descriptor")]
+    [InlineData("raw", "vmdk-sparse", "VMDK image")]
+    [InlineData("raw", "vhd-fixed", "VHD image")]
+    [InlineData("raw", "vhdx", "VHDX image")]
+    [InlineData("raw", "vdi", "VDI image")]
+    [InlineData("raw", "qed", "QED image")]
+    [InlineData("raw", "luks", "LUKS")]
     public async Task Upload_ContentThatIsNotTheDeclaredFormat_IsRefused(string declared, string content, string reason)
     {
         using var tenant = await cloud.CreateTenantAsync("imgfmt");
@@ -81,6 +91,17 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
         {
             "backing" => Qcow2Header(backingFileOffset: 512),
             "qcow2" => Qcow2Header(backingFileOffset: 0),
+            "data-file" => Qcow2Header(backingFileOffset: 0, incompatibleFeatures: 1UL << 2),
+            "vmdk-descriptor" => System.Text.Encoding.ASCII.GetBytes(VmdkDescriptor("/etc/shadow")),
+            // What QEMU's probe takes for a descriptor too: a first line reading version=1.
+            "vmdk-version" => System.Text.Encoding.ASCII.GetBytes("# a comment\n\nversion=1\nRW 1 FLAT \"/etc/shadow\" 0\n"),
+            "vmdk-sparse" => WithMagic(ImageUploads.RawBytes(4096), 0, "KDMV"u8),
+            // A fixed VHD: raw data with the footer only at its very end.
+            "vhd-fixed" => WithMagic(ImageUploads.RawBytes(4096), 4096 - 512, "conectix"u8),
+            "vhdx" => WithMagic(ImageUploads.RawBytes(4096), 0, "vhdxfile"u8),
+            "vdi" => WithMagic(ImageUploads.RawBytes(4096), 0x40, [0x7f, 0x10, 0xda, 0xbe]),
+            "qed" => WithMagic(ImageUploads.RawBytes(4096), 0, "QED\0"u8),
+            "luks" => WithMagic(ImageUploads.RawBytes(4096), 0, [(byte)'L', (byte)'U', (byte)'K', (byte)'S', 0xba, 0xbe]),
             _ => ImageUploads.RawBytes(4096),
         };
         var id = (await tenant.Member.CreateImageAsync("disk-f", declared, ImageUploads.Sha256(bytes))).Str("id");
@@ -385,8 +406,32 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
             ? Directory.EnumerateFiles(cloud.ImageStorePath).Where(f => Path.GetFileName(f).Contains(id, StringComparison.Ordinal))
             : [];
 
+    /// <summary>A VMDK descriptor (the small text file) whose one extent is <paramref name="extentPath"/>.</summary>
+    internal static string VmdkDescriptor(string extentPath)
+        => $"""
+            # Disk DescriptorFile
+            version=1
+            CID=fffffffe
+            parentCID=ffffffff
+            createType="monolithicFlat"
+
+            # Extent description
+            RW 2048 FLAT "{extentPath}" 0
+
+            # The Disk Data Base
+            ddb.virtualHWVersion = "4"
+            ddb.adapterType = "ide"
+
+            """;
+
+    private static byte[] WithMagic(byte[] bytes, int offset, ReadOnlySpan<byte> magic)
+    {
+        magic.CopyTo(bytes.AsSpan(offset));
+        return bytes;
+    }
+
     /// <summary>The fixed part of a qcow2 v3 header for a 64 MiB disk, optionally naming a backing file.</summary>
-    internal static byte[] Qcow2Header(long backingFileOffset)
+    internal static byte[] Qcow2Header(long backingFileOffset, ulong incompatibleFeatures = 0)
     {
         var header = new byte[4096];
         BinaryPrimitives.WriteUInt32BigEndian(header, 0x514649fb);
@@ -395,6 +440,7 @@ public sealed class ImageApiTests(CloudFixture cloud) : IDisposable
         BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(16), backingFileOffset == 0 ? 0u : 8u);
         BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(20), 16);
         BinaryPrimitives.WriteInt64BigEndian(header.AsSpan(24), 64L << 20);
+        BinaryPrimitives.WriteUInt64BigEndian(header.AsSpan(72), incompatibleFeatures);
         BinaryPrimitives.WriteUInt32BigEndian(header.AsSpan(100), 104);
         return header;
     }

@@ -21,12 +21,16 @@ public sealed class QemuImageStore
     private readonly QemuImg _qemuImg;
     private readonly TimeProvider _time;
     private readonly Func<string, CancellationToken, Task>? _grantRead;
+    private readonly Func<CancellationToken, Task<string?>>? _probeUser;
     // Marking an image used and removing it as unused exclude each other, so that a pull that
     // found the image present never answers for one that is being removed.
     private readonly Lock _usage = new();
 
-    internal QemuImageStore(string root, QemuImg qemuImg, TimeProvider time, Func<string, CancellationToken, Task>? grantRead)
+    // grantRead makes a folder's files readable by the user QEMU runs as; probeUser is that user
+    // when the agent is root (incoming images are inspected as it), else null.
+    internal QemuImageStore(string root, QemuImg qemuImg, TimeProvider time, Func<string, CancellationToken, Task>? grantRead, Func<CancellationToken, Task<string?>>? probeUser = null)
     {
+        _probeUser = probeUser;
         Root = root;
         _qemuImg = qemuImg;
         _time = time;
@@ -70,7 +74,7 @@ public sealed class QemuImageStore
             {
                 throw new HypervisorException(HypervisorError.InvalidArgument, $"Image {imageId} has SHA-256 {actual}, not the expected {sha256.ToLowerInvariant()}.");
             }
-            var info = await CheckDiskAsync(tmp, ct).ConfigureAwait(false);
+            var info = await CheckDiskAsync(tmp, await HeaderFormatAsync(tmp, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
             File.Move(tmp, Path.Combine(staging, DiskFileStem + "." + info.Format));
             return new ImageManifest
             {
@@ -101,11 +105,13 @@ public sealed class QemuImageStore
             {
                 await ImageTransfer.CopyVerifiedAsync(imageId, chunks, target, sha256, sizeBytes, ct).ConfigureAwait(false);
             }
-            var info = await CheckDiskAsync(tmp, ct).ConfigureAwait(false);
-            if (info.Format != format)
+            // Opened only as the declared format: a raw image that is really a VMDK descriptor stays
+            // raw bytes, and the host files it names are never opened.
+            if (await HeaderFormatAsync(tmp, ct).ConfigureAwait(false) is var found && found != format)
             {
-                throw new HypervisorException(HypervisorError.InvalidArgument, $"Image {imageId} is {info.Format}, not the expected {format}.");
+                throw new HypervisorException(HypervisorError.InvalidArgument, $"Image {imageId} is {found}, not the expected {format}.");
             }
+            var info = await CheckDiskAsync(tmp, format, ct).ConfigureAwait(false);
             File.Move(tmp, Path.Combine(staging, DiskFileStem + "." + info.Format));
             return new ImageManifest { Kind = ImageKind.Disk, Format = info.Format, Sha256 = sha256, SizeBytes = sizeBytes, VirtualSizeBytes = info.VirtualSize, Pulled = true };
         }, cancellationToken).ConfigureAwait(false);
@@ -159,7 +165,7 @@ public sealed class QemuImageStore
         {
             var path = Path.Combine(staging, DiskFileStem + ".qcow2");
             await write(path, ct).ConfigureAwait(false);
-            var info = await CheckDiskAsync(path, ct).ConfigureAwait(false);
+            var info = await CheckDiskAsync(path, "qcow2", ct).ConfigureAwait(false);
             string hash;
             var stream = File.OpenRead(path);
             await using (stream.ConfigureAwait(false))
@@ -312,9 +318,31 @@ public sealed class QemuImageStore
         }
     }
 
-    private async Task<QemuImageInfo> CheckDiskAsync(string path, CancellationToken cancellationToken)
+    /// <summary>
+    /// qcow2 when the file starts with the qcow2 magic, raw otherwise: what the store will open
+    /// it as. Read by the store itself, so that qemu-img never has to guess (probe) a format.
+    /// </summary>
+    private static ReadOnlySpan<byte> Qcow2Magic => [(byte)'Q', (byte)'F', (byte)'I', 0xfb];
+
+    private static async Task<string> HeaderFormatAsync(string path, CancellationToken cancellationToken)
     {
-        var info = await _qemuImg.InfoAsync(path, forceShare: false, cancellationToken).ConfigureAwait(false);
+        var magic = new byte[4];
+        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
+        await using (file.ConfigureAwait(false))
+        {
+            var read = await file.ReadAtLeastAsync(magic, magic.Length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            return read == magic.Length && magic.AsSpan().SequenceEqual(Qcow2Magic) ? "qcow2" : "raw";
+        }
+    }
+
+    private async Task<QemuImageInfo> CheckDiskAsync(string path, string format, CancellationToken cancellationToken)
+    {
+        var user = _probeUser is null ? null : await _probeUser(cancellationToken).ConfigureAwait(false);
+        if (user is not null && _grantRead is not null)
+        {
+            await _grantRead(Path.GetDirectoryName(path)!, cancellationToken).ConfigureAwait(false);
+        }
+        var info = await _qemuImg.ProbeAsync(path, format, user, cancellationToken).ConfigureAwait(false);
         if (info.Format is not ("raw" or "qcow2"))
         {
             throw new HypervisorException(HypervisorError.InvalidArgument, $"Image format '{info.Format}' is not supported; use raw or qcow2.");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
+using Cloud.Agent.Hypervisor;
 
 namespace Cloud.Agent.Qemu;
 
@@ -10,21 +11,34 @@ internal sealed record QemuImageSnapshot(string Name, long VmStateSize, DateTime
 /// <summary>
 /// qemu-img, for what happens to disks while QEMU is not running them. Reads of a disk that a
 /// running QEMU holds use --force-share; they only ever read immutable snapshot data.
+/// Every command names the format of the disk it opens (-f): qemu-img left to probe would take
+/// a "raw" image that is really a VMDK descriptor for one, and open the host files it names.
 /// </summary>
 internal sealed class QemuImg(string binary)
 {
     private static readonly TimeSpan ShortTimeout = TimeSpan.FromMinutes(2);
     private static readonly TimeSpan LongTimeout = TimeSpan.FromHours(2);
 
-    public async Task<QemuImageInfo> InfoAsync(string path, bool forceShare, CancellationToken cancellationToken)
+    public Task<QemuImageInfo> InfoAsync(string path, string format, bool forceShare, CancellationToken cancellationToken)
+        => InfoAsync(path, format, forceShare, asUser: null, cancellationToken);
+
+    /// <summary>
+    /// qemu-img info on a file of unknown trust (an image entering the store): as
+    /// <paramref name="asUser"/>, an unprivileged account, when one is given (the agent is root),
+    /// so that whatever the file makes qemu-img open, it opens with that account's rights.
+    /// </summary>
+    public Task<QemuImageInfo> ProbeAsync(string path, string format, string? asUser, CancellationToken cancellationToken)
+        => InfoAsync(path, format, forceShare: false, asUser, cancellationToken);
+
+    private async Task<QemuImageInfo> InfoAsync(string path, string format, bool forceShare, string? asUser, CancellationToken cancellationToken)
     {
-        var args = new List<string> { "info", "--output=json" };
+        var args = new List<string> { "info", "-f", DiskFormat(format), "--output=json" };
         if (forceShare)
         {
             args.Add("--force-share");
         }
         args.Add(path);
-        var result = await RunAsync(args, ShortTimeout, cancellationToken).ConfigureAwait(false);
+        var result = await RunAsync(args, ShortTimeout, cancellationToken, asUser).ConfigureAwait(false);
         return ParseInfo(result.Stdout);
     }
 
@@ -75,9 +89,9 @@ internal sealed class QemuImg(string binary)
     /// backing a standalone file with the chain flattened. <paramref name="forceShare"/> reads a
     /// disk a running QEMU holds (an internal snapshot's clusters do not change under it).
     /// </summary>
-    public Task ConvertAsync(string source, string destination, string? snapshotTag, (string Path, string Format)? backing, bool forceShare, CancellationToken cancellationToken)
+    public Task ConvertAsync(string source, string sourceFormat, string destination, string? snapshotTag, (string Path, string Format)? backing, bool forceShare, CancellationToken cancellationToken)
     {
-        var args = new List<string> { "convert", "-q", "-O", "qcow2" };
+        var args = new List<string> { "convert", "-q", "-f", DiskFormat(sourceFormat), "-O", "qcow2" };
         if (snapshotTag is not null)
         {
             args.AddRange(["-l", "snapshot.name=" + snapshotTag]);
@@ -96,14 +110,28 @@ internal sealed class QemuImg(string binary)
 
     /// <summary>Points an overlay at another copy of its backing file (the same content at this node's path); the data is not touched.</summary>
     public Task RebaseUnsafeAsync(string path, string backingPath, string backingFormat, CancellationToken cancellationToken)
-        => RunAsync(["rebase", "-u", "-b", backingPath, "-F", backingFormat, path], ShortTimeout, cancellationToken);
+        => RunAsync(["rebase", "-u", "-f", "qcow2", "-b", backingPath, "-F", DiskFormat(backingFormat), path], ShortTimeout, cancellationToken);
 
-    public Task ResizeAsync(string path, long sizeBytes, CancellationToken cancellationToken)
-        => RunAsync(["resize", "-q", path, sizeBytes.ToString(CultureInfo.InvariantCulture)], ShortTimeout, cancellationToken);
+    public Task ResizeAsync(string path, string format, long sizeBytes, CancellationToken cancellationToken)
+        => RunAsync(["resize", "-q", "-f", DiskFormat(format), path, sizeBytes.ToString(CultureInfo.InvariantCulture)], ShortTimeout, cancellationToken);
 
-    private async Task<ProcessResult> RunAsync(IReadOnlyList<string> args, TimeSpan timeout, CancellationToken cancellationToken)
+    private static string[] AsUserArgs(string user)
     {
-        var result = await ProcessRunner.RunAsync(binary, args, timeout, cancellationToken).ConfigureAwait(false);
+        var (uid, gid) = UnixAccounts.Lookup(user) ?? throw new HypervisorToolException($"The user '{user}' that qemu-img runs as does not exist.");
+        return ["--reuid", uid.ToString(CultureInfo.InvariantCulture), "--regid", gid.ToString(CultureInfo.InvariantCulture), "--clear-groups", "--"];
+    }
+
+    /// <summary>The formats the store holds; anything else never reaches qemu-img.</summary>
+    private static string DiskFormat(string format)
+        => format is "raw" or "qcow2" ? format : throw new HypervisorException(HypervisorError.InvalidArgument, $"Disk format '{format}' is not supported; use raw or qcow2.");
+
+    private async Task<ProcessResult> RunAsync(IReadOnlyList<string> args, TimeSpan timeout, CancellationToken cancellationToken, string? asUser = null)
+    {
+        var result = asUser is null
+            ? await ProcessRunner.RunAsync(binary, args, timeout, cancellationToken).ConfigureAwait(false)
+            // setpriv (util-linux) drops to the account's uid and gid with no supplementary groups;
+            // leaving root also drops every capability.
+            : await ProcessRunner.RunAsync("setpriv", [.. AsUserArgs(asUser), binary, .. args], timeout, cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new HypervisorToolException($"qemu-img {args[0]} failed: {result.ErrorText}");

@@ -255,6 +255,12 @@ internal static class RestApi
             {
                 // The client went away: the normal end of a watch.
             }
+            catch (ApiException e)
+            {
+                // The status line is long gone: the stream's last event says why it ends.
+                await response.WriteAsync($"event: error\ndata: {ApiErrorFilter.ProblemJson(e)}\n\n", httpContext.RequestAborted);
+                await response.Body.FlushAsync(httpContext.RequestAborted);
+            }
         }
     }
 }
@@ -289,4 +295,14 @@ internal sealed class ApiErrorFilter : IEndpointFilter
         }
         return Results.Problem(detail: e.Message, statusCode: status, title: ApiException.CodeName(e.Code), extensions: extensions);
     }
+
+    /// <summary>The problem details of <paramref name="e"/> as one line of JSON, for a stream that has already begun.</summary>
+    public static string ProblemJson(ApiException e)
+        => System.Text.Json.JsonSerializer.Serialize(new System.Text.Json.Nodes.JsonObject
+        {
+            ["title"] = ApiException.CodeName(e.Code),
+            ["status"] = ApiException.HttpStatus(e.Code),
+            ["detail"] = e.Message,
+            ["code"] = ApiException.CodeName(e.Code),
+        });
 }

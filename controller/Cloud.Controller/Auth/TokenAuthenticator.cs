@@ -48,6 +48,13 @@ public sealed class AuthOptions
 
     /// <summary>SHA-256 (hex) of the token agents present to the node registry; none means the registry is open (loopback dev).</summary>
     public string? AgentTokenSha256 { get; set; }
+
+    /// <summary>
+    /// How often a long-lived call (a watch) checks again that the token it was opened with is
+    /// neither revoked nor expired, and ends when it is. Default 2 seconds. Read from PostgreSQL,
+    /// so a revocation on another replica counts too. Configured operator tokens never expire.
+    /// </summary>
+    public TimeSpan TokenRecheckInterval { get; set; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>
@@ -62,6 +69,9 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
 
     /// <summary>Prefix of issued tokens, so that a leaked one is recognizable by secret scanners.</summary>
     public const string TokenPrefix = "cloud_";
+
+    /// <summary>How a caller authenticated by an api_tokens row is named: this prefix and the row's id.</summary>
+    private const string TokenSubjectPrefix = "token:";
 
     public async Task<Caller?> AuthenticateApiAsync(string? authorization, CancellationToken cancellationToken)
     {
@@ -80,7 +90,27 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
             .Where(t => t.TokenSha256 == hash && t.RevokedAt == null && (t.ExpiresAt == null || t.ExpiresAt > now))
             .Select(t => new { t.Id, t.TenantId, t.Role })
             .SingleOrDefaultAsync(cancellationToken);
-        return token is null ? null : new Caller($"token:{token.Id}", token.TenantId ?? OperatorProject, token.Role);
+        return token is null ? null : new Caller($"{TokenSubjectPrefix}{token.Id}", token.TenantId ?? OperatorProject, token.Role);
+    }
+
+    /// <summary>
+    /// True while the token <paramref name="caller"/> authenticated with is still valid: neither
+    /// revoked nor expired. Configured operator tokens stay valid for the process's life.
+    /// </summary>
+    public async Task<bool> IsStillValidAsync(Caller caller, CancellationToken cancellationToken)
+    {
+        if (!caller.Subject.StartsWith(TokenSubjectPrefix, StringComparison.Ordinal))
+        {
+            return true;
+        }
+        if (!Guid.TryParse(caller.Subject.AsSpan(TokenSubjectPrefix.Length), out var id))
+        {
+            return false;
+        }
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        return await db.ApiTokens.AsNoTracking()
+            .AnyAsync(t => t.Id == id && t.RevokedAt == null && (t.ExpiresAt == null || t.ExpiresAt > now), cancellationToken);
     }
 
     /// <summary>True when the bearer is the agents' configured token (never when none is configured).</summary>

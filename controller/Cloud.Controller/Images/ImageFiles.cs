@@ -55,10 +55,21 @@ internal sealed class ImageFiles(IOptions<ImageOptions> options)
             }
             await file.FlushAsync(cancellationToken);
         }
+        var trailer = await ReadTailAsync(path, total, cancellationToken);
         var inspection = total == 0
             ? new DiskInspection("The upload is empty.", 0)
-            : DiskFormatInspector.Inspect(format, header.AsSpan(0, headerLength), total);
+            : DiskFormatInspector.Inspect(format, header.AsSpan(0, headerLength), trailer, total);
         return new ReceivedUpload(total, Convert.ToHexStringLower(hash.GetHashAndReset()), TooLarge: false, inspection);
+    }
+
+    /// <summary>The file's last bytes, where a fixed VHD keeps its only footer.</summary>
+    private static async Task<byte[]> ReadTailAsync(string path, long total, CancellationToken cancellationToken)
+    {
+        var tail = new byte[(int)Math.Min(total, DiskFormatInspector.TrailerBytes)];
+        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
+        file.Position = total - tail.Length;
+        await file.ReadExactlyAsync(tail, cancellationToken);
+        return tail;
     }
 
     /// <summary>Makes a checked staging file the image's file.</summary>

@@ -3,7 +3,9 @@ using Cloud.Controller.Api;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
 using Cloud.Contracts.Compute.V1;
+using Grpc.Core;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Cloud.Controller.Vms;
 
@@ -13,8 +15,11 @@ namespace Cloud.Controller.Vms;
 /// changes every replica and every heartbeat make. Rows are re-read over a short window behind
 /// the newest change seen, because transactions commit out of timestamp order; what was
 /// already sent is not sent again.
+/// A watch outlives the authentication of the request that opened it, so it checks its token
+/// again every <see cref="AuthOptions.TokenRecheckInterval"/> (in PostgreSQL, so a revocation on
+/// any replica counts) and ends with UNAUTHENTICATED once the token is revoked or expired.
 /// </summary>
-internal sealed class VmWatch(IDbContextFactory<LedgerDbContext> contexts, TimeProvider time)
+internal sealed class VmWatch(IDbContextFactory<LedgerDbContext> contexts, TimeProvider time, TokenAuthenticator tokens, IOptions<AuthOptions> auth)
 {
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan CommitWindow = TimeSpan.FromSeconds(10);
@@ -24,8 +29,17 @@ internal sealed class VmWatch(IDbContextFactory<LedgerDbContext> contexts, TimeP
         var sent = new Dictionary<Guid, DateTimeOffset>();
         DateTimeOffset? newest = null;
         using var timer = new PeriodicTimer(PollInterval, time);
+        var recheckAt = time.GetUtcNow() + auth.Value.TokenRecheckInterval;
         do
         {
+            if (time.GetUtcNow() >= recheckAt)
+            {
+                if (!await tokens.IsStillValidAsync(caller, cancellationToken))
+                {
+                    throw new ApiException(StatusCode.Unauthenticated, "The token this watch was opened with was revoked or has expired.");
+                }
+                recheckAt = time.GetUtcNow() + auth.Value.TokenRecheckInterval;
+            }
             await using var db = await contexts.CreateDbContextAsync(cancellationToken);
             var query = selector.Apply(VmService.VisibleVms(db, caller).AsNoTracking());
             query = newest is { } since
