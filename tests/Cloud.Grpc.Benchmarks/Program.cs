@@ -1,0 +1,3 @@
+using Cloud.Grpc.Benchmarks;
+
+return await BenchmarkRunner.RunAsync(args);
