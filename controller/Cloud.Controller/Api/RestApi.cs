@@ -1,6 +1,7 @@
 using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
 using Cloud.Controller.Images;
+using Cloud.Controller.Limits;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Tenants;
@@ -171,7 +172,7 @@ internal static class RestApi
     /// </summary>
     internal static RouteGroupBuilder MapApiGroup(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1").RequireAuthorization(CloudPolicies.Api).AddEndpointFilter<ApiErrorFilter>();
+        var group = app.MapGroup("/v1").RequireAuthorization(CloudPolicies.Api).RequirePerTokenRateLimit().AddEndpointFilter<ApiErrorFilter>();
         ((IEndpointConventionBuilder)group).Finally(endpoint =>
         {
             if (endpoint.Metadata.OfType<IHttpMethodMetadata>().Any(m => m.HttpMethods.Any(IsMutating)))
@@ -280,7 +281,8 @@ internal sealed class ApiErrorFilter : IEndpointFilter
         }
         catch (BadHttpRequestException e)
         {
-            return Problem(ApiException.Invalid(e.Message));
+            // Kestrel's own refusals keep their status: 413 for a body over its limit.
+            return Problem(new ApiException(StatusCode.InvalidArgument, e.Message, new Dictionary<string, object?> { ["httpStatus"] = e.StatusCode }));
         }
     }
 

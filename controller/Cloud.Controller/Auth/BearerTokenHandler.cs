@@ -1,6 +1,7 @@
 using System.Security.Claims;
 using System.Text.Encodings.Web;
 using Cloud.Controller.Api;
+using Cloud.Controller.Limits;
 using Grpc.Core;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
@@ -12,15 +13,20 @@ namespace Cloud.Controller.Auth;
 /// "Authorization: Bearer ..." is an API token (operator, member or reader of a project) or the
 /// agents' token. Who may call what is then the policies' business (<see cref="CloudPolicies"/>).
 /// A refusal answers in the caller's own protocol: problem details over REST, a gRPC status
-/// (trailers-only) over gRPC, with the same code either way.
+/// (trailers-only) over gRPC, with the same code either way. Failed authentications are counted
+/// per source address (<see cref="FailedAuthThrottle"/>); past the limit, a token not known to be
+/// valid is refused with RESOURCE_EXHAUSTED before the database is asked.
 /// </summary>
 internal sealed class BearerTokenHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    TokenAuthenticator tokens) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    TokenAuthenticator tokens,
+    FailedAuthThrottle failedAuth) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "Bearer";
+
+    private static readonly object ThrottledKey = new();
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -29,41 +35,41 @@ internal sealed class BearerTokenHandler(
         {
             return AuthenticateResult.NoResult();
         }
+        var address = Context.Connection.RemoteIpAddress;
+        if (address is not null && failedAuth.RetryAfter(address) is { } wait && !tokens.IsKnownValid(authorization))
+        {
+            Context.Items[ThrottledKey] = wait;
+            return AuthenticateResult.Fail("Too many failed authentications from this address.");
+        }
         var principal = await tokens.AuthenticateApiAsync(authorization, Context.RequestAborted) is { } caller
             ? ApiCallers.ToPrincipal(caller)
             : tokens.IsAgentToken(authorization) ? ApiCallers.NodePrincipal() : null;
+        if (principal is null && address is not null)
+        {
+            failedAuth.RecordFailure(address);
+        }
         return principal is null
             ? AuthenticateResult.Fail("The bearer token is unknown, revoked or expired.")
             : AuthenticateResult.Success(new AuthenticationTicket(principal, SchemeName));
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
-        => RefuseAsync(StatusCode.Unauthenticated, IsGrpc
+        => Context.Items[ThrottledKey] is TimeSpan wait
+            ? ApiRefusal.WriteAsync(Context, StatusCode.ResourceExhausted,
+                "Too many failed authentications from this address: retry after the time in Retry-After.", "AUTH_THROTTLED", wait)
+            : RefuseAsync(StatusCode.Unauthenticated, ApiRefusal.IsGrpc(Request)
             ? "Send a valid API token in the authorization metadata: Bearer <token>."
             : "Send a valid API token: Authorization: Bearer <token>.");
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
         => RefuseAsync(StatusCode.PermissionDenied, "This token may not call this endpoint.");
 
-    private bool IsGrpc => Request.ContentType?.StartsWith("application/grpc", StringComparison.OrdinalIgnoreCase) == true;
-
     private async Task RefuseAsync(StatusCode code, string message)
     {
-        if (IsGrpc)
-        {
-            // A trailers-only response: HTTP 200 whose headers carry the status, as every gRPC
-            // client reads it (a bare 401 would reach the client as "Bad gRPC response").
-            Response.StatusCode = StatusCodes.Status200OK;
-            Response.ContentType = "application/grpc";
-            Response.Headers["grpc-status"] = ((int)code).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            Response.Headers["grpc-message"] = Uri.EscapeDataString(message);
-            return;
-        }
-        Response.StatusCode = ApiException.HttpStatus(code);
-        if (code == StatusCode.Unauthenticated)
+        if (code == StatusCode.Unauthenticated && !ApiRefusal.IsGrpc(Request))
         {
             Response.Headers.WWWAuthenticate = SchemeName;
         }
-        await ApiErrorFilter.Problem(new ApiException(code, message)).ExecuteAsync(Context);
+        await ApiRefusal.WriteAsync(Context, code, message);
     }
 }

@@ -73,6 +73,11 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
     /// <summary>How a caller authenticated by an api_tokens row is named: this prefix and the row's id.</summary>
     private const string TokenSubjectPrefix = "token:";
 
+    /// <summary>How many hashes of tokens that authenticated are remembered for <see cref="IsKnownValid"/>; past it, the set starts over.</summary>
+    private const int MaxRecentlyValid = 10_000;
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> _recentlyValid = new(StringComparer.Ordinal);
+
     public async Task<Caller?> AuthenticateApiAsync(string? authorization, CancellationToken cancellationToken)
     {
         var hash = HashBearer(authorization);
@@ -90,6 +95,10 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
             .Where(t => t.TokenSha256 == hash && t.RevokedAt == null && (t.ExpiresAt == null || t.ExpiresAt > now))
             .Select(t => new { t.Id, t.TenantId, t.Role })
             .SingleOrDefaultAsync(cancellationToken);
+        if (token is not null)
+        {
+            RememberValid(hash);
+        }
         return token is null ? null : new Caller($"{TokenSubjectPrefix}{token.Id}", token.TenantId ?? OperatorProject, token.Role);
     }
 
@@ -111,6 +120,31 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
         var now = time.GetUtcNow();
         return await db.ApiTokens.AsNoTracking()
             .AnyAsync(t => t.Id == id && t.RevokedAt == null && (t.ExpiresAt == null || t.ExpiresAt > now), cancellationToken);
+    }
+
+    /// <summary>
+    /// True when the bearer is a configured token (operator's, agents') or one that authenticated
+    /// recently on this replica. Decides only whether a throttled address may still ask the
+    /// database: a revoked token known here is still refused by the database's answer.
+    /// </summary>
+    public bool IsKnownValid(string? authorization)
+    {
+        if (HashBearer(authorization) is not { } hash)
+        {
+            return false;
+        }
+        return _recentlyValid.ContainsKey(hash)
+            || options.Value.OperatorTokenSha256.Any(known => Matches(hash, known))
+            || (options.Value.AgentTokenSha256 is { Length: > 0 } agent && Matches(hash, agent));
+    }
+
+    private void RememberValid(string hash)
+    {
+        if (_recentlyValid.Count >= MaxRecentlyValid)
+        {
+            _recentlyValid.Clear();
+        }
+        _recentlyValid[hash] = 0;
     }
 
     /// <summary>True when the bearer is the agents' configured token (never when none is configured).</summary>

@@ -5,6 +5,7 @@ using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
 using Cloud.Controller.Data;
 using Cloud.Controller.Images;
+using Cloud.Controller.Limits;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Placement;
@@ -44,7 +45,12 @@ internal static class ControllerExtensions
         {
             kestrel.Listen(ParseListen(controller.RestListen, "Controller:RestListen"), o => o.Protocols = HttpProtocols.Http1AndHttp2);
             kestrel.Listen(ParseListen(controller.GrpcListen, "Controller:GrpcListen"), o => o.Protocols = HttpProtocols.Http2);
+            // Bodies: JSON endpoints refuse more than 1 MiB themselves (ProtoJson), by Content-Length
+            // before reading; the image upload raises this limit for its own request.
             kestrel.Limits.MaxRequestBodySize = 8 * 1024 * 1024;
+            // Headers: Kestrel's defaults, stated so that they are a decision (431 past them).
+            kestrel.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+            kestrel.Limits.MaxRequestHeaderCount = 100;
         });
 
         services.AddSingleton(TimeProvider.System);
@@ -52,6 +58,7 @@ internal static class ControllerExtensions
         services.AddCloudGrpc().AddCheck<LedgerHealthCheck>("ledger", tags: [GrpcHostingExtensions.Ready]);
         services.AddSingleton<IRpcErrorMapper, ApiErrorMapper>();
         services.AddCloudAuthentication();
+        services.AddAbuseLimits();
         services.AddProblemDetails();
         services.AddLedgerDatabase(connectionString);
 
@@ -87,10 +94,11 @@ internal static class ControllerExtensions
         app.UseExceptionHandler();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseRateLimiter();
         app.MapRestApi();
         app.MapPlacementApi();
         app.MapOpenApi();
-        app.MapGrpcService<ComputeService>();
+        app.MapGrpcService<ComputeService>().RequirePerTokenRateLimit();
         app.MapGrpcService<NodeRegistryService>();
         app.MapGrpcService<ImageSourceService>();
         app.MapCloudGrpc(httpProbes: true);

@@ -1,5 +1,6 @@
 using Cloud.Controller.Api;
 using Cloud.Controller.Capacity;
+using Cloud.Controller.Limits;
 using Cloud.Contracts.Compute.V1;
 using Grpc.Core;
 
@@ -17,7 +18,7 @@ internal static class PlacementApi
 
     public static IEndpointRouteBuilder MapPlacementApi(this IEndpointRouteBuilder app)
     {
-        app.MapGrpcService<PlacementGrpcService>();
+        app.MapGrpcService<PlacementGrpcService>().RequirePerTokenRateLimit();
         var v1 = app.MapApiGroup();
 
         v1.MapGet("/capacity", async (HttpContext http, CapacityService capacity, CancellationToken ct) =>

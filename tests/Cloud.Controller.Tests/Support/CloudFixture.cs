@@ -43,7 +43,7 @@ public class CloudFixture : IAsyncLifetime
     /// <summary>The agents' gRPC addresses.</summary>
     public List<Uri> AgentUrls { get; } = [];
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         ConnectionString = await PostgresFixture.Shared.CreateDatabaseAsync();
         await DatabaseMigrator.MigrateAsync(ConnectionString, CancellationToken.None);
@@ -146,7 +146,15 @@ public class CloudFixture : IAsyncLifetime
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
         while (true)
         {
-            using var doc = JsonDocument.Parse(await Http.GetStringAsync("/v1/nodes"));
+            using var response = await Http.GetAsync("/v1/nodes");
+            if (response.StatusCode == HttpStatusCode.TooManyRequests && DateTime.UtcNow < deadline)
+            {
+                // A fixture with a low rate limit (RateLimitCloudFixture): not yet.
+                await Task.Delay(500);
+                continue;
+            }
+            response.EnsureSuccessStatusCode();
+            using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
             var up = doc.RootElement.GetProperty("nodes").EnumerateArray().Count(n => n.GetProperty("state").GetString() == "UP");
             if (up >= count)
             {
