@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -16,13 +15,13 @@ public sealed class RequestLimitsTests(CloudFixture cloud)
         using var socket = new TcpClient();
         await socket.ConnectAsync(cloud.RestUrl.Host, cloud.RestUrl.Port);
         var stream = socket.GetStream();
-        var started = Stopwatch.StartNew();
         const string start = "{\"name\": \"huge\", \"flavor\": \"";
         var head = $"POST /v1/vms HTTP/1.1\r\nHost: {cloud.RestUrl.Authority}\r\nAuthorization: Bearer {CloudFixture.OperatorToken}\r\n"
             + $"Content-Type: application/json\r\nContent-Length: {100 * 1024 * 1024}\r\n\r\n{start}";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(head));
 
-        // Only the head and a few bytes of the body were sent: the answer comes without the rest.
+        // Only the head and a few bytes of the body were sent: an answer at all shows the server
+        // did not wait for the rest (a server reading the body would wait past the bound below).
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var answer = new StringBuilder();
         var buffer = new byte[8192];
@@ -39,7 +38,6 @@ public sealed class RequestLimitsTests(CloudFixture cloud)
         Assert.StartsWith("HTTP/1.1 413", text, StringComparison.Ordinal);
         Assert.Contains("application/problem+json", text, StringComparison.Ordinal);
         Assert.Contains("\"code\":\"INVALID_ARGUMENT\"", text, StringComparison.Ordinal);
-        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), $"The answer took {started.Elapsed}.");
     }
 
     [Fact]
