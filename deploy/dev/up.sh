@@ -49,7 +49,10 @@ chmod +x "$BIN/cloudctl"
 PIDS=()
 STOPPING=""
 cleanup() {
-  trap - INT TERM EXIT
+  # A second Ctrl-C, or the TERM a wrapper forwards after its own, must not end the cleanup
+  # half-way and leave guests running: from here on both are ignored.
+  trap '' INT TERM
+  trap - EXIT
   # Finish the cleanup even when the terminal or a pipe reading our output is gone.
   # A failed echo (its reader gone) must not end the cleanup half-way.
   trap '' PIPE HUP
