@@ -103,7 +103,7 @@ public class CloudFixture : IAsyncLifetime
             await StartAsync(agentApp);
         }
 
-        Http = new HttpClient { BaseAddress = RestUrl };
+        Http = NewHttpClient();
         Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", OperatorToken);
         await WaitForNodesAsync(2);
     }
@@ -139,6 +139,12 @@ public class CloudFixture : IAsyncLifetime
         _apps.Add(app);
         await app.StartAsync();
     }
+
+    /// <summary>An HTTP client of the controller's REST API with no token: the one way tests make one, so that they all trust the cloud's TLS.</summary>
+    public HttpClient NewHttpClient() => new() { BaseAddress = RestUrl };
+
+    /// <summary>A gRPC channel to the controller's public gRPC port (or <paramref name="url"/>), made the one way tests make them.</summary>
+    public Grpc.Net.Client.GrpcChannel NewGrpcChannel(Uri? url = null) => Grpc.Net.Client.GrpcChannel.ForAddress(url ?? GrpcUrl);
 
     /// <summary>Polls the node list until <paramref name="count"/> nodes are UP.</summary>
     public async Task WaitForNodesAsync(int count)

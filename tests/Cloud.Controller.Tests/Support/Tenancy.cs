@@ -41,7 +41,7 @@ internal static class Tenancy
 
     public static HttpClient ClientFor(this CloudFixture cloud, string token)
     {
-        var client = new HttpClient { BaseAddress = cloud.RestUrl };
+        var client = cloud.NewHttpClient();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
         return client;
     }
