@@ -1,14 +1,19 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using Cloud.Agent.Hypervisor;
 using Cloud.Agent.Hypervisor.Fake;
+using Cloud.Agent.Identity;
 using Cloud.Agent.Qemu;
 using Cloud.Agent.Registration;
 using Cloud.Agent.Rpc;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
+using Cloud.Contracts.Trust;
+using System.Security.Authentication;
 using Grpc.Core;
 using Cloud.ServiceDefaults;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Options;
 
 namespace Cloud.Agent;
@@ -24,14 +29,30 @@ internal static class AgentExtensions
         services.AddSingleton<IValidateOptions<AgentOptions>, AgentOptionsRules>();
         var agent = builder.Configuration.GetSection(AgentOptions.SectionName).Get<AgentOptions>() ?? new AgentOptions();
 
+        // Mutual TLS only: the handshake refuses a client without a certificate from the cloud
+        // CA; CallerAuthorization then decides by the identity in it.
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             var endpoint = ParseListen(agent.Listen);
-            kestrel.Listen(endpoint, listen => listen.Protocols = HttpProtocols.Http2);
+            var identity = kestrel.ApplicationServices.GetRequiredService<NodeIdentity>();
+            kestrel.Listen(endpoint, listen =>
+            {
+                listen.Protocols = HttpProtocols.Http2;
+                listen.UseHttps(new HttpsConnectionAdapterOptions
+                {
+                    ServerCertificateSelector = (_, _) => identity.Certificate,
+                    SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                    ClientCertificateMode = ClientCertificateMode.RequireCertificate,
+                    ClientCertificateValidation = (certificate, _, _) => identity.Verifies(certificate),
+                });
+            });
         });
 
         services.AddSingleton(TimeProvider.System);
-        services.AddCloudGrpc().AddCheck<HypervisorHealthCheck>("hypervisor", tags: [GrpcHostingExtensions.Ready]);
+        services.AddSingleton<NodeIdentity>();
+        services.AddCloudGrpc(grpc => grpc.Interceptors.Add<CallerAuthorization>())
+            .AddCheck<HypervisorHealthCheck>("hypervisor", tags: [GrpcHostingExtensions.Ready])
+            .AddCheck<CertificateHealthCheck>("certificate", tags: [GrpcHostingExtensions.Ready]);
         services.AddSingleton<IRpcErrorMapper, HypervisorErrorMapper>();
         services.AddCloudTelemetry(builder.Configuration, "cloud-agent");
 
@@ -49,10 +70,14 @@ internal static class AgentExtensions
             services.AddSingleton<IImageTarget, QemuImageTarget>();
         }
 
-        // Clients of the controller from the client factory: one place for the address and the token.
-        services.AddSingleton<ControllerTokenInterceptor>();
-        services.AddGrpcClient<NodeRegistry.NodeRegistryClient>(o => o.Address = new Uri(agent.ControllerUrl)).AddInterceptor<ControllerTokenInterceptor>();
-        services.AddGrpcClient<ImageSource.ImageSourceClient>(o => o.Address = new Uri(agent.ControllerUrl)).AddInterceptor<ControllerTokenInterceptor>();
+        // Clients of the controller's node port from the client factory: one place for the
+        // address and for mutual TLS, which accepts only the controller's certificate.
+        AddControllerClient<NodeTrust.NodeTrustClient>(services, agent);
+        AddControllerClient<NodeRegistry.NodeRegistryClient>(services, agent);
+        AddControllerClient<ImageSource.ImageSourceClient>(services, agent);
+        // First: the agent has its certificate before anything else starts, the listener included.
+        services.AddSingleton<CertificateRenewal>();
+        services.AddHostedService(sp => sp.GetRequiredService<CertificateRenewal>());
         services.AddHostedService<RegistrationLoop>();
         services.AddSingleton<IImageSourceReader, GrpcImageSourceReader>();
         services.AddSingleton<ImagePuller>();
@@ -60,6 +85,11 @@ internal static class AgentExtensions
         services.AddSingleton<SnapshotPuller>();
         return builder;
     }
+
+    private static void AddControllerClient<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TClient>(IServiceCollection services, AgentOptions agent)
+        where TClient : class
+        => services.AddGrpcClient<TClient>(o => o.Address = new Uri(agent.ControllerUrl))
+            .ConfigurePrimaryHttpMessageHandler(sp => sp.GetRequiredService<NodeIdentity>().NewHandler(CloudIdentity.IsController));
 
     public static WebApplication MapAgent(this WebApplication app)
     {

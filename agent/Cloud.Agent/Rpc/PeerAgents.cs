@@ -14,7 +14,7 @@ namespace Cloud.Agent.Rpc;
 /// controller names them by the address they registered; only a literal IP address and port are
 /// taken, so a request cannot point the agent at a name of its choosing.
 /// </summary>
-internal sealed class PeerAgents : IDisposable
+internal sealed class PeerAgents(Identity.NodeIdentity identity) : IDisposable
 {
     private static readonly TimeSpan TransferDeadline = TimeSpan.FromHours(2);
     private readonly ConcurrentDictionary<string, GrpcChannel> _channels = new(StringComparer.Ordinal);
@@ -46,19 +46,23 @@ internal sealed class PeerAgents : IDisposable
         }
     }
 
-    /// <summary>http://ADDRESS:PORT (or https) with a literal IP address; anything else is refused as InvalidArgument.</summary>
+    /// <summary>https://ADDRESS:PORT (or http) with a literal IP address; anything else is refused as InvalidArgument.</summary>
     public static string Validate(string address, string field)
     {
         if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.IsDefaultPort
             || !IPAddress.TryParse(uri.Host.Trim('[', ']'), out _) || uri.AbsolutePath != "/" || uri.Query.Length > 0 || uri.UserInfo.Length > 0)
         {
-            throw new HypervisorException(HypervisorError.InvalidArgument, $"{field} '{address}' must be an agent address such as http://127.0.0.2:7070.");
+            throw new HypervisorException(HypervisorError.InvalidArgument, $"{field} '{address}' must be an agent address such as https://127.0.0.2:7070.");
         }
         return uri.GetLeftPart(UriPartial.Authority);
     }
 
     private NodeAgent.NodeAgentClient Client(string address)
-        => new(_channels.GetOrAdd(Validate(address, "address"), a => GrpcChannel.ForAddress(a)));
+        => new(_channels.GetOrAdd(Validate(address, "address"), a => GrpcChannel.ForAddress(a, new GrpcChannelOptions
+        {
+            // Mutual TLS, and the other side must be a node of this cloud.
+            HttpHandler = identity.NewHandler(peer => Cloud.Contracts.Trust.CloudIdentity.NodeOf(peer) is not null),
+        })));
 
     public void Dispose()
     {

@@ -24,7 +24,8 @@ internal sealed class ComputeService(
     OperationQueries operations,
     TenantService tenants,
     ImageService images,
-    ConsoleOutputService consoleOutput) : Compute.ComputeBase
+    ConsoleOutputService consoleOutput,
+    Trust.JoinTokens joinTokens) : Compute.ComputeBase
 {
     [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<Operation> CreateVm(CreateVmRequest request, ServerCallContext context)
@@ -126,6 +127,14 @@ internal sealed class ComputeService(
     [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<Operation> DrainNode(DrainNodeRequest request, ServerCallContext context)
         => nodes.DrainAsync(CallerOf(context), request, context.CancellationToken);
+
+    [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
+    public override Task<JoinToken> CreateJoinToken(CreateJoinTokenRequest request, ServerCallContext context)
+        => joinTokens.CreateAsync(CallerOf(context), request, context.CancellationToken);
+
+    [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
+    public override Task<DeleteNodeResponse> DeleteNode(DeleteNodeRequest request, ServerCallContext context)
+        => nodes.DeleteAsync(CallerOf(context), request, context.CancellationToken);
 
     [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<Flavor> AddFlavorAccess(FlavorAccessRequest request, ServerCallContext context)

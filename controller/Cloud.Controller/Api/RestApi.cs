@@ -118,6 +118,13 @@ internal static class RestApi
             ProtoJson.Result(await nodes.SetSchedulableAsync(CallerOf(http), new SetNodeSchedulableRequest { Name = name, Schedulable = false }, ct)));
         v1.MapPost("/nodes/{name}/uncordon", async (HttpContext http, NodeQueries nodes, string name, CancellationToken ct) =>
             ProtoJson.Result(await nodes.SetSchedulableAsync(CallerOf(http), new SetNodeSchedulableRequest { Name = name, Schedulable = true }, ct)));
+        v1.MapPost("/nodes/{name}/join-tokens", async (HttpContext http, Trust.JoinTokens tokens, string name, CancellationToken ct) =>
+        {
+            var request = await ReadForAsync<CreateJoinTokenRequest>(http, name, r => r.Name, (r, v) => r.Name = v, ct);
+            return ProtoJson.Result(await tokens.CreateAsync(CallerOf(http), request, ct), StatusCodes.Status201Created);
+        });
+        v1.MapDelete("/nodes/{name}", async (HttpContext http, NodeQueries nodes, string name, CancellationToken ct) =>
+            ProtoJson.Result(await nodes.DeleteAsync(CallerOf(http), new DeleteNodeRequest { Name = name }, ct)));
         v1.MapPost("/nodes/{name}/drain", async (HttpContext http, NodeQueries nodes, string name, CancellationToken ct) =>
         {
             var request = await ReadForAsync<DrainNodeRequest>(http, name, r => r.Name, (r, v) => r.Name = v, ct);

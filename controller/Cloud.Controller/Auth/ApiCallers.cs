@@ -9,7 +9,7 @@ internal static class ApiCallers
     private const string ProjectClaim = "cloud:project";
     private const string RoleClaim = "cloud:role";
 
-    /// <summary>The role of the agents' token: node registry and image pulls, never the API.</summary>
+    /// <summary>The role of an agent's certificate: node registry, image pulls and renewals, never the API.</summary>
     public const string NodeRole = "node";
 
     public static ClaimsPrincipal ToPrincipal(Caller caller)
@@ -17,8 +17,14 @@ internal static class ApiCallers
             [new Claim(ClaimTypes.NameIdentifier, caller.Subject), new Claim(ProjectClaim, caller.ProjectId), new Claim(RoleClaim, caller.Role)],
             BearerTokenHandler.SchemeName, ClaimTypes.NameIdentifier, RoleClaim));
 
-    public static ClaimsPrincipal NodePrincipal()
-        => new(new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, "agent"), new Claim(RoleClaim, NodeRole)], BearerTokenHandler.SchemeName, ClaimTypes.NameIdentifier, RoleClaim));
+    public static ClaimsPrincipal NodePrincipal(string node, string scheme)
+        => new(new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, node), new Claim(RoleClaim, NodeRole)], scheme, ClaimTypes.NameIdentifier, RoleClaim));
+
+    /// <summary>The node whose certificate made this call; only endpoints under the node policy ask.</summary>
+    public static string NodeOf(ServerCallContext context)
+        => context.GetHttpContext().User is { } user && user.IsInRole(NodeRole)
+            ? user.FindFirstValue(ClaimTypes.NameIdentifier)!
+            : throw new InvalidOperationException("This endpoint reads a node but does not require the 'node' policy.");
 
     /// <summary>True for an API caller (operator, member, reader); the agents' token is not one.</summary>
     public static bool IsApiCaller(ClaimsPrincipal user) => user.FindFirst(ProjectClaim) is not null;
@@ -49,34 +55,19 @@ internal static class CloudPolicies
     /// </summary>
     public const string Write = "write";
 
-    /// <summary>What agents call (node registry, image pulls): the agents' token, or anyone when none is configured (loopback dev).</summary>
+    /// <summary>What agents call (node registry, image pulls, renewals): a node's certificate from the cloud CA.</summary>
     public const string Node = "node";
 
     public static IServiceCollection AddCloudAuthentication(this IServiceCollection services)
     {
         services.AddSingleton<TokenAuthenticator>();
         services.AddAuthentication(BearerTokenHandler.SchemeName)
-            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, null);
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerTokenHandler>(BearerTokenHandler.SchemeName, null)
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, Trust.NodeCertificateHandler>(Trust.NodeCertificateHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
             .AddPolicy(Api, policy => policy.RequireAuthenticatedUser().RequireAssertion(c => ApiCallers.IsApiCaller(c.User)))
             .AddPolicy(Write, policy => policy.RequireAuthenticatedUser().RequireAssertion(c => ApiCallers.CanWrite(c.User)))
-            .AddPolicy(Node, policy => policy.AddRequirements(new NodeRequirement()));
-        services.AddSingleton<Microsoft.AspNetCore.Authorization.IAuthorizationHandler, NodeRequirementHandler>();
+            .AddPolicy(Node, policy => policy.AddAuthenticationSchemes(Trust.NodeCertificateHandler.SchemeName).RequireAuthenticatedUser().RequireRole(ApiCallers.NodeRole));
         return services;
-    }
-
-    private sealed class NodeRequirement : Microsoft.AspNetCore.Authorization.IAuthorizationRequirement;
-
-    private sealed class NodeRequirementHandler(Microsoft.Extensions.Options.IOptions<AuthOptions> options)
-        : Microsoft.AspNetCore.Authorization.AuthorizationHandler<NodeRequirement>
-    {
-        protected override Task HandleRequirementAsync(Microsoft.AspNetCore.Authorization.AuthorizationHandlerContext context, NodeRequirement requirement)
-        {
-            if (options.Value.AgentTokenSha256 is not { Length: > 0 } || context.User.IsInRole(ApiCallers.NodeRole))
-            {
-                context.Succeed(requirement);
-            }
-            return Task.CompletedTask;
-        }
     }
 }

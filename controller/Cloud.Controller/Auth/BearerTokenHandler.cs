@@ -10,8 +10,8 @@ namespace Cloud.Controller.Auth;
 
 /// <summary>
 /// ASP.NET Core authentication for every controller endpoint, REST and gRPC alike:
-/// "Authorization: Bearer ..." is an API token (operator, member or reader of a project) or the
-/// agents' token. Who may call what is then the policies' business (<see cref="CloudPolicies"/>).
+/// "Authorization: Bearer ..." is an API token (operator, member or reader of a project); agents
+/// authenticate by certificate instead (Trust/NodeCertificateHandler). Who may call what is then the policies' business (<see cref="CloudPolicies"/>).
 /// A refusal answers in the caller's own protocol: problem details over REST, a gRPC status
 /// (trailers-only) over gRPC, with the same code either way. Failed authentications are counted
 /// per source address (<see cref="FailedAuthThrottle"/>); past the limit, a token not known to be
@@ -43,7 +43,7 @@ internal sealed class BearerTokenHandler(
         }
         var principal = await tokens.AuthenticateApiAsync(authorization, Context.RequestAborted) is { } caller
             ? ApiCallers.ToPrincipal(caller)
-            : tokens.IsAgentToken(authorization) ? ApiCallers.NodePrincipal() : null;
+            : null;
         if (principal is null && address is not null)
         {
             failedAuth.RecordFailure(address);

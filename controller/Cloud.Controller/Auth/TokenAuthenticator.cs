@@ -46,9 +46,6 @@ public sealed class AuthOptions
     /// </summary>
     public IList<string> OperatorTokenSha256 { get; } = [];
 
-    /// <summary>SHA-256 (hex) of the token agents present to the node registry; none means the registry is open (loopback dev).</summary>
-    public string? AgentTokenSha256 { get; set; }
-
     /// <summary>
     /// How often a long-lived call (a watch) checks again that the token it was opened with is
     /// neither revoked nor expired, and ends when it is. Default 2 seconds. Read from PostgreSQL,
@@ -123,7 +120,7 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
     }
 
     /// <summary>
-    /// True when the bearer is a configured token (operator's, agents') or one that authenticated
+    /// True when the bearer is a configured operator token or one that authenticated
     /// recently on this replica. Decides only whether a throttled address may still ask the
     /// database: a revoked token known here is still refused by the database's answer.
     /// </summary>
@@ -134,8 +131,7 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
             return false;
         }
         return _recentlyValid.ContainsKey(hash)
-            || options.Value.OperatorTokenSha256.Any(known => Matches(hash, known))
-            || (options.Value.AgentTokenSha256 is { Length: > 0 } agent && Matches(hash, agent));
+            || options.Value.OperatorTokenSha256.Any(known => Matches(hash, known));
     }
 
     private void RememberValid(string hash)
@@ -146,11 +142,6 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
         }
         _recentlyValid[hash] = 0;
     }
-
-    /// <summary>True when the bearer is the agents' configured token (never when none is configured).</summary>
-    public bool IsAgentToken(string? authorization)
-        => options.Value.AgentTokenSha256 is { Length: > 0 } expected
-            && HashBearer(authorization) is { } hash && Matches(hash, expected);
 
     public static string Sha256Hex(string token) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 

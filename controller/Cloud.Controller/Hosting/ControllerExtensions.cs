@@ -11,11 +11,11 @@ using Cloud.Controller.Operations;
 using Cloud.Controller.Placement;
 using Cloud.Controller.Scheduling;
 using Cloud.Controller.Snapshots;
+using Cloud.Controller.Trust;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
 using Cloud.Contracts.Node.V1;
 using Cloud.ServiceDefaults;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Options;
 
 namespace Cloud.Controller.Hosting;
@@ -41,10 +41,10 @@ internal static class ControllerExtensions
             .Validate(o => o.DownAfter > o.HeartbeatInterval, "Nodes:DownAfter must be longer than Nodes:HeartbeatInterval.")
             .ValidateOnStart();
 
+        var trust = builder.Configuration.GetSection(TrustOptions.SectionName).Get<TrustOptions>() ?? new TrustOptions();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Listen(ParseListen(controller.RestListen, "Controller:RestListen"), o => o.Protocols = HttpProtocols.Http1AndHttp2);
-            kestrel.Listen(ParseListen(controller.GrpcListen, "Controller:GrpcListen"), o => o.Protocols = HttpProtocols.Http2);
+            kestrel.ListenWithTls(controller, trust, ParseListen);
             // Bodies: JSON endpoints refuse more than 1 MiB themselves (ProtoJson), by Content-Length
             // before reading; the image upload raises this limit for its own request.
             kestrel.Limits.MaxRequestBodySize = 8 * 1024 * 1024;
@@ -57,6 +57,7 @@ internal static class ControllerExtensions
         services.AddControllerTelemetry(builder.Configuration);
         services.AddCloudGrpc().AddCheck<LedgerHealthCheck>("ledger", tags: [GrpcHostingExtensions.Ready]);
         services.AddSingleton<IRpcErrorMapper, ApiErrorMapper>();
+        services.AddCloudTrust();
         services.AddCloudAuthentication();
         services.AddAbuseLimits();
         services.AddProblemDetails();
@@ -92,6 +93,7 @@ internal static class ControllerExtensions
     {
         app.UseCloudMetricsListener();
         app.UseExceptionHandler();
+        app.UsePortSeparation();
         app.UseAuthentication();
         app.UseAuthorization();
         app.UseRateLimiter();
@@ -101,6 +103,7 @@ internal static class ControllerExtensions
         app.MapGrpcService<ComputeService>().RequirePerTokenRateLimit();
         app.MapGrpcService<NodeRegistryService>();
         app.MapGrpcService<ImageSourceService>();
+        app.MapGrpcService<NodeTrustService>();
         app.MapCloudGrpc(httpProbes: true);
         app.MapConsole();
         return app;

@@ -7,13 +7,20 @@ public sealed class ControllerOptions
 {
     public const string SectionName = "Controller";
 
-    /// <summary>REST/JSON endpoint (HTTP/1.1 and h2c). Default 127.0.0.1:8080.</summary>
+    /// <summary>REST/JSON endpoint (HTTP/1.1 and HTTP/2, over TLS). Default 127.0.0.1:8080.</summary>
     [Required]
     public string RestListen { get; set; } = "127.0.0.1:8080";
 
-    /// <summary>gRPC endpoint (h2c): the compute API and the node registry. Default 127.0.0.1:8081.</summary>
+    /// <summary>gRPC endpoint: the compute API. Default 127.0.0.1:8081.</summary>
     [Required]
     public string GrpcListen { get; set; } = "127.0.0.1:8081";
+
+    /// <summary>
+    /// The node port: what agents call (join, renewal, registry, heartbeats, image pulls), over
+    /// mutual TLS with certificates from the cloud CA, and nothing else. Default 127.0.0.1:8082.
+    /// </summary>
+    [Required]
+    public string NodeListen { get; set; } = "127.0.0.1:8082";
 
     /// <summary>
     /// Folder of the embedded PostgreSQL cluster, used when ConnectionStrings:Ledger is empty.

@@ -65,7 +65,7 @@ internal sealed partial class ImageCopyPurger(
     {
         try
         {
-            var answer = await agents.For(copy.NodeAddress).CallAsync(
+            var answer = await agents.For(copy.NodeName, copy.NodeAddress).CallAsync(
                 (c, o) => c.DeleteImageAsync(new AgentV1.DeleteImageRequest { ImageId = copy.ImageId }, o), cancellationToken);
             Log.CopyRemoved(logger, copy.ImageId, copy.NodeName, answer.Outcome);
             return true;

@@ -1,4 +1,9 @@
 using System.Collections.Concurrent;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using Cloud.Contracts.Trust;
+using Cloud.Controller.Data;
+using Cloud.Controller.Trust;
 using Cloud.Contracts.Agent.V1;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -12,23 +17,42 @@ namespace Cloud.Controller.Nodes;
 /// <summary>
 /// One gRPC channel and one resilience pipeline per agent. Agents come and go at run time, each
 /// at its own address, so these are channels of our own rather than the client factory's named
-/// clients (fixed at startup); a channel lives as long as its node's HTTP/2 connection is useful. Every agent verb is idempotent
+/// clients (fixed at startup); a channel lives as long as its node's HTTP/2 connection is useful.
+/// Every channel is mutual TLS: the controller presents its own certificate, and accepts only
+/// the certificate of the node it means to call (cloud://node/NAME from the cloud CA), so an
+/// address taken over by another machine, or by another node, gets no call. Every agent verb is idempotent
 /// (VM ids are chosen by the controller), so transient failures are retried with jittered
 /// backoff; a node that keeps failing trips its own circuit breaker without slowing calls to
 /// the others.
 /// </summary>
-internal sealed class AgentConnections : IDisposable
+internal sealed class AgentConnections(ControllerCertificates certificates) : IDisposable
 {
-    private readonly ConcurrentDictionary<string, Connection> _connections = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Node, string Address), Connection> _connections = new();
 
     /// <summary>Per-attempt deadline of an agent call.</summary>
     public static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(60);
 
-    public AgentConnection For(string address)
+    public AgentConnection For(NodeEntity node) => For(node.Name, node.Address);
+
+    public AgentConnection For(string node, string address)
     {
-        var connection = _connections.GetOrAdd(address, a => new Connection(GrpcChannel.ForAddress(a), BuildPipeline()));
+        var connection = _connections.GetOrAdd((node, address), key => new Connection(
+            GrpcChannel.ForAddress(key.Address, new GrpcChannelOptions { HttpHandler = MutualTls(key.Node) }), BuildPipeline()));
         return new AgentConnection(address, new NodeAgent.NodeAgentClient(connection.Channel), connection.Pipeline);
     }
+
+    private SocketsHttpHandler MutualTls(string node) => new()
+    {
+        EnableMultipleHttp2Connections = true,
+        // Connections are made again now and then, so that a renewed certificate (either side's) is used.
+        PooledConnectionLifetime = TimeSpan.FromMinutes(30),
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            LocalCertificateSelectionCallback = (_, _, _, _, _) => certificates.Own,
+            RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+                certificate is X509Certificate2 presented && certificates.Verifies(presented) && CloudIdentity.NodeOf(presented) == node,
+        },
+    };
 
     private static ResiliencePipeline BuildPipeline() => new ResiliencePipelineBuilder()
         .AddRetry(new RetryStrategyOptions

@@ -15,7 +15,8 @@ namespace Cloud.Controller.Nodes;
 /// The operator's view of nodes (state, schedulable flag, hypervisor and capacity used per
 /// resource class), cordoning (a node taken out of scheduling keeps its VMs) and draining.
 /// </summary>
-internal sealed class NodeQueries(CapacityLedger ledger, IDbContextFactory<LedgerDbContext> contexts, Scheduler scheduler, OperationStarter operations)
+internal sealed class NodeQueries(CapacityLedger ledger, IDbContextFactory<LedgerDbContext> contexts, Scheduler scheduler, OperationStarter operations,
+    Trust.RevokedCertificates certificates)
 {
     public async Task<ListNodesResponse> ListAsync(Caller caller, CancellationToken cancellationToken)
     {
@@ -79,6 +80,38 @@ internal sealed class NodeQueries(CapacityLedger ledger, IDbContextFactory<Ledge
         }, cancellationToken);
         scheduler.InvalidateAll();
         return operation;
+    }
+
+    /// <summary>
+    /// Removes a node that holds nothing (drain it first) and revokes every certificate it was
+    /// issued, so that its agent is refused from the next call on. A node that joined but never
+    /// registered has only certificates to revoke.
+    /// </summary>
+    public async Task<DeleteNodeResponse> DeleteAsync(Caller caller, DeleteNodeRequest request, CancellationToken cancellationToken)
+    {
+        RequireOperator(caller, "delete nodes");
+        VmValidation.RequireName(request.Name, "node");
+        await using var db = await contexts.CreateDbContextAsync(cancellationToken);
+        var node = await db.Nodes.AsNoTracking().SingleOrDefaultAsync(n => n.Name == request.Name, cancellationToken);
+        if (node is not null)
+        {
+            var vms = await db.Vms.CountAsync(v => v.NodeId == node.Id, cancellationToken);
+            var held = await db.Allocations.AnyAsync(a => a.NodeId == node.Id, cancellationToken);
+            if (vms > 0 || held)
+            {
+                throw new ApiException(StatusCode.FailedPrecondition,
+                    $"Node '{request.Name}' still holds {vms} VM(s){(held && vms == 0 ? " and capacity claimed by a move" : "")}: drain it first (cloudctl node drain {request.Name}).",
+                    new Dictionary<string, object?> { ["httpStatus"] = 409 });
+            }
+            await db.Nodes.Where(n => n.Id == node.Id).ExecuteDeleteAsync(cancellationToken);
+            scheduler.InvalidateAll();
+        }
+        var revoked = await certificates.RevokeNodeAsync(request.Name, cancellationToken);
+        if (node is null && revoked == 0)
+        {
+            throw ApiException.NotFound("Node", request.Name);
+        }
+        return new DeleteNodeResponse { RevokedCertificates = revoked };
     }
 
     private static void RequireOperator(Caller caller, string what)

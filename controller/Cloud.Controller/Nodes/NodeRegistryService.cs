@@ -24,7 +24,9 @@ public sealed class NodeOptions
 
 /// <summary>
 /// cloud.node.v1.NodeRegistry: agents register their inventory and heartbeat their VMs' actual
-/// state. Everything an agent sends is checked before it reaches the ledger.
+/// state. Everything an agent sends is checked before it reaches the ledger, and a node speaks
+/// only for itself: the name it registers and the node it heartbeats for are the name in its
+/// certificate.
 /// </summary>
 [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Node)]
 internal sealed class NodeRegistryService(
@@ -33,9 +35,17 @@ internal sealed class NodeRegistryService(
     Scheduler scheduler,
     IOptions<NodeOptions> options) : NodeRegistry.NodeRegistryBase
 {
+    private const int MaxCachedNames = 100_000;
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, string> _names = new();
+
     public override async Task<RegisterResponse> Register(RegisterRequest request, ServerCallContext context)
     {
         var registration = NodeValidation.Validate(request);
+        var caller = ApiCallers.NodeOf(context);
+        if (registration.Name != caller)
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"This certificate is node {caller}'s; it cannot register node {registration.Name}."));
+        }
         var nodeId = await ledger.UpsertNodeAsync(registration, context.CancellationToken);
         var session = await ledger.StartHeartbeatSessionAsync(nodeId, context.CancellationToken);
         scheduler.InvalidateAll();
@@ -57,6 +67,7 @@ internal sealed class NodeRegistryService(
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, $"A heartbeat carries at most {NodeValidation.MaxVmsPerHeartbeat} VMs."));
         }
+        await RequireOwnNodeAsync(nodeId, ApiCallers.NodeOf(context), context.CancellationToken);
         var receipt = await ledger.TouchHeartbeatAsync(nodeId, Numbered(request), context.CancellationToken);
         if (!receipt.Known)
         {
@@ -74,6 +85,29 @@ internal sealed class NodeRegistryService(
             await ReconcileVmStatesAsync(nodeId, request.Vms, previous, context.CancellationToken);
         }
         return new HeartbeatResponse { Known = true };
+    }
+
+    /// <summary>
+    /// Refuses a heartbeat for another node's id. An id the ledger does not know passes: the
+    /// heartbeat then answers known=false and the agent registers again, as itself.
+    /// </summary>
+    private async Task RequireOwnNodeAsync(Guid nodeId, string caller, CancellationToken cancellationToken)
+    {
+        if (!_names.TryGetValue(nodeId, out var name))
+        {
+            await using var command = dataSource.CreateCommand("SELECT name FROM nodes WHERE id = $1");
+            command.Parameters.Add(new() { Value = nodeId });
+            if (await command.ExecuteScalarAsync(cancellationToken) is not string found)
+            {
+                return;
+            }
+            // A node's id never changes its name, so this never goes stale.
+            name = _names.Count < MaxCachedNames ? _names.GetOrAdd(nodeId, found) : found;
+        }
+        if (name != caller)
+        {
+            throw new RpcException(new Status(StatusCode.PermissionDenied, $"This certificate is node {caller}'s; it cannot heartbeat for node {name}."));
+        }
     }
 
     /// <summary>The heartbeat's session and number, checked; null for an agent that sends none.</summary>

@@ -101,7 +101,7 @@ internal sealed partial class SnapshotAudit(
     /// </summary>
     private async Task<IReadOnlyDictionary<string, IReadOnlySet<string>>?> AskAsync(NodeRow node, HashSet<Guid> expectedVms, CancellationToken cancellationToken)
     {
-        var agent = agents.For(node.Address);
+        var agent = agents.For(node.Name, node.Address);
         try
         {
             var listed = await agent.CallAsync((c, o) => c.ListVmsAsync(new AgentV1.ListVmsRequest(), o), cancellationToken);

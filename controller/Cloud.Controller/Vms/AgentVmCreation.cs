@@ -31,7 +31,7 @@ internal sealed partial class AgentVmCreation(
     /// </summary>
     public async Task<AgentRefusal?> CreateAsync(VmEntity vm, NodeEntity node, bool withImage, CancellationToken cancellationToken)
     {
-        var agent = agents.For(node.Address);
+        var agent = agents.For(node);
         try
         {
             if (withImage)
@@ -53,7 +53,7 @@ internal sealed partial class AgentVmCreation(
     {
         try
         {
-            await images.EnsureOnNodeAsync(imageId, node.Id, agents.For(node.Address), cancellationToken);
+            await images.EnsureOnNodeAsync(imageId, node.Id, agents.For(node), cancellationToken);
             return null;
         }
         catch (RpcException e)

@@ -49,7 +49,7 @@ internal sealed class ConsoleOutputService(IDbContextFactory<LedgerDbContext> co
         AgentV1.ConsoleOutput answer;
         try
         {
-            answer = await agents.For(address).CallAsync(
+            answer = await agents.For(nodeName, address).CallAsync(
                 (client, options) => client.GetConsoleOutputAsync(new AgentV1.GetConsoleOutputRequest { VmId = id.ToString("N"), MaxBytes = length }, options),
                 callerDeadline, cancellationToken);
         }

@@ -63,9 +63,9 @@ internal sealed partial class CreateFromSnapshotHandler(
             }
             catch (RpcException e)
             {
-                if (e.StatusCode == StatusCode.NotFound && await SnapshotLoss.ConfirmedAsync(agents.For(holder!.Address), snapshot!.VmId, snapshotId, cancellationToken))
+                if (e.StatusCode == StatusCode.NotFound && await SnapshotLoss.ConfirmedAsync(agents.For(holder!), snapshot!.VmId, snapshotId, cancellationToken))
                 {
-                    await FailLostAsync(operation.Id, vm.Id, snapshotId, holder, cancellationToken);
+                    await FailLostAsync(operation.Id, vm.Id, snapshotId, holder!, cancellationToken);
                     return;
                 }
                 await FailUnplacedAsync(operation.Id, vm.Id, ApiException.CodeName(e.StatusCode), $"Node {holder!.Name} could not export the snapshot: {e.Status.Detail}", VmStates.Error, cancellationToken);

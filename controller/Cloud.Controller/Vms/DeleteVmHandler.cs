@@ -36,7 +36,7 @@ internal sealed class DeleteVmHandler(
             var node = await db.Nodes.AsNoTracking().SingleAsync(n => n.Id == nodeId, cancellationToken);
             try
             {
-                await agents.For(node.Address).CallAsync(
+                await agents.For(node).CallAsync(
                     (client, options) => client.DeleteVmAsync(new AgentV1.VmRef { VmId = vm.Id.ToString("N") }, options), cancellationToken);
             }
             catch (RpcException e) when (e.StatusCode != StatusCode.NotFound)

@@ -60,7 +60,7 @@ internal sealed partial class MigrateVmHandler(
                     t => VmHandlerSupport.MarkRolledBackAsync(t, operation.Id, cancellationToken), cancellationToken);
                 return;
             }
-            await RollBackAsync(operation.Id, vm, sourceAgent, agents.For(target.Address), target.Id, Stopped, recovered: true, cancellationToken);
+            await RollBackAsync(operation.Id, vm, sourceAgent, agents.For(target), target.Id, Stopped, recovered: true, cancellationToken);
             return;
         }
 
@@ -80,7 +80,7 @@ internal sealed partial class MigrateVmHandler(
             await support.FinishAsync(operation.Id, ApiException.CodeName(StatusCode.ResourceExhausted), refused.Refusal, null, cancellationToken);
             return;
         }
-        var targetAgent = agents.For(target.Address);
+        var targetAgent = agents.For(target);
         await support.ProgressAsync(operation.Id, 10, cancellationToken);
 
         var wasStopped = vm.State == VmStates.Stopped;

@@ -129,7 +129,7 @@ internal sealed partial class ResizeVmHandler(
         Log.Moving(logger, vm.Id, source.Name, destination.Name, move.Flavor);
         await support.ProgressAsync(operationId, 30, cancellationToken);
 
-        var destinationAgent = agents.For(destination.Address);
+        var destinationAgent = agents.For(destination);
         try
         {
             if (move.WasStopped)
@@ -242,7 +242,7 @@ internal sealed partial class ResizeVmHandler(
         {
             destination = await db.Nodes.AsNoTracking().SingleAsync(n => n.Id == destinationId, cancellationToken);
         }
-        await SettleFailedMoveAsync(move, destination, agents.For(destination.Address), ApiException.CodeName(StatusCode.Aborted),
+        await SettleFailedMoveAsync(move, destination, agents.For(destination), ApiException.CodeName(StatusCode.Aborted),
             $"The controller moving the VM to node {destination.Name} for flavor '{move.Flavor}' stopped mid-way", cancellationToken);
     }
 

@@ -31,7 +31,7 @@ internal sealed class SnapshotExports(
     /// </summary>
     public async Task<SnapshotExport> ExportAsync(SnapshotEntity snapshot, NodeEntity node, string imageId, CancellationToken cancellationToken)
     {
-        var agent = agents.For(node.Address);
+        var agent = agents.For(node);
         var request = new AgentV1.ExportSnapshotRequest { VmId = snapshot.VmId.ToString("N"), SnapshotId = snapshot.Id.ToString("N"), ImageId = imageId };
         AgentV1.ExportSnapshotResponse exported;
         try
@@ -97,7 +97,7 @@ internal sealed class SnapshotExports(
             SizeBytes = export.SizeBytes,
             SourceNode = export.Node.Address,
         };
-        await agents.For(target.Address).Client.PullImageAsync(request,
+        await agents.For(target).Client.PullImageAsync(request,
             new CallOptions(deadline: time.GetUtcNow().UtcDateTime + imageOptions.Value.PullTimeout, cancellationToken: cancellationToken));
     }
 }

@@ -40,7 +40,7 @@ internal sealed class VmHandlerSupport(
         }
         var node = await db.Nodes.AsNoTracking().SingleAsync(n => n.Id == nodeId, cancellationToken);
         await OperationUpdates.ProgressAsync(db, operation.Id, 20, time, cancellationToken);
-        return (vm, node, agents.For(node.Address));
+        return (vm, node, agents.For(node));
     }
 
     public async Task ProgressAsync(Guid operationId, int progress, CancellationToken cancellationToken)
