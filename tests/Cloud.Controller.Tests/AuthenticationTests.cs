@@ -18,7 +18,7 @@ namespace Cloud.Controller.Tests;
 [Collection(CloudCollection.Name)]
 public sealed class AuthenticationTests(CloudFixture cloud) : IDisposable
 {
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     private static CallOptions Bearer(string? token)
         => new(token is null ? [] : new Metadata { { "authorization", "Bearer " + token } }, DateTime.UtcNow.AddSeconds(30));
@@ -133,7 +133,7 @@ public sealed class AuthenticationTests(CloudFixture cloud) : IDisposable
 
     private HttpClient RestAs(string? token)
     {
-        var client = new HttpClient { BaseAddress = cloud.RestUrl };
+        var client = cloud.NewHttpClient();
         if (token is not null)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);

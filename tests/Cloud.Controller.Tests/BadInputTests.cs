@@ -60,7 +60,7 @@ public sealed class BadInputTests(CloudFixture cloud)
     [Fact]
     public async Task A_call_without_a_valid_token_is_unauthenticated()
     {
-        using var anonymous = new HttpClient { BaseAddress = cloud.RestUrl };
+        using var anonymous = cloud.NewHttpClient();
         anonymous.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "wrong");
         var (status, problem) = await anonymous.GetJsonAsync("/v1/vms");
         Assert.Equal(HttpStatusCode.Unauthorized, status);

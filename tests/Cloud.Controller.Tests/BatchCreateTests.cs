@@ -63,7 +63,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
     public async Task CreateVms_over_grpc_gives_the_same_operation_and_result()
     {
         using var tenant = await cloud.CreateTenantAsync("grpcb", Roomy);
-        using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+        using var channel = cloud.NewGrpcChannel();
         var compute = new Compute.ComputeClient(channel);
 
         var operation = await compute.CreateVmsAsync(new CreateVmsRequest { NamePrefix = "api", Flavor = Tenancy.Nano, Count = 5 }, Tenancy.Bearer(tenant.MemberToken));
@@ -145,7 +145,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         var before = await cloud.CountsAsync(tenant.Id);
 
         var (status, problem) = await tenant.Member.PostAsync("/v1/vms/batch", $$"""{"namePrefix":"many","flavor":"{{Tenancy.Nano}}","count":4,"minimum":1}""");
-        using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+        using var channel = cloud.NewGrpcChannel();
         var error = await Assert.ThrowsAsync<RpcException>(() => new Compute.ComputeClient(channel).CreateVmsAsync(
             new CreateVmsRequest { NamePrefix = "many", Flavor = Tenancy.Nano, Count = 4 }, Tenancy.Bearer(tenant.MemberToken)).ResponseAsync);
 
@@ -188,7 +188,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
     public async Task A_bad_batch_over_grpc_is_invalid_argument_and_writes_nothing()
     {
         using var tenant = await cloud.CreateTenantAsync("badg", Roomy);
-        using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+        using var channel = cloud.NewGrpcChannel();
         var compute = new Compute.ComputeClient(channel);
         var before = await cloud.CountsAsync(tenant.Id);
 

@@ -13,7 +13,7 @@ namespace Cloud.Controller.Tests;
 [Collection(CloudCollection.Name)]
 public sealed class ConsoleOutputTests(CloudFixture cloud) : IDisposable
 {
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     private Compute.ComputeClient Compute => new(_channel);
 

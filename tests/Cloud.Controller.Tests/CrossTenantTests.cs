@@ -17,7 +17,7 @@ public sealed class CrossTenantTests(CloudFixture cloud) : IDisposable
 {
     private static readonly SemaphoreSlim WorldGate = new(1, 1);
     private static World? _world;
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     /// <summary>Tenant A with a running VM, a snapshot and a finished operation; tenant B that tries to reach them.</summary>
     private sealed record World(TestTenant A, TestTenant B, string VmId, string SnapshotId, string OperationId, string TokenId);

@@ -34,7 +34,7 @@ public sealed class FlavorAccessTests(CloudFixture cloud)
         var vmId = await granted.Member.CreateRunningVmAsync("private-vm", flavor);
         Assert.Equal(flavor, (await granted.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("flavor"));
         Assert.DoesNotContain(flavor, (await other.Member.GetJsonAsync("/v1/flavors")).Body.ToString(), StringComparison.Ordinal);
-        using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+        using var channel = cloud.NewGrpcChannel();
         var error = await Assert.ThrowsAsync<RpcException>(() => new Compute.ComputeClient(channel)
             .CreateVmAsync(new CreateVmRequest { Name = "sneak", Flavor = flavor }, Tenancy.Bearer(other.MemberToken)).ResponseAsync);
         Assert.Equal(StatusCode.NotFound, error.StatusCode);

@@ -13,7 +13,7 @@ namespace Cloud.Controller.Tests;
 [Collection(CloudCollection.Name)]
 public sealed class GrpcApiTests(CloudFixture cloud) : IDisposable
 {
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     private static CallOptions Authorized(string token = CloudFixture.OperatorToken)
         => new(new Metadata { { "authorization", "Bearer " + token } }, DateTime.UtcNow.AddSeconds(30));

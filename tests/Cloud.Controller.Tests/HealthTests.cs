@@ -27,7 +27,7 @@ public sealed class HealthTests(CloudFixture cloud)
     [InlineData("/healthz")]
     public async Task The_controllers_http_probes_answer_healthy_without_a_token(string path)
     {
-        using var anonymous = new HttpClient { BaseAddress = cloud.RestUrl };
+        using var anonymous = cloud.NewHttpClient();
 
         using var response = await anonymous.GetAsync(path);
 
@@ -52,7 +52,7 @@ public sealed class HealthTests(CloudFixture cloud)
     [Fact]
     public async Task An_unknown_health_service_is_not_found()
     {
-        using var channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+        using var channel = cloud.NewGrpcChannel();
 
         var error = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = "no.such.Service" }).ResponseAsync);
 

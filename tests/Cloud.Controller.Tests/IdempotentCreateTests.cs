@@ -15,7 +15,7 @@ namespace Cloud.Controller.Tests;
 [Collection(CloudCollection.Name)]
 public sealed class IdempotentCreateTests(CloudFixture cloud) : IDisposable
 {
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     private Compute.ComputeClient Compute => new(_channel);
 

@@ -15,7 +15,7 @@ public sealed class ImageMemberTests(CloudFixture cloud) : IDisposable
 {
     private const string Placeholder = "<tenant>";
 
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     [Fact]
     public async Task Adding_and_removing_an_unknown_or_a_foreign_tenant_answer_alike_over_rest()

@@ -12,7 +12,7 @@ namespace Cloud.Controller.Tests;
 [Collection(CloudCollection.Name)]
 public sealed class ListAndWatchTests(CloudFixture cloud) : IDisposable
 {
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     [Fact]
     public async Task Vms_filter_by_label_and_page_on_both_wires()
@@ -100,7 +100,7 @@ public sealed class ListAndWatchTests(CloudFixture cloud) : IDisposable
     [Fact]
     public async Task The_controller_serves_its_openapi_document()
     {
-        using var anonymous = new HttpClient { BaseAddress = cloud.RestUrl };
+        using var anonymous = cloud.NewHttpClient();
         using var doc = JsonDocument.Parse(await anonymous.GetStringAsync("/openapi/v1.json"));
         var paths = doc.RootElement.GetProperty("paths");
         foreach (var path in (string[])["/v1/vms", "/v1/vms/{id}/resize", "/v1/operations/{id}/cancel", "/v1/tenants", "/v1/tokens", "/v1/snapshots/{id}/restore"])

@@ -11,7 +11,7 @@ namespace Cloud.Controller.Tests;
 [Collection(CloudCollection.Name)]
 public sealed class OperationTests(CloudFixture cloud) : IDisposable
 {
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     /// <summary>A verb, and another request (another body, or another verb) sent with the same key.</summary>
     public static TheoryData<string, string?, string, string> Verbs => new()

@@ -16,7 +16,7 @@ public sealed partial class QemuConsoleOutputTests(QemuCloudFixture cloud) : IDi
 {
     private static readonly TimeSpan Boot = TimeSpan.FromSeconds(120);
 
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     [Fact]
     public async Task A_tenant_reads_its_linux_guests_ticks_over_rest_and_grpc_and_another_tenant_gets_not_found()

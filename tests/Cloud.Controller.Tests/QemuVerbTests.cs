@@ -15,7 +15,7 @@ namespace Cloud.Controller.Tests;
 [Collection(QemuCloudCollection.Name)]
 public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
 {
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
     private readonly AgentClients _agents = new(cloud);
 
     [Fact]

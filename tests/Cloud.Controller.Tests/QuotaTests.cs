@@ -129,7 +129,7 @@ public sealed class QuotaTests(CloudFixture cloud)
         Assert.Equal("RUNNING", vms.GetProperty("vms")[0].Str("state"));
     }
 
-    private Compute.ComputeClient Compute() => new(GrpcChannel.ForAddress(cloud.GrpcUrl));
+    private Compute.ComputeClient Compute() => new(cloud.NewGrpcChannel());
 }
 
 /// <summary>The charge itself, without the API in front: racing transactions against one tenant row.</summary>

@@ -14,7 +14,7 @@ namespace Cloud.Controller.Tests;
 [Collection(RateLimitCloudCollection.Name)]
 public sealed class RateLimitTests(RateLimitCloudFixture cloud) : IDisposable
 {
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     public void Dispose() => _channel.Dispose();
 

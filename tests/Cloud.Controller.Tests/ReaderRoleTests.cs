@@ -43,7 +43,7 @@ public sealed class ReaderRoleTests(CloudFixture cloud) : IDisposable
         "tenants", "api_tokens", "idempotency_records", "nodes",
     ];
 
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     [Fact]
     public void Every_grpc_method_is_either_read_only_or_listed_as_mutating()

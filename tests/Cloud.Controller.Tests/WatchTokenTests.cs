@@ -20,7 +20,7 @@ public sealed class WatchTokenTests(CloudFixture cloud) : IDisposable
     /// <summary>Auth:TokenRecheckInterval (2 s by default), the 250 ms poll, and slack for a loaded machine.</summary>
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(8);
 
-    private readonly GrpcChannel _channel = GrpcChannel.ForAddress(cloud.GrpcUrl);
+    private readonly GrpcChannel _channel = cloud.NewGrpcChannel();
 
     [Fact]
     public async Task Revoking_a_token_ends_its_watches_on_both_wires_and_only_its_own()

@@ -3,7 +3,7 @@ using AgentV1 = Cloud.Contracts.Agent.V1;
 
 namespace Cloud.Controller.Tests.Support;
 
-/// <summary>Clients of the nodes' agents, to check what QEMU really runs; their channels close with the test.</summary>
+/// <summary>Clients of the nodes' agents, calling as the controller does, to check what QEMU really runs; their channels close with the test.</summary>
 internal sealed class AgentClients(CloudFixture cloud) : IDisposable
 {
     private readonly List<GrpcChannel> _channels = [];
@@ -17,7 +17,7 @@ internal sealed class AgentClients(CloudFixture cloud) : IDisposable
 
     public AgentV1.NodeAgent.NodeAgentClient ForAddress(Uri address)
     {
-        var channel = GrpcChannel.ForAddress(address);
+        var channel = cloud.NewAgentChannel(address);
         _channels.Add(channel);
         return new AgentV1.NodeAgent.NodeAgentClient(channel);
     }

@@ -15,20 +15,27 @@ namespace Cloud.Controller.Tests.Support;
 
 /// <summary>
 /// A small cloud in one process: the controller on a fresh PostgreSQL database, and two agents
-/// (fake backend) on 127.0.0.2 and 127.0.0.3, talking real gRPC over loopback.
+/// (fake backend) on 127.0.0.2 and 127.0.0.3, talking real gRPC over loopback. TLS is on as in
+/// production: the controller's CA is the tests' (<see cref="TestTrust"/>), each agent joins
+/// with a join token made through the API, and every client a test makes trusts that CA.
 /// </summary>
 public class CloudFixture : IAsyncLifetime
 {
     public const string OperatorToken = "test-operator-token";
-
-    /// <summary>The token agents present to the node registry and for image pulls.</summary>
-    public const string AgentToken = "test-agent-token";
 
     private readonly List<WebApplication> _apps = [];
 
     public string ConnectionString { get; private set; } = "";
     public Uri RestUrl { get; private set; } = null!;
     public Uri GrpcUrl { get; private set; } = null!;
+
+    /// <summary>The controller's node port (mutual TLS), where agents join, register and pull images.</summary>
+    public Uri NodeUrl { get; private set; } = null!;
+
+    /// <summary>The controller's CA folder, and each agent's TLS folder (1-based: index n for agent n).</summary>
+    public string TrustDirectory { get; } = TestTrust.NewFolder("cloud-trust");
+
+    public List<string> AgentTlsDirectories { get; } = [""];
     public HttpClient Http { get; private set; } = null!;
 
     /// <summary>The controller's image store (Images:StorePath), a folder of its own in /tmp.</summary>
@@ -50,15 +57,19 @@ public class CloudFixture : IAsyncLifetime
 
         var restPort = Ports.Free(IPAddress.Loopback);
         var grpcPort = Ports.Free(IPAddress.Loopback);
-        RestUrl = new Uri($"http://127.0.0.1:{restPort}");
-        GrpcUrl = new Uri($"http://127.0.0.1:{grpcPort}");
+        var nodePort = Ports.Free(IPAddress.Loopback);
+        RestUrl = new Uri($"https://127.0.0.1:{restPort}");
+        GrpcUrl = new Uri($"https://127.0.0.1:{grpcPort}");
+        NodeUrl = new Uri($"https://127.0.0.1:{nodePort}");
+        TestTrust.Shared.WriteCaFolder(TrustDirectory);
 
         var controllerSettings = new Dictionary<string, string?>
         {
             ["Controller:RestListen"] = $"127.0.0.1:{restPort}",
             ["Controller:GrpcListen"] = $"127.0.0.1:{grpcPort}",
+            ["Controller:NodeListen"] = $"127.0.0.1:{nodePort}",
+            ["Trust:Directory"] = TrustDirectory,
             ["Auth:OperatorTokenSha256:0"] = TokenAuthenticator.Sha256Hex(OperatorToken),
-            ["Auth:AgentTokenSha256"] = TokenAuthenticator.Sha256Hex(AgentToken),
             ["Nodes:HeartbeatInterval"] = "00:00:01",
             ["Nodes:DownAfter"] = "00:00:10",
             ["Operations:SweepInterval"] = "00:00:01",
@@ -80,21 +91,27 @@ public class CloudFixture : IAsyncLifetime
         controllerApp.MapController();
         ControllerServices = controllerApp.Services;
         await StartAsync(controllerApp);
+        Http = NewHttpClient();
+        Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", OperatorToken);
 
         for (var n = 1; n <= 2; n++)
         {
             var address = IPAddress.Parse($"127.0.0.{n + 1}");
+            var tls = TestTrust.NewFolder($"cloud-agent-{n}-tls");
+            AgentTlsDirectories.Add(tls);
+            TestTrust.Shared.WriteNodeCa(tls);
             var settings = new Dictionary<string, string?>
             {
                 ["Agent:Listen"] = $"{address}:{Ports.Free(address)}",
-                ["Agent:ControllerUrl"] = GrpcUrl.ToString().TrimEnd('/'),
-                ["Agent:RegistrationToken"] = AgentToken,
+                ["Agent:ControllerUrl"] = NodeUrl.ToString().TrimEnd('/'),
+                ["Agent:TlsDirectory"] = tls,
             };
-            AgentUrls.Add(new Uri($"http://{settings["Agent:Listen"]}"));
+            AgentUrls.Add(new Uri($"https://{settings["Agent:Listen"]}"));
             foreach (var (key, value) in AgentBackendSettings(n, address))
             {
                 settings[key] = value;
             }
+            settings["Agent:JoinToken"] = await CreateJoinTokenAsync(settings["Agent:NodeName"]!);
             var agent = NewBuilder(settings);
             agent.AddAgent();
             ConfigureAgent(agent, n);
@@ -103,8 +120,6 @@ public class CloudFixture : IAsyncLifetime
             await StartAsync(agentApp);
         }
 
-        Http = NewHttpClient();
-        Http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", OperatorToken);
         await WaitForNodesAsync(2);
     }
 
@@ -141,10 +156,24 @@ public class CloudFixture : IAsyncLifetime
     }
 
     /// <summary>An HTTP client of the controller's REST API with no token: the one way tests make one, so that they all trust the cloud's TLS.</summary>
-    public HttpClient NewHttpClient() => new() { BaseAddress = RestUrl };
+    public HttpClient NewHttpClient() => new(TestTrust.Shared.Handler()) { BaseAddress = RestUrl };
 
     /// <summary>A gRPC channel to the controller's public gRPC port (or <paramref name="url"/>), made the one way tests make them.</summary>
-    public Grpc.Net.Client.GrpcChannel NewGrpcChannel(Uri? url = null) => Grpc.Net.Client.GrpcChannel.ForAddress(url ?? GrpcUrl);
+    public Grpc.Net.Client.GrpcChannel NewGrpcChannel(Uri? url = null) => TestTrust.Shared.Channel(url ?? GrpcUrl);
+
+    /// <summary>A channel to an agent that presents the controller's certificate, as the controller calls agents.</summary>
+    public Grpc.Net.Client.GrpcChannel NewAgentChannel(Uri agentUrl) => TestTrust.Shared.Channel(agentUrl, TestTrust.Shared.Controller);
+
+    /// <summary>A join token for node <paramref name="node"/>, made through the operator's API.</summary>
+    public async Task<string> CreateJoinTokenAsync(string node, int ttlSeconds = 0)
+    {
+        using var response = await Http.PostAsync($"/v1/nodes/{node}/join-tokens",
+            new StringContent($$"""{"ttlSeconds":{{ttlSeconds}}}""", System.Text.Encoding.UTF8, "application/json"));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.Created, body);
+        using var doc = JsonDocument.Parse(body);
+        return doc.RootElement.GetProperty("token").GetString()!;
+    }
 
     /// <summary>Polls the node list until <paramref name="count"/> nodes are UP.</summary>
     public async Task WaitForNodesAsync(int count)
@@ -219,9 +248,12 @@ public class CloudFixture : IAsyncLifetime
             await _apps[i].StopAsync();
             await _apps[i].DisposeAsync();
         }
-        if (Directory.Exists(ImageStorePath))
+        foreach (var folder in AgentTlsDirectories.Append(TrustDirectory).Append(ImageStorePath))
         {
-            Directory.Delete(ImageStorePath, recursive: true);
+            if (folder.Length > 0 && Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
         }
     }
 }
