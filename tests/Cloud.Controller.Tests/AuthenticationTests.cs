@@ -35,21 +35,6 @@ public sealed class AuthenticationTests(CloudFixture cloud) : IDisposable
     }
 
     [Fact]
-    public async Task The_agents_token_is_not_an_api_token_on_either_wire()
-    {
-        var grpc = await Assert.ThrowsAsync<RpcException>(() => new Compute.ComputeClient(_channel).ListVmsAsync(new ListVmsRequest(), Bearer(CloudFixture.AgentToken)).ResponseAsync);
-        var placement = await Assert.ThrowsAsync<RpcException>(() => new Cloud.Contracts.Compute.V1.Placement.PlacementClient(_channel).ListAvailabilityZonesAsync(new ListAvailabilityZonesRequest(), Bearer(CloudFixture.AgentToken)).ResponseAsync);
-        using var rest = RestAs(CloudFixture.AgentToken);
-        using var response = await rest.GetAsync("/v1/vms");
-        var problem = await ProblemAsync(response);
-
-        Assert.Equal(StatusCode.PermissionDenied, grpc.StatusCode);
-        Assert.Equal(StatusCode.PermissionDenied, placement.StatusCode);
-        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
-        Assert.Equal("PERMISSION_DENIED", problem.Str("code"));
-    }
-
-    [Fact]
     public async Task The_rest_api_refuses_a_missing_unknown_or_revoked_token_with_problem_details()
     {
         var tenant = await cloud.CreateTenantAsync("authrest");
@@ -72,32 +57,22 @@ public sealed class AuthenticationTests(CloudFixture cloud) : IDisposable
     }
 
     [Fact]
-    public async Task The_node_registry_and_image_pulls_take_only_the_agents_token()
+    public async Task Node_services_answer_only_on_the_node_port_and_the_api_not_there()
     {
-        var tenant = await cloud.CreateTenantAsync("authnode");
-        var registry = new NodeRegistry.NodeRegistryClient(_channel);
-        var request = new RegisterRequest { Node = new NodeInfo { NodeName = "intruder", Hypervisor = "fake" }, AgentAddress = "http://127.0.0.9:7070" };
         var before = await cloud.ScalarAsync("SELECT count(*) FROM nodes");
+        var request = new RegisterRequest { Node = new NodeInfo { NodeName = "intruder", Hypervisor = "fake" }, AgentAddress = "https://127.0.0.9:7070" };
 
-        var anonymous = await Assert.ThrowsAsync<RpcException>(() => registry.RegisterAsync(request, Bearer(null)).ResponseAsync);
-        var operatorToken = await Assert.ThrowsAsync<RpcException>(() => registry.RegisterAsync(request, Bearer(CloudFixture.OperatorToken)).ResponseAsync);
-        var memberPull = await Assert.ThrowsAsync<RpcException>(async () =>
-        {
-            using var pull = new ImageSource.ImageSourceClient(_channel).ReadImage(new ReadImageRequest { ImageId = "anything" }, Bearer(tenant.MemberToken));
-            await pull.ResponseStream.MoveNext();
-        });
+        // An operator's token on the public port does not reach the registry.
+        var onPublicPort = await Assert.ThrowsAsync<RpcException>(() =>
+            new NodeRegistry.NodeRegistryClient(_channel).RegisterAsync(request, Bearer(CloudFixture.OperatorToken)).ResponseAsync);
+        // A node's certificate on the node port does not reach the compute API.
+        using var nodeChannel = cloud.NewNodeChannel("intruder");
+        var onNodePort = await Assert.ThrowsAsync<RpcException>(() =>
+            new Compute.ComputeClient(nodeChannel).ListVmsAsync(new ListVmsRequest(), Bearer(CloudFixture.OperatorToken)).ResponseAsync);
 
-        Assert.Equal(StatusCode.Unauthenticated, anonymous.StatusCode);
-        Assert.Equal(StatusCode.PermissionDenied, operatorToken.StatusCode);
-        Assert.Equal(StatusCode.PermissionDenied, memberPull.StatusCode);
+        Assert.Equal(StatusCode.Unimplemented, onPublicPort.StatusCode);
+        Assert.Equal(StatusCode.Unimplemented, onNodePort.StatusCode);
         Assert.Equal(before, await cloud.ScalarAsync("SELECT count(*) FROM nodes"));
-        // The agents' own token gets past authentication: what is wrong now is only the image.
-        var agentPull = await Assert.ThrowsAsync<RpcException>(async () =>
-        {
-            using var pull = new ImageSource.ImageSourceClient(_channel).ReadImage(new ReadImageRequest { ImageId = "anything" }, Bearer(CloudFixture.AgentToken));
-            await pull.ResponseStream.MoveNext();
-        });
-        Assert.Equal(StatusCode.NotFound, agentPull.StatusCode);
     }
 
     /// <summary>

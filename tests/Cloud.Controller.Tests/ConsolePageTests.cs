@@ -70,7 +70,7 @@ public sealed class ConsolePageTests(CloudFixture cloud)
         using var page = await cloud.Http.GetAsync("/console");
         using var script = await cloud.Http.GetAsync("/console/app.js");
         using var missing = await cloud.Http.GetAsync("/console/secrets.json");
-        using var root = await new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = cloud.RestUrl }.GetAsync("/");
+        using var root = await new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, SslOptions = Cloud.Testing.TestTrust.Shared.Handler().SslOptions }) { BaseAddress = cloud.RestUrl }.GetAsync("/");
 
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
         Assert.Equal("text/html", page.Content.Headers.ContentType!.MediaType);

@@ -58,12 +58,13 @@ public sealed class GrpcApiTests(CloudFixture cloud) : IDisposable
     public async Task Register_refuses_a_negative_inventory_and_records_nothing()
     {
         var before = await cloud.ScalarAsync("SELECT count(*) FROM nodes");
-        var registry = new NodeRegistry.NodeRegistryClient(_channel);
+        using var channel = cloud.NewNodeChannel("liar");
+        var registry = new NodeRegistry.NodeRegistryClient(channel);
         var node = new NodeInfo { NodeName = "liar", Hypervisor = "fake" };
         node.Inventories.Add(new Inventory { ResourceClass = "VCPU", Total = -4, AllocationRatio = 1 });
 
         var error = await Assert.ThrowsAsync<RpcException>(() =>
-            registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = "http://127.0.0.9:7070" }, Authorized(CloudFixture.AgentToken)).ResponseAsync);
+            registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = "https://127.0.0.9:7070" }, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(30))).ResponseAsync);
 
         Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
         Assert.Contains("VCPU", error.Status.Detail, StringComparison.Ordinal);
@@ -74,7 +75,7 @@ public sealed class GrpcApiTests(CloudFixture cloud) : IDisposable
     public async Task A_frame_that_lies_about_its_length_is_refused()
     {
         var before = await cloud.ScalarAsync("SELECT count(*) FROM operations");
-        using var http = new HttpClient(new SocketsHttpHandler());
+        using var http = new HttpClient(Cloud.Testing.TestTrust.Shared.Handler());
         // The prefix announces 1,000 bytes; only 3 follow before the stream ends.
         byte[] body = [0, 0, 0, 0x03, 0xE8, 0x0A, 0x01, 0x78];
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(cloud.GrpcUrl, "/cloud.compute.v1.Compute/CreateVm"))

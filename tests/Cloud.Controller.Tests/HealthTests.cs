@@ -41,9 +41,10 @@ public sealed class HealthTests(CloudFixture cloud)
     [InlineData("liveness")]
     public async Task Controller_and_agents_serve_grpc_health(string service)
     {
-        foreach (var url in cloud.AgentUrls.Prepend(cloud.GrpcUrl))
+        foreach (var url in cloud.AgentUrls.Prepend(cloud.NodeUrl).Prepend(cloud.GrpcUrl))
         {
-            using var channel = GrpcChannel.ForAddress(url);
+            // The agents and the node port take callers with a certificate only.
+            using var channel = url == cloud.GrpcUrl ? cloud.NewGrpcChannel() : cloud.NewAgentChannel(url);
             var reply = await new Health.HealthClient(channel).CheckAsync(new HealthCheckRequest { Service = service }, deadline: DateTime.UtcNow.AddSeconds(10));
             Assert.Equal(HealthCheckResponse.Types.ServingStatus.Serving, reply.Status);
         }

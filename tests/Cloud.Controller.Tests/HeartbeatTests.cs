@@ -20,7 +20,7 @@ public sealed class HeartbeatTests(CloudFixture cloud)
         var (_, nodes) = await cloud.Http.GetJsonAsync("/v1/nodes");
         var address = nodes.GetProperty("nodes").EnumerateArray().Single(n => n.Str("name") == vm.Str("node")).Str("address");
 
-        using (var channel = GrpcChannel.ForAddress(address))
+        using (var channel = cloud.NewAgentChannel(new Uri(address)))
         {
             await new NodeAgent.NodeAgentClient(channel).StopVmAsync(
                 new StopVmRequest { VmId = vmId.ToString("N"), Force = true }, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(10)));
@@ -50,7 +50,7 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     [Fact]
     public async Task A_late_report_leaves_a_vm_recorded_after_the_previous_heartbeat_alone_and_the_next_report_settles_it()
     {
-        using var channel = cloud.NewGrpcChannel();
+        using var channel = cloud.NewNodeChannel("late-reporter");
         var registry = new NodeRegistry.NodeRegistryClient(channel);
         var registered = await registry.RegisterAsync(BareNode("late-reporter", "http://127.0.0.9:7070"), Options);
         var nodeId = Guid.Parse(registered.NodeId);
@@ -99,7 +99,7 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     [Fact]
     public async Task A_heartbeat_older_than_one_recorded_or_from_before_the_node_registered_again_settles_nothing()
     {
-        using var channel = cloud.NewGrpcChannel();
+        using var channel = cloud.NewNodeChannel("numbered-reporter");
         var registry = new NodeRegistry.NodeRegistryClient(channel);
         var register = BareNode("numbered-reporter", "http://127.0.0.9:7071");
         var first = await registry.RegisterAsync(register, Options);
@@ -151,7 +151,7 @@ public sealed class HeartbeatTests(CloudFixture cloud)
     [InlineData("0b7d4c52-1f0e-4a57-9d7c-1d2f3a4b5c6d", ulong.MaxValue, "sequence must be between 1 and 9223372036854775807, not 18446744073709551615.")]
     public async Task A_badly_numbered_heartbeat_is_refused(string session, ulong sequence, string expected)
     {
-        using var channel = cloud.NewGrpcChannel();
+        using var channel = cloud.NewNodeChannel("badly-numbered");
         var registry = new NodeRegistry.NodeRegistryClient(channel);
 
         var error = await Assert.ThrowsAsync<RpcException>(() => registry.HeartbeatAsync(
@@ -161,8 +161,7 @@ public sealed class HeartbeatTests(CloudFixture cloud)
         Assert.Equal(expected, error.Status.Detail);
     }
 
-    private static CallOptions Options
-        => new(new Metadata { { "authorization", "Bearer " + CloudFixture.AgentToken } }, DateTime.UtcNow.AddSeconds(30));
+    private static CallOptions Options => new(deadline: DateTime.UtcNow.AddSeconds(30));
 
     /// <summary>A node without inventory: nothing else is ever placed on it.</summary>
     private static RegisterRequest BareNode(string name, string address)

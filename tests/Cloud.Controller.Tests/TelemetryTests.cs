@@ -321,6 +321,14 @@ public sealed class TelemetryTests(TelemetryCloudFixture cloud, ITestOutputHelpe
         }
     }
 
+    /// <summary>The solo agents' certificates, issued beforehand since they have no controller to join.</summary>
+    private static readonly Lazy<string> SoloTlsDirectory = new(() =>
+    {
+        var folder = Path.Combine(Path.GetTempPath(), "cloud-telemetry-solo-tls");
+        Cloud.Testing.TestTrust.Shared.WriteNodeFolder(folder, "telemetry-solo", IPAddress.Loopback);
+        return folder;
+    });
+
     /// <summary>An agent on the fake backend with these telemetry settings; its controller does not exist (it only retries registering).</summary>
     private static WebApplication NewAgent(Dictionary<string, string?> telemetry)
     {
@@ -328,8 +336,9 @@ public sealed class TelemetryTests(TelemetryCloudFixture cloud, ITestOutputHelpe
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Agent:Listen"] = $"127.0.0.1:{Ports.Free(IPAddress.Loopback)}",
-            ["Agent:ControllerUrl"] = "http://127.0.0.1:9",
+            ["Agent:ControllerUrl"] = "https://127.0.0.1:9",
             ["Agent:NodeName"] = "telemetry-solo",
+            ["Agent:TlsDirectory"] = SoloTlsDirectory.Value,
             ["Agent:Backend"] = "fake",
         });
         builder.Configuration.AddInMemoryCollection(telemetry);

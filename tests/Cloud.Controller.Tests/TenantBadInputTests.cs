@@ -96,7 +96,7 @@ public sealed class TenantBadInputTests(CloudFixture cloud)
     public async Task Grpc_bad_input_is_invalid_argument_and_changes_nothing(string call)
     {
         var (vmId, tenant) = await FixturesAsync();
-        using var channel = Grpc.Net.Client.cloud.NewGrpcChannel();
+        using var channel = cloud.NewGrpcChannel();
         var compute = new Cloud.Contracts.Compute.V1.Compute.ComputeClient(channel);
         var options = Tenancy.Bearer(CloudFixture.OperatorToken);
         var before = await SnapshotOfDatabaseAsync();

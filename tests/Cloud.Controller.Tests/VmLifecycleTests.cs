@@ -91,7 +91,7 @@ public sealed class VmLifecycleTests(CloudFixture cloud)
         var (status, body) = await cloud.Http.GetJsonAsync("/v1/nodes");
         Assert.Equal(HttpStatusCode.OK, status);
         var nodes = body.GetProperty("nodes").EnumerateArray().ToList();
-        Assert.Contains(nodes, n => n.Str("name") == "test-node-1" && n.Str("hypervisor") == "fake" && n.Str("address").StartsWith("http://127.0.0.2:", StringComparison.Ordinal));
+        Assert.Contains(nodes, n => n.Str("name") == "test-node-1" && n.Str("hypervisor") == "fake" && n.Str("address").StartsWith("https://127.0.0.2:", StringComparison.Ordinal));
         var memory = nodes[0].GetProperty("resources").EnumerateArray().Single(r => r.Str("resourceClass") == "MEMORY_MB");
         Assert.Equal(8192, long.Parse(memory.Str("total"), System.Globalization.CultureInfo.InvariantCulture));
     }

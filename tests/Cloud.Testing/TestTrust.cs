@@ -68,8 +68,8 @@ public sealed class TestTrust
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var publicKey = new CertificateRequest(subject, key, HashAlgorithmName.SHA256).PublicKey;
-        // Issue backdates by five minutes; a test's "expired" certificate is made to end in the past.
-        using var issued = Authority.Issue(publicKey, subject, identityUri, [], addresses, (notBefore ?? DateTimeOffset.UtcNow).AddMinutes(5), lifetime ?? TimeSpan.FromDays(1));
+        // Issue backdates by a minute; a test's "expired" certificate is made to end in the past.
+        using var issued = Authority.Issue(publicKey, subject, identityUri, [], addresses, (notBefore ?? DateTimeOffset.UtcNow).AddMinutes(1), lifetime ?? TimeSpan.FromDays(1));
         using var withKey = issued.CopyWithPrivateKey(key);
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
     }

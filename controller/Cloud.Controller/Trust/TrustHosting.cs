@@ -16,8 +16,8 @@ internal static class TrustHosting
     public static IServiceCollection AddCloudTrust(this IServiceCollection services)
     {
         services.AddOptions<TrustOptions>().BindConfiguration(TrustOptions.SectionName)
-            .Validate(o => o.CertificateLifetime >= TimeSpan.FromMinutes(10) && o.CertificateLifetime <= TimeSpan.FromDays(30),
-                "Trust:CertificateLifetime must be between 10 minutes and 30 days.")
+            .Validate(o => o.CertificateLifetime >= TimeSpan.FromMinutes(1) && o.CertificateLifetime <= TimeSpan.FromDays(30),
+                "Trust:CertificateLifetime must be between 1 minute and 30 days.")
             .Validate(o => o.JoinTokenLifetime >= TimeSpan.FromMinutes(1) && o.JoinTokenLifetime <= TimeSpan.FromDays(7),
                 "Trust:JoinTokenLifetime must be between 1 minute and 7 days.")
             .Validate(o => (o.ApiCertificateFile is { Length: > 0 }) == (o.ApiKeyFile is { Length: > 0 }),

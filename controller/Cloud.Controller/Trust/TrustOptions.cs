@@ -15,7 +15,10 @@ public sealed class TrustOptions
     /// </summary>
     public bool CreateCa { get; set; }
 
-    /// <summary>Lifetime of node and controller certificates, 10 minutes to 30 days. Default 1 day; renewed at two thirds.</summary>
+    /// <summary>
+    /// Lifetime of node and controller certificates, 1 minute (renewal drills) to 30 days.
+    /// Default 1 day; each is renewed at two thirds of its life.
+    /// </summary>
     public TimeSpan CertificateLifetime { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>How long a join token may be used when its creator does not say. Default 1 hour.</summary>

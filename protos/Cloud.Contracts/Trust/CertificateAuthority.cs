@@ -85,7 +85,8 @@ public sealed class CertificateAuthority : IDisposable
         }
         var serial = RandomNumberGenerator.GetBytes(16);
         serial[0] &= 0x7f;
-        return request.Create(Certificate.SubjectName, X509SignatureGenerator.CreateForECDsa(_key), now.AddMinutes(-5), notAfter, serial);
+        // Valid from a minute ago: a peer whose clock is a little behind still takes it.
+        return request.Create(Certificate.SubjectName, X509SignatureGenerator.CreateForECDsa(_key), now.AddMinutes(-1), notAfter, serial);
     }
 
     /// <summary>

@@ -164,6 +164,9 @@ public class CloudFixture : IAsyncLifetime
     /// <summary>A channel to an agent that presents the controller's certificate, as the controller calls agents.</summary>
     public Grpc.Net.Client.GrpcChannel NewAgentChannel(Uri agentUrl) => TestTrust.Shared.Channel(agentUrl, TestTrust.Shared.Controller);
 
+    /// <summary>A channel to the controller's node port presenting a certificate of node <paramref name="node"/>, as that node's agent calls.</summary>
+    public Grpc.Net.Client.GrpcChannel NewNodeChannel(string node) => TestTrust.Shared.Channel(NodeUrl, TestTrust.Shared.Node(node));
+
     /// <summary>A join token for node <paramref name="node"/>, made through the operator's API.</summary>
     public async Task<string> CreateJoinTokenAsync(string node, int ttlSeconds = 0)
     {

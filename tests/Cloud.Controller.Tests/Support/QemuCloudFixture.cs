@@ -48,7 +48,7 @@ public class QemuCloudFixture : CloudFixture
             // failed test left, so that no QEMU outlives the tests.
             foreach (var url in AgentUrls)
             {
-                using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(url);
+                using var channel = NewAgentChannel(url);
                 var agent = new Cloud.Contracts.Agent.V1.NodeAgent.NodeAgentClient(channel);
                 try
                 {

@@ -53,7 +53,7 @@ public sealed class RateLimitCloudFixture : CloudFixture
         var token = doc.RootElement.GetProperty("secret").GetString()!;
         if (use)
         {
-            using var client = new HttpClient { BaseAddress = RestUrl };
+            using var client = NewHttpClient();
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
             (await SendPatientlyAsync(client, HttpMethod.Get, "/v1/vms")).Dispose();
         }
