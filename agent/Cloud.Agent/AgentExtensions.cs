@@ -72,7 +72,6 @@ internal static class AgentExtensions
 
         // Clients of the controller's node port from the client factory: one place for the
         // address and for mutual TLS, which accepts only the controller's certificate.
-        AddControllerClient<NodeTrust.NodeTrustClient>(services, agent);
         AddControllerClient<NodeRegistry.NodeRegistryClient>(services, agent);
         AddControllerClient<ImageSource.ImageSourceClient>(services, agent);
         // First: the agent has its certificate before anything else starts, the listener included.

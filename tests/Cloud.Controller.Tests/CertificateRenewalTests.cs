@@ -38,11 +38,12 @@ public sealed class CertificateRenewalTests(ShortLivedCertificatesFixture cloud)
         }
 
         var renewedAgent = agent.Certificate!;
-        Assert.NotEqual(firstAgent.SerialNumber, renewedAgent.SerialNumber);
+        Assert.True(firstAgent.SerialNumber != renewedAgent.SerialNumber,
+            $"Not renewed: {cloud.AgentServices(1).GetRequiredService<CertificateRenewal>().Problem}; valid {firstAgent.NotBefore:O}..{firstAgent.NotAfter:O}");
         Assert.True(renewedAgent.NotAfter > firstAgent.NotAfter);
         Assert.NotEqual(firstController.SerialNumber, controller.Own.SerialNumber);
-        var onDisk = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(
-            Path.Combine(cloud.AgentTlsDirectories[1], Contracts.Trust.CloudIdentity.NodeCertificateFile));
+        using var onDisk = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(
+            File.ReadAllText(Path.Combine(cloud.AgentTlsDirectories[1], Contracts.Trust.CloudIdentity.NodeCertificateFile)));
         Assert.Equal(renewedAgent.SerialNumber, onDisk.SerialNumber);
         Assert.True(calls >= 30, $"{calls} calls");
         // Both nodes kept heartbeating with their renewed certificates: still UP, heard from just now.

@@ -1,6 +1,8 @@
 using System.Net;
 using Cloud.Contracts.Node.V1;
+using Cloud.Contracts.Trust;
 using Grpc.Core;
+using Grpc.Net.Client;
 using Microsoft.Extensions.Options;
 
 namespace Cloud.Agent.Identity;
@@ -15,7 +17,6 @@ namespace Cloud.Agent.Identity;
 /// </summary>
 internal sealed partial class CertificateRenewal(
     NodeIdentity identity,
-    NodeTrust.NodeTrustClient trust,
     IOptions<AgentOptions> options,
     IConfiguration configuration,
     TimeProvider time,
@@ -103,7 +104,9 @@ internal sealed partial class CertificateRenewal(
         var token = JoinToken() ?? throw new JoinTokenMissingException(
             $"Node {identity.NodeName} has no valid certificate in {options.Value.TlsDirectory} and no join token: make one (cloudctl node join-token {identity.NodeName}) and set Agent:JoinToken or Agent:JoinTokenFile.");
         using var keys = NodeIdentity.NewKeys(Addresses());
-        var issued = await trust.JoinAsync(new JoinRequest { NodeName = identity.NodeName, JoinToken = token, Requests = keys.Requests }, Deadline(cancellationToken));
+        using var channel = NewChannel();
+        var issued = await new NodeTrust.NodeTrustClient(channel).JoinAsync(
+            new JoinRequest { NodeName = identity.NodeName, JoinToken = token, Requests = keys.Requests }, Deadline(cancellationToken));
         var certificate = identity.Save(issued, keys);
         Log.Joined(logger, identity.NodeName, certificate.NotAfter.ToUniversalTime());
     }
@@ -111,7 +114,8 @@ internal sealed partial class CertificateRenewal(
     private async Task RenewAsync(CancellationToken cancellationToken)
     {
         using var keys = NodeIdentity.NewKeys(Addresses());
-        var issued = await trust.RenewAsync(new RenewRequest { Requests = keys.Requests }, Deadline(cancellationToken));
+        using var channel = NewChannel();
+        var issued = await new NodeTrust.NodeTrustClient(channel).RenewAsync(new RenewRequest { Requests = keys.Requests }, Deadline(cancellationToken));
         var certificate = identity.Save(issued, keys);
         Log.Renewed(logger, identity.NodeName, certificate.NotAfter.ToUniversalTime());
     }
@@ -136,6 +140,13 @@ internal sealed partial class CertificateRenewal(
         }
         return addresses;
     }
+
+    /// <summary>
+    /// A channel of its own for each join or renewal, so that the TLS connection presents the
+    /// certificate the node holds now (none before it joins), never one pooled from before.
+    /// </summary>
+    private GrpcChannel NewChannel()
+        => GrpcChannel.ForAddress(options.Value.ControllerUrl, new GrpcChannelOptions { HttpHandler = identity.NewHandler(CloudIdentity.IsController) });
 
     private CallOptions Deadline(CancellationToken cancellationToken)
         => new(deadline: time.GetUtcNow().UtcDateTime + CallTimeout, cancellationToken: cancellationToken);

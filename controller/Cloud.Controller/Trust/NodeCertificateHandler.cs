@@ -23,6 +23,8 @@ internal sealed class NodeCertificateHandler(
 {
     public const string SchemeName = "NodeCertificate";
 
+    private static readonly object FailureKey = new();
+
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         var certificate = Context.Connection.ClientCertificate;
@@ -32,18 +34,24 @@ internal sealed class NodeCertificateHandler(
         }
         if (CloudIdentity.NodeOf(certificate) is not { } node)
         {
-            return AuthenticateResult.Fail("The client certificate is not a node's.");
+            return Fail("The client certificate is not a node's.");
         }
         if (await revoked.IsRevokedAsync(certificate.SerialNumber, Context.RequestAborted))
         {
-            return AuthenticateResult.Fail($"The certificate of node {node} is revoked.");
+            return Fail($"The certificate of node {node} is revoked: the node was deleted.");
         }
         return AuthenticateResult.Success(new AuthenticationTicket(ApiCallers.NodePrincipal(node, SchemeName), SchemeName));
     }
 
+    private AuthenticateResult Fail(string reason)
+    {
+        Context.Items[FailureKey] = reason;
+        return AuthenticateResult.Fail(reason);
+    }
+
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)
-        => ApiRefusal.WriteAsync(Context, StatusCode.Unauthenticated,
-            "Present this node's certificate from the cloud CA (join with a join token to get one).");
+        => ApiRefusal.WriteAsync(Context, StatusCode.Unauthenticated, Context.Items[FailureKey] as string
+            ?? "Present this node's certificate from the cloud CA (join with a join token to get one).");
 
     protected override Task HandleForbiddenAsync(AuthenticationProperties properties)
         => ApiRefusal.WriteAsync(Context, StatusCode.PermissionDenied, "This certificate may not call this method.");

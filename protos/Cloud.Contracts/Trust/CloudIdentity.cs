@@ -11,7 +11,8 @@ namespace Cloud.Contracts.Trust;
 /// </summary>
 public static class CloudIdentity
 {
-    public const string ControllerUri = "cloud://controller";
+    // With its slash: the form a URI subject alternative name round-trips to.
+    public const string ControllerUri = "cloud://controller/";
     private const string NodePrefix = "cloud://node/";
     private const string QemuPrefix = "cloud://qemu/";
 
