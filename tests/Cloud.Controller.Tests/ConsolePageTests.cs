@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Net;
 using Cloud.Controller.Tests.Support;
 
@@ -17,7 +18,7 @@ public sealed class ConsolePageTests(CloudFixture cloud)
         using var tenant = await cloud.CreateTenantAsync("console");
         using var neighbour = await cloud.CreateTenantAsync("neighbour");
         var theirs = await neighbour.Member.CreateRunningVmAsync("not-yours");
-        await using var browser = await Browser.StartAsync();
+        await using var browser = await Browser.StartAsync(cloud.ControllerServices.GetRequiredService<Cloud.Controller.Trust.ControllerCertificates>().Api);
         await browser.NavigateAsync(new Uri(cloud.RestUrl, "/console"));
 
         await browser.TypeAsync("#token", tenant.MemberToken);
@@ -52,7 +53,7 @@ public sealed class ConsolePageTests(CloudFixture cloud)
     [Fact]
     public async Task A_bad_token_gets_the_apis_refusal_and_no_workspace()
     {
-        await using var browser = await Browser.StartAsync();
+        await using var browser = await Browser.StartAsync(cloud.ControllerServices.GetRequiredService<Cloud.Controller.Trust.ControllerCertificates>().Api);
         await browser.NavigateAsync(new Uri(cloud.RestUrl, "/console"));
 
         await browser.TypeAsync("#token", "cloud_not-a-token");

@@ -87,12 +87,14 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
         Assert.Equal("ERROR", vm.Str("state"));
         Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM allocations WHERE consumer_id = @id", ("id", Guid.Parse(operation.Str("targetId")))));
 
-        // Neither node kept anything: a direct pull transfers (and is refused) again.
+        // Neither node kept anything: a direct pull goes to the controller again, which now
+        // refuses it, since no VM of either node needs the image any more.
         foreach (var url in cloud.AgentUrls)
         {
             var agent = _agents.ForAddress(url);
             var error = await Assert.ThrowsAsync<RpcException>(() => agent.PullImageAsync(PullRequest(id, "raw", bytes)).ResponseAsync);
-            Assert.Equal(StatusCode.InvalidArgument, error.StatusCode);
+            Assert.Equal(StatusCode.NotFound, error.StatusCode);
+            Assert.Contains("needs", error.Status.Detail, StringComparison.Ordinal);
         }
         await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{operation.Str("targetId")}");
     }

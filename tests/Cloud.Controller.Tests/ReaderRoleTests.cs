@@ -30,7 +30,7 @@ public sealed class ReaderRoleTests(CloudFixture cloud) : IDisposable
         "Compute/CreateVm", "Compute/CreateVms", "Compute/DeleteVm", "Compute/StartVm", "Compute/StopVm", "Compute/RebootVm",
         "Compute/ResizeVm", "Compute/MigrateVm", "Compute/CreateSnapshot", "Compute/RestoreSnapshot", "Compute/DeleteSnapshot",
         "Compute/CreateImage", "Compute/DeleteImage", "Compute/AddImageMember", "Compute/RemoveImageMember",
-        "Compute/SetNodeSchedulable", "Compute/DrainNode", "Compute/AddFlavorAccess", "Compute/RemoveFlavorAccess",
+        "Compute/SetNodeSchedulable", "Compute/DrainNode", "Compute/CreateJoinToken", "Compute/DeleteNode", "Compute/AddFlavorAccess", "Compute/RemoveFlavorAccess",
         "Compute/CancelOperation", "Compute/CreateTenant", "Compute/SetQuota", "Compute/CreateToken", "Compute/RevokeToken",
         "Placement/CreateServerGroup", "Placement/DeleteServerGroup", "Placement/CreateAggregate", "Placement/AddAggregateNode",
         "Placement/RemoveAggregateNode", "Placement/DeleteAggregate",

@@ -14,7 +14,14 @@ public sealed class RequestLimitsTests(CloudFixture cloud)
     {
         using var socket = new TcpClient();
         await socket.ConnectAsync(cloud.RestUrl.Host, cloud.RestUrl.Port);
-        var stream = socket.GetStream();
+        using var stream = new System.Net.Security.SslStream(socket.GetStream());
+        await stream.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+        {
+            TargetHost = cloud.RestUrl.Host,
+            ApplicationProtocols = [System.Net.Security.SslApplicationProtocol.Http11],
+            RemoteCertificateValidationCallback = (_, certificate, _, _) => certificate is System.Security.Cryptography.X509Certificates.X509Certificate2 presented
+                && Cloud.Contracts.Trust.CertificateAuthority.Verifies(Cloud.Testing.TestTrust.Shared.Authority.Certificate, presented, DateTime.UtcNow),
+        });
         const string start = "{\"name\": \"huge\", \"flavor\": \"";
         var head = $"POST /v1/vms HTTP/1.1\r\nHost: {cloud.RestUrl.Authority}\r\nAuthorization: Bearer {CloudFixture.OperatorToken}\r\n"
             + $"Content-Type: application/json\r\nContent-Length: {100 * 1024 * 1024}\r\n\r\n{start}";

@@ -29,8 +29,13 @@ internal sealed class Browser : IAsyncDisposable
         _session = session;
     }
 
-    public static async Task<Browser> StartAsync()
+    /// <summary>
+    /// A browser that trusts exactly <paramref name="serverCertificate"/> (by its public key), as a
+    /// user who installed the cloud's CA would trust the console's certificate.
+    /// </summary>
+    public static async Task<Browser> StartAsync(System.Security.Cryptography.X509Certificates.X509Certificate2 serverCertificate)
     {
+        var pin = Convert.ToBase64String(System.Security.Cryptography.SHA256.HashData(serverCertificate.PublicKey.ExportSubjectPublicKeyInfo()));
         var port = FreePort();
         var driver = Process.Start(new ProcessStartInfo("/usr/bin/chromedriver", [$"--port={port}"])
         {
@@ -61,7 +66,7 @@ internal sealed class Browser : IAsyncDisposable
                             // Headless, as root, and with nothing that reaches beyond this machine.
                             ["args"] = new JsonArray("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                                 "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                                "--disable-default-apps", "--disable-extensions", $"--user-data-dir={profile}"),
+                                "--disable-default-apps", "--disable-extensions", $"--user-data-dir={profile}", $"--ignore-certificate-errors-spki-list={pin}"),
                         },
                     },
                 },
