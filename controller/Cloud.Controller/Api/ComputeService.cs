@@ -1,3 +1,4 @@
+using Cloud.Controller.Audit;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
 using Cloud.Controller.Images;
@@ -24,7 +25,8 @@ internal sealed class ComputeService(
     OperationQueries operations,
     TenantService tenants,
     ImageService images,
-    ConsoleOutputService consoleOutput) : Compute.ComputeBase
+    ConsoleOutputService consoleOutput,
+    AuditQueries audit) : Compute.ComputeBase
 {
     [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<Operation> CreateVm(CreateVmRequest request, ServerCallContext context)
@@ -173,6 +175,9 @@ internal sealed class ComputeService(
     /// <summary>The caller's deadline goes on to the agent that holds the log.</summary>
     public override Task<ConsoleOutput> GetConsoleOutput(GetConsoleOutputRequest request, ServerCallContext context)
         => consoleOutput.GetAsync(CallerOf(context), request, context.Deadline, context.CancellationToken);
+
+    public override Task<ListAuditEventsResponse> ListAuditEvents(ListAuditEventsRequest request, ServerCallContext context)
+        => audit.ListAsync(CallerOf(context), request, context.CancellationToken);
 
     private static Caller CallerOf(ServerCallContext context) => ApiCallers.Of(context);
 }

@@ -33,6 +33,8 @@ internal sealed class NodeRegistryService(
     Scheduler scheduler,
     IOptions<NodeOptions> options) : NodeRegistry.NodeRegistryBase
 {
+    /// <summary>A node joining (or joining again) changes what the scheduler may use: recorded in the audit trail. Heartbeats are not (see docs/audit.md).</summary>
+    [Audit.Audited]
     public override async Task<RegisterResponse> Register(RegisterRequest request, ServerCallContext context)
     {
         var registration = NodeValidation.Validate(request);
