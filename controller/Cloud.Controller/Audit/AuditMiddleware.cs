@@ -84,7 +84,7 @@ internal sealed class AuditMiddleware(RequestDelegate next, AuditWriter writer, 
             SourceAddress = http.Connection.RemoteIpAddress is { IsIPv4MappedToIPv6: true } mapped ? mapped.MapToIPv4() : http.Connection.RemoteIpAddress,
             Status = status,
             GrpcStatus = grpcStatus,
-            TraceId = Activity.Current is { TraceId: var traceId } && traceId != default ? traceId.ToHexString() : null,
+            TraceId = TraceId(http),
             Actor = "anonymous",
         };
         if (ApiCallers.Find(http.User) is { } caller)
@@ -127,6 +127,21 @@ internal sealed class AuditMiddleware(RequestDelegate next, AuditWriter writer, 
         }
         var status = response.StatusCode == StatusCodes.Status200OK ? ApiException.HttpStatus((Grpc.Core.StatusCode)grpcStatus) : response.StatusCode;
         return (status, grpcStatus);
+    }
+
+    /// <summary>
+    /// The request's trace: its activity's when tracing is on (which continues the caller's
+    /// traceparent), else the caller's traceparent itself, so that the event still joins the
+    /// caller's own trace. Only a well-formed W3C id is kept.
+    /// </summary>
+    private static string? TraceId(HttpContext http)
+    {
+        if (Activity.Current is { TraceId: var current } && current != default)
+        {
+            return current.ToHexString();
+        }
+        string? traceParent = http.Request.Headers.TraceParent;
+        return traceParent is not null && ActivityContext.TryParse(traceParent, null, out var context) ? context.TraceId.ToHexString() : null;
     }
 
     /// <summary>REST: the route's first parameter (the resource the path names); gRPC: what <see cref="AuditTargetInterceptor"/> found.</summary>
