@@ -33,6 +33,7 @@ internal static partial class Commands
         root.Subcommands.Add(SnapshotCommands(console));
         root.Subcommands.Add(TenantCommands(console));
         root.Subcommands.Add(TokenCommands(console));
+        root.Subcommands.Add(AuditCommands(console));
         root.Subcommands.Add(ConfigCommands(console));
         root.Subcommands.Add(CompletionCommands(console));
         root.Subcommands.Add(CompleteCommand(console));

@@ -43,6 +43,8 @@ internal sealed class LedgerDbContext(DbContextOptions<LedgerDbContext> options)
 
     public DbSet<IdempotencyRecordEntity> IdempotencyRecords => Set<IdempotencyRecordEntity>();
 
+    public DbSet<AuditEventEntity> AuditEvents => Set<AuditEventEntity>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
         => modelBuilder.ApplyConfigurationsFromAssembly(typeof(LedgerDbContext).Assembly);
 

@@ -34,7 +34,7 @@ ensure_dotnet
 NAME=${1:-all}
 shift $(( $# > 0 ? 1 : 0 ))
 
-SCHEDULER_BENCHMARKS="batch single latency packing memory capacity chaos"
+SCHEDULER_BENCHMARKS="batch single latency packing memory capacity chaos audit"
 AGENT_BENCHMARKS="agent-create agent-migrate agent-snapshot-migrate agent-memory"
 status=0
 

@@ -1,6 +1,6 @@
 using Cloud.Scheduler.Benchmarks;
 
-// Usage: Cloud.Scheduler.Benchmarks [all|batch|single|latency|packing|memory|capacity|chaos] [--nodes N] [--vms N] [--seconds N] [--profile]
+// Usage: Cloud.Scheduler.Benchmarks [all|batch|single|latency|packing|memory|capacity|chaos|audit] [--nodes N] [--vms N] [--seconds N] [--profile]
 // Prints one "metric: value unit" line per figure; exits non-zero when an invariant is broken.
 var name = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal)) ?? "all";
 string? Option(string option) => args.SkipWhile(a => a != option).Skip(1).FirstOrDefault();
@@ -11,9 +11,9 @@ var settings = new BenchSettings
     Seconds = int.TryParse(Option("--seconds"), out var seconds) ? seconds : 10,
     Profile = args.Contains("--profile"),
 };
-if (name is not ("all" or "batch" or "single" or "latency" or "packing" or "memory" or "capacity" or "chaos" or "place-worker"))
+if (name is not ("all" or "batch" or "single" or "latency" or "packing" or "memory" or "capacity" or "chaos" or "audit" or "place-worker"))
 {
-    Console.Error.WriteLine($"Unknown benchmark '{name}': all, batch, single, latency, packing, memory, capacity or chaos.");
+    Console.Error.WriteLine($"Unknown benchmark '{name}': all, batch, single, latency, packing, memory, capacity, chaos or audit.");
     return 2;
 }
 using var cancellation = new CancellationTokenSource();
@@ -25,6 +25,10 @@ Console.CancelKeyPress += (_, e) =>
 if (name == "place-worker")
 {
     return await ChaosBench.PlaceWorkerAsync(cancellation.Token);
+}
+if (name == "audit")
+{
+    return await AuditBench.RunAsync(cancellation.Token);
 }
 if (name == "chaos")
 {

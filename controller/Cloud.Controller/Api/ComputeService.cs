@@ -1,3 +1,4 @@
+using Cloud.Controller.Audit;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
 using Cloud.Controller.Images;
@@ -25,7 +26,8 @@ internal sealed class ComputeService(
     TenantService tenants,
     ImageService images,
     ConsoleOutputService consoleOutput,
-    Trust.JoinTokens joinTokens) : Compute.ComputeBase
+    Trust.JoinTokens joinTokens,
+    AuditQueries audit) : Compute.ComputeBase
 {
     [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<Operation> CreateVm(CreateVmRequest request, ServerCallContext context)
@@ -182,6 +184,9 @@ internal sealed class ComputeService(
     /// <summary>The caller's deadline goes on to the agent that holds the log.</summary>
     public override Task<ConsoleOutput> GetConsoleOutput(GetConsoleOutputRequest request, ServerCallContext context)
         => consoleOutput.GetAsync(CallerOf(context), request, context.Deadline, context.CancellationToken);
+
+    public override Task<ListAuditEventsResponse> ListAuditEvents(ListAuditEventsRequest request, ServerCallContext context)
+        => audit.ListAsync(CallerOf(context), request, context.CancellationToken);
 
     private static Caller CallerOf(ServerCallContext context) => ApiCallers.Of(context);
 }

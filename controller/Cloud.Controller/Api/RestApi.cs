@@ -1,3 +1,4 @@
+using Cloud.Controller.Audit;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
 using Cloud.Controller.Images;
@@ -26,6 +27,7 @@ internal static class RestApi
         MapCatalog(v1);
         v1.MapImages();
         MapTenants(v1);
+        v1.MapAudit();
     }
 
     private static void MapVms(RouteGroupBuilder v1)

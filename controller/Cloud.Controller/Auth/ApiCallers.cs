@@ -8,14 +8,20 @@ internal static class ApiCallers
 {
     private const string ProjectClaim = "cloud:project";
     private const string RoleClaim = "cloud:role";
+    private const string TokenNameClaim = "cloud:token-name";
 
     /// <summary>The role of an agent's certificate: node registry, image pulls and renewals, never the API.</summary>
     public const string NodeRole = "node";
 
     public static ClaimsPrincipal ToPrincipal(Caller caller)
-        => new(new ClaimsIdentity(
-            [new Claim(ClaimTypes.NameIdentifier, caller.Subject), new Claim(ProjectClaim, caller.ProjectId), new Claim(RoleClaim, caller.Role)],
-            BearerTokenHandler.SchemeName, ClaimTypes.NameIdentifier, RoleClaim));
+    {
+        List<Claim> claims = [new(ClaimTypes.NameIdentifier, caller.Subject), new(ProjectClaim, caller.ProjectId), new(RoleClaim, caller.Role)];
+        if (caller.TokenName is { } name)
+        {
+            claims.Add(new Claim(TokenNameClaim, name));
+        }
+        return new(new ClaimsIdentity(claims, BearerTokenHandler.SchemeName, ClaimTypes.NameIdentifier, RoleClaim));
+    }
 
     public static ClaimsPrincipal NodePrincipal(string node, string scheme)
         => new(new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, node), new Claim(RoleClaim, NodeRole)], scheme, ClaimTypes.NameIdentifier, RoleClaim));
@@ -34,11 +40,17 @@ internal static class ApiCallers
 
     public static Caller Of(HttpContext http) => From(http.User);
 
+    /// <summary>The API caller <paramref name="user"/> is, or null for the agents' token and for no token at all.</summary>
+    public static Caller? Find(ClaimsPrincipal user) => IsApiCaller(user) ? From(user) : null;
+
+    /// <summary>True for the agents' token.</summary>
+    public static bool IsNode(ClaimsPrincipal user) => user.IsInRole(NodeRole);
+
     public static Caller Of(ServerCallContext context) => From(context.GetHttpContext().User);
 
     private static Caller From(ClaimsPrincipal user)
         => IsApiCaller(user)
-            ? new(user.FindFirstValue(ClaimTypes.NameIdentifier)!, user.FindFirstValue(ProjectClaim)!, user.FindFirstValue(RoleClaim)!)
+            ? new(user.FindFirstValue(ClaimTypes.NameIdentifier)!, user.FindFirstValue(ProjectClaim)!, user.FindFirstValue(RoleClaim)!, user.FindFirstValue(TokenNameClaim))
             // Only an endpoint mapped without the api policy gets here: a bug, never a guest.
             : throw new InvalidOperationException("This endpoint reads an API caller but does not require the 'api' policy.");
 }

@@ -8,8 +8,11 @@ using Microsoft.Extensions.Options;
 
 namespace Cloud.Controller.Auth;
 
-/// <summary>Who the caller is once its bearer token checked out: the project it acts in and its role.</summary>
-internal sealed record Caller(string Subject, string ProjectId, string Role)
+/// <summary>
+/// Who the caller is once its bearer token checked out: the project it acts in and its role, and
+/// for an issued token its name (what the audit trail shows next to the token's id).
+/// </summary>
+internal sealed record Caller(string Subject, string ProjectId, string Role, string? TokenName = null)
 {
     /// <summary>Operators see and change every tenant's resources.</summary>
     public bool IsOperator => Role == TokenRoles.Operator;
@@ -90,13 +93,13 @@ internal sealed class TokenAuthenticator(IOptions<AuthOptions> options, IDbConte
         var now = time.GetUtcNow();
         var token = await db.ApiTokens.AsNoTracking()
             .Where(t => t.TokenSha256 == hash && t.RevokedAt == null && (t.ExpiresAt == null || t.ExpiresAt > now))
-            .Select(t => new { t.Id, t.TenantId, t.Role })
+            .Select(t => new { t.Id, t.TenantId, t.Role, t.Name })
             .SingleOrDefaultAsync(cancellationToken);
         if (token is not null)
         {
             RememberValid(hash);
         }
-        return token is null ? null : new Caller($"{TokenSubjectPrefix}{token.Id}", token.TenantId ?? OperatorProject, token.Role);
+        return token is null ? null : new Caller($"{TokenSubjectPrefix}{token.Id}", token.TenantId ?? OperatorProject, token.Role, token.Name);
     }
 
     /// <summary>

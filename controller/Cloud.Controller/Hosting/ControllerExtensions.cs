@@ -1,5 +1,6 @@
 using System.Net;
 using Cloud.Controller.Api;
+using Cloud.Controller.Audit;
 using Cloud.Controller.TenantConsole;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Catalog;
@@ -86,12 +87,15 @@ internal static class ControllerExtensions
         services.AddHostedService<NodeMonitor>();
         services.AddSingleton<HeartbeatMetrics>();
         services.AddSnapshotAudit();
+        services.AddAuditTrail();
         return builder;
     }
 
     public static WebApplication MapController(this WebApplication app)
     {
         app.UseCloudMetricsListener();
+        // Outside everything that can refuse or fail a call, so that the trail sees its final status.
+        app.UseAuditTrail();
         app.UseExceptionHandler();
         app.UsePortSeparation();
         app.UseAuthentication();

@@ -38,6 +38,8 @@ internal sealed class NodeRegistryService(
     private const int MaxCachedNames = 100_000;
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<Guid, string> _names = new();
 
+    /// <summary>A node joining (or joining again) changes what the scheduler may use: recorded in the audit trail. Heartbeats are not (see docs/audit.md).</summary>
+    [Audit.Audited]
     public override async Task<RegisterResponse> Register(RegisterRequest request, ServerCallContext context)
     {
         var registration = NodeValidation.Validate(request);

@@ -13,7 +13,9 @@ namespace Cloud.Controller.Trust;
 [Authorize(Policy = CloudPolicies.Node)]
 internal sealed partial class NodeTrustService(JoinTokens joinTokens, NodeCertificateIssuer issuer, ILogger<NodeTrustService> logger) : NodeTrust.NodeTrustBase
 {
+    /// <summary>A node joining is recorded in the audit trail, refused attempts above all.</summary>
     [AllowAnonymous]
+    [Audit.Audited]
     public override async Task<NodeCertificates> Join(JoinRequest request, ServerCallContext context)
     {
         Vms.VmValidation.RequireName(request.NodeName, "node_name");
