@@ -63,7 +63,9 @@ public static class CloudIdentity
                 {
                     return null;
                 }
-                found = uri;
+                // The SAN builder writes a URI as Uri.AbsoluteUri, which gives an empty path a
+                // slash: cloud://controller is in the certificate as cloud://controller/.
+                found = uri.IndexOf('/', "cloud://".Length) == uri.Length - 1 ? uri[..^1] : uri;
             }
         }
         return found;
