@@ -194,29 +194,6 @@ public sealed class CloudctlTlsTests(CloudFixture cloud) : IDisposable
         Assert.Matches("^cjt_[A-Za-z0-9_-]{43}\n$", quiet.Replace("\r", "", StringComparison.Ordinal));
     }
 
-    [Theory]
-    [InlineData("5x", "is not a duration")]
-    [InlineData("ten", "is not a duration")]
-    [InlineData("30s", "between 1 minute and 7 days")]
-    [InlineData("8d", "between 1 minute and 7 days")]
-    public async Task Join_token_refuses_a_bad_ttl_before_calling(string ttl, string expected)
-    {
-        var config = Track(Cloudctl.WriteConfig(new Uri("https://127.0.0.1:1"), CloudFixture.OperatorToken));
-
-        var error = await Assert.ThrowsAsync<CliException>(() => Cloudctl.RunAsync(config, "node", "join-token", "some-node", "--ttl", ttl));
-
-        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
-    }
-
-    [Theory]
-    [InlineData("90s", 90)]
-    [InlineData("30m", 1800)]
-    [InlineData("2h", 7200)]
-    [InlineData("7d", 604800)]
-    [InlineData("01:30:00", 5400)]
-    public void Ttl_forms_parse_to_their_seconds(string ttl, int seconds)
-        => Assert.Equal(TimeSpan.FromSeconds(seconds), Commands.ParseTtl(ttl));
-
     private static CertificateRequests Requests(string address)
     {
         using var nodeKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
@@ -270,4 +247,37 @@ public sealed class CloudctlTlsTests(CloudFixture cloud) : IDisposable
 
         public async ValueTask DisposeAsync() => await app.DisposeAsync();
     }
+}
+
+/// <summary>cloudctl node join-token's --ttl, checked before any call (no cloud needed).</summary>
+public sealed class CloudctlTtlTests
+{
+    [Theory]
+    [InlineData("5x", "is not a duration")]
+    [InlineData("ten", "is not a duration")]
+    [InlineData("30s", "between 1 minute and 7 days")]
+    [InlineData("8d", "between 1 minute and 7 days")]
+    public async Task Join_token_refuses_a_bad_ttl_before_calling(string ttl, string expected)
+    {
+        var config = Cloudctl.WriteConfig(new Uri("https://127.0.0.1:1"), CloudFixture.OperatorToken);
+        try
+        {
+            var error = await Assert.ThrowsAsync<CliException>(() => Cloudctl.RunAsync(config, "node", "join-token", "some-node", "--ttl", ttl));
+
+            Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    [Theory]
+    [InlineData("90s", 90)]
+    [InlineData("30m", 1800)]
+    [InlineData("2h", 7200)]
+    [InlineData("7d", 604800)]
+    [InlineData("01:30:00", 5400)]
+    public void Ttl_forms_parse_to_their_seconds(string ttl, int seconds)
+        => Assert.Equal(TimeSpan.FromSeconds(seconds), Commands.ParseTtl(ttl));
 }
