@@ -6,18 +6,20 @@ using Google.Protobuf;
 namespace Cloud.Cli;
 
 /// <summary>Calls the REST API, whose bodies are the compute API's messages in proto3 JSON.</summary>
-internal sealed class ApiClient(HttpClient http) : IDisposable
+internal sealed class ApiClient(HttpClient http, ControllerTls tls) : IDisposable
 {
     private static readonly JsonParser Parser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
 
-    public static ApiClient Create(CliProfile profile)
+    /// <summary>A client of the profile's controller, over TLS checked against <paramref name="caFile"/> (or the system's trust store).</summary>
+    public static ApiClient Create(CliProfile profile, string? caFile)
     {
-        var http = new HttpClient { BaseAddress = new Uri(profile.Url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
+        var tls = ControllerTls.For(profile.Url, caFile);
+        var http = new HttpClient(tls.NewHandler()) { BaseAddress = new Uri(profile.Url.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(30) };
         if (!string.IsNullOrEmpty(profile.Token))
         {
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", profile.Token);
         }
-        return new ApiClient(http);
+        return new ApiClient(http, tls);
     }
 
     public Task<T> GetAsync<T>(string path, CancellationToken cancellationToken) where T : IMessage<T>, new()
@@ -51,14 +53,14 @@ internal sealed class ApiClient(HttpClient http) : IDisposable
     /// </summary>
     public async Task<T> UploadFileAsync<T>(string path, string file, Action<long> progress, CancellationToken cancellationToken) where T : IMessage<T>, new()
     {
-        using var uploading = new HttpClient { BaseAddress = http.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
+        using var uploading = new HttpClient(tls.NewHandler()) { BaseAddress = http.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
         uploading.DefaultRequestHeaders.Authorization = http.DefaultRequestHeaders.Authorization;
         await using var stream = new ProgressStream(File.OpenRead(file), progress);
         using var content = new StreamContent(stream, 1 << 16);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         content.Headers.ContentLength = stream.Length;
         using var request = new HttpRequestMessage(HttpMethod.Put, path) { Content = content };
-        return await new ApiClient(uploading).SendAsync<T>(request, cancellationToken);
+        return await new ApiClient(uploading, tls).SendAsync<T>(request, cancellationToken);
     }
 
     /// <summary>The data lines of a Server-Sent Events stream, parsed, until it ends or is cancelled.</summary>
@@ -66,9 +68,18 @@ internal sealed class ApiClient(HttpClient http) : IDisposable
         where T : IMessage<T>, new()
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
-        using var streaming = new HttpClient { BaseAddress = http.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
+        using var streaming = new HttpClient(tls.NewHandler()) { BaseAddress = http.BaseAddress, Timeout = Timeout.InfiniteTimeSpan };
         streaming.DefaultRequestHeaders.Authorization = http.DefaultRequestHeaders.Authorization;
-        using var response = await streaming.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        HttpResponseMessage response;
+        try
+        {
+            response = await streaming.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new CliException(tls.DescribeFailure(e));
+        }
+        using var _ = response;
         if (!response.IsSuccessStatusCode)
         {
             throw new CliException(DescribeProblem(response, await response.Content.ReadAsStringAsync(cancellationToken)));
@@ -94,7 +105,7 @@ internal sealed class ApiClient(HttpClient http) : IDisposable
             }
             catch (HttpRequestException e)
             {
-                throw new CliException($"Cannot reach the controller at {http.BaseAddress}: {e.Message}");
+                throw new CliException(tls.DescribeFailure(e));
             }
             using (response)
             {

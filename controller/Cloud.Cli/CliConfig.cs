@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace Cloud.Cli;
 
 /// <summary>
-/// cloudctl's config file: named profiles, each an API URL and a token. Looked up in --config,
+/// cloudctl's config file: named profiles, each an API URL, a token and the CA to trust. Looked up in --config,
 /// then $CLOUDCTL_CONFIG, then ~/.config/cloud/cloudctl.json.
 /// </summary>
 internal sealed class CliConfig
@@ -58,10 +58,16 @@ internal sealed class CliConfig
 
 internal sealed class CliProfile
 {
-    /// <summary>The controller's REST URL. Default http://127.0.0.1:8080.</summary>
-    public string Url { get; set; } = "http://127.0.0.1:8080";
+    /// <summary>The controller's REST URL. Default https://127.0.0.1:8080.</summary>
+    public string Url { get; set; } = "https://127.0.0.1:8080";
 
     public string? Token { get; set; }
+
+    /// <summary>
+    /// The cloud CA's certificate (PEM, the controller's Trust:Directory/ca.pem): the only root the
+    /// controller's certificate is checked against. Unset: the system's trust store.
+    /// </summary>
+    public string? CaFile { get; set; }
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, WriteIndented = true)]

@@ -10,6 +10,11 @@ internal static partial class Commands
 {
     private static readonly Option<string?> ConfigOption = new("--config") { Description = "Config file (default: $CLOUDCTL_CONFIG or ~/.config/cloud/cloudctl.json)", Recursive = true };
     private static readonly Option<string?> ProfileOption = new("--profile") { Description = "Profile in the config file", Recursive = true };
+    private static readonly Option<string?> CaFileOption = new("--ca-file")
+    {
+        Description = "The cloud CA (PEM) the controller's certificate must chain to (default: $CLOUDCTL_CA_FILE, the profile's caFile, else the system's trust store)",
+        Recursive = true,
+    };
     private static readonly Option<string> OutputOption = new("--output", "-o") { Description = "table or json", DefaultValueFactory = _ => "table", Recursive = true };
 
     /// <summary>Parses and runs; a <see cref="CliException"/> reaches the caller instead of a stack trace on the console.</summary>
@@ -19,7 +24,7 @@ internal static partial class Commands
     public static RootCommand Build(IAnsiConsole console)
     {
         OutputOption.AcceptOnlyFromAmong("table", "json");
-        var root = new RootCommand("cloudctl: manage VMs on the Cloud control plane") { ConfigOption, ProfileOption, OutputOption };
+        var root = new RootCommand("cloudctl: manage VMs on the Cloud control plane") { ConfigOption, ProfileOption, CaFileOption, OutputOption };
         root.Subcommands.Add(VmCommands(console));
         var flavors = List<ListFlavorsResponse, Flavor>(console, "flavor", "Flavors (VM sizes)", "v1/flavors", r => r.Flavors,
             ["NAME", "VCPUS", "MEMORY_MB", "DISK_GB", "PUBLIC"], f => [f.Name, Str(f.Vcpus), Str(f.MemoryMb), Str(f.DiskGb), f.IsPublic ? "yes" : "no"]);
@@ -208,7 +213,7 @@ internal static partial class Commands
         return operation;
     }
 
-    /// <summary>node list, cordon/uncordon (a cordoned node keeps its VMs and takes no new ones), and drain.</summary>
+    /// <summary>node list, cordon/uncordon (a cordoned node keeps its VMs and takes no new ones), drain, join-token and delete.</summary>
     private static Command NodeCommands(IAnsiConsole console)
     {
         string[] columns = ["NAME", "STATE", "ADDRESS", "HYPERVISOR", "VCPU USED/CAP", "MEMORY_MB USED/CAP"];
@@ -228,7 +233,88 @@ internal static partial class Commands
             node.Subcommands.Add(command);
         }
         node.Subcommands.Add(DrainCommand(console));
+        node.Subcommands.Add(JoinTokenCommand(console));
+        var deleteName = new Argument<string>("name") { Description = "Node name" };
+        var delete = new Command("delete", "Remove a node that holds no VMs (drain it first) and revoke its certificates") { deleteName };
+        delete.SetAction(async (parse, ct) =>
+        {
+            using var api = Api(parse);
+            var name = parse.GetValue(deleteName)!;
+            var deleted = await api.DeleteAsync<DeleteNodeResponse>($"v1/nodes/{Uri.EscapeDataString(name)}", ct);
+            if (parse.GetValue(OutputOption) == "json")
+            {
+                console.Profile.Out.Writer.WriteLine(JsonOutput.Format(deleted));
+                return;
+            }
+            console.Profile.Out.Writer.WriteLine(
+                $"Node {name} deleted; {Str(deleted.RevokedCertificates)} certificate(s) revoked. To bring it back, give its agent a new join token (cloudctl node join-token {name}).");
+        });
+        node.Subcommands.Add(delete);
         return node;
+    }
+
+    /// <summary>node join-token: a single-use token with which a node's agent joins; the secret is printed this once.</summary>
+    private static Command JoinTokenCommand(IAnsiConsole console)
+    {
+        var name = new Argument<string>("name") { Description = "The node's name (its Agent:NodeName)" };
+        var ttl = new Option<string?>("--ttl") { Description = "How long it may be used: 90s, 30m, 2h, 7d or hh:mm:ss (1 minute to 7 days; default: the controller's Trust:JoinTokenLifetime)" };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "Print the token alone (for scripts)" };
+        var command = new Command("join-token", "Make a single-use token with which a node's agent joins the cloud (shown once)") { name, ttl, quiet };
+        command.SetAction(async (parse, ct) =>
+        {
+            var request = new CreateJoinTokenRequest { TtlSeconds = parse.GetValue(ttl) is { } text ? (long)ParseTtl(text).TotalSeconds : 0 };
+            using var api = Api(parse);
+            var nodeName = parse.GetValue(name)!;
+            var token = await api.PostAsync<JoinToken>($"v1/nodes/{Uri.EscapeDataString(nodeName)}/join-tokens", request, null, ct);
+            var output = console.Profile.Out.Writer;
+            if (parse.GetValue(quiet))
+            {
+                output.WriteLine(token.Token);
+            }
+            else if (parse.GetValue(OutputOption) == "json")
+            {
+                output.WriteLine(JsonOutput.Format(token));
+            }
+            else
+            {
+                output.WriteLine($"Join token for node {token.NodeName}, single use, expires {token.ExpireTime?.ToDateTimeOffset():u} (it is not shown again):");
+                output.WriteLine(token.Token);
+                output.WriteLine("Give it to that node's agent as Agent:JoinToken, or in the file Agent:JoinTokenFile names.");
+            }
+        });
+        return command;
+    }
+
+    /// <summary>"90s", "30m", "2h", "7d" or a TimeSpan ("01:30:00"), 1 minute to 7 days.</summary>
+    internal static TimeSpan ParseTtl(string text)
+    {
+        var trimmed = text.Trim();
+        TimeSpan? parsed = null;
+        if (trimmed.Length > 1 && long.TryParse(trimmed[..^1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var amount)
+            && amount <= 7 * 24 * 3600)
+        {
+            parsed = char.ToLowerInvariant(trimmed[^1]) switch
+            {
+                's' => TimeSpan.FromSeconds(amount),
+                'm' => TimeSpan.FromMinutes(amount),
+                'h' => TimeSpan.FromHours(amount),
+                'd' => TimeSpan.FromDays(amount),
+                _ => null,
+            };
+        }
+        else if (trimmed.Contains(':', StringComparison.Ordinal) && TimeSpan.TryParse(trimmed, System.Globalization.CultureInfo.InvariantCulture, out var span))
+        {
+            parsed = span;
+        }
+        if (parsed is not { } ttl)
+        {
+            throw new CliException($"--ttl '{text}' is not a duration: write 90s, 30m, 2h, 7d or hh:mm:ss.");
+        }
+        if (ttl < TimeSpan.FromMinutes(1) || ttl > TimeSpan.FromDays(7))
+        {
+            throw new CliException($"--ttl '{text}' must be between 1 minute and 7 days.");
+        }
+        return ttl;
     }
 
     /// <summary>node drain: cordon, then live-migrate every running VM off the node; shows what became of each.</summary>
@@ -394,7 +480,11 @@ internal static partial class Commands
         {
             profile.Token = token;
         }
-        return ApiClient.Create(profile);
+        // The flag, then the environment, then the profile; none: the system's trust store.
+        var caFile = parse.GetValue(CaFileOption) is { Length: > 0 } flag ? flag
+            : Environment.GetEnvironmentVariable("CLOUDCTL_CA_FILE") is { Length: > 0 } variable ? variable
+            : profile.CaFile;
+        return ApiClient.Create(profile, caFile);
     }
 
     private static string Usage(Node node, string resourceClass)

@@ -8,12 +8,12 @@ internal static partial class Commands
 {
     private static Command ConfigCommands(IAnsiConsole console)
     {
-        var config = new Command("config", "Profiles in the config file: a URL and a token each");
+        var config = new Command("config", "Profiles in the config file: a URL, a token and a CA file each");
         var name = new Argument<string>("profile") { Description = "Profile name" };
         var url = new Option<string?>("--url") { Description = "The controller's REST URL" };
         var token = new Option<string?>("--token") { Description = "The API token" };
 
-        var set = new Command("set-profile", "Add or change a profile") { name, url, token };
+        var set = new Command("set-profile", "Add or change a profile (--ca-file: the CA it trusts)") { name, url, token };
         set.SetAction(parse =>
         {
             var path = ConfigPath(parse);
@@ -21,11 +21,20 @@ internal static partial class Commands
             var profile = file.Profiles.TryGetValue(parse.GetValue(name)!, out var existing) ? existing : new CliProfile();
             if (parse.GetValue(url) is { } newUrl)
             {
-                profile.Url = Uri.TryCreate(newUrl, UriKind.Absolute, out var parsed) && parsed.Scheme is "http" or "https"
-                    ? newUrl
-                    : throw new CliException($"--url '{newUrl}' must be an http or https URL.");
+                ControllerTls.ParseUrl(newUrl, "--url");
+                profile.Url = newUrl;
             }
             profile.Token = parse.GetValue(token) ?? profile.Token;
+            // --ca-file here is the profile's CA from now on (checked now, kept as a full path);
+            // --ca-file "" takes it away (the system's trust store again).
+            if (parse.GetValue(CaFileOption) is { } caFile)
+            {
+                if (caFile.Length > 0)
+                {
+                    ControllerTls.ReadCaFile(caFile);
+                }
+                profile.CaFile = caFile.Length > 0 ? Path.GetFullPath(caFile) : null;
+            }
             file.Profiles[parse.GetValue(name)!] = profile;
             file.Save(path);
             console.MarkupLineInterpolated($"Profile [bold]{parse.GetValue(name)}[/] saved in {path}.");
@@ -47,11 +56,11 @@ internal static partial class Commands
         view.SetAction(parse =>
         {
             var file = CliConfig.Load(ConfigPath(parse));
-            var table = new Table().Border(TableBorder.Simple).AddColumns("CURRENT", "PROFILE", "URL", "TOKEN");
+            var table = new Table().Border(TableBorder.Simple).AddColumns("CURRENT", "PROFILE", "URL", "TOKEN", "CA_FILE");
             foreach (var (profileName, profile) in file.Profiles.OrderBy(p => p.Key, StringComparer.Ordinal))
             {
                 var shown = profile.Token is { Length: > 10 } t ? t[..10] + "..." : profile.Token is null ? "" : "***";
-                table.AddRow(profileName == file.CurrentProfile ? "*" : "", Markup.Escape(profileName), Markup.Escape(profile.Url), Markup.Escape(shown));
+                table.AddRow(profileName == file.CurrentProfile ? "*" : "", Markup.Escape(profileName), Markup.Escape(profile.Url), Markup.Escape(shown), Markup.Escape(profile.CaFile ?? ""));
             }
             console.Write(table);
         });

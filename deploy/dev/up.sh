@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Starts a whole dev cloud on this machine: an embedded PostgreSQL (inside the controller),
-# the controller (REST 127.0.0.1:8080, gRPC 127.0.0.1:8081) and two agents on the QEMU
-# backend (127.0.0.2:7070 and 127.0.0.3:7070). Ctrl-C stops everything, guests included.
+# the controller (REST 127.0.0.1:8080 and gRPC 127.0.0.1:8081 over TLS, the node port
+# 127.0.0.1:8082 over mutual TLS) and two agents on the QEMU backend (127.0.0.2:7070 and
+# 127.0.0.3:7070, mutual TLS). The controller makes the cloud's CA in .cloud/trust at its first
+# start; each agent gets ca.pem in its TLS folder and joins with a join token made through the
+# API. Ctrl-C stops everything, guests included.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ROOT=$(repo_root)
@@ -30,11 +33,14 @@ if [ ! -s "$STATE/operator-token" ]; then
 fi
 TOKEN=$(cat "$STATE/operator-token")
 TOKEN_SHA256=$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)
+# The cloud's CA: made by the controller at its first start (Trust:CreateCa), kept across runs.
+TRUST="$STATE/trust"
+CA="$TRUST/ca.pem"
 (umask 077; cat > "$STATE/cloudctl.json" <<JSON
 {
   "currentProfile": "default",
   "profiles": {
-    "default": { "url": "http://127.0.0.1:8080", "token": "$TOKEN" }
+    "default": { "url": "https://127.0.0.1:8080", "token": "$TOKEN", "caFile": "$CA" }
   }
 }
 JSON
@@ -79,19 +85,32 @@ trap cleanup INT TERM EXIT
 echo "Starting the controller..."
 Auth__OperatorTokenSha256__0="$TOKEN_SHA256" \
 Controller__EmbeddedDatabaseDirectory="$STATE/postgres" \
+Controller__RestListen=127.0.0.1:8080 Controller__GrpcListen=127.0.0.1:8081 Controller__NodeListen=127.0.0.1:8082 \
+Trust__Directory="$TRUST" Trust__CreateCa=true \
   dotnet "$BIN/controller/Cloud.Controller.dll" --contentRoot "$BIN/controller" >"$STATE/logs/controller.log" 2>&1 &
 PIDS+=($!)
+ready=""
 for _ in $(seq 1 120); do
-  curl -fsS http://127.0.0.1:8080/healthz/ready >/dev/null 2>&1 && break
+  # Over TLS, checked against the cloud's CA (there once the controller made it).
+  [ -s "$CA" ] && curl -fsS --cacert "$CA" https://127.0.0.1:8080/healthz/ready >/dev/null 2>&1 && { ready=1; break; }
   kill -0 "${PIDS[0]}" 2>/dev/null || { echo "The controller exited; see $STATE/logs/controller.log" >&2; tail -20 "$STATE/logs/controller.log" >&2; exit 1; }
   sleep 0.5
 done
+[ -n "$ready" ] || { echo "The controller did not become ready in 60 s; see $STATE/logs/controller.log" >&2; exit 1; }
 
 for n in 1 2; do
   address="127.0.0.$((n + 1))"
-  mkdir -p "$STATE/agents/agent-$n"
+  tls="$STATE/agents/agent-$n/tls"
+  mkdir -p "$tls"
+  chmod 700 "$tls"
+  # The operator's part of a node's trust: the CA to check the controller with, and a
+  # single-use join token for this node's name (unused when its certificate is still valid).
+  cp "$CA" "$tls/ca.pem"
+  join_token=$("$BIN/cloudctl" node join-token "agent-$n" --ttl 1h --quiet) \
+    || { echo "Could not make a join token for agent-$n (see above)." >&2; exit 1; }
   echo "Starting agent-$n on $address:7070 ($BACKEND backend)..."
   Agent__NodeName="agent-$n" Agent__Listen="$address:7070" Agent__Backend="$BACKEND" \
+  Agent__ControllerUrl=https://127.0.0.1:8082 Agent__TlsDirectory="$tls" Agent__JoinToken="$join_token" \
   Agent__Qemu__DataDirectory="$STATE/agents/agent-$n" Agent__Qemu__ListenAddress="$address" \
     dotnet "$BIN/agent/Cloud.Agent.dll" --contentRoot "$BIN/agent" >"$STATE/logs/agent-$n.log" 2>&1 &
   PIDS+=($!)
@@ -99,18 +118,21 @@ done
 
 cat <<INFO
 
-Cloud is up.
-  REST API      http://127.0.0.1:8080/v1   (Authorization: Bearer \$(cat $STATE/operator-token))
-  gRPC API      127.0.0.1:8081 (h2c): cloud.compute.v1.Compute, cloud.node.v1.NodeRegistry
-  agents        127.0.0.2:7070, 127.0.0.3:7070 (cloud.agent.v1.NodeAgent)
+Cloud is up (TLS on every port; the cloud's CA is $CA).
+  REST API      https://127.0.0.1:8080/v1   (Authorization: Bearer \$(cat $STATE/operator-token); curl --cacert $CA)
+  gRPC API      127.0.0.1:8081 (TLS): cloud.compute.v1.Compute
+  node port     127.0.0.1:8082 (mutual TLS, agents only): cloud.node.v1
+  agents        127.0.0.2:7070, 127.0.0.3:7070 (mutual TLS, the controller only): cloud.agent.v1.NodeAgent
   operator token   $STATE/operator-token
-  cloudctl config  $STATE/cloudctl.json
+  cloudctl config  $STATE/cloudctl.json (trusts $CA)
+  agents' TLS      $STATE/agents/agent-N/tls
   logs             $STATE/logs/
 
 Try:
   export PATH="$BIN:\$PATH"
   cloudctl vm create --name demo
   cloudctl vm list
+  cloudctl node list
 
 Ctrl-C stops everything.
 INFO

@@ -5,14 +5,18 @@ namespace Cloud.Deploy.Tests;
 /// <summary>docker-compose.yml as docker-compose itself resolves it (no engine needed for `config`).</summary>
 public sealed class ComposeTests
 {
-    private static readonly Dictionary<string, string> WithToken = new() { ["CLOUD_OPERATOR_TOKEN_SHA256"] = new string('a', 64) };
+    private static readonly Dictionary<string, string> WithToken = new()
+    {
+        ["CLOUD_OPERATOR_TOKEN_SHA256"] = new string('a', 64),
+        ["CLOUD_OPERATOR_TOKEN"] = "operator-secret",
+    };
 
     [Fact]
     public void Config_with_the_operator_token_resolves_every_service()
     {
         var services = ResolvedServices();
 
-        Assert.Equal(["agent-1", "agent-2", "controller", "migrate", "postgres"], services.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["agent-1", "agent-2", "controller", "migrate", "node-join", "postgres"], services.Keys.Order(StringComparer.Ordinal));
     }
 
     [Fact]
@@ -38,7 +42,8 @@ public sealed class ComposeTests
         var second = services["agent-2"].GetProperty("environment");
 
         Assert.Equal("agent-2", second.GetProperty("Agent__NodeName").GetString());
-        Assert.Equal("http://agent-2:7070", second.GetProperty("Agent__AdvertiseUrl").GetString());
+        Assert.Equal("https://agent-2:7070", second.GetProperty("Agent__AdvertiseUrl").GetString());
+        Assert.Equal(first.GetProperty("Agent__TlsDirectory").GetString(), second.GetProperty("Agent__TlsDirectory").GetString());
         Assert.Equal(first.GetProperty("Agent__ControllerUrl").GetString(), second.GetProperty("Agent__ControllerUrl").GetString());
         Assert.Equal("qemu", second.GetProperty("Agent__Backend").GetString());
     }
@@ -46,7 +51,7 @@ public sealed class ComposeTests
     [Fact]
     public void Config_without_the_operator_token_is_refused_naming_the_variable()
     {
-        var (code, _, stderr) = RepoFiles.Run("docker-compose", ["-f", "docker-compose.yml", "config", "-q"], new Dictionary<string, string> { ["CLOUD_OPERATOR_TOKEN_SHA256"] = "" });
+        var (code, _, stderr) = RepoFiles.Run("docker-compose", ["-f", "docker-compose.yml", "config", "-q"], new Dictionary<string, string> { ["CLOUD_OPERATOR_TOKEN_SHA256"] = "", ["CLOUD_OPERATOR_TOKEN"] = "operator-secret" });
 
         Assert.NotEqual(0, code);
         Assert.Contains("CLOUD_OPERATOR_TOKEN_SHA256", stderr, StringComparison.Ordinal);

@@ -31,6 +31,35 @@ public sealed partial class ScriptAndImageTests
         }
     }
 
+    /// <summary>The dev cloud runs with TLS on: a CA, ca.pem and a join token per agent, agents on the node port, cloudctl trusting the CA.</summary>
+    [Fact]
+    public void Dev_cloud_runs_with_tls_and_a_join_token_per_agent()
+    {
+        var script = RepoFiles.Read("deploy/dev/up.sh");
+
+        Assert.Contains("Trust__CreateCa=true", script, StringComparison.Ordinal);
+        Assert.Contains("Trust__Directory=", script, StringComparison.Ordinal);
+        Assert.Contains("cp \"$CA\" \"$tls/ca.pem\"", script, StringComparison.Ordinal);
+        Assert.Contains("Agent__TlsDirectory=\"$tls\"", script, StringComparison.Ordinal);
+        Assert.Contains("Agent__JoinToken=\"$join_token\"", script, StringComparison.Ordinal);
+        Assert.Matches(@"join_token=\$\(""\$BIN/cloudctl"" node join-token ""agent-\$n""", script);
+        Assert.Contains("Agent__ControllerUrl=https://127.0.0.1:8082", script, StringComparison.Ordinal);
+        Assert.Contains("\"caFile\": \"$CA\"", script, StringComparison.Ordinal);
+        Assert.Contains("curl -fsS --cacert \"$CA\" https://", script, StringComparison.Ordinal);
+        Assert.DoesNotContain("http://127.0.0.1", script, StringComparison.Ordinal);
+        Assert.DoesNotContain("PlaintextApi", script, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Controller_image_keeps_a_ca_folder_its_user_owns_and_no_one_else_reads()
+    {
+        var text = RepoFiles.Read("deploy/docker/controller.Dockerfile");
+
+        Assert.Contains("/var/lib/cloud/trust", text, StringComparison.Ordinal);
+        Assert.Contains("chmod 700 /var/lib/cloud/trust", text, StringComparison.Ordinal);
+        Assert.Contains("chown app /var/lib/cloud/images /var/lib/cloud/trust", text, StringComparison.Ordinal);
+    }
+
     [Theory]
     [MemberData(nameof(Dockerfiles))]
     public void Dockerfile_publishes_a_project_that_exists_and_starts_its_assembly(string dockerfile)

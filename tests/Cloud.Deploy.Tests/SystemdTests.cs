@@ -40,6 +40,35 @@ public sealed class SystemdTests
         Assert.Contains(controller, line => line.StartsWith("After=", StringComparison.Ordinal) && line.Contains("cloud-migrate.service", StringComparison.Ordinal));
     }
 
+    /// <summary>The agent's TLS folder is on its state directory; it joins with the token in a file only root reads.</summary>
+    [Fact]
+    public void Agent_unit_names_its_tls_folder_and_its_join_token_file()
+    {
+        var unit = UnitLines("cloud-agent.service");
+
+        Assert.Contains("Environment=Agent__TlsDirectory=/var/lib/cloud-agent/tls", unit);
+        Assert.Contains("StateDirectory=cloud-agent", unit);
+        var tokenFile = Assert.Single(unit, l => l.StartsWith("Environment=Agent__JoinTokenFile=", StringComparison.Ordinal));
+        Assert.StartsWith("/", tokenFile.Split('=', 3)[2], StringComparison.Ordinal);
+    }
+
+    /// <summary>The CA reaches the controller's dynamic user as systemd credentials (its own copies, 0400), the folder Trust:Directory names.</summary>
+    [Fact]
+    public void Controller_unit_gets_the_ca_as_credentials_and_never_makes_one()
+    {
+        var unit = UnitLines("cloud-controller.service");
+
+        Assert.Contains(unit, l => l.StartsWith("LoadCredential=ca.pem:/", StringComparison.Ordinal));
+        Assert.Contains(unit, l => l.StartsWith("LoadCredential=ca.key:/", StringComparison.Ordinal));
+        Assert.Contains("Environment=Trust__Directory=%d", unit);
+        Assert.Contains("Environment=Trust__CreateCa=false", unit);
+    }
+
+    [Theory]
+    [MemberData(nameof(Units))]
+    public void Unit_gives_no_plaintext_url(string unit)
+        => Assert.DoesNotContain(UnitLines(unit), l => l.Contains("http://", StringComparison.Ordinal) || l.Contains("PlaintextApi", StringComparison.Ordinal));
+
     private static List<string> UnitLines(string unit) =>
         [.. RepoFiles.Read($"deploy/systemd/{unit}").Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0 && !l.StartsWith('#'))];
 }

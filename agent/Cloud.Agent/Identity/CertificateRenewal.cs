@@ -129,12 +129,21 @@ internal sealed partial class CertificateRenewal(
         return options.Value.JoinToken is { Length: > 0 } token ? token : null;
     }
 
-    /// <summary>The node's own addresses: where its agent listens and where QEMU takes migrations.</summary>
+    /// <summary>
+    /// The node's own addresses: where its agent listens and where QEMU takes migrations. An
+    /// agent listening on every address (0.0.0.0, [::]) names none by it: the controller refuses
+    /// an unspecified address in a certificate request, so such a node names its migration address.
+    /// </summary>
     private List<string> Addresses()
     {
-        var addresses = new List<string> { AgentExtensions.ParseListen(options.Value.Listen).Address.ToString() };
+        var addresses = new List<string>();
+        var listen = AgentExtensions.ParseListen(options.Value.Listen).Address;
+        if (!listen.Equals(IPAddress.Any) && !listen.Equals(IPAddress.IPv6Any))
+        {
+            addresses.Add(listen.ToString());
+        }
         if (configuration["Agent:Qemu:ListenAddress"] is { Length: > 0 } migration && IPAddress.TryParse(migration, out var address)
-            && !addresses.Contains(address.ToString()))
+            && !address.Equals(IPAddress.Any) && !address.Equals(IPAddress.IPv6Any) && !addresses.Contains(address.ToString()))
         {
             addresses.Add(address.ToString());
         }

@@ -11,8 +11,7 @@ namespace Cloud.Contracts.Trust;
 /// </summary>
 public static class CloudIdentity
 {
-    // With its slash: the form a URI subject alternative name round-trips to.
-    public const string ControllerUri = "cloud://controller/";
+    public const string ControllerUri = "cloud://controller";
     private const string NodePrefix = "cloud://node/";
     private const string QemuPrefix = "cloud://qemu/";
 
@@ -64,7 +63,9 @@ public static class CloudIdentity
                 {
                     return null;
                 }
-                found = uri;
+                // The SAN builder writes a URI as Uri.AbsoluteUri, which gives an empty path a
+                // slash: cloud://controller is in the certificate as cloud://controller/.
+                found = uri.IndexOf('/', "cloud://".Length) == uri.Length - 1 ? uri[..^1] : uri;
             }
         }
         return found;
