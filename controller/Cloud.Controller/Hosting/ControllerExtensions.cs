@@ -9,6 +9,7 @@ using Cloud.Controller.Limits;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Placement;
+using Cloud.Controller.Privacy;
 using Cloud.Controller.Scheduling;
 using Cloud.Controller.Snapshots;
 using Cloud.Controller.Vms;
@@ -75,6 +76,7 @@ internal static class ControllerExtensions
         services.AddSingleton<IOperationHandler, CreateVmsHandler>();
         services.AddSingleton<IOperationHandler, DeleteVmHandler>();
         services.AddTenantSelfService();
+        services.AddTenantPrivacy();
         services.AddImages();
         services.AddSingleton<VmService>();
         services.AddSingleton<ConsoleOutputService>();
