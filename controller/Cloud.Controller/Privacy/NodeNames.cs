@@ -55,21 +55,21 @@ internal sealed partial class NodeTextScrubber
 {
     private readonly Dictionary<string, string> _nodeOf = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _nodeOfName = new(StringComparer.Ordinal);
-    private readonly List<(string Host, string Node)> _bracketedHosts = [];
+    private readonly Dictionary<string, string> _nodeOfIpv6 = new(StringComparer.OrdinalIgnoreCase);
 
     public NodeTextScrubber(IEnumerable<(string Name, string Address)> nodes)
     {
+        ArgumentNullException.ThrowIfNull(nodes);
         foreach (var (name, address) in nodes)
         {
             _nodeOf[name] = name;
             _nodeOfName[name] = name;
             if (Uri.TryCreate(address, UriKind.Absolute, out var uri) && uri.Host.Length > 0)
             {
-                if (uri.Host.StartsWith('['))
+                if (uri.HostNameType == UriHostNameType.IPv6)
                 {
-                    // IPv6 addresses are not words: replaced as they are written.
-                    _bracketedHosts.Add((uri.Host, name));
-                    _bracketedHosts.Add((uri.Host.Trim('[', ']'), name));
+                    _nodeOfIpv6.TryAdd(uri.Host, name);
+                    _nodeOfIpv6.TryAdd(uri.Host.Trim('[', ']'), name);
                 }
                 else
                 {
@@ -79,8 +79,11 @@ internal sealed partial class NodeTextScrubber
         }
     }
 
-    /// <summary>A word: letters, digits and '-', '.', '_' inside (an IPv4 address, a DNS name, a label).</summary>
-    [GeneratedRegex("[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")]
+    /// <summary>
+    /// An IPv6 address (bracketed or not), or a word: letters, digits and '-', '.', '_' inside
+    /// (an IPv4 address, a DNS name, a label). One pass, so that a replacement is never read again.
+    /// </summary>
+    [GeneratedRegex(@"(?<v6>\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f]*::?[0-9A-Fa-f:.]*[0-9A-Fa-f])|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")]
     private static partial Regex Word();
 
     [GeneratedRegex("[A-Za-z0-9-]+")]
@@ -94,12 +97,14 @@ internal sealed partial class NodeTextScrubber
         {
             return text;
         }
-        foreach (var (host, node) in _bracketedHosts)
-        {
-            text = text.Replace(host, replacement(node), StringComparison.OrdinalIgnoreCase);
-        }
         return Word().Replace(text, word =>
         {
+            if (word.Groups["v6"].Success)
+            {
+                // Not an address of a node, but maybe "c0ffee:7070", a node and a port.
+                return _nodeOfIpv6.TryGetValue(word.Value, out var host) ? replacement(host)
+                    : Label().Replace(word.Value, label => _nodeOf.TryGetValue(label.Value, out var named) ? replacement(named) : label.Value);
+            }
             if (_nodeOf.TryGetValue(word.Value, out var node))
             {
                 return replacement(node);
