@@ -111,7 +111,7 @@ public sealed class HostIdTests(CloudFixture cloud) : IDisposable
         var vmId = await CreateOnAsync(tenant, "t1", "test-node-1");
         var secrets = await NodeSecretsAsync();
         var hostId = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("hostId");
-        var address = new Uri(secrets[1]).Authority;
+        var address = new Uri(secrets[2]).Authority;
         // Texts stored before anyone knew who would read them, as agents' errors are.
         Assert.Equal(1, await cloud.ScalarAsync(
             "WITH u AS (UPDATE vms SET error = @e WHERE id = @id RETURNING 1) SELECT count(*) FROM u",
