@@ -16,7 +16,7 @@ internal sealed class NodeNames(IDbContextFactory<LedgerDbContext> contexts, Tim
     public static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(1);
 
     private readonly SemaphoreSlim _loading = new(1, 1);
-    private (NodeTextScrubber Scrubber, DateTimeOffset LoadedAt)? _current;
+    private volatile Loaded? _current;
 
     public async ValueTask<NodeTextScrubber> ScrubberAsync(CancellationToken cancellationToken)
     {
@@ -35,7 +35,7 @@ internal sealed class NodeNames(IDbContextFactory<LedgerDbContext> contexts, Tim
             await using var db = await contexts.CreateDbContextAsync(cancellationToken);
             var nodes = await db.Nodes.AsNoTracking().Select(n => new { n.Name, n.Address }).ToListAsync(cancellationToken);
             var scrubber = new NodeTextScrubber(nodes.Select(n => (n.Name, n.Address)));
-            _current = (scrubber, loadedAt);
+            _current = new Loaded(scrubber, loadedAt);
             return scrubber;
         }
         finally
@@ -43,6 +43,9 @@ internal sealed class NodeNames(IDbContextFactory<LedgerDbContext> contexts, Tim
             _loading.Release();
         }
     }
+
+    /// <summary>A reference, so that readers outside the lock never see half of a change.</summary>
+    private sealed record Loaded(NodeTextScrubber Scrubber, DateTimeOffset LoadedAt);
 }
 
 /// <summary>
