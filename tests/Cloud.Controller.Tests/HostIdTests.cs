@@ -52,6 +52,12 @@ public sealed class HostIdTests(CloudFixture cloud) : IDisposable
         var list = await RawAsync(alpha.Reader, "/v1/vms");
         AssertNamesNoNode(list, secrets);
         Assert.Equal(3, JsonDocument.Parse(list).RootElement.GetProperty("vms").EnumerateArray().Count(v => v.Str("hostId").Length == 32));
+        Assert.Equal("SUCCEEDED", (await alpha.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{a1}/snapshots", """{"name":"where"}""")).Str("state"));
+        var snapshots = await RawAsync(alpha.Reader, $"/v1/vms/{a1}/snapshots");
+        AssertNamesNoNode(snapshots, secrets);
+        var snapshot = JsonDocument.Parse(snapshots).RootElement.GetProperty("snapshots").EnumerateArray().Single();
+        Assert.Equal((seen[a1], ""), (snapshot.Str("hostId"), snapshot.Str("node")));
+        Assert.Equal("test-node-1", (await cloud.Http.GetJsonAsync($"/v1/snapshots/{snapshot.Str("id")}")).Body.Str("node"));
         var operations = await RawAsync(alpha.Member, "/v1/operations");
         Assert.Contains(a1, operations, StringComparison.Ordinal);
         AssertNamesNoNode(operations, secrets);
