@@ -13,9 +13,9 @@ internal static partial class Commands
         var id = new Argument<string>("id") { Description = "Snapshot id" };
         var wait = new Option<bool>("--wait") { Description = "Wait for the operation to finish", DefaultValueFactory = _ => true };
         var vm = new Option<string?>("--vm") { Description = "Only this VM's snapshots" };
-        // NODE says where the data is; ERROR why a LOST snapshot is lost.
-        string[] columns = ["ID", "VM", "NAME", "STATE", "NODE", "MEMORY", "SIZE_BYTES", "ERROR"];
-        static string[] Row(Snapshot s) => [s.Id, s.VmId, s.Name, s.State, s.Node, s.IncludesMemory ? "yes" : "no", Str(s.SizeBytes), s.Error];
+        // NODE (operators) and HOST_ID say where the data is; ERROR why a LOST snapshot is lost.
+        string[] columns = ["ID", "VM", "NAME", "STATE", "NODE", "HOST_ID", "MEMORY", "SIZE_BYTES", "ERROR"];
+        static string[] Row(Snapshot s) => [s.Id, s.VmId, s.Name, s.State, s.Node, ShortHostId(s.HostId), s.IncludesMemory ? "yes" : "no", Str(s.SizeBytes), s.Error];
 
         var list = new Command("list", "List snapshots") { vm };
         list.SetAction(async (parse, ct) =>
@@ -80,10 +80,10 @@ internal static partial class Commands
         var snapshots = new Option<int?>("--snapshots") { Description = "Quota: snapshots" };
         var images = new Option<int?>("--images") { Description = "Quota: images owned" };
         var imageGb = new Option<long?>("--image-gb") { Description = "Quota: GiB of image files (each image rounded up)" };
-        string[] columns = ["ID", "NAME", "INSTANCES", "VCPUS", "MEMORY_MB", "DISK_GB", "SNAPSHOTS", "IMAGES", "IMAGE_GB"];
+        string[] columns = ["ID", "NAME", "STATE", "INSTANCES", "VCPUS", "MEMORY_MB", "DISK_GB", "SNAPSHOTS", "IMAGES", "IMAGE_GB"];
         static string[] Row(Tenant t) =>
         [
-            t.Id, t.DisplayName, $"{t.Usage?.Instances}/{t.Quota?.Instances}", $"{t.Usage?.Vcpus}/{t.Quota?.Vcpus}",
+            t.Id, t.DisplayName, t.State, $"{t.Usage?.Instances}/{t.Quota?.Instances}", $"{t.Usage?.Vcpus}/{t.Quota?.Vcpus}",
             $"{t.Usage?.MemoryMb}/{t.Quota?.MemoryMb}", $"{t.Usage?.DiskGb}/{t.Quota?.DiskGb}", $"{t.Usage?.Snapshots}/{t.Quota?.Snapshots}",
             $"{t.Usage?.Images}/{t.Quota?.Images}", $"{t.Usage?.ImageGb}/{t.Quota?.ImageGb}",
         ];
@@ -138,7 +138,24 @@ internal static partial class Commands
         tenant.Subcommands.Add(list);
         tenant.Subcommands.Add(get);
         tenant.Subcommands.Add(quota);
+        tenant.Subcommands.Add(TenantDeleteCommand(console, id));
         return tenant;
+    }
+
+    /// <summary>tenant delete ID [--cascade]: refused while the tenant owns VMs or snapshots, unless --cascade deletes them too.</summary>
+    private static Command TenantDeleteCommand(IAnsiConsole console, Argument<string> id)
+    {
+        var cascade = new Option<bool>("--cascade") { Description = "Also delete the tenant's VMs (and their snapshots); without it, a tenant that owns any is refused" };
+        var wait = new Option<bool>("--wait") { Description = "Wait for the deletion to finish", DefaultValueFactory = _ => true };
+        var delete = new Command("delete", "Delete a tenant with its tokens (revoked at once), images, image memberships, server groups and quota (operator)") { id, cascade, wait };
+        delete.SetAction(async (parse, ct) =>
+        {
+            using var api = Api(parse);
+            var path = $"v1/tenants/{Uri.EscapeDataString(parse.GetValue(id)!)}" + (parse.GetValue(cascade) ? "?cascade=true" : "");
+            var operation = await api.DeleteAsync<Operation>(path, ct);
+            await FinishAsync(console, parse, api, operation, parse.GetValue(wait), ct);
+        });
+        return delete;
     }
 
     /// <summary>The server's default quota, which 'tenant create' completes partial quotas with.</summary>

@@ -103,8 +103,9 @@ internal static partial class Commands
                 token = page.NextPageToken;
             }
             while (token.Length > 0);
-            Print(console, parse, response, response.Vms, ["ID", "NAME", "STATE", "FLAVOR", "NODE", "VCPUS", "MEMORY_MB"],
-                v => [v.Id, v.Name, v.State, v.Flavor, v.Node, Str(v.Vcpus), Str(v.MemoryMb)]);
+            // NODE is for operators; HOST_ID tells a tenant which of its VMs share a host.
+            Print(console, parse, response, response.Vms, ["ID", "NAME", "STATE", "FLAVOR", "NODE", "HOST_ID", "VCPUS", "MEMORY_MB"],
+                v => [v.Id, v.Name, v.State, v.Flavor, v.Node, ShortHostId(v.HostId), Str(v.Vcpus), Str(v.MemoryMb)]);
         });
 
         var id = new Argument<string>("id") { Description = "VM id" };
@@ -113,7 +114,7 @@ internal static partial class Commands
         {
             using var api = Api(parse);
             var v = await api.GetAsync<Vm>($"v1/vms/{Uri.EscapeDataString(parse.GetValue(id)!)}", ct);
-            Print(console, parse, v, [v], ["ID", "NAME", "STATE", "FLAVOR", "NODE", "ERROR"], x => [x.Id, x.Name, x.State, x.Flavor, x.Node, x.Error]);
+            Print(console, parse, v, [v], ["ID", "NAME", "STATE", "FLAVOR", "NODE", "HOST_ID", "ERROR"], x => [x.Id, x.Name, x.State, x.Flavor, x.Node, x.HostId, x.Error]);
         });
 
         var delete = new Command("delete", "Delete a VM and release its capacity") { id, wait };
@@ -149,7 +150,7 @@ internal static partial class Commands
             var json = parse.GetValue(OutputOption) == "json";
             await foreach (var v in api.StreamAsync<Vm>($"v1/vms/watch?label_selector={Uri.EscapeDataString(parse.GetValue(selector) ?? "")}", ct))
             {
-                console.Profile.Out.Writer.WriteLine(json ? JsonOutput.Format(v) : $"{v.UpdatedAt?.ToDateTimeOffset():u}  {v.Id}  {v.Name,-20} {v.State,-9} {v.Node}");
+                console.Profile.Out.Writer.WriteLine(json ? JsonOutput.Format(v) : $"{v.UpdatedAt?.ToDateTimeOffset():u}  {v.Id}  {v.Name,-20} {v.State,-9} {(v.Node.Length > 0 ? v.Node : ShortHostId(v.HostId))}");
             }
         });
         vm.Subcommands.Add(watch);
@@ -432,12 +433,17 @@ internal static partial class Commands
         if (o.Batch is { } batch && parse.GetValue(OutputOption) == "table")
         {
             console.Profile.Out.Writer.WriteLine($"{batch.Created} created, {batch.Placed} placed of {batch.Requested} (minimum {batch.Minimum})");
-            Print(console, parse, batch, batch.Vms, ["ID", "NAME", "STATE", "NODE", "ERROR"], v => [v.Id, v.Name, v.State, v.Node, v.Error]);
+            Print(console, parse, batch, batch.Vms, ["ID", "NAME", "STATE", "NODE", "HOST_ID", "ERROR"], v => [v.Id, v.Name, v.State, v.Node, ShortHostId(v.HostId), v.Error]);
         }
         if (o.Drain is { } drain && parse.GetValue(OutputOption) == "table")
         {
             console.Profile.Out.Writer.WriteLine($"{drain.Moved} moved, {drain.Left} left");
             Print(console, parse, drain, drain.Vms, ["ID", "NAME", "OUTCOME", "NODE", "OPERATION", "REASON"], v => [v.Id, v.Name, v.Outcome, v.Node, v.Operation, v.Reason]);
+        }
+        if (o.TenantDeletion is { } deletion && o.State == "SUCCEEDED" && parse.GetValue(OutputOption) == "table")
+        {
+            console.Profile.Out.Writer.WriteLine(
+                $"Deleted {deletion.Vms} VM(s), {deletion.Images} image(s), {deletion.ImageMemberships} image membership(s), {deletion.ServerGroups} server group(s); revoked {deletion.Tokens} token(s).");
         }
     }
 
@@ -492,6 +498,9 @@ internal static partial class Commands
         var r = node.Resources.FirstOrDefault(x => x.ResourceClass == resourceClass);
         return r is null ? "-" : $"{r.Used}/{(long)((r.Total - r.Reserved) * r.AllocationRatio)}";
     }
+
+    /// <summary>A host id's first 12 characters: enough to tell hosts apart in a table (JSON output has it whole).</summary>
+    private static string ShortHostId(string hostId) => hostId.Length > 12 ? hostId[..12] : hostId;
 
     private static string Str(long value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

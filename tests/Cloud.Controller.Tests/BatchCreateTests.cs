@@ -35,7 +35,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         // The rows exist at once, listed in the operation, PENDING.
         Assert.Equal(20, started.GetProperty("batch").GetProperty("vms").GetArrayLength());
         Assert.Equal(20, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE project_id = @p", ("p", tenant.Id)));
-        var done = await tenant.Member.WaitForOperationAsync(started.Str("id"));
+        var done = await cloud.Http.WaitForOperationAsync(started.Str("id"));
         Assert.True(done.Str("state") == "SUCCEEDED", done.ToString());
         var batch = done.GetProperty("batch");
         Assert.Equal((20, 20, 20), (batch.GetProperty("placed").GetInt32(), batch.GetProperty("created").GetInt32(), batch.GetProperty("minimum").GetInt32()));
@@ -81,7 +81,8 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         foreach (var listed in operation.Batch.Vms)
         {
             var vm = await compute.GetVmAsync(new GetVmRequest { Id = listed.Id }, Tenancy.Bearer(tenant.MemberToken));
-            Assert.Equal(("RUNNING", listed.Node, listed.Name), (vm.State, vm.Node, vm.Name));
+            Assert.Equal(("RUNNING", listed.HostId, listed.Name), (vm.State, vm.HostId, vm.Name));
+            Assert.Equal(("", 32), (vm.Node, vm.HostId.Length));
         }
         Assert.Equal((5L, 5L, 5 * 64L), await cloud.UsageAsync(tenant.Id));
     }
@@ -111,7 +112,7 @@ public sealed class BatchCreateTests(BatchCloudFixture cloud)
         finally
         {
             // Give the room back to the other tests of this cloud.
-            var placed = done.GetProperty("batch").GetProperty("vms").EnumerateArray().Where(v => v.Str("node").Length > 0).Select(v => v.Str("id"));
+            var placed = done.GetProperty("batch").GetProperty("vms").EnumerateArray().Where(v => v.Str("hostId").Length > 0).Select(v => v.Str("id"));
             await Task.WhenAll(placed.Select(id => tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{id}")));
         }
     }

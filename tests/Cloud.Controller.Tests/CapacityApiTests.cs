@@ -78,7 +78,7 @@ public sealed class CapacityApiTests(CloudFixture cloud) : IDisposable
         Assert.Equal(2, await cloud.ScalarAsync("SELECT count(*) FROM nodes WHERE schedulable"));
         foreach (var vmId in vmIds)
         {
-            Assert.Equal("test-node-1", (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node"));
+            Assert.Equal("test-node-1", (await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node"));
             Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Delete, $"/v1/vms/{vmId}")).Str("state"));
         }
     }

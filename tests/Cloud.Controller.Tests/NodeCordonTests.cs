@@ -15,7 +15,7 @@ public sealed class NodeCordonTests(CloudFixture cloud)
     {
         using var tenant = await cloud.CreateTenantAsync("cordon");
         var resident = await tenant.Member.CreateRunningVmAsync("resident");
-        var cordoned = (await tenant.Member.GetJsonAsync($"/v1/vms/{resident}")).Body.Str("node");
+        var cordoned = (await cloud.Http.GetJsonAsync($"/v1/vms/{resident}")).Body.Str("node");
         var other = cordoned == "test-node-1" ? "test-node-2" : "test-node-1";
         try
         {
@@ -28,7 +28,7 @@ public sealed class NodeCordonTests(CloudFixture cloud)
             for (var i = 0; i < 4; i++)
             {
                 var vm = await tenant.Member.CreateRunningVmAsync($"newcomer-{i}");
-                placed.Add((await tenant.Member.GetJsonAsync($"/v1/vms/{vm}")).Body.Str("node"));
+                placed.Add((await cloud.Http.GetJsonAsync($"/v1/vms/{vm}")).Body.Str("node"));
             }
             Assert.All(placed, n => Assert.Equal(other, n));
             Assert.Equal("RUNNING", (await tenant.Member.GetJsonAsync($"/v1/vms/{resident}")).Body.Str("state"));

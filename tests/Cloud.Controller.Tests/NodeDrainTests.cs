@@ -38,7 +38,7 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
                 Assert.Equal(Other, entry.Str("node"));
                 var (_, migration) = await cloud.Http.GetJsonAsync($"/v1/operations/{entry.Str("operation")}");
                 Assert.Equal(("vm.migrate", "SUCCEEDED"), (migration.Str("kind"), migration.Str("state")));
-                var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+                var (_, vm) = await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}");
                 Assert.Equal((Other, "RUNNING"), (vm.Str("node"), vm.Str("state")));
             }
             Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM vms v JOIN nodes n ON n.id = v.node_id WHERE n.name = @n AND v.state = 'RUNNING'", ("n", Drained)));
@@ -83,10 +83,10 @@ public sealed class NodeDrainTests(CloudFixture cloud) : IDisposable
             foreach (var (vmId, state) in new[] { (vmIds[0], "STOPPED"), (vmIds[1], "RUNNING") })
             {
                 Assert.Equal(("MOVED", Other), (vms[vmId].Str("outcome"), vms[vmId].Str("node")));
-                var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+                var (_, vm) = await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}");
                 Assert.Equal((Other, state), (vm.Str("node"), vm.Str("state")));
             }
-            var (_, stayed) = await tenant.Member.GetJsonAsync($"/v1/vms/{pinned}");
+            var (_, stayed) = await cloud.Http.GetJsonAsync($"/v1/vms/{pinned}");
             Assert.Equal((Drained, "RUNNING"), (stayed.Str("node"), stayed.Str("state")));
         }
         finally

@@ -30,7 +30,7 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
         var vms = await Task.WhenAll(tenant.Member.CreateRunningVmFromImageAsync(id, "img-a"), tenant.Member.CreateRunningVmFromImageAsync(id, "img-b"));
         foreach (var vmId in vms)
         {
-            var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+            var (_, vm) = await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}");
             Assert.Equal("RUNNING", vm.Str("state"));
             var agent = await _agents.ForAsync(vm.Str("node"));
             var guest = (await agent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms.Single(v => v.VmId == Guid.Parse(vmId).ToString("N"));
@@ -53,7 +53,7 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
         var bytes = await QemuImgCreateAsync("qcow2", "64M");
         var id = await tenant.Member.UploadedImageAsync("travels", "qcow2", bytes);
         var vmId = await tenant.Member.CreateRunningVmFromImageAsync(id, "traveller");
-        var source = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var source = (await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
         var target = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
 
         var migrated = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/migrate", $$"""{"node":"{{target}}"}""");
@@ -107,9 +107,9 @@ public sealed class QemuImageTests(QemuCloudFixture cloud) : IDisposable
         var id = await tenant.Member.UploadedImageAsync("short-lived", "qcow2", bytes);
         var kept = await tenant.Member.UploadedImageAsync("kept", "qcow2", bytes);
         var vmId = await tenant.Member.CreateRunningVmFromImageAsync(id, "short-lived-vm");
-        var node = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var node = (await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
         var keptVm = await tenant.Member.CreateRunningVmFromImageAsync(kept, "kept-vm");
-        var keptNode = (await tenant.Member.GetJsonAsync($"/v1/vms/{keptVm}")).Body.Str("node");
+        var keptNode = (await cloud.Http.GetJsonAsync($"/v1/vms/{keptVm}")).Body.Str("node");
         var copy = cloud.NodeImageDirectory(int.Parse(node["qemu-node-".Length..], CultureInfo.InvariantCulture), id);
         var keptCopy = cloud.NodeImageDirectory(int.Parse(keptNode["qemu-node-".Length..], CultureInfo.InvariantCulture), kept);
         Assert.True(Directory.Exists(copy), copy);

@@ -27,7 +27,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         Assert.Equal(HttpStatusCode.Accepted, status);
         Assert.Equal("SUCCEEDED", (await tenant.Member.WaitForOperationAsync(created.Str("id"))).Str("state"));
         var vmId = created.Str("targetId");
-        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        var (_, vm) = await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}");
         Assert.Equal("RUNNING", vm.Str("state"));
         Assert.Equal("e2e", vm.GetProperty("labels").GetProperty("app").GetString());
         var agent = await _agents.ForAsync(vm.Str("node"));
@@ -87,7 +87,8 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         var vmId = (await FinishAsync(compute, await compute.CreateVmAsync(create, options), options)).TargetId;
         var vm = await compute.GetVmAsync(new GetVmRequest { Id = vmId }, options);
         Assert.Equal("RUNNING", vm.State);
-        var agent = await _agents.ForAsync(vm.Node);
+        // Tenants see a host id, not the node: the operator's view names it.
+        var agent = await _agents.ForAsync((await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node"));
 
         await FinishAsync(compute, await compute.StopVmAsync(new StopVmRequest { Id = vmId, Force = true }, options), options);
         Assert.Equal(AgentV1.VmState.Stopped, (await GuestAsync(agent, vmId)).State);
@@ -113,7 +114,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
     {
         using var tenant = await cloud.CreateTenantAsync("qmigrate");
         var vmId = await tenant.Member.CreateRunningVmAsync("traveller", flavor: "m1.tiny");
-        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        var (_, vm) = await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}");
         var source = vm.Str("node");
         var target = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
         var sourceAgent = await _agents.ForAsync(source);
@@ -128,7 +129,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
 
         Assert.True(migrated.Str("state") == "SUCCEEDED", migrated.ToString());
         Assert.Equal(100, migrated.GetProperty("progress").GetInt32());
-        Assert.Equal(target, (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node"));
+        Assert.Equal(target, (await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node"));
         Assert.Equal(AgentV1.VmState.Running, (await GuestAsync(targetAgent, vmId)).State);
         Assert.DoesNotContain((await sourceAgent.ListVmsAsync(new AgentV1.ListVmsRequest())).Vms, v => v.VmId == Guid.Parse(vmId).ToString("N"));
         Assert.Equal(3, await cloud.ScalarAsync(
@@ -144,7 +145,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         var (flavorStatus, _) = await cloud.Http.PostAsync("/v1/flavors", """{"name":"live.grow","vcpus":2,"memoryMb":"1024","diskGb":"1","isPublic":true}""");
         Assert.True(flavorStatus is HttpStatusCode.OK or HttpStatusCode.Created or HttpStatusCode.Conflict, flavorStatus.ToString());
         var vmId = await tenant.Member.CreateRunningVmAsync("grower", flavor: "m1.tiny");
-        var (_, vm) = await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}");
+        var (_, vm) = await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}");
         var source = vm.Str("node");
         var target = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
         var sourceAgent = await _agents.ForAsync(source);
@@ -178,7 +179,7 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
         using var tenant = await cloud.CreateTenantAsync("qclone");
         var sourceId = await tenant.Member.CreateRunningVmAsync("original", flavor: "m1.tiny");
         Assert.Equal("SUCCEEDED", (await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/vms/{sourceId}/snapshots", """{"name":"golden"}""")).Str("state"));
-        var (_, snapshots) = await tenant.Member.GetJsonAsync($"/v1/vms/{sourceId}/snapshots");
+        var (_, snapshots) = await cloud.Http.GetJsonAsync($"/v1/vms/{sourceId}/snapshots");
         var snapshotId = snapshots.GetProperty("snapshots")[0].Str("id");
         // The scheduler places a clone like any VM; the other node is cordoned so that this test
         // sees QEMU start from the export on the node that made it (a pull between nodes is
@@ -203,8 +204,8 @@ public sealed class QemuVerbTests(QemuCloudFixture cloud) : IDisposable
             Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{other}/uncordon", "{}")).Status);
         }
 
-        var (_, source) = await tenant.Member.GetJsonAsync($"/v1/vms/{sourceId}");
-        var (_, clone) = await tenant.Member.GetJsonAsync($"/v1/vms/{operation.Str("targetId")}");
+        var (_, source) = await cloud.Http.GetJsonAsync($"/v1/vms/{sourceId}");
+        var (_, clone) = await cloud.Http.GetJsonAsync($"/v1/vms/{operation.Str("targetId")}");
         Assert.Equal("RUNNING", clone.Str("state"));
         Assert.Equal(source.Str("node"), clone.Str("node"));
         Assert.Equal($"snap-{Guid.Parse(snapshotId):N}", clone.Str("image"));

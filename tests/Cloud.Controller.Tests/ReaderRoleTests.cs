@@ -32,6 +32,7 @@ public sealed class ReaderRoleTests(CloudFixture cloud) : IDisposable
         "Compute/CreateImage", "Compute/DeleteImage", "Compute/AddImageMember", "Compute/RemoveImageMember",
         "Compute/SetNodeSchedulable", "Compute/DrainNode", "Compute/CreateJoinToken", "Compute/DeleteNode", "Compute/AddFlavorAccess", "Compute/RemoveFlavorAccess",
         "Compute/CancelOperation", "Compute/CreateTenant", "Compute/SetQuota", "Compute/CreateToken", "Compute/RevokeToken",
+        "Compute/DeleteTenant",
         "Placement/CreateServerGroup", "Placement/DeleteServerGroup", "Placement/CreateAggregate", "Placement/AddAggregateNode",
         "Placement/RemoveAggregateNode", "Placement/DeleteAggregate",
     ];

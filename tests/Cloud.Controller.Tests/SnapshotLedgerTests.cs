@@ -23,17 +23,17 @@ public sealed class SnapshotLedgerTests(CloudFixture cloud) : IDisposable
         using var tenant = await cloud.CreateTenantAsync("snapfollow");
         var vmId = await tenant.Member.CreateRunningVmAsync("follower");
         var snapshotId = await SnapshotAsync(tenant, vmId, "before-move");
-        var source = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var source = (await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
         var target = source == "test-node-1" ? "test-node-2" : "test-node-1";
 
-        var (_, snapshot) = await tenant.Member.GetJsonAsync($"/v1/snapshots/{snapshotId}");
+        var (_, snapshot) = await cloud.Http.GetJsonAsync($"/v1/snapshots/{snapshotId}");
         Assert.Equal(("READY", source), (snapshot.Str("state"), snapshot.Str("node")));
         Assert.Equal(source, await NodeOfAsync(snapshotId));
 
         var migrated = await cloud.Http.RunAsync(HttpMethod.Post, $"/v1/vms/{vmId}/migrate", $$"""{"node":"{{target}}"}""");
         Assert.True(migrated.Str("state") == "SUCCEEDED", migrated.ToString());
 
-        (_, snapshot) = await tenant.Member.GetJsonAsync($"/v1/snapshots/{snapshotId}");
+        (_, snapshot) = await cloud.Http.GetJsonAsync($"/v1/snapshots/{snapshotId}");
         Assert.Equal(("READY", target), (snapshot.Str("state"), snapshot.Str("node")));
         Assert.Equal(target, await NodeOfAsync(snapshotId));
         // The destination holds the data and says so; the source no longer has the VM.
@@ -51,36 +51,41 @@ public sealed class SnapshotLedgerTests(CloudFixture cloud) : IDisposable
         using var tenant = await cloud.CreateTenantAsync("snaplost");
         var vmId = await tenant.Member.CreateRunningVmAsync("forgetful");
         var snapshotId = await SnapshotAsync(tenant, vmId, "doomed");
-        var node = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var node = (await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
         // The node loses the data behind the controller's back.
         await (await _agents.ForAsync(node)).DeleteSnapshotAsync(new AgentV1.SnapshotRef { VmId = Guid.Parse(vmId).ToString("N"), SnapshotId = Guid.Parse(snapshotId).ToString("N") });
 
         var failed = await tenant.Member.RunAsync(HttpMethod.Post, $"/v1/snapshots/{snapshotId}/restore");
+        // The tenant reads its own id of the node where the operator reads the node's name.
+        var host = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("hostId");
 
         Assert.Equal(("FAILED", "FAILED_PRECONDITION"), (failed.Str("state"), failed.Str("errorCode")));
-        Assert.Contains($"is LOST: node {node} no longer holds its data", failed.Str("errorMessage"), StringComparison.Ordinal);
+        Assert.Contains($"is LOST: node {host} no longer holds its data", failed.Str("errorMessage"), StringComparison.Ordinal);
+        Assert.Contains($"is LOST: node {node} no longer holds its data",
+            (await cloud.Http.GetJsonAsync($"/v1/operations/{failed.Str("id")}")).Body.Str("errorMessage"), StringComparison.Ordinal);
         var (_, snapshot) = await tenant.Member.GetJsonAsync($"/v1/snapshots/{snapshotId}");
         Assert.Equal("LOST", snapshot.Str("state"));
-        Assert.Equal($"node {node} no longer holds its data", snapshot.Str("error"));
+        Assert.Equal($"node {host} no longer holds its data", snapshot.Str("error"));
         Assert.Equal("RUNNING", (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("state"));
 
         // From now on the refusal comes at request time, with the reason, and no operation starts.
         var (status, problem) = await tenant.Member.PostAsync($"/v1/snapshots/{snapshotId}/restore", "{}");
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal("FAILED_PRECONDITION", problem.Str("code"));
-        Assert.Contains($"is LOST (node {node} no longer holds its data)", problem.Str("detail"), StringComparison.Ordinal);
+        Assert.Contains($"is LOST (node {host} no longer holds its data)", problem.Str("detail"), StringComparison.Ordinal);
         (status, problem) = await tenant.Member.PostAsync("/v1/vms", $$"""{"name":"from-lost","flavor":"{{Tenancy.Nano}}","snapshot":"{{snapshotId}}"}""");
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains("is LOST (", problem.Str("detail"), StringComparison.Ordinal);
         Assert.Equal(0, await cloud.ScalarAsync("SELECT count(*) FROM vms WHERE name = 'from-lost' AND project_id = @p", ("p", tenant.Id)));
 
-        // cloudctl shows the state, the node and the reason.
+        // cloudctl shows the state, the host (the tenant's id of it, never the node) and the reason.
         var config = Track(Cloudctl.WriteConfig(cloud.RestUrl, tenant.MemberToken));
         var (exit, table) = await Cloudctl.RunAsync(config, "snapshot", "get", snapshotId);
         Assert.Equal(0, exit);
         var row = table.Split('\n').Single(l => l.Contains(snapshotId, StringComparison.Ordinal));
         Assert.Contains("LOST", row, StringComparison.Ordinal);
-        Assert.Contains(node, row, StringComparison.Ordinal);
+        Assert.Contains(host[..12], row, StringComparison.Ordinal);
+        Assert.DoesNotContain(node, row, StringComparison.Ordinal);
         Assert.Contains("no longer holds its data", row, StringComparison.Ordinal);
 
         // A LOST snapshot is deleted like any other, and gives its quota back.
@@ -96,7 +101,7 @@ public sealed class SnapshotLedgerTests(CloudFixture cloud) : IDisposable
         var vmId = await tenant.Member.CreateRunningVmAsync("audited");
         var keptId = await SnapshotAsync(tenant, vmId, "kept");
         var goneId = await SnapshotAsync(tenant, vmId, "gone");
-        var node = (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+        var node = (await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
         var agent = await _agents.ForAsync(node);
         var audit = cloud.ControllerServices.GetRequiredService<SnapshotAudit>();
         var gone = new AgentV1.SnapshotRef { VmId = Guid.Parse(vmId).ToString("N"), SnapshotId = Guid.Parse(goneId).ToString("N") };
@@ -110,7 +115,7 @@ public sealed class SnapshotLedgerTests(CloudFixture cloud) : IDisposable
 
         Assert.True(round.Lost >= 1, round.ToString());
         Assert.Equal(("READY", "LOST"), (await StateAsync(tenant, keptId), await StateAsync(tenant, goneId)));
-        Assert.Equal($"node {node} does not hold its data", (await tenant.Member.GetJsonAsync($"/v1/snapshots/{goneId}")).Body.Str("error"));
+        Assert.Equal($"node {node} does not hold its data", (await cloud.Http.GetJsonAsync($"/v1/snapshots/{goneId}")).Body.Str("error"));
 
         // The node has the data again (a node back from an outage): READY, with no reason left.
         await agent.CreateSnapshotAsync(new AgentV1.CreateSnapshotRequest { VmId = gone.VmId, SnapshotId = gone.SnapshotId, Name = "gone" });

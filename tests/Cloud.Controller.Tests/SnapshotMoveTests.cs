@@ -48,7 +48,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         {
             Assert.Equal(HttpStatusCode.OK, (await cloud.Http.PostAsync($"/v1/nodes/{target}/uncordon", "{}")).Status);
         }
-        Assert.Equal(taken.Node, await NodeOfAsync(tenant, cloneId));
+        Assert.Equal(taken.Node, await NodeOfAsync(cloneId));
         var clone = await ResizeMoves.GuestAsync(await _agents.ForAsync(taken.Node), cloneId);
         Assert.Equal(AgentV1.VmState.Running, clone?.State);
 
@@ -122,7 +122,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         using var tenant = await cloud.CreateTenantAsync("snapkeep");
         await ResizeMoves.EnsureFlavorsAsync(cloud);
         var vmId = await tenant.Member.CreateRunningVmAsync("snapkeep", ResizeMoves.Small);
-        var source = await NodeOfAsync(tenant, vmId);
+        var source = await NodeOfAsync(vmId);
         var whole = await SnapshotAsync(tenant, vmId, "whole");
         var broken = await SnapshotAsync(tenant, vmId, "broken");
         File.Delete(Path.Combine(cloud.NodeVmDirectory(source, vmId), "snapshots", Guid.Parse(broken).ToString("N"), "memory.state"));
@@ -132,7 +132,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         Assert.Equal(("FAILED", "FAILED_PRECONDITION"), (moved.Str("state"), moved.Str("errorCode")));
         Assert.Contains(broken, moved.Str("errorMessage"), StringComparison.Ordinal);
         Assert.Contains("stays where it is", moved.Str("errorMessage"), StringComparison.Ordinal);
-        Assert.Equal(source, await NodeOfAsync(tenant, vmId));
+        Assert.Equal(source, await NodeOfAsync(vmId));
         Assert.Equal("RUNNING", (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("state"));
         var other = source == "qemu-node-1" ? "qemu-node-2" : "qemu-node-1";
         Assert.Null(await ResizeMoves.GuestAsync(await _agents.ForAsync(other), vmId));
@@ -140,7 +140,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         Assert.Equal("READY", (await tenant.Member.GetJsonAsync($"/v1/snapshots/{whole}")).Body.Str("state"));
         // The audit then tells the truth about the one whose data is gone, and its restore says why it cannot work.
         await cloud.ControllerServices.GetRequiredService<Cloud.Controller.Snapshots.SnapshotAudit>().AuditOnceAsync(CancellationToken.None);
-        var (_, lost) = await tenant.Member.GetJsonAsync($"/v1/snapshots/{broken}");
+        var (_, lost) = await cloud.Http.GetJsonAsync($"/v1/snapshots/{broken}");
         Assert.Equal(("LOST", source), (lost.Str("state"), lost.Str("node")));
         var (refusedStatus, refused) = await tenant.Member.PostAsync($"/v1/snapshots/{broken}/restore", "{}");
         Assert.Equal(HttpStatusCode.BadRequest, refusedStatus);
@@ -164,7 +164,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         var created = await tenant.Member.WaitForOperationAsync(operation.Str("id"));
         Assert.True(created.Str("state") == "SUCCEEDED", created.ToString());
         var vmId = operation.Str("targetId");
-        var node = await NodeOfAsync(tenant, vmId);
+        var node = await NodeOfAsync(vmId);
         var log = SerialLog(node, vmId);
         await SerialConsole.WaitForAsync(log, t => t.Tick >= 6, Boot);
         var before = SerialConsole.Ticks(log)[^1].Tick;
@@ -187,7 +187,7 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
     /// <summary>The VM is on another node now, and the one it left keeps nothing of it; that node.</summary>
     private async Task<string> MovedFromAsync(TestTenant tenant, Snapshotted taken)
     {
-        var target = await NodeOfAsync(tenant, taken.VmId);
+        var target = await NodeOfAsync(taken.VmId);
         Assert.NotEqual(taken.Node, target);
         Assert.Null(await ResizeMoves.GuestAsync(await _agents.ForAsync(taken.Node), taken.VmId));
         Assert.False(Directory.Exists(cloud.NodeVmDirectory(taken.Node, taken.VmId)));
@@ -224,13 +224,13 @@ public sealed class SnapshotMoveTests(ResizeCloudFixture cloud)
         // restored guest's, and it must not have gone back further than the snapshot.
         var first = await SerialConsole.WaitForAsync(log, t => t.Tick <= taken.After + 2, Boot, offset);
         Assert.True(first.Tick >= taken.Before, $"The restored guest counted from {first.Tick}, before the snapshot's {taken.Before}.");
-        Assert.Equal(node, await NodeOfAsync(tenant, taken.VmId));
+        Assert.Equal(node, await NodeOfAsync(taken.VmId));
         return after;
     }
 
     private string SerialLog(string node, string vmId) => Path.Combine(cloud.NodeVmDirectory(node, vmId), "serial.log");
 
-    private static async Task<string> NodeOfAsync(TestTenant tenant, string vmId) => (await tenant.Member.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
+    private async Task<string> NodeOfAsync(string vmId) => (await cloud.Http.GetJsonAsync($"/v1/vms/{vmId}")).Body.Str("node");
 
     private static async Task DeleteAsync(TestTenant tenant, params string[] vmIds)
     {

@@ -32,6 +32,7 @@ internal sealed class TenantConfiguration : IEntityTypeConfiguration<TenantEntit
         builder.Property(t => t.MaxImageGb).HasColumnName("max_image_gb").HasColumnType("bigint");
         builder.Property(t => t.UsedImages).HasColumnName("used_images").HasColumnType("integer");
         builder.Property(t => t.UsedImageGb).HasColumnName("used_image_gb").HasColumnType("bigint");
+        builder.Property(t => t.DeletingSince).HasColumnName("deleting_since").HasColumnType("timestamp with time zone");
     }
 }
 

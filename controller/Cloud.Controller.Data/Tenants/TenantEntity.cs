@@ -41,6 +41,12 @@ internal sealed class TenantEntity
     public int UsedImages { get; set; }
 
     public long UsedImageGb { get; set; }
+
+    /// <summary>
+    /// Set when an operator asked for the tenant's deletion: its tokens are revoked and no token
+    /// is issued for it any more, while a tenant.delete operation removes what it owns.
+    /// </summary>
+    public DateTimeOffset? DeletingSince { get; set; }
 }
 
 /// <summary>

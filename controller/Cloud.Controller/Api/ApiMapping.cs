@@ -19,6 +19,7 @@ internal static class ApiMapping
             Image = vm.ImageId ?? "",
             State = vm.State,
             Node = nodeName ?? "",
+            Project = vm.ProjectId,
             Vcpus = vm.Vcpus,
             MemoryMb = vm.MemoryMb,
             DiskGb = vm.DiskGb,
@@ -43,6 +44,10 @@ internal static class ApiMapping
         {
             message.Drain = Parser.Parse<DrainNodeResult>(drain);
         }
+        if (operation.Kind == Operations.OperationKinds.TenantDelete && operation.Result is { } deletion)
+        {
+            message.TenantDeletion = Parser.Parse<TenantDeletion>(deletion);
+        }
         return message;
     }
 
@@ -64,6 +69,7 @@ internal static class ApiMapping
     public static Snapshot ToProto(SnapshotEntity snapshot, string? nodeName) => new()
     {
         Node = nodeName ?? "",
+        Project = snapshot.ProjectId,
         Id = snapshot.Id.ToString(),
         VmId = snapshot.VmId.ToString(),
         Name = snapshot.Name,
@@ -89,6 +95,7 @@ internal static class ApiMapping
             Images = tenant.UsedImages, ImageGb = tenant.UsedImageGb,
         },
         CreatedAt = Timestamp.FromDateTimeOffset(tenant.CreatedAt),
+        State = tenant.DeletingSince is null ? "ACTIVE" : "DELETING",
     };
 
     public static ApiToken ToProto(ApiTokenEntity token) => new()

@@ -24,6 +24,7 @@ internal sealed class ComputeService(
     NodeQueries nodes,
     OperationQueries operations,
     TenantService tenants,
+    TenantDeletions tenantDeletions,
     ImageService images,
     ConsoleOutputService consoleOutput,
     Trust.JoinTokens joinTokens,
@@ -169,6 +170,10 @@ internal sealed class ComputeService(
     [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<Tenant> SetQuota(SetQuotaRequest request, ServerCallContext context)
         => tenants.SetQuotaAsync(CallerOf(context), request, context.CancellationToken);
+
+    [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
+    public override Task<Operation> DeleteTenant(DeleteTenantRequest request, ServerCallContext context)
+        => tenantDeletions.DeleteAsync(CallerOf(context), request, context.CancellationToken);
 
     [Microsoft.AspNetCore.Authorization.Authorize(Policy = CloudPolicies.Write)]
     public override Task<ApiToken> CreateToken(CreateTokenRequest request, ServerCallContext context)

@@ -55,23 +55,28 @@ internal static class ProtoJson
         }
     }
 
+    /// <summary>The message as JSON, once the caller's tenant view was applied (<see cref="Privacy.TenantViews"/>).</summary>
     public static IResult Result(IMessage message, int statusCode = StatusCodes.Status200OK, string? location = null)
-        => new MessageResult(Formatter.Format(message), statusCode, location);
+        => new MessageResult(message, statusCode, location);
 
     private static ApiException TooLarge()
         => new(StatusCode.InvalidArgument, $"The body is larger than {MaxBodyBytes} bytes.", new Dictionary<string, object?> { ["httpStatus"] = 413 });
 
-    private sealed class MessageResult(string json, int statusCode, string? location) : IResult
+    private sealed class MessageResult(IMessage message, int statusCode, string? location) : IResult
     {
-        public Task ExecuteAsync(HttpContext httpContext)
+        public async Task ExecuteAsync(HttpContext httpContext)
         {
+            if (Privacy.PrivacyExtensions.TenantViewOf(httpContext) is ({ } caller, { } views))
+            {
+                await views.ApplyAsync(caller, message, httpContext.RequestAborted);
+            }
             httpContext.Response.StatusCode = statusCode;
             httpContext.Response.ContentType = "application/json; charset=utf-8";
             if (location is not null)
             {
                 httpContext.Response.Headers.Location = location;
             }
-            return httpContext.Response.WriteAsync(json, httpContext.RequestAborted);
+            await httpContext.Response.WriteAsync(Formatter.Format(message), httpContext.RequestAborted);
         }
     }
 }

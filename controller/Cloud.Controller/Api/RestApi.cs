@@ -5,6 +5,7 @@ using Cloud.Controller.Images;
 using Cloud.Controller.Limits;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
+using Cloud.Controller.Privacy;
 using Cloud.Controller.Tenants;
 using Cloud.Controller.Vms;
 using Cloud.Contracts.Compute.V1;
@@ -49,7 +50,7 @@ internal static class RestApi
                 new ListVmsRequest { PageSize = page_size ?? 0, PageToken = page_token ?? "", LabelSelector = label_selector ?? "" }, ct)));
         v1.MapGet("/vms/watch", (HttpContext http, VmWatch watch, string? label_selector, CancellationToken ct) =>
             // Parsed before the stream starts, so a bad selector is still a problem-details answer.
-            new ServerSentEvents(watch.WatchAsync(CallerOf(http), LabelSelector.Parse(label_selector ?? ""), ct)));
+            new ServerSentEvents(watch.WatchAsync(CallerOf(http), LabelSelector.Parse(label_selector ?? ""), ct), CallerOf(http)));
         v1.MapGet("/vms/{id}", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
             ProtoJson.Result(await vms.GetAsync(CallerOf(http), id, ct)));
         v1.MapDelete("/vms/{id}", async (HttpContext http, VmService vms, string id, CancellationToken ct) =>
@@ -148,6 +149,9 @@ internal static class RestApi
             ProtoJson.Result(await tenants.ListAsync(CallerOf(http), ct)));
         v1.MapGet("/tenants/{id}", async (HttpContext http, TenantService tenants, string id, CancellationToken ct) =>
             ProtoJson.Result(await tenants.GetAsync(CallerOf(http), id, ct)));
+        v1.MapDelete("/tenants/{id}", async (HttpContext http, TenantDeletions deletions, string id, string? cascade, CancellationToken ct) =>
+            Accepted(await deletions.DeleteAsync(CallerOf(http),
+                new DeleteTenantRequest { Id = id, Cascade = Flag(cascade, "cascade"), IdempotencyKey = IdempotencyKey(http, "") }, ct)));
         v1.MapPut("/tenants/{id}/quota", async (HttpContext http, TenantService tenants, string id, CancellationToken ct) =>
         {
             var quota = await ProtoJson.ReadAsync<Quota>(http.Request, ct);
@@ -171,6 +175,15 @@ internal static class RestApi
         => length is null ? 0
             : int.TryParse(length, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n
             : -1;
+
+    /// <summary>A query flag: absent or "false" is false, "true" is true, anything else is refused.</summary>
+    private static bool Flag(string? value, string name)
+        => value switch
+        {
+            null or "false" => false,
+            "true" => true,
+            _ => throw ApiException.Invalid($"{name} must be true or false."),
+        };
 
     internal static Caller CallerOf(HttpContext http) => ApiCallers.Of(http);
 
@@ -243,13 +256,14 @@ internal static class RestApi
     }
 
     /// <summary>text/event-stream of VM changes: one "vm" event per change, its data the VM as JSON.</summary>
-    private sealed class ServerSentEvents(IAsyncEnumerable<Vm> changes) : IResult
+    private sealed class ServerSentEvents(IAsyncEnumerable<Vm> changes, Caller caller) : IResult
     {
         private static readonly JsonFormatter Formatter = new(JsonFormatter.Settings.Default.WithFormatDefaultValues(true));
 
         public async Task ExecuteAsync(HttpContext httpContext)
         {
             var response = httpContext.Response;
+            var views = httpContext.RequestServices.GetRequiredService<Privacy.TenantViews>();
             response.ContentType = "text/event-stream";
             response.Headers.CacheControl = "no-cache";
             try
@@ -257,6 +271,7 @@ internal static class RestApi
                 await response.Body.FlushAsync(httpContext.RequestAborted);
                 await foreach (var vm in changes.WithCancellation(httpContext.RequestAborted))
                 {
+                    await views.ApplyAsync(caller, vm, httpContext.RequestAborted);
                     await response.WriteAsync($"event: vm\ndata: {Formatter.Format(vm)}\n\n", httpContext.RequestAborted);
                     await response.Body.FlushAsync(httpContext.RequestAborted);
                 }
@@ -268,7 +283,8 @@ internal static class RestApi
             catch (ApiException e)
             {
                 // The status line is long gone: the stream's last event says why it ends.
-                await response.WriteAsync($"event: error\ndata: {ApiErrorFilter.ProblemJson(e)}\n\n", httpContext.RequestAborted);
+                var problem = await views.ApplyAsync(caller, e, httpContext.RequestAborted);
+                await response.WriteAsync($"event: error\ndata: {ApiErrorFilter.ProblemJson(problem)}\n\n", httpContext.RequestAborted);
                 await response.Body.FlushAsync(httpContext.RequestAborted);
             }
         }
@@ -286,7 +302,7 @@ internal sealed class ApiErrorFilter : IEndpointFilter
         }
         catch (ApiException e)
         {
-            return Problem(e);
+            return Problem(await e.ForCallerAsync(context.HttpContext));
         }
         catch (BadHttpRequestException e)
         {

@@ -10,6 +10,7 @@ using Cloud.Controller.Limits;
 using Cloud.Controller.Nodes;
 using Cloud.Controller.Operations;
 using Cloud.Controller.Placement;
+using Cloud.Controller.Privacy;
 using Cloud.Controller.Scheduling;
 using Cloud.Controller.Snapshots;
 using Cloud.Controller.Trust;
@@ -77,6 +78,7 @@ internal static class ControllerExtensions
         services.AddSingleton<IOperationHandler, CreateVmsHandler>();
         services.AddSingleton<IOperationHandler, DeleteVmHandler>();
         services.AddTenantSelfService();
+        services.AddTenantPrivacy();
         services.AddImages();
         services.AddSingleton<VmService>();
         services.AddSingleton<ConsoleOutputService>();

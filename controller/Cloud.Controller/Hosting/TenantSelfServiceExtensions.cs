@@ -16,6 +16,8 @@ internal static class TenantSelfServiceExtensions
         services.AddSingleton<IValidateOptions<IdempotencyOptions>, IdempotencyOptionsValidation>();
         services.AddSingleton<IdempotentCreates>();
         services.AddSingleton<TenantService>();
+        services.AddSingleton<TenantDeletions>();
+        services.AddSingleton<IOperationHandler, DeleteTenantHandler>();
         services.AddSingleton<OperationStarter>();
         services.AddSingleton<SnapshotService>();
         services.AddSingleton<VmWatch>();

@@ -31,4 +31,5 @@ internal static class OperationKinds
     public const string SnapshotCreate = "snapshot.create";
     public const string SnapshotRestore = "snapshot.restore";
     public const string SnapshotDelete = "snapshot.delete";
+    public const string TenantDelete = "tenant.delete";
 }

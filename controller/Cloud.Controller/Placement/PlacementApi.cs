@@ -64,8 +64,8 @@ internal static class PlacementApi
             return Results.NoContent();
         });
 
-        v1.MapGet("/availability-zones", async (PlacementService placement, CancellationToken ct) =>
-            ProtoJson.Result(await placement.ListZonesAsync(ct)));
+        v1.MapGet("/availability-zones", async (HttpContext http, PlacementService placement, CancellationToken ct) =>
+            ProtoJson.Result(await placement.ListZonesAsync(RestApi.CallerOf(http), ct)));
         return app;
     }
 }

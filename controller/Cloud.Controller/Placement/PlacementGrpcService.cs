@@ -65,7 +65,7 @@ internal sealed class PlacementGrpcService(PlacementService placement, CapacityS
     }
 
     public override Task<ListAvailabilityZonesResponse> ListAvailabilityZones(ListAvailabilityZonesRequest request, ServerCallContext context)
-        => placement.ListZonesAsync(context.CancellationToken);
+        => placement.ListZonesAsync(CallerOf(context), context.CancellationToken);
 
     private static Caller CallerOf(ServerCallContext context) => ApiCallers.Of(context);
 }

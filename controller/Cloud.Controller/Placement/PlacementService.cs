@@ -260,21 +260,27 @@ internal sealed partial class PlacementService(
         }
     }
 
-    public async Task<ListAvailabilityZonesResponse> ListZonesAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The zones, and whether each takes new VMs. Node counts and free capacity are the
+    /// operators': a tenant that watched them could follow other tenants' activity and the
+    /// cloud's size, so a tenant's answer leaves them out (unset, not zero).
+    /// </summary>
+    public async Task<ListAvailabilityZonesResponse> ListZonesAsync(Caller caller, CancellationToken cancellationToken)
     {
         var nodes = await scheduler.NodesAsync(cancellationToken);
         var response = new ListAvailabilityZonesResponse();
         foreach (var zone in nodes.GroupBy(n => n.AvailabilityZone).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             var up = zone.Where(n => n.State == NodeStates.Up && n.Schedulable).ToList();
-            response.Zones.Add(new AvailabilityZone
+            var message = new AvailabilityZone { Name = zone.Key, Available = up.Count > 0 };
+            if (caller.IsOperator)
             {
-                Name = zone.Key,
-                Nodes = zone.Count(),
-                NodesUp = up.Count,
-                VcpusFree = up.Sum(n => Math.Max(0, n.Free(ResourceClasses.Vcpu))),
-                MemoryMbFree = up.Sum(n => Math.Max(0, n.Free(ResourceClasses.MemoryMb))),
-            });
+                message.Nodes = zone.Count();
+                message.NodesUp = up.Count;
+                message.VcpusFree = up.Sum(n => Math.Max(0, n.Free(ResourceClasses.Vcpu)));
+                message.MemoryMbFree = up.Sum(n => Math.Max(0, n.Free(ResourceClasses.MemoryMb)));
+            }
+            response.Zones.Add(message);
         }
         return response;
     }
@@ -382,6 +388,7 @@ internal sealed partial class PlacementService(
             Attempts = d.Attempts,
             CreateTime = Timestamp.FromDateTimeOffset(d.CreatedAt),
             RequestJson = d.Request,
+            Project = d.ProjectId,
         };
         message.Rejections.Add(Rejections(JsonSerializer.Deserialize<Dictionary<string, int>>(d.Rejections) ?? [], null));
         return message;

@@ -121,6 +121,10 @@ function renderVms(vms) {
     row.querySelector("[data-field='flavor']").textContent = vm.flavor ?? "";
     row.querySelector("[data-field='vcpus']").textContent = String(vm.vcpus ?? 0);
     row.querySelector("[data-field='memory']").textContent = String(vm.memoryMb ?? 0);
+    // The tenant's id of the VM's host, never the node's name: equal ids mean a shared host.
+    const host = row.querySelector("[data-field='host']");
+    host.textContent = vm.hostId ? vm.hostId.slice(0, 12) : "";
+    host.title = vm.hostId ?? "";
     for (const [action, allowed] of Actions) {
       row.querySelector(`button[data-action='${action}']`).disabled = !allowed.includes(vm.state);
     }
@@ -140,6 +144,7 @@ function newVmRow(vm) {
   cell(row, "", "flavor");
   cell(row, "", "vcpus");
   cell(row, "", "memory");
+  cell(row, "", "host");
   cell(row, vm.createdAt ? new Date(vm.createdAt).toLocaleString() : "");
   const actions = row.insertCell();
   for (const [action] of Actions) {

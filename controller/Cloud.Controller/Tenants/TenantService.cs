@@ -120,9 +120,16 @@ internal sealed class TenantService(IDbContextFactory<LedgerDbContext> contexts,
         return await idempotent.RunAsync(caller, request.IdempotencyKey, IdempotentCreates.TokenCreate, request,
             async (db, ct) =>
             {
-                if (request.Tenant.Length > 0 && !await db.Tenants.AnyAsync(t => t.Id == request.Tenant, ct))
+                if (request.Tenant.Length > 0)
                 {
-                    throw ApiException.NotFound("Tenant", Shorten(request.Tenant));
+                    var tenant = await db.Tenants.AsNoTracking().Where(t => t.Id == request.Tenant).Select(t => new { t.DeletingSince }).SingleOrDefaultAsync(ct)
+                        ?? throw ApiException.NotFound("Tenant", Shorten(request.Tenant));
+                    if (tenant.DeletingSince is not null)
+                    {
+                        // Its deletion revoked its tokens; a new one would outlive nothing but the check.
+                        throw new ApiException(StatusCode.FailedPrecondition, $"Tenant '{request.Tenant}' is being deleted; it gets no new tokens.",
+                            new Dictionary<string, object?> { ["httpStatus"] = 409, ["reason"] = "TENANT_DELETING" });
+                    }
                 }
                 var now = time.GetUtcNow();
                 var secret = TokenAuthenticator.NewSecret();
