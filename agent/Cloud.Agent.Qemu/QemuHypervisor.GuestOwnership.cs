@@ -121,6 +121,23 @@ public sealed partial class QemuHypervisor
         }
     }
 
+    /// <summary>Files (0600) and folders (0700) the agent made for the VM's QEMU to open after it dropped to the guest's uid.</summary>
+    private async Task GiveToGuestAsync(QemuVm vm, IReadOnlyList<string> paths, CancellationToken cancellationToken)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+        foreach (var path in paths)
+        {
+            File.SetUnixFileMode(path, Directory.Exists(path) ? OwnerOnlyFolder : OwnerOnly);
+        }
+        if (_guestIds is not null && vm.GuestId is { } id && paths.Count > 0)
+        {
+            await UnixAccounts.ChownAsync(UnixAccounts.Owner(id), paths, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>
     /// The image store's staging folder, opened to the id incoming images are inspected as (the
     /// first of the range, never a guest's); returns that id, or null when the agent is not root.

@@ -134,14 +134,18 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
     }
 
     /// <summary>What QEMU answers to a query command, through the VM's own monitor connection; null when no QEMU runs.</summary>
-    internal async Task<JsonElement?> QueryQemuAsync(string vmId, string command, CancellationToken cancellationToken)
+    internal Task<JsonElement?> QueryQemuAsync(string vmId, string command, CancellationToken cancellationToken)
+        => QueryQemuAsync(vmId, command, null, cancellationToken);
+
+    /// <summary>The same, for a query that takes arguments (qom-list of /objects ...).</summary>
+    internal async Task<JsonElement?> QueryQemuAsync(string vmId, string command, System.Text.Json.Nodes.JsonObject? arguments, CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         if (Get(vmId).Process is not { } process)
         {
             return null;
         }
-        return await process.Qmp.ExecuteAsync(command, null, cancellationToken).ConfigureAwait(false);
+        return await process.Qmp.ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
     }
 
     public IAsyncEnumerable<VmEvent> WatchEventsAsync(CancellationToken cancellationToken) => _events.WatchAsync(cancellationToken);

@@ -126,7 +126,7 @@ public sealed class AdoptionAndHardeningTests
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.CreateSnapshotAsync("vm-safe", bad, "n", CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RestoreSnapshotAsync("vm-safe", bad, CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.ExportSnapshotAsync("vm-safe", "s1", bad, CancellationToken.None)),
-            await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.PrepareMigrationAsync(Guests.Firmware("vm-in"), bad, null, CancellationToken.None)),
+            await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.PrepareMigrationAsync(Guests.Firmware("vm-in"), bad, null, "", CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.Images.ImportAsync(bad, "/etc/hostname", new string('0', 64), CancellationToken.None)),
         };
 

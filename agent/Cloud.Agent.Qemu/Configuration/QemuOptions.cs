@@ -53,6 +53,15 @@ public sealed class QemuOptions
     /// </summary>
     public string ListenAddress { get; set; } = "127.0.0.1";
 
+    /// <summary>
+    /// The node's TLS folder (the agent's Agent:Tls:Directory): with ca.pem, qemu.pem and qemu.key
+    /// (CloudIdentity's file names), the QEMU certificate of this node. When set, live migration
+    /// streams and NBD disk exports go over TLS with that certificate, and a destination admits
+    /// only the certificate of the migration's source node (tls-authz). Empty: both are plaintext
+    /// (for a single host or a trusted network only). Must be absolute. Default empty.
+    /// </summary>
+    public string TlsDirectory { get; set; } = "";
+
     /// <summary>vCPUs offered to the scheduler; 0 = the host's logical processors.</summary>
     public int TotalVcpus { get; set; }
 

@@ -55,6 +55,10 @@ internal sealed class QemuOptionsValidator : IValidateOptions<QemuOptions>
         {
             failures.Add($"{p}MigrationPortRange '{options.MigrationPortRange}' must be 'first-last' with 1024 <= first <= last <= 65535, or 'ephemeral'.");
         }
+        if (options.TlsDirectory.Length > 0 && !Path.IsPathFullyQualified(options.TlsDirectory))
+        {
+            failures.Add($"{p}TlsDirectory '{options.TlsDirectory}' must be an absolute path, or empty for plaintext migration.");
+        }
         if (!IPAddress.TryParse(options.ListenAddress, out var address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
         {
             failures.Add($"{p}ListenAddress '{options.ListenAddress}' must be a literal, specific IP address such as 127.0.0.2.");
