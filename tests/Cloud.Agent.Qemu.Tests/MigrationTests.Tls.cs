@@ -28,7 +28,7 @@ public sealed partial class MigrationTests
         var parameters = await QemuAsync(destination, "vm-tls", "query-migrate-parameters");
         Assert.Equal("migration-tls", parameters.GetProperty("tls-creds").GetString());
         Assert.Equal("migration-authz", parameters.GetProperty("tls-authz").GetString());
-        Assert.Superset(new HashSet<string> { "migration-tls", "migration-authz" }, [.. await ObjectsAsync(destination, "vm-tls")]);
+        Assert.Superset(new HashSet<string> { "migration-tls", "migration-authz" }, new HashSet<string>(await ObjectsAsync(destination, "vm-tls")));
         // QEMU read its certificate when the object was made: no copy of the key stays on disk.
         Assert.Empty(Directory.GetDirectories(destination.VmDirectory("vm-tls"), "tls-*"));
 
