@@ -63,6 +63,7 @@ internal static class MigrateTlsBenchmark
                 {
                     BenchmarkRunner.Report($"migrate_{name}_p{p}", BenchmarkRunner.Percentile(twin.TotalMs, p), "ms");
                 }
+                BenchmarkRunner.Report($"migrate_{name}_prepare_median", BenchmarkRunner.Median(twin.PrepareMs), "ms");
                 BenchmarkRunner.Report($"migrate_{name}_qemu_stream_median", BenchmarkRunner.Median(twin.StreamMs), "ms");
             }
             BenchmarkRunner.Report("migrate_tls_over_plain_ratio_of_medians", BenchmarkRunner.Median(tls.TotalMs) / BenchmarkRunner.Median(plain.TotalMs), "x");
@@ -70,6 +71,7 @@ internal static class MigrateTlsBenchmark
             BenchmarkRunner.Report("migrate_tls_over_plain_ratio_p50", BenchmarkRunner.Percentile(ratios, 50), "x");
             BenchmarkRunner.Report("migrate_tls_over_plain_ratio_p90", BenchmarkRunner.Percentile(ratios, 90), "x");
             BenchmarkRunner.Report("migrate_runs_per_side", ratios.Count, "runs");
+            BenchmarkRunner.Report("host_load_average_1min_at_end", double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture), "");
         }
         finally
         {
@@ -133,6 +135,8 @@ internal static class MigrateTlsBenchmark
 
         public List<double> StreamMs { get; } = [];
 
+        public List<double> PrepareMs { get; } = [];
+
         public string NodeName(int index) => AgentProcess.NodeNameFor(Nodes[index].Address);
 
         public static VmSpec Spec(string vmId) => new() { VmId = vmId, Name = vmId, Image = Image, Start = true, Shape = new VmShape { Vcpus = 1, MemoryMb = 256, DiskGb = 1 } };
@@ -167,6 +171,7 @@ internal static class MigrateTlsBenchmark
             var timer = Stopwatch.StartNew();
             var prepared = await destination.Client.PrepareMigrationAsync(
                 new PrepareMigrationRequest { Spec = Spec(VmId), MigrationId = migrationId, PeerNode = NodeName(At) }, AgentProcess.Deadline(cancellationToken));
+            var prepare = timer.Elapsed.TotalMilliseconds;
             var last = await source.MigrateAsync(new MigrateRequest
             {
                 VmId = VmId,
@@ -191,6 +196,7 @@ internal static class MigrateTlsBenchmark
             {
                 TotalMs.Add(elapsed);
                 StreamMs.Add(last.TotalTimeMs);
+                PrepareMs.Add(prepare);
             }
         }
     }

@@ -38,6 +38,11 @@ public sealed class QemuImageStore
         _qemuImg = qemuImg;
         _time = time;
         Directory.CreateDirectory(root);
+        if (!OperatingSystem.IsWindows())
+        {
+            // Guests may not list which images the node holds; the probe id must traverse to a staging folder.
+            File.SetUnixFileMode(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        }
     }
 
     public string Root { get; }
