@@ -51,8 +51,10 @@ public interface IHypervisor
     /// <summary>
     /// Destination side: starts a guest waiting for an incoming migration, with the source's
     /// <paramref name="memoryLayout"/> (boot RAM and hot-added DIMMs) when it has one.
+    /// <paramref name="peerNode"/> is the source node's name (empty when not known): a backend
+    /// that encrypts the stream admits only that node's certificate.
     /// </summary>
-    Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, MemoryLayout? memoryLayout, CancellationToken cancellationToken);
+    Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, MemoryLayout? memoryLayout, string peerNode, CancellationToken cancellationToken);
 
     /// <summary>Source side: migrates and yields progress until completed, failed or cancelled.</summary>
     IAsyncEnumerable<MigrationProgress> MigrateAsync(MigrateRequest request, CancellationToken cancellationToken);

@@ -22,6 +22,22 @@ public static partial class VmSpecValidator
 
     public static bool IsSafeId(string? id) => id is not null && SafeId().IsMatch(id);
 
+    // A node name is a DNS label (RFC 1123), lower case as the controller registers it.
+    [GeneratedRegex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+    private static partial Regex NodeName();
+
+    /// <summary>
+    /// A migration's peer_node: empty, or a node name. It ends up in QEMU's tls-authz identity, so
+    /// nothing but a DNS label may pass.
+    /// </summary>
+    public static void ValidatePeerNode(string? peerNode)
+    {
+        if (!string.IsNullOrEmpty(peerNode) && !NodeName().IsMatch(peerNode))
+        {
+            throw new HypervisorException(HypervisorError.InvalidArgument, $"peer_node '{peerNode}' must be a node name: a DNS label of 1 to 63 lower-case letters, digits and '-'.");
+        }
+    }
+
     public static void ValidateId(string? id, string what)
     {
         if (!IsSafeId(id))

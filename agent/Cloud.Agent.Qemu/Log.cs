@@ -41,6 +41,9 @@ internal static partial class Log
     [LoggerMessage(4011, LogLevel.Information, "Image {ImageId} removed: the controller deleted it; {SizeBytes} bytes freed")]
     public static partial void DeletedImageRemoved(ILogger logger, string imageId, long sizeBytes);
 
+    [LoggerMessage(4012, LogLevel.Warning, "VM {VmId}: the uid its folder records is missing or held by another VM; it runs as uid {GuestId} from its next start")]
+    public static partial void GuestIdReassigned(ILogger logger, string vmId, int guestId);
+
     [LoggerMessage(4020, LogLevel.Warning, "Snapshot {SnapshotId} of VM {VmId} is not usable on this node: {Reason}")]
     public static partial void SnapshotUnusable(ILogger logger, string vmId, string snapshotId, string reason);
 

@@ -77,6 +77,7 @@ public sealed partial class QemuHypervisor
                 File.SetUnixFileMode(paths.Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             }
             Directory.CreateDirectory(paths.SnapshotsDirectory);
+            await ClaimGuestIdAsync(vm, cancellationToken).ConfigureAwait(false);
             var diskBytes = vm.Spec.Shape.DiskGb * 1024L * 1024 * 1024;
             if (image is { Kind: ImageKind.Disk })
             {
@@ -86,17 +87,7 @@ public sealed partial class QemuHypervisor
             {
                 await _diskTemplates.CreateBlankAsync(paths.DiskFile, diskBytes, cancellationToken).ConfigureAwait(false);
             }
-            if (await RunAsUserAsync(cancellationToken).ConfigureAwait(false) is { } user)
-            {
-                // QEMU opens its files before dropping privileges, but removes its pid file after:
-                // the folder must be the QEMU user's.
-                var owned = new List<string> { paths.Directory };
-                if (File.Exists(paths.DiskFile))
-                {
-                    owned.Add(paths.DiskFile);
-                }
-                await UnixAccounts.ChownAsync(user + ":" + user, owned, cancellationToken).ConfigureAwait(false);
-            }
+            await OwnGuestFilesAsync(vm, cancellationToken).ConfigureAwait(false);
             WriteAtomically(paths.SpecFile, SpecFormatter.Format(vm.Spec));
         }
         catch (Exception ex)
@@ -108,6 +99,7 @@ public sealed partial class QemuHypervisor
             catch (IOException)
             {
             }
+            await ReleaseGuestIdAsync(vm).ConfigureAwait(false);
             if (ex is HypervisorToolException)
             {
                 throw new HypervisorException(HypervisorError.Internal, $"Cannot create the disk of VM {vm.Id}: {ex.Message}", ex);
@@ -292,6 +284,7 @@ public sealed partial class QemuHypervisor
             Directory.Delete(doomed, recursive: true);
         }
         DeleteFiles(vm.Paths.QmpSocket);
+        await ReleaseGuestIdAsync(vm).ConfigureAwait(false);
         vm.Removed = true;
         _vms.TryRemove(new KeyValuePair<string, QemuVm>(vm.Id, vm));
         SetState(vm, VmState.Deleted, reason);
@@ -329,6 +322,7 @@ public sealed partial class QemuHypervisor
         {
             endpoint = QmpEndpoint.Unix(paths.QmpSocket);
         }
+        await OwnGuestFilesAsync(vm, cancellationToken).ConfigureAwait(false);
         var bootMemoryMb = memoryLayout?.BootMemoryMb ?? shape.MemoryMb;
         var dimms = memoryLayout?.Dimms.Select(d => new DimmRecord { Id = d.Id, SizeMb = d.SizeMb }).ToList() ?? [];
         var launch = new QemuLaunchSpec
@@ -351,7 +345,7 @@ public sealed partial class QemuHypervisor
             SerialLogPath = paths.SerialLog,
             AppendSerialLog = loadsState,
             PidFilePath = paths.PidFile,
-            RunAsUser = _runAsUser,
+            RunAsUser = RunAs(vm),
             Incoming = incoming || loadsState,
             Paused = paused,
         };
@@ -752,6 +746,7 @@ public sealed partial class QemuHypervisor
                 vm.Incoming = JsonSerializer.Deserialize(await File.ReadAllTextAsync(paths.MigrationFile, cancellationToken).ConfigureAwait(false), QemuJsonContext.Default.MigrationRecord);
             }
             _vms[name] = vm;
+            await AdoptGuestIdAsync(vm, cancellationToken).ConfigureAwait(false);
             await AdoptAsync(vm, cancellationToken).ConfigureAwait(false);
             SettleInterruptedRestore(vm);
             await KeepEarlierSnapshotsAsync(vm, cancellationToken).ConfigureAwait(false);

@@ -27,11 +27,12 @@ public sealed partial class QemuHypervisor
     private const string MirrorTarget = "migration-target";
     private const string NbdExport = "migration-export";
 
-    public async Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, MemoryLayout? memoryLayout, CancellationToken cancellationToken)
+    public async Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, MemoryLayout? memoryLayout, string peerNode, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spec);
         VmSpecValidator.Validate(spec);
         VmSpecValidator.ValidateId(migrationId, "Migration id");
+        RequirePeerNode(peerNode ?? "", "peer_node");
         VmSpecValidator.ValidateMemoryLayout(spec, memoryLayout);
         if (memoryLayout is not null && memoryLayout.Dimms.Count > _options.MemorySlots)
         {
@@ -79,18 +80,29 @@ public sealed partial class QemuHypervisor
             var qmp = vm.Process!.Qmp;
             var host = _options.ListenAddress;
             var hostInUri = IPAddress.Parse(host).AddressFamily == AddressFamily.InterNetworkV6 ? "[" + host + "]" : host;
+            var tls = await AddMigrationTlsAsync(vm, qmp, migrationId, peerNode ?? "", server: true, cancellationToken).ConfigureAwait(false);
             await qmp.ExecuteAsync("migrate-set-capabilities", Capabilities(("events", true)), cancellationToken).ConfigureAwait(false);
+            if (tls)
+            {
+                await qmp.ExecuteAsync("migrate-set-parameters", new JsonObject { ["tls-creds"] = TlsCredsObject, ["tls-authz"] = TlsAuthzObject }, cancellationToken).ConfigureAwait(false);
+            }
             if (File.Exists(vm.Paths.DiskFile))
             {
                 record.NbdPort = _ports.Reserve();
-                await qmp.ExecuteAsync("nbd-server-start", new JsonObject
+                var nbdServer = new JsonObject
                 {
                     ["addr"] = new JsonObject
                     {
                         ["type"] = "inet",
                         ["data"] = new JsonObject { ["host"] = host, ["port"] = record.NbdPort.ToString(CultureInfo.InvariantCulture) },
                     },
-                }, cancellationToken).ConfigureAwait(false);
+                };
+                if (tls)
+                {
+                    nbdServer["tls-creds"] = TlsCredsObject;
+                    nbdServer["tls-authz"] = TlsAuthzObject;
+                }
+                await qmp.ExecuteAsync("nbd-server-start", nbdServer, cancellationToken).ConfigureAwait(false);
                 await qmp.ExecuteAsync("block-export-add", new JsonObject
                 {
                     ["type"] = "nbd",
@@ -129,6 +141,7 @@ public sealed partial class QemuHypervisor
         ArgumentNullException.ThrowIfNull(request);
         VmSpecValidator.ValidateId(request.VmId, "VM id");
         VmSpecValidator.ValidateId(request.MigrationId, "Migration id");
+        RequirePeerNode(request.PeerNode, "peer_node");
         var stream = ParseTcpUri(request.MigrationUri);
         (string Host, int Port, string Export)? disk = request.DiskUri.Length > 0 ? ParseNbdUri(request.DiskUri) : null;
         if (request.MaxBandwidthBytesPerSecond < 0 || request.DowntimeLimitMs < 0)
@@ -191,7 +204,15 @@ public sealed partial class QemuHypervisor
         {
             await qmp.ExecuteAsync("migrate-set-capabilities", Capabilities(
                 ("auto-converge", true), ("events", true), ("pause-before-switchover", disk is not null)), token).ConfigureAwait(false);
+            var tls = await AddMigrationTlsAsync(vm, qmp, request.MigrationId, request.PeerNode, server: false, token).ConfigureAwait(false);
             var parameters = new JsonObject();
+            if (tls)
+            {
+                // No tls-hostname: QEMU checks the destination's certificate against the address
+                // it connects to, the one the destination itself answered in its prepare.
+                parameters["tls-creds"] = TlsCredsObject;
+                parameters["tls-hostname"] = "";
+            }
             if (request.DowntimeLimitMs > 0)
             {
                 parameters["downtime-limit"] = request.DowntimeLimitMs;
@@ -207,13 +228,18 @@ public sealed partial class QemuHypervisor
 
             if (disk is { } target)
             {
-                await qmp.ExecuteAsync("blockdev-add", new JsonObject
+                var nbdClient = new JsonObject
                 {
                     ["driver"] = "nbd",
                     ["node-name"] = MirrorTarget,
                     ["server"] = new JsonObject { ["type"] = "inet", ["host"] = target.Host, ["port"] = target.Port.ToString(CultureInfo.InvariantCulture) },
                     ["export"] = target.Export,
-                }, token).ConfigureAwait(false);
+                };
+                if (tls)
+                {
+                    nbdClient["tls-creds"] = TlsCredsObject;
+                }
+                await qmp.ExecuteAsync("blockdev-add", nbdClient, token).ConfigureAwait(false);
                 targetAdded = true;
                 await qmp.ExecuteAsync("blockdev-mirror", new JsonObject
                 {
@@ -360,6 +386,7 @@ public sealed partial class QemuHypervisor
             {
                 await qmp.ExecuteAsync("blockdev-del", new JsonObject { ["node-name"] = MirrorTarget }, timeout.Token).ConfigureAwait(false);
             }
+            await RemoveMigrationTlsAsync(qmp, timeout.Token).ConfigureAwait(false);
             if (stateBefore is VmState.Running && await QueryStatusAsync(qmp, timeout.Token).ConfigureAwait(false) is not VmState.Running)
             {
                 await qmp.ExecuteAsync("cont", null, timeout.Token).ConfigureAwait(false);
@@ -437,6 +464,10 @@ public sealed partial class QemuHypervisor
                     await process.Qmp.ExecuteAsync("block-export-del", new JsonObject { ["id"] = NbdExport, ["mode"] = "hard" }, CancellationToken.None).ConfigureAwait(false);
                     await process.Qmp.ExecuteAsync("nbd-server-stop", null, CancellationToken.None).ConfigureAwait(false);
                 }
+                if (current)
+                {
+                    await RemoveMigrationTlsAsync(process.Qmp, CancellationToken.None).ConfigureAwait(false);
+                }
             }
             catch (QmpException ex)
             {
@@ -478,116 +509,4 @@ public sealed partial class QemuHypervisor
             vm.Gate.Release();
         }
     }
-
-    private static async Task<JsonElement?> FindBlockJobAsync(QmpClient qmp, string jobId, CancellationToken cancellationToken)
-    {
-        var jobs = await qmp.ExecuteAsync("query-block-jobs", null, cancellationToken).ConfigureAwait(false);
-        foreach (var job in jobs.EnumerateArray())
-        {
-            if (job.TryGetProperty("device", out var device) && device.GetString() == jobId)
-            {
-                return job;
-            }
-        }
-        return null;
-    }
-
-    /// <summary>
-    /// QEMU reports "completed" a moment before it has worked out the migration's total time and
-    /// downtime (a poll in between reads 0 for both): asks again, briefly, until they are there.
-    /// </summary>
-    private static async Task<JsonElement> CompletedInfoAsync(QmpClient qmp, JsonElement info, CancellationToken cancellationToken)
-    {
-        for (var attempt = 0; attempt < 50 && Long(info, "total-time") == 0; attempt++)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(10), cancellationToken).ConfigureAwait(false);
-            info = await qmp.ExecuteAsync("query-migrate", null, cancellationToken).ConfigureAwait(false);
-        }
-        return info;
-    }
-
-    private static MigrationProgress MemoryProgress(JsonElement info, Phase phase)
-    {
-        var result = new MigrationProgress { Phase = phase };
-        if (info.TryGetProperty("ram", out var ram))
-        {
-            result.TransferredBytes = Long(ram, "transferred");
-            result.RemainingBytes = Long(ram, "remaining");
-            result.TotalBytes = Long(ram, "total");
-            result.DirtyPagesRate = Long(ram, "dirty-pages-rate");
-        }
-        result.ExpectedDowntimeMs = Long(info, "expected-downtime");
-        if (phase == Phase.Completed)
-        {
-            result.RemainingBytes = 0;
-            result.DowntimeMs = Long(info, "downtime");
-            result.TotalTimeMs = Long(info, "total-time");
-        }
-        return result;
-    }
-
-    private static long Long(JsonElement obj, string name) => obj.TryGetProperty(name, out var v) && v.TryGetInt64(out var n) ? n : 0;
-
-    private static JsonObject Capabilities(params (string Name, bool State)[] capabilities)
-    {
-        var list = new JsonArray();
-        foreach (var (name, state) in capabilities)
-        {
-            list.Add((JsonNode)new JsonObject { ["capability"] = name, ["state"] = state });
-        }
-        return new JsonObject { ["capabilities"] = list };
-    }
-
-    /// <summary>"tcp:HOST:PORT" with a literal IP address; nothing else may be handed to QEMU's migrate.</summary>
-    internal static string ParseTcpUri(string uri)
-    {
-        if (uri is null || !uri.StartsWith("tcp:", StringComparison.Ordinal))
-        {
-            throw new HypervisorException(HypervisorError.InvalidArgument, $"migration_uri '{uri}' must be tcp:ADDRESS:PORT.");
-        }
-        var (host, port) = SplitHostPort(uri["tcp:".Length..], "migration_uri");
-        return $"tcp:{host}:{port.ToString(CultureInfo.InvariantCulture)}";
-    }
-
-    /// <summary>"nbd://HOST:PORT/EXPORT".</summary>
-    internal static (string Host, int Port, string Export) ParseNbdUri(string uri)
-    {
-        const string scheme = "nbd://";
-        if (uri is null || !uri.StartsWith(scheme, StringComparison.Ordinal))
-        {
-            throw new HypervisorException(HypervisorError.InvalidArgument, $"disk_uri '{uri}' must be nbd://ADDRESS:PORT/EXPORT.");
-        }
-        var rest = uri[scheme.Length..];
-        var slash = rest.LastIndexOf('/');
-        if (slash < 0 || !VmSpecValidator.IsSafeId(rest[(slash + 1)..]))
-        {
-            throw new HypervisorException(HypervisorError.InvalidArgument, $"disk_uri '{uri}' must name an export: nbd://ADDRESS:PORT/EXPORT.");
-        }
-        var (host, port) = SplitHostPort(rest[..slash], "disk_uri");
-        return (host.Trim('[', ']'), port, rest[(slash + 1)..]);
-    }
-
-    private static (string Host, int Port) SplitHostPort(string text, string field)
-    {
-        var colon = text.LastIndexOf(':');
-        if (colon <= 0
-            || !int.TryParse(text[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535
-            || !IPAddress.TryParse(text[..colon].Trim('[', ']'), out var address))
-        {
-            throw new HypervisorException(HypervisorError.InvalidArgument, $"{field} must hold a literal IP address and a port, not '{text}'.");
-        }
-        var host = address.AddressFamily == AddressFamily.InterNetworkV6 ? "[" + address + "]" : address.ToString();
-        return (host, port);
-    }
-
-    /// <summary>
-    /// A destination prepared without the source's memory layout starts with different RAM blocks,
-    /// and QEMU then only says the stream broke: name the likely cause.
-    /// </summary>
-    private static string MemoryLayoutHint(QemuVm vm, RuntimeRecord runtime)
-        => runtime.Dimms.Count > 0 || runtime.BootMemoryMb != vm.Spec.Shape.MemoryMb
-            ? $" (the guest's memory was resized live: {runtime.BootMemoryMb} MB at boot and {runtime.Dimms.Count} hot-added DIMMs; the destination must be prepared with this VM's memory_layout)"
-            : "";
-
-    private sealed class MigrationFailedException(string message) : Exception(message);
 }

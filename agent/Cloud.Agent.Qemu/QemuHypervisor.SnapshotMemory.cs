@@ -42,7 +42,8 @@ public sealed partial class QemuHypervisor
             await whilePaused(cancellationToken).ConfigureAwait(false);
             // A failed migration may have left pause-before-switchover on: the save would wait for a go-ahead forever.
             await qmp.ExecuteAsync("migrate-set-capabilities", Capabilities(("auto-converge", false), ("events", true), ("pause-before-switchover", false)), cancellationToken).ConfigureAwait(false);
-            await qmp.ExecuteAsync("migrate-set-parameters", new JsonObject { ["max-bandwidth"] = SaveBandwidth }, cancellationToken).ConfigureAwait(false);
+            // The state streams to the agent itself: never over a TLS a migration may have left set.
+            await qmp.ExecuteAsync("migrate-set-parameters", new JsonObject { ["max-bandwidth"] = SaveBandwidth, ["tls-creds"] = "" }, cancellationToken).ConfigureAwait(false);
             using var listener = new TcpListener(IPAddress.Loopback, 0);
             listener.Start(1);
             var port = ((IPEndPoint)listener.LocalEndpoint).Port;

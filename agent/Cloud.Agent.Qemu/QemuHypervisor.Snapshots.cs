@@ -299,11 +299,8 @@ public sealed partial class QemuHypervisor : ISnapshotFiles
         {
             await _qemuImg.ResizeAsync(copy, "qcow2", size, cancellationToken).ConfigureAwait(false);
         }
-        if (await RunAsUserAsync(cancellationToken).ConfigureAwait(false) is { } user)
-        {
-            await UnixAccounts.ChownAsync(user + ":" + user, [copy], cancellationToken).ConfigureAwait(false);
-        }
         File.Move(copy, vm.Paths.DiskFile, overwrite: true);
+        await OwnGuestFilesAsync(vm, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task DeleteSnapshotAsync(string vmId, string snapshotId, CancellationToken cancellationToken)

@@ -34,7 +34,6 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
     private readonly SemaphoreSlim _initGate = new(1, 1);
     private readonly string _vmsRoot;
     private volatile bool _initialized;
-    private string? _runAsUser;
     private string? _qemuVersion;
     private bool _disposed;
 
@@ -63,11 +62,11 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
         Directory.CreateDirectory(_vmsRoot);
         if (!OperatingSystem.IsWindows())
         {
-            // Other users may traverse (QEMU, once it has dropped to RunAsUser) but not list.
+            // Other users may traverse (QEMU, once it has dropped to its guest's uid) but not list.
             File.SetUnixFileMode(options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
             File.SetUnixFileMode(_vmsRoot, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         }
-        Images = new QemuImageStore(Path.Combine(options.DataDirectory, "images"), _qemuImg, _time, GrantImageReadAsync, RunAsUserAsync);
+        Images = new QemuImageStore(Path.Combine(options.DataDirectory, "images"), _qemuImg, _time, OpenImageToProbeAsync, SealImageAsync);
     }
 
     public string Name => "qemu";
@@ -135,14 +134,18 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
     }
 
     /// <summary>What QEMU answers to a query command, through the VM's own monitor connection; null when no QEMU runs.</summary>
-    internal async Task<JsonElement?> QueryQemuAsync(string vmId, string command, CancellationToken cancellationToken)
+    internal Task<JsonElement?> QueryQemuAsync(string vmId, string command, CancellationToken cancellationToken)
+        => QueryQemuAsync(vmId, command, null, cancellationToken);
+
+    /// <summary>The same, for a query that takes arguments (qom-list of /objects ...).</summary>
+    internal async Task<JsonElement?> QueryQemuAsync(string vmId, string command, System.Text.Json.Nodes.JsonObject? arguments, CancellationToken cancellationToken)
     {
         await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
         if (Get(vmId).Process is not { } process)
         {
             return null;
         }
-        return await process.Qmp.ExecuteAsync(command, null, cancellationToken).ConfigureAwait(false);
+        return await process.Qmp.ExecuteAsync(command, arguments, cancellationToken).ConfigureAwait(false);
     }
 
     public IAsyncEnumerable<VmEvent> WatchEventsAsync(CancellationToken cancellationToken) => _events.WatchAsync(cancellationToken);
@@ -257,11 +260,7 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
                 return;
             }
             _qemuVersion = await ReadQemuVersionAsync(cancellationToken).ConfigureAwait(false);
-            if (OperatingSystem.IsLinux() && Environment.IsPrivilegedProcess && _options.RunAsUser.Length > 0)
-            {
-                await UnixAccounts.EnsureUserAsync(_options.RunAsUser, cancellationToken).ConfigureAwait(false);
-                _runAsUser = _options.RunAsUser;
-            }
+            InitializeGuestIds();
             await AdoptAllAsync(cancellationToken).ConfigureAwait(false);
             Log.BackendReady(_logger, QemuCommandLine.AccelName(_accelerator), _qemuVersion, _options.DataDirectory);
             _initialized = true;
@@ -286,31 +285,6 @@ public sealed partial class QemuHypervisor : IHypervisor, IAsyncDisposable
             throw new HypervisorToolException($"{_options.QemuBinary} --version did not identify QEMU: {result.ErrorText}");
         }
         return firstLine[prefix.Length..].Trim();
-    }
-
-    /// <summary>Image files must be readable by the user QEMU drops to.</summary>
-    private async Task GrantImageReadAsync(string directory, CancellationToken cancellationToken)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            return;
-        }
-        var files = Directory.GetFiles(directory);
-        foreach (var file in files)
-        {
-            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
-        }
-        File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
-        if (await RunAsUserAsync(cancellationToken).ConfigureAwait(false) is { } user)
-        {
-            await UnixAccounts.ChownAsync("root:" + user, [directory, .. files], cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    private async Task<string?> RunAsUserAsync(CancellationToken cancellationToken)
-    {
-        await EnsureInitializedAsync(cancellationToken).ConfigureAwait(false);
-        return _runAsUser;
     }
 
     private static void WriteAtomically(string path, string content)

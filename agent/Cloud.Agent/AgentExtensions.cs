@@ -66,6 +66,8 @@ internal static class AgentExtensions
         }
         else
         {
+            // QEMU's migration TLS uses the node's own folder (qemu.pem, qemu.key, ca.pem) unless told otherwise.
+            builder.Configuration["Agent:Qemu:TlsDirectory"] ??= Path.GetFullPath(agent.TlsDirectory);
             services.AddQemuBackend(builder.Configuration);
             services.AddSingleton<IImageTarget, QemuImageTarget>();
         }

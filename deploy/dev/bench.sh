@@ -5,7 +5,8 @@
 #                                  scheduler benchmark: batch, single, latency, packing, memory,
 #                                  capacity, chaos (kill -9 of PostgreSQL mid-run); agent (all of the QEMU
 #                                  backend's), or one of agent-create, agent-migrate,
-#                                  agent-snapshot-migrate, agent-memory;
+#                                  agent-snapshot-migrate, agent-memory, agent-migrate-tls
+#                                  (live migration over QEMU's TLS against plaintext, same guest);
 #                                  postgres-floor (PostgreSQL alone at the latency benchmark's rate)
 #   deploy/dev/bench.sh grpc [BASELINE_REV]
 #                                  the gRPC path to a real agent (fake backend, loopback): unary
@@ -35,7 +36,7 @@ NAME=${1:-all}
 shift $(( $# > 0 ? 1 : 0 ))
 
 SCHEDULER_BENCHMARKS="batch single latency packing memory capacity chaos audit"
-AGENT_BENCHMARKS="agent-create agent-migrate agent-snapshot-migrate agent-memory"
+AGENT_BENCHMARKS="agent-create agent-migrate agent-snapshot-migrate agent-memory agent-migrate-tls"
 status=0
 
 run_scheduler() {

@@ -37,11 +37,19 @@ internal sealed class AgentProcess : IAsyncDisposable
 
     public string VmDirectory(string vmId) => Path.Combine(DataDirectory, "vms", vmId);
 
-    public static async Task<AgentProcess> StartAsync(string address, string dataDirectory, CancellationToken cancellationToken)
+    public static Task<AgentProcess> StartAsync(string address, string dataDirectory, CancellationToken cancellationToken)
+        => StartAsync(address, dataDirectory, null, cancellationToken);
+
+    /// <summary>The node name the agent on <paramref name="address"/> registers: bench-127-0-0-2 for 127.0.0.2.</summary>
+    public static string NodeNameFor(string address) => "bench-" + address.Replace('.', '-');
+
+    /// <param name="qemuTlsDirectory">Agent:Qemu:TlsDirectory: migrations over TLS with the QEMU certificate there; null for plaintext.</param>
+    public static async Task<AgentProcess> StartAsync(string address, string dataDirectory, string? qemuTlsDirectory, CancellationToken cancellationToken)
     {
         var port = FreePort(address);
         var info = new ProcessStartInfo(await PublishedAgent.Value.WaitAsync(cancellationToken)) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        info.Environment["Agent__NodeName"] = "bench-" + address.Replace('.', '-');
+        info.Environment["Agent__NodeName"] = NodeNameFor(address);
+        info.Environment["Agent__Qemu__TlsDirectory"] = qemuTlsDirectory ?? "";
         info.Environment["Agent__Listen"] = $"{address}:{port}";
         info.Environment["Agent__ControllerUrl"] = "http://127.0.0.1:9";
         info.Environment["Agent__Backend"] = "qemu";

@@ -9,6 +9,7 @@ internal static class BenchmarkRunner
         ["migrate"] = MigrateBenchmark.RunAsync,
         ["snapshot-migrate"] = SnapshotMigrateBenchmark.RunAsync,
         ["memory"] = MemoryBenchmark.RunAsync,
+        ["migrate-tls"] = MigrateTlsBenchmark.RunAsync,
     };
 
     public static async Task<int> RunAsync(string[] args)
@@ -46,6 +47,14 @@ internal static class BenchmarkRunner
         Report($"{metric}_agent_median", Median(agent), "ms");
         Report($"{metric}_{baseline}_median", Median(bare), "ms");
         Report($"{metric}_ratio", Median([.. agent.Zip(bare, (a, b) => a / b)]), "x");
+    }
+
+    /// <summary>The nearest-rank percentile <paramref name="p"/> (0-100) of the values.</summary>
+    public static double Percentile(IReadOnlyList<double> values, double p)
+    {
+        var sorted = values.Order().ToList();
+        var rank = (int)Math.Ceiling(p / 100 * sorted.Count);
+        return sorted[Math.Clamp(rank - 1, 0, sorted.Count - 1)];
     }
 
     public static double Median(IReadOnlyList<double> values)

@@ -90,15 +90,17 @@ public sealed class AdoptionAndHardeningTests
         Assert.DoesNotContain("-spice", args);
         if (Environment.IsPrivilegedProcess)
         {
-            Assert.Equal(node.Options.RunAsUser, args[Array.IndexOf(args, "-runas") + 1]);
             var uid = File.ReadAllLines($"/proc/{vm.Pid}/status").Single(l => l.StartsWith("Uid:", StringComparison.Ordinal)).Split('\t', StringSplitOptions.RemoveEmptyEntries)[1];
             Assert.NotEqual("0", uid);
+            Assert.Equal(uid + ":" + uid, args[Array.IndexOf(args, "-runas") + 1]);
         }
 
         Assert.Empty(ListeningTcpSockets(vm.Pid));
         var socket = Path.Combine(node.VmDirectory("vm-hard"), "qmp.sock");
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(socket));
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(node.VmDirectory("vm-hard")));
+        // Root's, entered (not listed) by the guest's own group when the agent is root; the agent's alone otherwise.
+        var folderMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | (Environment.IsPrivilegedProcess ? UnixFileMode.GroupExecute : 0);
+        Assert.Equal(folderMode, File.GetUnixFileMode(node.VmDirectory("vm-hard")));
         Assert.Equal(0, (int)(File.GetUnixFileMode(Path.Combine(node.VmDirectory("vm-hard"), "serial.log")) & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite)));
     }
 
@@ -124,7 +126,7 @@ public sealed class AdoptionAndHardeningTests
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.CreateSnapshotAsync("vm-safe", bad, "n", CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.RestoreSnapshotAsync("vm-safe", bad, CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.ExportSnapshotAsync("vm-safe", "s1", bad, CancellationToken.None)),
-            await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.PrepareMigrationAsync(Guests.Firmware("vm-in"), bad, null, CancellationToken.None)),
+            await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.PrepareMigrationAsync(Guests.Firmware("vm-in"), bad, null, "", CancellationToken.None)),
             await Assert.ThrowsAsync<HypervisorException>(() => node.Hypervisor.Images.ImportAsync(bad, "/etc/hostname", new string('0', 64), CancellationToken.None)),
         };
 

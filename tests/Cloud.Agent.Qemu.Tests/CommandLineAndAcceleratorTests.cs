@@ -94,7 +94,7 @@ public sealed class CommandLineAndAcceleratorTests
     [Fact]
     public void Build_Whpx_UsesWhpxAndLoopbackTcpQmp_WithoutSandboxOrRunas()
     {
-        var args = QemuCommandLine.Build(Spec(Accelerator.Whpx, windows: true, QmpEndpoint.Tcp(IPAddress.Loopback, 50123)) with { RunAsUser = "cloud-qemu" });
+        var args = QemuCommandLine.Build(Spec(Accelerator.Whpx, windows: true, QmpEndpoint.Tcp(IPAddress.Loopback, 50123)) with { RunAsUser = "200001:200001" });
 
         Assert.Equal("q35,accel=whpx", After(args, "-machine"));
         Assert.Equal("qemu64", After(args, "-cpu"));
@@ -109,13 +109,13 @@ public sealed class CommandLineAndAcceleratorTests
     [Fact]
     public void Build_LinuxKvm_SandboxesAndDropsPrivileges_WithUnixQmp()
     {
-        var args = QemuCommandLine.Build(Spec(Accelerator.Kvm, windows: false, QmpEndpoint.Unix("/var/lib/cloud/agent/vms/vm-1/qmp.sock")) with { RunAsUser = "cloud-qemu" });
+        var args = QemuCommandLine.Build(Spec(Accelerator.Kvm, windows: false, QmpEndpoint.Unix("/var/lib/cloud/agent/vms/vm-1/qmp.sock")) with { RunAsUser = "200001:200001" });
 
         Assert.Equal("q35,accel=kvm", After(args, "-machine"));
         Assert.Equal("host", After(args, "-cpu"));
         Assert.Equal("on,obsolete=deny,spawn=deny,resourcecontrol=deny", After(args, "-sandbox"));
         Assert.DoesNotContain("elevateprivileges", After(args, "-sandbox"), StringComparison.Ordinal);
-        Assert.Equal("cloud-qemu", After(args, "-runas"));
+        Assert.Equal("200001:200001", After(args, "-runas"));
         Assert.Equal("socket,id=qmp,path=/var/lib/cloud/agent/vms/vm-1/qmp.sock,server=on,wait=off", After(args, "-chardev"));
     }
 

@@ -91,7 +91,7 @@ public sealed class ImagePullStoreTests
         var bytes = new byte[1 << 20];
         bytes[0] = 1;
 
-        // Inspected as the user QEMU runs as (when root): the staging file must be readable by it.
+        // Inspected as the probe id of the guest id range (when root): the staging file must be readable by it.
         var image = await node.Hypervisor.Images.ImportChunksAsync("pulled", "raw", Sha256(bytes), bytes.Length, Chunks(bytes), CancellationToken.None);
         Assert.Equal(("raw", (long)bytes.Length), (image.Format, image.VirtualSizeBytes));
 
@@ -104,9 +104,15 @@ public sealed class ImagePullStoreTests
             var file = Path.Combine(folder, "disk.raw");
             await File.WriteAllBytesAsync(file, bytes);
             Assert.Equal("raw", (await _qemuImg.InfoAsync(file, "raw", forceShare: false, CancellationToken.None)).Format);
-            var refused = await Assert.ThrowsAsync<HypervisorToolException>(() => _qemuImg.ProbeAsync(file, "raw", node.Options.RunAsUser, CancellationToken.None));
+            var refused = await Assert.ThrowsAsync<HypervisorToolException>(() => _qemuImg.ProbeAsync(file, "raw", ProbeId(node), CancellationToken.None));
             Assert.Contains("Permission denied", refused.Message, StringComparison.Ordinal);
         }
+    }
+
+    private static int ProbeId(TestNode node)
+    {
+        Assert.True(GuestIdRange.TryParse(node.Options.GuestIdRange, out var range));
+        return range.ProbeId;
     }
 
     private static async Task<string> QemuImgJsonAsync(params string[] args)

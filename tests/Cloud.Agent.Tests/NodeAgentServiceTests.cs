@@ -122,7 +122,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
         await agent.Client.StopVmAsync(new StopVmRequest { VmId = "dormant", Force = true }, Deadline);
         await agent.Client.StartVmAsync(new StartVmRequest { VmId = "dormant", Paused = true }, Deadline);
         var destination = Destination();
-        var prepared = await destination.PrepareMigrationAsync(spec, "m-dormant", null, CancellationToken.None);
+        var prepared = await destination.PrepareMigrationAsync(spec, "m-dormant", null, "", CancellationToken.None);
         var phases = await MigrateAsync("dormant", "m-dormant", prepared.MigrationUri);
 
         Assert.Equal(MigrationProgress.Types.Phase.Completed, phases[^1].Phase);
@@ -143,7 +143,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     {
         await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("mover") }, Deadline);
         var destination = Destination();
-        var prepared = await destination.PrepareMigrationAsync(Spec("mover"), "m1", null, CancellationToken.None);
+        var prepared = await destination.PrepareMigrationAsync(Spec("mover"), "m1", null, "", CancellationToken.None);
         Assert.Equal(VmState.Incoming, (await destination.ListVmsAsync(CancellationToken.None)).Single().State);
 
         var phases = await MigrateAsync("mover", "m1", prepared.MigrationUri);
@@ -159,7 +159,7 @@ public sealed class NodeAgentServiceTests(AgentServerFixture agent) : IClassFixt
     {
         await agent.Client.CreateVmAsync(new CreateVmRequest { Spec = Spec("stayer") }, Deadline);
         var aborted = Destination();
-        var prepared = await aborted.PrepareMigrationAsync(Spec("stayer"), "m-aborted", null, CancellationToken.None);
+        var prepared = await aborted.PrepareMigrationAsync(Spec("stayer"), "m-aborted", null, "", CancellationToken.None);
         await aborted.AbortMigrationAsync("stayer", "m-aborted", CancellationToken.None);
 
         foreach (var uri in new[] { "fake:nowhere:m-none", prepared.MigrationUri })

@@ -337,13 +337,15 @@ public sealed class ResizeMoveTests(ResizeCloudFixture cloud) : IDisposable
             Shape = (await ResizeMoves.GuestAsync(sourceAgent, vmId))!.Shape,
             Image = row.TryGetProperty("image", out var image) ? image.GetString() ?? "" : "",
         };
-        var prepared = await destinationAgent.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = spec, MigrationId = operationId.ToString("N") });
+        // QEMU migrates over TLS here (QemuCloudFixture): each side names the other node, as the controller does.
+        var prepared = await destinationAgent.PrepareMigrationAsync(new AgentV1.PrepareMigrationRequest { Spec = spec, MigrationId = operationId.ToString("N"), PeerNode = source });
         using (var call = sourceAgent.Migrate(new AgentV1.MigrateRequest
         {
             VmId = spec.VmId,
             MigrationId = operationId.ToString("N"),
             MigrationUri = prepared.MigrationUri,
             DiskUri = prepared.DiskUri,
+            PeerNode = other,
         }))
         {
             AgentV1.MigrationProgress? last = null;

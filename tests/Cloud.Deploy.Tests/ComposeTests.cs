@@ -42,7 +42,8 @@ public sealed class ComposeTests
         var second = services["agent-2"].GetProperty("environment");
 
         Assert.Equal("agent-2", second.GetProperty("Agent__NodeName").GetString());
-        Assert.Equal("https://agent-2:7070", second.GetProperty("Agent__AdvertiseUrl").GetString());
+        // A literal address: agents take only those for one another (PeerAgents), and the certificate names it.
+        Assert.Equal("https://172.28.0.12:7070", second.GetProperty("Agent__AdvertiseUrl").GetString());
         Assert.Equal(first.GetProperty("Agent__TlsDirectory").GetString(), second.GetProperty("Agent__TlsDirectory").GetString());
         Assert.Equal(first.GetProperty("Agent__ControllerUrl").GetString(), second.GetProperty("Agent__ControllerUrl").GetString());
         Assert.Equal("qemu", second.GetProperty("Agent__Backend").GetString());

@@ -190,9 +190,10 @@ public sealed class FakeHypervisor : IHypervisor
         return Task.FromResult(new ExportSnapshotResponse { ImageId = imageId, SizeBytes = snapshot.SizeBytes, Sha256 = new string('0', 64) });
     }
 
-    public Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, MemoryLayout? memoryLayout, CancellationToken cancellationToken)
+    public Task<PrepareMigrationResponse> PrepareMigrationAsync(VmSpec spec, string migrationId, MemoryLayout? memoryLayout, string peerNode, CancellationToken cancellationToken)
     {
         VmSpecValidator.Validate(spec);
+        VmSpecValidator.ValidatePeerNode(peerNode);
         VmSpecValidator.ValidateMemoryLayout(spec, memoryLayout);
         var vm = _vms.GetOrAdd(spec.VmId, _ => new FakeVm(spec.Clone(), _time.GetUtcNow()));
         if (vm.State is not (VmState.Incoming or VmState.Creating))
@@ -241,6 +242,7 @@ public sealed class FakeHypervisor : IHypervisor
 
     public async IAsyncEnumerable<MigrationProgress> MigrateAsync(MigrateRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        VmSpecValidator.ValidatePeerNode(request.PeerNode);
         var vm = Get(request.VmId);
         if (vm.State is not VmState.Paused)
         {

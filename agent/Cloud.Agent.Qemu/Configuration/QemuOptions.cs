@@ -24,10 +24,22 @@ public sealed class QemuOptions
     public string Accelerator { get; set; } = "auto";
 
     /// <summary>
-    /// The unprivileged user QEMU drops to (-runas) when the agent runs as root on Linux; created as
-    /// a system user when missing. Empty disables the drop (not recommended). Default cloud-qemu.
+    /// When the agent runs as root on Linux, every guest's QEMU drops (-runas uid:gid) to a uid of
+    /// its own from this range, "first-last", with a gid of the same number, and the VM's files
+    /// are that uid's alone: an escaped guest cannot read another guest's disk. The first id is
+    /// kept for inspecting incoming images. No account or group of the host may have an id in
+    /// the range. Empty disables the drop (QEMU then runs as root: not recommended). When the
+    /// agent is not root, QEMU runs as the agent's own user and this is not used. Default
+    /// 200000-265535.
     /// </summary>
-    public string RunAsUser { get; set; } = "cloud-qemu";
+    public string GuestIdRange { get; set; } = "200000-265535";
+
+    /// <summary>
+    /// Where the ids of <see cref="GuestIdRange"/> in use are recorded: one folder for the whole
+    /// host, shared by every agent on it, so that no two guests of any agent share a uid. Must be
+    /// absolute. Default /var/lib/cloud/guest-ids.
+    /// </summary>
+    public string GuestIdRegistry { get; set; } = "/var/lib/cloud/guest-ids";
 
     /// <summary>
     /// Ports for incoming migration streams and NBD disk exports, "first-last", or "ephemeral" for
@@ -40,6 +52,15 @@ public sealed class QemuOptions
     /// literal IP address. Default 127.0.0.1.
     /// </summary>
     public string ListenAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>
+    /// The node's TLS folder (the agent's Agent:Tls:Directory): with ca.pem, qemu.pem and qemu.key
+    /// (CloudIdentity's file names), the QEMU certificate of this node. When set, live migration
+    /// streams and NBD disk exports go over TLS with that certificate, and a destination admits
+    /// only the certificate of the migration's source node (tls-authz). Empty: both are plaintext
+    /// (for a single host or a trusted network only). Must be absolute. Default empty.
+    /// </summary>
+    public string TlsDirectory { get; set; } = "";
 
     /// <summary>vCPUs offered to the scheduler; 0 = the host's logical processors.</summary>
     public int TotalVcpus { get; set; }

@@ -1,11 +1,10 @@
 using System.Net;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 
 namespace Cloud.Agent.Qemu;
 
 /// <summary>Cross-field checks of <see cref="QemuOptions"/>, whose messages name the setting at fault.</summary>
-internal sealed partial class QemuOptionsValidator : IValidateOptions<QemuOptions>
+internal sealed class QemuOptionsValidator : IValidateOptions<QemuOptions>
 {
     public ValidateOptionsResult Validate(string? name, QemuOptions options)
     {
@@ -37,13 +36,28 @@ internal sealed partial class QemuOptionsValidator : IValidateOptions<QemuOption
         {
             failures.Add($"{p}Accelerator: {error}");
         }
-        if (options.RunAsUser.Length > 0 && !UserName().IsMatch(options.RunAsUser))
+        if (options.GuestIdRange.Length > 0)
         {
-            failures.Add($"{p}RunAsUser '{options.RunAsUser}' is not a valid user name.");
+            if (!GuestIdRange.TryParse(options.GuestIdRange, out var ids))
+            {
+                failures.Add($"{p}GuestIdRange '{options.GuestIdRange}' must be 'first-last' with {GuestIdRange.Lowest} <= first < last < 2147483647, or empty.");
+            }
+            else if (OperatingSystem.IsLinux() && ids.Overlaps() is { Count: > 0 } taken)
+            {
+                failures.Add($"{p}GuestIdRange '{options.GuestIdRange}' holds ids of the host's own accounts: {string.Join(", ", taken.Take(5))}; choose a range no account or group uses.");
+            }
+            if (string.IsNullOrWhiteSpace(options.GuestIdRegistry) || !Path.IsPathFullyQualified(options.GuestIdRegistry))
+            {
+                failures.Add($"{p}GuestIdRegistry '{options.GuestIdRegistry}' must be an absolute path.");
+            }
         }
         if (!PortRange.TryParse(options.MigrationPortRange, out _))
         {
             failures.Add($"{p}MigrationPortRange '{options.MigrationPortRange}' must be 'first-last' with 1024 <= first <= last <= 65535, or 'ephemeral'.");
+        }
+        if (options.TlsDirectory.Length > 0 && !Path.IsPathFullyQualified(options.TlsDirectory))
+        {
+            failures.Add($"{p}TlsDirectory '{options.TlsDirectory}' must be an absolute path, or empty for plaintext migration.");
         }
         if (!IPAddress.TryParse(options.ListenAddress, out var address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
         {
@@ -88,7 +102,4 @@ internal sealed partial class QemuOptionsValidator : IValidateOptions<QemuOption
         }
         return failures;
     }
-
-    [GeneratedRegex("^[a-z_][a-z0-9_-]{0,30}$")]
-    private static partial Regex UserName();
 }

@@ -3,41 +3,23 @@ using System.Globalization;
 namespace Cloud.Agent.Qemu;
 
 /// <summary>
-/// The unprivileged account QEMU runs as when the agent is root, and file ownership for it. Uses
-/// the system's own tools (useradd, chown) rather than native calls, so there is nothing unsafe here.
+/// File ownership and privilege drops for the numeric ids guests run as (no accounts exist for
+/// them). Uses the system's own tools (chown, setpriv) rather than native calls, so there is
+/// nothing unsafe here.
 /// </summary>
 internal static class UnixAccounts
 {
-    public static (int Uid, int Gid)? Lookup(string user)
-    {
-        foreach (var line in File.ReadLines("/etc/passwd"))
-        {
-            var fields = line.Split(':');
-            if (fields.Length >= 4 && fields[0] == user
-                && int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var uid)
-                && int.TryParse(fields[3], NumberStyles.None, CultureInfo.InvariantCulture, out var gid))
-            {
-                return (uid, gid);
-            }
-        }
-        return null;
-    }
+    /// <summary>"uid:gid" for chown and QEMU's -runas; a guest's gid is its uid.</summary>
+    public static string Owner(int id) => id.ToString(CultureInfo.InvariantCulture) + ":" + id.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>Creates a locked system account with no home and no shell, unless it exists.</summary>
-    public static async Task EnsureUserAsync(string user, CancellationToken cancellationToken)
+    /// <summary>
+    /// setpriv (util-linux) arguments that run the rest of the command line as <paramref name="id"/>
+    /// (uid and gid) with no supplementary groups; leaving root also drops every capability.
+    /// </summary>
+    public static string[] DropTo(int id)
     {
-        if (Lookup(user) is not null)
-        {
-            return;
-        }
-        var result = await ProcessRunner.RunAsync("useradd",
-            ["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "--user-group", user],
-            TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
-        // Exit code 9: created meanwhile by someone else.
-        if (result.ExitCode is not (0 or 9) || Lookup(user) is null)
-        {
-            throw new HypervisorToolException($"Cannot create the user '{user}' that QEMU runs as: {result.ErrorText}");
-        }
+        var text = id.ToString(CultureInfo.InvariantCulture);
+        return ["--reuid", text, "--regid", text, "--clear-groups", "--"];
     }
 
     public static async Task ChownAsync(string owner, IEnumerable<string> paths, CancellationToken cancellationToken)

@@ -33,6 +33,11 @@ internal sealed class DiskTemplates(string directory, QemuImg qemuImg)
                 if (!File.Exists(template))
                 {
                     Directory.CreateDirectory(directory);
+                    if (!OperatingSystem.IsWindows())
+                    {
+                        // Templates name the images they overlay: no guest uid lists or reads them.
+                        File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                    }
                     var staging = template + ".tmp";
                     File.Delete(staging);
                     await make(staging, cancellationToken).ConfigureAwait(false);

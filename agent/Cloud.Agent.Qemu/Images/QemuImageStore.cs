@@ -20,22 +20,29 @@ public sealed class QemuImageStore
 
     private readonly QemuImg _qemuImg;
     private readonly TimeProvider _time;
-    private readonly Func<string, CancellationToken, Task>? _grantRead;
-    private readonly Func<CancellationToken, Task<string?>>? _probeUser;
+    private readonly Func<string, CancellationToken, Task<int?>>? _openToProbe;
+    private readonly Func<string, CancellationToken, Task>? _seal;
     // Marking an image used and removing it as unused exclude each other, so that a pull that
     // found the image present never answers for one that is being removed.
     private readonly Lock _usage = new();
 
-    // grantRead makes a folder's files readable by the user QEMU runs as; probeUser is that user
-    // when the agent is root (incoming images are inspected as it), else null.
-    internal QemuImageStore(string root, QemuImg qemuImg, TimeProvider time, Func<string, CancellationToken, Task>? grantRead, Func<CancellationToken, Task<string?>>? probeUser = null)
+    // openToProbe makes a staging folder readable by the unprivileged id incoming images are
+    // inspected as and returns that id (null when the agent is not root: no drop); seal makes a
+    // finished image's folder root's alone (QEMU opens its backing chain before it drops to the
+    // guest's uid, so no guest needs to read any image).
+    internal QemuImageStore(string root, QemuImg qemuImg, TimeProvider time, Func<string, CancellationToken, Task<int?>>? openToProbe, Func<string, CancellationToken, Task>? seal)
     {
-        _probeUser = probeUser;
+        _openToProbe = openToProbe;
+        _seal = seal;
         Root = root;
         _qemuImg = qemuImg;
         _time = time;
-        _grantRead = grantRead;
         Directory.CreateDirectory(root);
+        if (!OperatingSystem.IsWindows())
+        {
+            // Guests may not list which images the node holds; the probe id must traverse to a staging folder.
+            File.SetUnixFileMode(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        }
     }
 
     public string Root { get; }
@@ -291,9 +298,9 @@ public sealed class QemuImageStore
             manifest.ImageId = imageId;
             manifest.CreatedAt = _time.GetUtcNow();
             await File.WriteAllTextAsync(Path.Combine(staging, ManifestFile), JsonSerializer.Serialize(manifest, QemuJsonContext.Default.ImageManifest), cancellationToken).ConfigureAwait(false);
-            if (_grantRead is not null)
+            if (_seal is not null)
             {
-                await _grantRead(staging, cancellationToken).ConfigureAwait(false);
+                await _seal(staging, cancellationToken).ConfigureAwait(false);
             }
             try
             {
@@ -337,12 +344,8 @@ public sealed class QemuImageStore
 
     private async Task<QemuImageInfo> CheckDiskAsync(string path, string format, CancellationToken cancellationToken)
     {
-        var user = _probeUser is null ? null : await _probeUser(cancellationToken).ConfigureAwait(false);
-        if (user is not null && _grantRead is not null)
-        {
-            await _grantRead(Path.GetDirectoryName(path)!, cancellationToken).ConfigureAwait(false);
-        }
-        var info = await _qemuImg.ProbeAsync(path, format, user, cancellationToken).ConfigureAwait(false);
+        var probeId = _openToProbe is null ? null : await _openToProbe(Path.GetDirectoryName(path)!, cancellationToken).ConfigureAwait(false);
+        var info = await _qemuImg.ProbeAsync(path, format, probeId, cancellationToken).ConfigureAwait(false);
         if (info.Format is not ("raw" or "qcow2"))
         {
             throw new HypervisorException(HypervisorError.InvalidArgument, $"Image format '{info.Format}' is not supported; use raw or qcow2.");

@@ -20,17 +20,17 @@ internal sealed class QemuImg(string binary)
     private static readonly TimeSpan LongTimeout = TimeSpan.FromHours(2);
 
     public Task<QemuImageInfo> InfoAsync(string path, string format, bool forceShare, CancellationToken cancellationToken)
-        => InfoAsync(path, format, forceShare, asUser: null, cancellationToken);
+        => InfoAsync(path, format, forceShare, asId: null, cancellationToken);
 
     /// <summary>
     /// qemu-img info on a file of unknown trust (an image entering the store): as
-    /// <paramref name="asUser"/>, an unprivileged account, when one is given (the agent is root),
-    /// so that whatever the file makes qemu-img open, it opens with that account's rights.
+    /// <paramref name="asId"/>, an unprivileged uid and gid, when one is given (the agent is root),
+    /// so that whatever the file makes qemu-img open, it opens with that id's rights.
     /// </summary>
-    public Task<QemuImageInfo> ProbeAsync(string path, string format, string? asUser, CancellationToken cancellationToken)
-        => InfoAsync(path, format, forceShare: false, asUser, cancellationToken);
+    public Task<QemuImageInfo> ProbeAsync(string path, string format, int? asId, CancellationToken cancellationToken)
+        => InfoAsync(path, format, forceShare: false, asId, cancellationToken);
 
-    private async Task<QemuImageInfo> InfoAsync(string path, string format, bool forceShare, string? asUser, CancellationToken cancellationToken)
+    private async Task<QemuImageInfo> InfoAsync(string path, string format, bool forceShare, int? asId, CancellationToken cancellationToken)
     {
         var args = new List<string> { "info", "-f", DiskFormat(format), "--output=json" };
         if (forceShare)
@@ -38,7 +38,7 @@ internal sealed class QemuImg(string binary)
             args.Add("--force-share");
         }
         args.Add(path);
-        var result = await RunAsync(args, ShortTimeout, cancellationToken, asUser).ConfigureAwait(false);
+        var result = await RunAsync(args, ShortTimeout, cancellationToken, asId).ConfigureAwait(false);
         return ParseInfo(result.Stdout);
     }
 
@@ -115,23 +115,15 @@ internal sealed class QemuImg(string binary)
     public Task ResizeAsync(string path, string format, long sizeBytes, CancellationToken cancellationToken)
         => RunAsync(["resize", "-q", "-f", DiskFormat(format), path, sizeBytes.ToString(CultureInfo.InvariantCulture)], ShortTimeout, cancellationToken);
 
-    private static string[] AsUserArgs(string user)
-    {
-        var (uid, gid) = UnixAccounts.Lookup(user) ?? throw new HypervisorToolException($"The user '{user}' that qemu-img runs as does not exist.");
-        return ["--reuid", uid.ToString(CultureInfo.InvariantCulture), "--regid", gid.ToString(CultureInfo.InvariantCulture), "--clear-groups", "--"];
-    }
-
     /// <summary>The formats the store holds; anything else never reaches qemu-img.</summary>
     private static string DiskFormat(string format)
         => format is "raw" or "qcow2" ? format : throw new HypervisorException(HypervisorError.InvalidArgument, $"Disk format '{format}' is not supported; use raw or qcow2.");
 
-    private async Task<ProcessResult> RunAsync(IReadOnlyList<string> args, TimeSpan timeout, CancellationToken cancellationToken, string? asUser = null)
+    private async Task<ProcessResult> RunAsync(IReadOnlyList<string> args, TimeSpan timeout, CancellationToken cancellationToken, int? asId = null)
     {
-        var result = asUser is null
+        var result = asId is not { } id
             ? await ProcessRunner.RunAsync(binary, args, timeout, cancellationToken).ConfigureAwait(false)
-            // setpriv (util-linux) drops to the account's uid and gid with no supplementary groups;
-            // leaving root also drops every capability.
-            : await ProcessRunner.RunAsync("setpriv", [.. AsUserArgs(asUser), binary, .. args], timeout, cancellationToken).ConfigureAwait(false);
+            : await ProcessRunner.RunAsync("setpriv", [.. UnixAccounts.DropTo(id), binary, .. args], timeout, cancellationToken).ConfigureAwait(false);
         if (result.ExitCode != 0)
         {
             throw new HypervisorToolException($"qemu-img {args[0]} failed: {result.ErrorText}");

@@ -41,6 +41,9 @@ internal sealed class QemuVm(string id, VmPaths paths, VmSpec spec, DateTimeOffs
     /// <summary>Destination side of a live migration, while the guest waits for its stream.</summary>
     public MigrationRecord? Incoming { get; set; }
 
+    /// <summary>The uid and gid the VM's QEMU runs as; null when QEMU keeps the agent's user.</summary>
+    public int? GuestId { get; set; }
+
     /// <summary>Source side of a live migration in flight.</summary>
     public string? OutgoingMigrationId { get; set; }
 

@@ -34,6 +34,11 @@ internal sealed class VmPaths
     /// <summary>The VM's spec (protobuf JSON of VmSpec, with its current shape).</summary>
     public string SpecFile => Path.Combine(Directory, "vm.json");
 
+    /// <summary>The uid (and gid) the VM's QEMU runs as, when the agent is root; see <see cref="GuestIds"/>.</summary>
+    public string GuestIdFile => GuestIdFileOf(Directory);
+
+    public static string GuestIdFileOf(string vmDirectory) => Path.Combine(vmDirectory, "guest-id");
+
     public string DiskFile => Path.Combine(Directory, "disk.qcow2");
 
     public string QmpSocket { get; }

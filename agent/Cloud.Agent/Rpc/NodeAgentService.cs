@@ -91,7 +91,7 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
         var spec = request.Spec ?? throw Invalid("spec is required.");
         var migrationId = Id(request.MigrationId, "migration_id");
         var source = request.SnapshotSource.Length > 0 ? PeerAgents.Validate(request.SnapshotSource, "snapshot_source") : null;
-        var prepared = await hypervisor.PrepareMigrationAsync(spec, migrationId, request.MemoryLayout, context.CancellationToken);
+        var prepared = await hypervisor.PrepareMigrationAsync(spec, migrationId, request.MemoryLayout, request.PeerNode, context.CancellationToken);
         if (source is not null)
         {
             try

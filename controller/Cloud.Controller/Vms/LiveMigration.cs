@@ -83,9 +83,10 @@ internal sealed partial class LiveMigration(
     /// waits until the target runs it; the state the target reports then. Any failure is an
     /// <see cref="RpcException"/>; the caller aborts both sides.
     /// </summary>
-    public async Task<AgentV1.VmState> MoveAsync(Guid operationId, VmEntity vm, AgentConnection source, Guid targetNodeId, AgentConnection target,
+    public async Task<AgentV1.VmState> MoveAsync(Guid operationId, VmEntity vm, NodeEntity sourceNode, AgentConnection source, NodeEntity targetNode, AgentConnection target,
         int fromProgress, int toProgress, CancellationToken cancellationToken)
     {
+        var targetNodeId = targetNode.Id;
         var migrationId = operationId.ToString("N");
         var vmRef = vm.Id.ToString("N");
         // The target's overlay needs the same base image the source's has.
@@ -111,6 +112,8 @@ internal sealed partial class LiveMigration(
             MigrationId = migrationId,
             MemoryLayout = running?.MemoryLayout,
             SnapshotSource = source.Address,
+            // Each side's QEMU admits (target) or expects (source) only the other node's certificate.
+            PeerNode = sourceNode.Name,
         }, new CallOptions(deadline: DateTime.UtcNow + PrepareTimeout, cancellationToken: cancellationToken));
         await RequireSnapshotsOnTargetAsync(vm.Id, prepared, cancellationToken);
         await support.ProgressAsync(operationId, fromProgress, cancellationToken);
@@ -120,6 +123,7 @@ internal sealed partial class LiveMigration(
             MigrationId = migrationId,
             MigrationUri = prepared.MigrationUri,
             DiskUri = prepared.DiskUri,
+            PeerNode = targetNode.Name,
         }, new CallOptions(cancellationToken: cancellationToken));
         AgentV1.MigrationProgress? last = null;
         var reported = fromProgress;

@@ -91,7 +91,7 @@ internal sealed partial class MigrateVmHandler(
             {
                 await migration.StartPausedForMoveAsync(vm, source, sourceAgent, cancellationToken);
             }
-            arrived = await migration.MoveAsync(operation.Id, vm, sourceAgent, target.Id, targetAgent, 20, 95, cancellationToken);
+            arrived = await migration.MoveAsync(operation.Id, vm, source, sourceAgent, target, targetAgent, 20, 95, cancellationToken);
         }
         catch (RpcException e)
         {

@@ -136,7 +136,7 @@ internal sealed partial class ResizeVmHandler(
             {
                 await migration.StartPausedForMoveAsync(vm, source, move.SourceAgent, cancellationToken);
             }
-            await migration.MoveAsync(operationId, vm, move.SourceAgent, destination.Id, destinationAgent, 35, 85, cancellationToken);
+            await migration.MoveAsync(operationId, vm, source, move.SourceAgent, destination, destinationAgent, 35, 85, cancellationToken);
         }
         catch (RpcException e)
         {

@@ -46,7 +46,14 @@ internal sealed class AgentServer : IAsyncDisposable
 
     public string SerialLog(string vmId) => Path.Combine(VmDirectory(vmId), "serial.log");
 
-    public static async Task<AgentServer> StartAsync(string address)
+    /// <summary>The node's name: agent-127-0-0-2 for 127.0.0.2.</summary>
+    public string NodeName { get; private init; } = "";
+
+    public static string NodeNameFor(string address) => "agent-" + address.Replace('.', '-');
+
+    /// <param name="address">The node's loopback address (its agent and its QEMUs listen there).</param>
+    /// <param name="qemuTlsDirectory">Agent:Qemu:TlsDirectory: migrations over TLS with the certificate there (see <see cref="TestCertificates"/>).</param>
+    public static async Task<AgentServer> StartAsync(string address, string? qemuTlsDirectory = null)
     {
         int port;
         using (var probe = new TcpListener(IPAddress.Parse(address), 0))
@@ -56,7 +63,7 @@ internal sealed class AgentServer : IAsyncDisposable
         }
         // Short: QMP sockets live under it, and unix socket paths are limited to 107 bytes.
         var root = Path.Combine("/tmp", "cqa-" + Guid.NewGuid().ToString("N")[..8]);
-        var node = "agent-" + address.Replace('.', '-');
+        var node = NodeNameFor(address);
         var builder = WebApplication.CreateBuilder();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -68,6 +75,7 @@ internal sealed class AgentServer : IAsyncDisposable
             ["Agent:Qemu:Accelerator"] = "tcg",
             ["Agent:Qemu:ListenAddress"] = address,
             ["Agent:Qemu:MigrationPortRange"] = "ephemeral",
+            ["Agent:Qemu:TlsDirectory"] = qemuTlsDirectory ?? "",
         });
         builder.Logging.ClearProviders();
         builder.AddAgent();
@@ -75,7 +83,7 @@ internal sealed class AgentServer : IAsyncDisposable
         app.MapAgent();
         await app.StartAsync();
         var url = $"http://{address}:{port}";
-        return new AgentServer(app, address, url, root, GrpcChannel.ForAddress(url));
+        return new AgentServer(app, address, url, root, GrpcChannel.ForAddress(url)) { NodeName = node };
     }
 
     public async ValueTask DisposeAsync()

@@ -1,16 +1,20 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using Cloud.Contracts.Trust;
 
 namespace Cloud.Controller.Tests.Support;
 
 /// <summary>
 /// The same small cloud with agents on the QEMU backend: real qemu-system-x86_64 under TCG,
 /// firmware-only guests (no OS: enough for power, resize, snapshots). Each agent keeps its VMs
-/// under a short folder of its own in /tmp (QMP socket paths are limited to 107 bytes).
+/// under a short folder of its own in /tmp (QMP socket paths are limited to 107 bytes). Live
+/// migrations go over QEMU's TLS: every node gets a QEMU certificate from the fixture's own CA.
 /// </summary>
 public class QemuCloudFixture : CloudFixture
 {
     private readonly string _root = Path.Combine("/tmp", "cqc-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly CertificateAuthority _ca = CertificateAuthority.Create("qemu-cloud-tests", DateTimeOffset.UtcNow, TimeSpan.FromDays(1));
 
     protected override Dictionary<string, string?> AgentBackendSettings(int n, IPAddress address)
     {
@@ -29,7 +33,22 @@ public class QemuCloudFixture : CloudFixture
             // Firmware-only guests ignore ACPI power-down: do not wait long before forcing it.
             ["Agent:Qemu:ColdResizeStopTimeout"] = "00:00:01",
             ["Agent:Qemu:NodeName"] = $"qemu-node-{n}",
+            ["Agent:Qemu:TlsDirectory"] = QemuTlsDirectory($"qemu-node-{n}", address),
         };
+    }
+
+    /// <summary>Node <paramref name="node"/>'s TLS folder: the CA, and its QEMU certificate with the node's migration address.</summary>
+    private string QemuTlsDirectory(string node, IPAddress address)
+    {
+        var folder = Path.Combine(_root, "tls", node);
+        Directory.CreateDirectory(folder);
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var publicKey = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=request", key, HashAlgorithmName.SHA256).PublicKey;
+        using var certificate = _ca.Issue(publicKey, CloudIdentity.QemuSubject(node), CloudIdentity.QemuUri(node), [], [address], DateTimeOffset.UtcNow, TimeSpan.FromDays(1));
+        File.WriteAllText(Path.Combine(folder, CloudIdentity.CaFile), _ca.CertificatePem());
+        File.WriteAllText(Path.Combine(folder, CloudIdentity.QemuCertificateFile), certificate.ExportCertificatePem());
+        File.WriteAllText(Path.Combine(folder, CloudIdentity.QemuKeyFile), key.ExportPkcs8PrivateKeyPem());
+        return folder;
     }
 
     /// <summary>Where node qemu-node-<paramref name="n"/> keeps image <paramref name="imageId"/>, if it holds it.</summary>
@@ -66,6 +85,7 @@ public class QemuCloudFixture : CloudFixture
         }
         finally
         {
+            _ca.Dispose();
             if (Directory.Exists(_root))
             {
                 Directory.Delete(_root, recursive: true);
