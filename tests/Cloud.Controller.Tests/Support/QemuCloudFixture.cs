@@ -1,7 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Security.Cryptography;
-using Cloud.Contracts.Trust;
 
 namespace Cloud.Controller.Tests.Support;
 
@@ -14,7 +12,6 @@ namespace Cloud.Controller.Tests.Support;
 public class QemuCloudFixture : CloudFixture
 {
     private readonly string _root = Path.Combine("/tmp", "cqc-" + Guid.NewGuid().ToString("N")[..8]);
-    private readonly CertificateAuthority _ca = CertificateAuthority.Create("qemu-cloud-tests", DateTimeOffset.UtcNow, TimeSpan.FromDays(1));
 
     protected override Dictionary<string, string?> AgentBackendSettings(int n, IPAddress address)
     {
@@ -33,22 +30,7 @@ public class QemuCloudFixture : CloudFixture
             // Firmware-only guests ignore ACPI power-down: do not wait long before forcing it.
             ["Agent:Qemu:ColdResizeStopTimeout"] = "00:00:01",
             ["Agent:Qemu:NodeName"] = $"qemu-node-{n}",
-            ["Agent:Qemu:TlsDirectory"] = QemuTlsDirectory($"qemu-node-{n}", address),
         };
-    }
-
-    /// <summary>Node <paramref name="node"/>'s TLS folder: the CA, and its QEMU certificate with the node's migration address.</summary>
-    private string QemuTlsDirectory(string node, IPAddress address)
-    {
-        var folder = Path.Combine(_root, "tls", node);
-        Directory.CreateDirectory(folder);
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var publicKey = new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=request", key, HashAlgorithmName.SHA256).PublicKey;
-        using var certificate = _ca.Issue(publicKey, CloudIdentity.QemuSubject(node), CloudIdentity.QemuUri(node), [], [address], DateTimeOffset.UtcNow, TimeSpan.FromDays(1));
-        File.WriteAllText(Path.Combine(folder, CloudIdentity.CaFile), _ca.CertificatePem());
-        File.WriteAllText(Path.Combine(folder, CloudIdentity.QemuCertificateFile), certificate.ExportCertificatePem());
-        File.WriteAllText(Path.Combine(folder, CloudIdentity.QemuKeyFile), key.ExportPkcs8PrivateKeyPem());
-        return folder;
     }
 
     /// <summary>Where node qemu-node-<paramref name="n"/> keeps image <paramref name="imageId"/>, if it holds it.</summary>
@@ -85,7 +67,6 @@ public class QemuCloudFixture : CloudFixture
         }
         finally
         {
-            _ca.Dispose();
             if (Directory.Exists(_root))
             {
                 Directory.Delete(_root, recursive: true);
