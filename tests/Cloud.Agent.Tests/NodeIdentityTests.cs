@@ -50,6 +50,7 @@ public sealed class NodeIdentityTests : IDisposable
     private string FileIn(string name) => Path.Combine(_folder, name);
 
     [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
     public void Save_keeps_the_nodes_own_certificates_with_private_keys_only_the_agent_reads()
     {
         var identity = Identity();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
