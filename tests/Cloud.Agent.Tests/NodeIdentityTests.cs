@@ -191,3 +191,28 @@ public sealed class NodeIdentityTests : IDisposable
         throw new TimeoutException($"The renewal's problem is still: {renewal.Problem ?? "(none)"}");
     }
 }
+
+/// <summary>Who a certificate from the cloud CA names, read from its URI subject alternative name.</summary>
+public sealed class CloudIdentityTests
+{
+    [Fact]
+    public void A_controller_certificate_from_the_CA_names_the_controller()
+    {
+        Assert.Equal(CloudIdentity.ControllerUri, CloudIdentity.IdentityUriOf(TestTrust.Shared.Controller));
+        Assert.True(CloudIdentity.IsController(TestTrust.Shared.Controller));
+        Assert.Null(CloudIdentity.NodeOf(TestTrust.Shared.Controller));
+    }
+
+    [Fact]
+    public void Node_and_qemu_certificates_name_their_node_and_are_not_the_controller()
+    {
+        using var node = TestTrust.Shared.Node("node-x");
+        using var qemu = TestTrust.Shared.Issue(CloudIdentity.QemuSubject("node-x"), CloudIdentity.QemuUri("node-x"), [IPAddress.Loopback]);
+
+        Assert.Equal("node-x", CloudIdentity.NodeOf(node));
+        Assert.False(CloudIdentity.IsController(node));
+        Assert.Equal(CloudIdentity.QemuUri("node-x"), CloudIdentity.IdentityUriOf(qemu));
+        Assert.Null(CloudIdentity.NodeOf(qemu));
+        Assert.False(CloudIdentity.IsController(qemu));
+    }
+}
