@@ -48,9 +48,7 @@ public sealed class MutualTlsTests(AgentServerFixture agent) : IClassFixture<Age
 
         var error = await Assert.ThrowsAsync<RpcException>(() => client.CreateVmAsync(Create("refused-" + kind), Deadline).ResponseAsync);
 
-        // No gRPC status from the agent: the connection ends in the TLS handshake, which the client sees as unavailable.
-        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
-        Assert.IsType<HttpRequestException>(error.Status.DebugException, exactMatch: false);
+        AssertEndedBeforeHttp2(error);
         Assert.DoesNotContain((await agent.Client.ListVmsAsync(new ListVmsRequest(), Deadline)).Vms, v => v.VmId == "refused-" + kind);
     }
 
@@ -92,8 +90,7 @@ public sealed class MutualTlsTests(AgentServerFixture agent) : IClassFixture<Age
 
         var error = await Assert.ThrowsAsync<RpcException>(() => client.CreateVmAsync(Create("refused-h2c"), Deadline).ResponseAsync);
 
-        Assert.Equal(StatusCode.Unavailable, error.StatusCode);
-        Assert.IsType<HttpRequestException>(error.Status.DebugException, exactMatch: false);
+        AssertEndedBeforeHttp2(error);
         Assert.DoesNotContain((await agent.Client.ListVmsAsync(new ListVmsRequest(), Deadline)).Vms, v => v.VmId == "refused-h2c");
     }
 
@@ -172,5 +169,20 @@ public sealed class MutualTlsTests(AgentServerFixture agent) : IClassFixture<Age
         Assert.Equal(StatusCode.PermissionDenied, list.StatusCode);
         Assert.Equal(StatusCode.PermissionDenied, snapshots.StatusCode);
         Assert.Contains(CloudIdentity.QemuUri(AgentServerFixture.NodeName), list.Status.Detail, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The agent answered nothing: the connection ended in TLS, before HTTP/2 started, and the
+    /// client made its own status. With TLS 1.3 the client's side of the handshake completes
+    /// before the server has checked the client's certificate (or, for h2c, read the first
+    /// bytes), so whether the client's HTTP/2 setup then sees the connection reset (Unavailable)
+    /// or closed before the server's SETTINGS (Internal, "did not complete the HTTP/2
+    /// handshake") is a race in the client; either way no call reached the agent.
+    /// </summary>
+    private static void AssertEndedBeforeHttp2(RpcException error)
+    {
+        Assert.True(error.StatusCode is StatusCode.Unavailable or StatusCode.Internal, error.ToString());
+        Assert.StartsWith("Error starting gRPC call. HttpRequestException:", error.Status.Detail, StringComparison.Ordinal);
+        Assert.IsType<HttpRequestException>(error.Status.DebugException, exactMatch: false);
     }
 }
