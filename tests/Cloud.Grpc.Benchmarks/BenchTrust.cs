@@ -54,7 +54,10 @@ internal sealed class BenchTrust
             File.WriteAllText(Path.Combine(folder, name + ".pem"), certificate.ExportCertificatePem());
             var key = Path.Combine(folder, name + ".key");
             File.WriteAllText(key, "");
-            File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
             File.WriteAllText(key, certificate.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem());
         }
     }
