@@ -36,6 +36,8 @@ internal sealed class ControllerReplica : IAsyncDisposable
     {
         var folder = TestTrust.NewFolder("cloud-bench-trust");
         TestTrust.Shared.WriteCaFolder(folder);
+        // The CA's key is the process's own: nothing of it is left behind.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(folder, recursive: true);
         return folder;
     });
 
