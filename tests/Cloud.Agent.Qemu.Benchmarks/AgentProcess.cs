@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Cloud.Contracts.Agent.V1;
+using Cloud.Testing;
 using Grpc.Core;
 using Grpc.Net.Client;
 
@@ -11,14 +12,17 @@ namespace Cloud.Agent.Qemu.Benchmarks;
 /// The real node agent, published with Native AOT as operators deploy it, on the QEMU backend, in a process of its own
 /// on a loopback address and a free port, with a throwaway data folder. No controller runs: the
 /// agent's registration keeps retrying in the background, as it does while a controller is down.
+/// Mutual TLS is on: the agent's TLS folder holds a node certificate from the tests' CA
+/// (<see cref="TestTrust"/>), and <see cref="Client"/> presents the controller's certificate.
 /// </summary>
 internal sealed class AgentProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly GrpcChannel _channel;
 
-    private AgentProcess(Process process, GrpcChannel channel, string url, string dataDirectory)
+    private AgentProcess(Process process, GrpcChannel channel, string url, string dataDirectory, string tlsDirectory)
     {
+        TlsDirectory = tlsDirectory;
         _process = process;
         Url = url;
         _channel = channel;
@@ -28,7 +32,10 @@ internal sealed class AgentProcess : IAsyncDisposable
 
     public NodeAgent.NodeAgentClient Client { get; }
 
-    /// <summary>http://address:port, as the controller names the agent to other agents.</summary>
+    /// <summary>The agent's TLS folder (Agent:TlsDirectory), beside its data folder.</summary>
+    public string TlsDirectory { get; }
+
+    /// <summary>https://address:port, as the controller names the agent to other agents.</summary>
     public string Url { get; }
 
     public int Pid => _process.Id;
@@ -48,10 +55,14 @@ internal sealed class AgentProcess : IAsyncDisposable
     {
         var port = FreePort(address);
         var info = new ProcessStartInfo(await PublishedAgent.Value.WaitAsync(cancellationToken)) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        info.Environment["Agent__NodeName"] = NodeNameFor(address);
+        var node = NodeNameFor(address);
+        var tlsDirectory = dataDirectory.TrimEnd('/') + "-tls";
+        TestTrust.Shared.WriteNodeFolder(tlsDirectory, node, IPAddress.Parse(address));
+        info.Environment["Agent__NodeName"] = node;
         info.Environment["Agent__Qemu__TlsDirectory"] = qemuTlsDirectory ?? "";
         info.Environment["Agent__Listen"] = $"{address}:{port}";
-        info.Environment["Agent__ControllerUrl"] = "http://127.0.0.1:9";
+        info.Environment["Agent__ControllerUrl"] = "https://127.0.0.1:9";
+        info.Environment["Agent__TlsDirectory"] = tlsDirectory;
         info.Environment["Agent__Backend"] = "qemu";
         info.Environment["Agent__Qemu__DataDirectory"] = dataDirectory;
         info.Environment["Agent__Qemu__Accelerator"] = "tcg";
@@ -71,8 +82,8 @@ internal sealed class AgentProcess : IAsyncDisposable
         };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var url = $"http://{address}:{port}";
-        var agent = new AgentProcess(process, GrpcChannel.ForAddress(url), url, dataDirectory);
+        var url = $"https://{address}:{port}";
+        var agent = new AgentProcess(process, TestTrust.Shared.Channel(new Uri(url), TestTrust.Shared.Controller), url, dataDirectory, tlsDirectory);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
@@ -137,6 +148,10 @@ internal sealed class AgentProcess : IAsyncDisposable
                 await _process.WaitForExitAsync();
             }
             _process.Dispose();
+            if (Directory.Exists(TlsDirectory))
+            {
+                Directory.Delete(TlsDirectory, recursive: true);
+            }
         }
     }
 

@@ -1,9 +1,11 @@
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using Cloud.Agent.Hypervisor;
+using Cloud.Agent.Identity;
 using Cloud.Agent.Rpc;
 using Cloud.Contracts.Agent.V1;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace Cloud.Agent.Tests;
 
@@ -17,7 +19,7 @@ public sealed class ImagePullerTests
     {
         var source = new CountingSource(Bytes);
         var target = new FakeImageTarget();
-        var puller = new ImagePuller(target, source, new PeerAgents(), NullLogger<ImagePuller>.Instance);
+        var puller = new ImagePuller(target, source, Peers(), NullLogger<ImagePuller>.Instance);
 
         var pulls = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => Task.Run(() => puller.PullAsync(Request(Bytes), CancellationToken.None))));
 
@@ -42,7 +44,7 @@ public sealed class ImagePullerTests
         };
         var source = new CountingSource(sent);
         var target = new FakeImageTarget();
-        var puller = new ImagePuller(target, source, new PeerAgents(), NullLogger<ImagePuller>.Instance);
+        var puller = new ImagePuller(target, source, Peers(), NullLogger<ImagePuller>.Instance);
 
         var error = await Assert.ThrowsAsync<HypervisorException>(() => puller.PullAsync(Request(Bytes), CancellationToken.None));
 
@@ -60,7 +62,7 @@ public sealed class ImagePullerTests
     public async Task MalformedRequest_IsRefused_BeforeAnyTransfer(string id, string format, int shaLength, long size)
     {
         var source = new CountingSource(Bytes);
-        var puller = new ImagePuller(new FakeImageTarget(), source, new PeerAgents(), NullLogger<ImagePuller>.Instance);
+        var puller = new ImagePuller(new FakeImageTarget(), source, Peers(), NullLogger<ImagePuller>.Instance);
         var request = new PullImageRequest { ImageId = id, Format = format, Sha256 = new string('a', shaLength), SizeBytes = size };
 
         var error = await Assert.ThrowsAsync<HypervisorException>(() => puller.PullAsync(request, CancellationToken.None));
@@ -74,7 +76,7 @@ public sealed class ImagePullerTests
     {
         var source = new GatedSource(Bytes);
         var target = new FakeImageTarget();
-        var puller = new ImagePuller(target, source, new PeerAgents(), NullLogger<ImagePuller>.Instance);
+        var puller = new ImagePuller(target, source, Peers(), NullLogger<ImagePuller>.Instance);
         var pull = puller.PullAsync(Request(Bytes), CancellationToken.None);
         await source.Started.Task;
 
@@ -90,6 +92,10 @@ public sealed class ImagePullerTests
         var invalid = await Assert.ThrowsAsync<HypervisorException>(() => puller.DeleteAsync(new DeleteImageRequest { ImageId = "../img-1" }, CancellationToken.None));
         Assert.Equal(HypervisorError.InvalidArgument, invalid.Error);
     }
+
+    /// <summary>Peers of a node that has no certificate yet: these pulls come from the controller, never from a peer.</summary>
+    private static PeerAgents Peers()
+        => new(new NodeIdentity(Options.Create(new AgentOptions { NodeName = "node-a", TlsDirectory = "/nonexistent/tls" }), TimeProvider.System));
 
     private static PullImageRequest Request(byte[] bytes) => new() { ImageId = "img-1", Format = "raw", Sha256 = Sha(bytes), SizeBytes = bytes.Length };
 

@@ -25,8 +25,15 @@ internal sealed class AgentClient : IDisposable
         _client = new NodeAgent.NodeAgentClient(channel);
     }
 
-    /// <summary>One channel (one HTTP/2 connection) to the agent at http://address:port.</summary>
-    public static AgentClient Connect(string url) => new(GrpcChannel.ForAddress(url));
+    /// <summary>
+    /// One channel (one HTTP/2 connection) to the agent at https://address:port: mutual TLS, the
+    /// client presenting the controller's certificate from <see cref="BenchTrust"/> (http:// for a
+    /// plaintext agent).
+    /// </summary>
+    public static AgentClient Connect(string url) => new(GrpcChannel.ForAddress(url, new GrpcChannelOptions
+    {
+        HttpHandler = new SocketsHttpHandler { SslOptions = url.StartsWith("https:", StringComparison.Ordinal) ? BenchTrust.Shared.ClientOptions() : new() },
+    }));
 
     /// <summary>The unary call measured: GetNodeInfo, a small answer the fake backend builds in memory.</summary>
     public Task GetNodeInfoAsync(CancellationToken cancellationToken)

@@ -9,11 +9,13 @@ namespace Cloud.Grpc.Benchmarks;
 /// The real node agent, published with Native AOT as operators deploy it, in a process of its own
 /// on a loopback address and a free port. No controller runs: the agent's registration goes to a
 /// loopback port where nothing listens and keeps retrying in the background, as it does while a
-/// controller is down.
+/// controller is down. An agent with mutual TLS gets a TLS folder from <see cref="BenchTrust"/>
+/// and is called at https://, presenting the controller's certificate, as the controller calls it.
 /// </summary>
 internal sealed class AgentProcess : IAsyncDisposable
 {
     private readonly Process _process;
+    private string? _tlsDirectory;
 
     private AgentProcess(Process process, AgentClient client)
     {
@@ -44,10 +46,20 @@ internal sealed class AgentProcess : IAsyncDisposable
     {
         var port = FreePort(address);
         var info = new ProcessStartInfo(await PublishedAgent.Value.WaitAsync(cancellationToken)) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        info.Environment["Agent__NodeName"] = "bench-" + address.Replace('.', '-');
+        var node = "bench-" + address.Replace('.', '-');
+        var tls = BenchTrust.AgentUsesTls(RepositoryRoot());
+        var scheme = tls ? "https" : "http";
+        info.Environment["Agent__NodeName"] = node;
         info.Environment["Agent__Listen"] = $"{address}:{port}";
         // Port 9 (discard) on loopback: nothing listens, so registration fails fast and retries with backoff.
-        info.Environment["Agent__ControllerUrl"] = "http://127.0.0.1:9";
+        info.Environment["Agent__ControllerUrl"] = $"{scheme}://127.0.0.1:9";
+        string? tlsDirectory = null;
+        if (tls)
+        {
+            tlsDirectory = Directory.CreateTempSubdirectory("cloud-grpc-bench-tls-").FullName;
+            BenchTrust.Shared.WriteNodeFolder(tlsDirectory, node, IPAddress.Parse(address));
+            info.Environment["Agent__TlsDirectory"] = tlsDirectory;
+        }
         info.Environment["Logging__LogLevel__Default"] = "Warning";
         info.Environment["DOTNET_ENVIRONMENT"] = "Production";
         foreach (var (key, value) in backend)
@@ -66,7 +78,7 @@ internal sealed class AgentProcess : IAsyncDisposable
         };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var agent = new AgentProcess(process, AgentClient.Connect($"http://{address}:{port}"));
+        var agent = new AgentProcess(process, AgentClient.Connect($"{scheme}://{address}:{port}")) { _tlsDirectory = tlsDirectory };
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (!await agent.Client.IsServingAsync(cancellationToken))
         {
@@ -96,6 +108,10 @@ internal sealed class AgentProcess : IAsyncDisposable
             await _process.WaitForExitAsync();
         }
         _process.Dispose();
+        if (_tlsDirectory is not null && Directory.Exists(_tlsDirectory))
+        {
+            Directory.Delete(_tlsDirectory, recursive: true);
+        }
     }
 
     /// <summary>A port free on the address now (the OS picks it); whoever binds it next must be quick.</summary>
@@ -114,18 +130,10 @@ internal sealed class AgentProcess : IAsyncDisposable
     /// </summary>
     private static async Task<string> PublishAgentAsync()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Cloud.sln")))
-        {
-            dir = dir.Parent;
-        }
-        if (dir is null)
-        {
-            throw new InvalidOperationException("Run the benchmark from the repository (Cloud.sln not found above " + AppContext.BaseDirectory + ").");
-        }
-        var output = Path.Combine(dir.FullName, "agent", "Cloud.Agent", "bin", "aot");
+        var root = RepositoryRoot();
+        var output = Path.Combine(root, "agent", "Cloud.Agent", "bin", "aot");
         Console.Error.WriteLine("Publishing the agent with Native AOT into " + output + " ...");
-        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, WorkingDirectory = dir.FullName };
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, WorkingDirectory = root };
         foreach (var arg in new[] { "publish", "agent/Cloud.Agent", "-c", "Release", "-o", output, "-nologo", "-v", "quiet" })
         {
             info.ArgumentList.Add(arg);
@@ -136,5 +144,16 @@ internal sealed class AgentProcess : IAsyncDisposable
         return publish.ExitCode == 0 && File.Exists(binary)
             ? binary
             : throw new InvalidOperationException($"dotnet publish of the agent failed (exit code {publish.ExitCode}); see its output above.");
+    }
+
+    /// <summary>The repository the benchmark runs from (Cloud.sln above the binary): the agent of that tree is the one measured.</summary>
+    private static string RepositoryRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Cloud.sln")))
+        {
+            dir = dir.Parent;
+        }
+        return dir?.FullName ?? throw new InvalidOperationException("Run the benchmark from the repository (Cloud.sln not found above " + AppContext.BaseDirectory + ").");
     }
 }

@@ -16,7 +16,7 @@ namespace Cloud.Interop.Tests;
 public sealed partial class ControllerToPythonAgentTests(InteropFixture interop)
 {
     private AgentConnection Agent
-        => interop.Cloud.ControllerServices.GetRequiredService<AgentConnections>().For(interop.PythonAgentUrl.ToString().TrimEnd('/'));
+        => interop.Cloud.ControllerServices.GetRequiredService<AgentConnections>().For(InteropFixture.PythonNodeName, interop.PythonAgentUrl.ToString().TrimEnd('/'));
 
     private static DateTime Soon => DateTime.UtcNow.AddSeconds(10);
 

@@ -12,7 +12,7 @@ public sealed class PythonClientAgentTests(InteropFixture interop)
     [Fact]
     public async Task Reflection_lists_the_node_agent_and_serves_its_descriptor()
     {
-        var result = await interop.ProbeAsync("reflect", Agent, "cloud.agent.v1.NodeAgent");
+        var result = await interop.ProbeAsync(interop.AsController, "reflect", Agent, "cloud.agent.v1.NodeAgent");
 
         foreach (var version in new[] { "v1", "v1alpha" })
         {
@@ -33,7 +33,7 @@ public sealed class PythonClientAgentTests(InteropFixture interop)
     [Fact]
     public async Task Health_of_the_agent_is_serving()
     {
-        var result = await interop.ProbeAsync("health", Agent, "", "readiness", "liveness");
+        var result = await interop.ProbeAsync(interop.AsController, "health", Agent, "", "readiness", "liveness");
 
         Assert.Equal("SERVING", result.Str(""));
         Assert.Equal("SERVING", result.Str("readiness"));
@@ -43,10 +43,24 @@ public sealed class PythonClientAgentTests(InteropFixture interop)
     [Fact]
     public async Task GetNodeInfo_from_python_reports_the_fake_nodes_inventory()
     {
-        var result = await interop.ProbeAsync("node-info", Agent);
+        var result = await interop.ProbeAsync(interop.AsController, "node-info", Agent);
 
         Assert.Equal("test-node-1", result.Str("node_name"));
         Assert.Equal("fake", result.Str("hypervisor"));
         Assert.Equal(4, result.GetProperty("inventories").GetProperty("VCPU").GetInt32());
+    }
+
+    [Fact]
+    public async Task A_python_client_without_a_certificate_or_with_the_wrong_one_gets_nothing_from_the_agent()
+    {
+        static Dictionary<string, string> Quick(IReadOnlyDictionary<string, string> tls) => new(tls) { ["CLOUD_READY_TIMEOUT"] = "3" };
+
+        var anonymous = await interop.ProbeAsync(Quick(interop.TrustingCa), "node-info", Agent);
+        var stranger = await interop.ProbeAsync(Quick(interop.TrustingStranger), "node-info", Agent);
+        var controller = await interop.ProbeAsync(Quick(interop.AsController), "node-info", Agent);
+
+        Assert.Equal("NOT_READY", anonymous.Str("code"));
+        Assert.Equal("NOT_READY", stranger.Str("code"));
+        Assert.Equal("OK", controller.Str("code"));
     }
 }

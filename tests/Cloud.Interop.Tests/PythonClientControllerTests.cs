@@ -76,4 +76,20 @@ public sealed class PythonClientControllerTests(InteropFixture interop)
 
         Assert.Equal("UNAUTHENTICATED", result.Str("code"));
     }
+
+    [Fact]
+    public async Task A_python_client_that_does_not_trust_the_cloud_CA_cannot_connect()
+    {
+        static Dictionary<string, string> Quick(IReadOnlyDictionary<string, string> tls) => new(tls) { ["CLOUD_READY_TIMEOUT"] = "3" };
+
+        var stranger = await interop.ProbeAsync(Quick(interop.TrustingStranger), "flavors", Controller, CloudFixture.OperatorToken);
+        var plaintext = await interop.ProbeAsync(Quick(new Dictionary<string, string>()), "flavors", Controller, CloudFixture.OperatorToken);
+        var trusting = await interop.ProbeAsync(Quick(interop.TrustingCa), "flavors", Controller, CloudFixture.OperatorToken);
+
+        // The channel never becomes ready: the handshake fails (a CA it does not trust; no TLS at all).
+        Assert.Equal("NOT_READY", stranger.Str("code"));
+        Assert.Equal("NOT_READY", plaintext.Str("code"));
+        // The same call from a client that trusts the CA is answered, with the same wait allowed.
+        Assert.Equal("OK", trusting.Str("code"));
+    }
 }

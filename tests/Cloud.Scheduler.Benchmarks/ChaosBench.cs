@@ -27,7 +27,7 @@ internal static class ChaosBench
             await ControllerReplica.StartAsync(first.ConnectionString, "spread", 100),
             await ControllerReplica.StartAsync(first.ConnectionString, "spread", 100),
         };
-        await HollowNodes.RegisterAsync(replicas[0].GrpcUrl, 1_000, 64, 2.0, 512 * 1024, cancellationToken);
+        await HollowNodes.RegisterAsync(replicas[0].NodeUrl, 1_000, 64, 2.0, 512 * 1024, cancellationToken);
 
         var acknowledged = new ConcurrentBag<Guid>();
         var failures = 0;

@@ -104,8 +104,9 @@ internal sealed class SchedulerBench : IAsyncDisposable
             await ControllerReplica.StartAsync(connectionString, policy, maxFeasible),
             await ControllerReplica.StartAsync(connectionString, policy, maxFeasible),
         };
+        HollowNodes.Certificates(nodes);
         var started = Stopwatch.GetTimestamp();
-        await HollowNodes.RegisterAsync(replicas[0].GrpcUrl, nodes, vcpus, cpuRatio, memoryMb, cancellationToken);
+        await HollowNodes.RegisterAsync(replicas[0].NodeUrl, nodes, vcpus, cpuRatio, memoryMb, cancellationToken);
         Metric($"{name}_hollow_nodes", nodes, "nodes");
         Metric($"{name}_node_registrations_per_s", nodes / Stopwatch.GetElapsedTime(started).TotalSeconds, "registrations/s");
         _profile?.Report("registration", nodes);

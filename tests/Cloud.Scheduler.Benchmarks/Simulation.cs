@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
+using Cloud.Contracts.Trust;
 using Cloud.Controller.Auth;
 using Cloud.Controller.Data;
 using Cloud.Controller.Hosting;
@@ -14,23 +15,43 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Cloud.Testing;
 
 namespace Cloud.Scheduler.Benchmarks;
 
-/// <summary>A controller replica in this process, as the controller's own host builds it.</summary>
+/// <summary>
+/// A controller replica in this process, as the controller's own host builds it, TLS on: every
+/// replica of the process loads the same CA (the tests' CA, <see cref="TestTrust"/>) from one
+/// Trust:Directory, as replicas share one in production.
+/// </summary>
 internal sealed class ControllerReplica : IAsyncDisposable
 {
     private const string OperatorToken = "bench-operator-token";
 
     private readonly WebApplication _app;
 
-    private ControllerReplica(WebApplication app, Uri grpcUrl)
+    private static readonly Lazy<string> TrustDirectory = new(() =>
+    {
+        var folder = TestTrust.NewFolder("cloud-bench-trust");
+        TestTrust.Shared.WriteCaFolder(folder);
+        // The CA's key is the process's own: nothing of it is left behind.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(folder, recursive: true);
+        return folder;
+    });
+
+    private ControllerReplica(WebApplication app, Uri grpcUrl, Uri nodeUrl)
     {
         _app = app;
         GrpcUrl = grpcUrl;
+        NodeUrl = nodeUrl;
     }
 
     public Uri GrpcUrl { get; }
+
+    /// <summary>The node port (mutual TLS), where nodes register.</summary>
+    public Uri NodeUrl { get; }
 
     public Controller.Scheduling.Scheduler Scheduler => _app.Services.GetRequiredService<Controller.Scheduling.Scheduler>();
 
@@ -40,11 +61,14 @@ internal sealed class ControllerReplica : IAsyncDisposable
     {
         var rest = FreePort();
         var grpc = FreePort();
+        var node = FreePort();
         var builder = WebApplication.CreateBuilder();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Controller:RestListen"] = $"127.0.0.1:{rest}",
             ["Controller:GrpcListen"] = $"127.0.0.1:{grpc}",
+            ["Controller:NodeListen"] = $"127.0.0.1:{node}",
+            ["Trust:Directory"] = TrustDirectory.Value,
             ["Auth:OperatorTokenSha256:0"] = TokenAuthenticator.Sha256Hex(OperatorToken),
             // Hollow nodes register but do not heartbeat during a run: keep them UP.
             ["Nodes:HeartbeatInterval"] = "00:01:00",
@@ -58,7 +82,7 @@ internal sealed class ControllerReplica : IAsyncDisposable
         var app = builder.Build();
         app.MapController();
         await app.StartAsync();
-        return new ControllerReplica(app, new Uri($"http://127.0.0.1:{grpc}"));
+        return new ControllerReplica(app, new Uri($"https://127.0.0.1:{grpc}"), new Uri($"https://127.0.0.1:{node}"));
     }
 
     private static int FreePort()
@@ -77,30 +101,59 @@ internal sealed class ControllerReplica : IAsyncDisposable
 
 /// <summary>
 /// Hollow nodes, as kubemark has them: no hypervisor behind them, only the agent's side of the
-/// node registry, registering their inventory over real gRPC with the controller.
+/// node registry, registering their inventory over real gRPC with the controller's node port,
+/// each with its own node certificate (mutual TLS, one connection per node, as agents do).
 /// </summary>
 internal static class HollowNodes
 {
-    public static async Task RegisterAsync(Uri controller, int count, long vcpus, double cpuRatio, long memoryMb, CancellationToken cancellationToken)
+    private static readonly Lock Issuing = new();
+    private static readonly List<X509Certificate2> Issued = [];
+    private static readonly ECDsa SharedKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+
+    /// <summary>
+    /// Issues the certificates of hollow nodes 0..count-1 (kept for the process: every cloud
+    /// names its nodes alike), so that a timed registration does not time the CA. One key for
+    /// all of them: hollow nodes prove nothing to each other.
+    /// </summary>
+    public static IReadOnlyList<X509Certificate2> Certificates(int count)
     {
-        using var channel = GrpcChannel.ForAddress(controller);
-        var registry = new NodeRegistry.NodeRegistryClient(channel);
+        lock (Issuing)
+        {
+            var publicKey = new CertificateRequest("CN=hollow", SharedKey, HashAlgorithmName.SHA256).PublicKey;
+            for (var i = Issued.Count; i < count; i++)
+            {
+                var name = Name(i);
+                using var certificate = TestTrust.Shared.Authority.Issue(publicKey, CloudIdentity.NodeSubject(name), CloudIdentity.NodeUri(name),
+                    [], [], DateTimeOffset.UtcNow, TimeSpan.FromDays(1));
+                Issued.Add(certificate.CopyWithPrivateKey(SharedKey));
+            }
+            return Issued;
+        }
+    }
+
+    public static async Task RegisterAsync(Uri controllerNodePort, int count, long vcpus, double cpuRatio, long memoryMb, CancellationToken cancellationToken)
+    {
+        var certificates = Certificates(count);
         await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 64, CancellationToken = cancellationToken }, async (i, ct) =>
         {
             var node = new NodeInfo
             {
-                NodeName = $"hollow-{i:D5}",
+                NodeName = Name(i),
                 Hypervisor = "fake",
                 Accelerator = Accelerator.Fake,
                 AvailabilityZone = $"zone-{i % 3}",
             };
             node.Inventories.Add(new Inventory { ResourceClass = "VCPU", Total = vcpus, AllocationRatio = cpuRatio, MinUnit = 1, MaxUnit = vcpus, StepSize = 1 });
             node.Inventories.Add(new Inventory { ResourceClass = "MEMORY_MB", Total = memoryMb, AllocationRatio = 1.0, MinUnit = 1, MaxUnit = memoryMb, StepSize = 1 });
+            using var channel = TestTrust.Shared.Channel(controllerNodePort, certificates[i]);
+            var registry = new NodeRegistry.NodeRegistryClient(channel);
             // Loopback addresses only; nothing listens there, since placement never calls the agent.
-            await registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = $"http://127.0.{1 + (i / 250 % 250)}.{2 + (i % 250)}:7070" },
+            await registry.RegisterAsync(new RegisterRequest { Node = node, AgentAddress = $"https://127.0.{1 + (i / 250 % 250)}.{2 + (i % 250)}:7070" },
                 new CallOptions(deadline: DateTime.UtcNow.AddSeconds(60), cancellationToken: ct));
         });
     }
+
+    private static string Name(int i) => $"hollow-{i:D5}";
 }
 
 /// <summary>A VM size of the trace.</summary>

@@ -117,8 +117,8 @@ internal sealed class NodeIdentity(IOptions<AgentOptions> options, TimeProvider 
             {
                 throw new InvalidDataException($"The controller sent certificates that are not node {NodeName}'s from this node's CA ({Path.Combine(Folder, CloudIdentity.CaFile)}).");
             }
-            using var nodeWithKey = node.CopyWithPrivateKey(keys.NodeKey);
-            using var qemuWithKey = qemu.CopyWithPrivateKey(keys.QemuKey);
+            using var nodeWithKey = WithKey(node, keys.NodeKey);
+            using var qemuWithKey = WithKey(qemu, keys.QemuKey);
             WriteFile(CloudIdentity.QemuKeyFile, keys.QemuKey.ExportPkcs8PrivateKeyPem(), secret: true);
             WriteFile(CloudIdentity.QemuCertificateFile, qemu.ExportCertificatePem(), secret: false);
             WriteFile(CloudIdentity.NodeKeyFile, keys.NodeKey.ExportPkcs8PrivateKeyPem(), secret: true);
@@ -127,6 +127,19 @@ internal sealed class NodeIdentity(IOptions<AgentOptions> options, TimeProvider 
             node.Dispose();
             Use(current);
             return current;
+        }
+    }
+
+    /// <summary>The certificate with the key this node made for it; a certificate for another key is of no use to the node.</summary>
+    private X509Certificate2 WithKey(X509Certificate2 certificate, ECDsa key)
+    {
+        try
+        {
+            return certificate.CopyWithPrivateKey(key);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"The controller sent certificates that are not for the keys node {NodeName} asked for: {e.Message}");
         }
     }
 

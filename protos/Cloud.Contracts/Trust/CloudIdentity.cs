@@ -63,12 +63,19 @@ public static class CloudIdentity
                 {
                     return null;
                 }
-                // The SAN builder writes a URI as Uri.AbsoluteUri, which gives an empty path a
-                // slash: cloud://controller is in the certificate as cloud://controller/.
-                found = uri.IndexOf('/', "cloud://".Length) == uri.Length - 1 ? uri[..^1] : uri;
+                found = uri;
             }
         }
         return found;
+    }
+
+    // SubjectAlternativeNameBuilder.AddUri writes Uri.AbsoluteUri, which gives a URI of an
+    // authority alone the path "/": cloud://controller is written cloud://controller/. Both name
+    // the same identity; the form without the slash is the one compared.
+    private static string WithoutEmptyPath(string uri)
+    {
+        var authority = uri.IndexOf("://", StringComparison.Ordinal);
+        return authority >= 0 && uri.EndsWith('/') && uri.IndexOf('/', authority + 3) == uri.Length - 1 ? uri[..^1] : uri;
     }
 
     // GeneralNames ::= SEQUENCE OF GeneralName; uniformResourceIdentifier is [6] IA5String (RFC 5280 4.2.1.6).
@@ -83,7 +90,7 @@ public static class CloudIdentity
                 var tag = names.PeekTag();
                 if (tag.TagClass == TagClass.ContextSpecific && tag.TagValue == 6)
                 {
-                    uris.Add(names.ReadCharacterString(UniversalTagNumber.IA5String, new Asn1Tag(TagClass.ContextSpecific, 6)));
+                    uris.Add(WithoutEmptyPath(names.ReadCharacterString(UniversalTagNumber.IA5String, new Asn1Tag(TagClass.ContextSpecific, 6))));
                 }
                 else
                 {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Cloud.Contracts.Agent.V1;
+using Cloud.Testing;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
@@ -13,6 +14,8 @@ namespace Cloud.Agent.Qemu.Tests.Support;
 /// A real node agent (its gRPC service on Kestrel) on the QEMU backend, listening on its own
 /// loopback address and a free port, with a throwaway data folder. No controller runs: the
 /// registration loop retries in the background and the NodeAgent service works regardless.
+/// Mutual TLS is on: the agent's TLS folder holds a node certificate from the tests' CA, and
+/// <see cref="Client"/> presents the controller's certificate.
 /// </summary>
 internal sealed class AgentServer : IAsyncDisposable
 {
@@ -31,12 +34,15 @@ internal sealed class AgentServer : IAsyncDisposable
 
     public string Address { get; }
 
-    /// <summary>The agent's address as the controller names it to other agents (http://IP:port).</summary>
+    /// <summary>The agent's address as the controller names it to other agents (https://IP:port).</summary>
     public string Url { get; }
 
     public string Root { get; }
 
     public string DataDirectory => Path.Combine(Root, "d");
+
+    /// <summary>The agent's TLS folder (ca.pem, node.pem/key, qemu.pem/key).</summary>
+    public string TlsDirectory => Path.Combine(Root, "tls");
 
     public NodeAgent.NodeAgentClient Client { get; }
 
@@ -64,12 +70,14 @@ internal sealed class AgentServer : IAsyncDisposable
         // Short: QMP sockets live under it, and unix socket paths are limited to 107 bytes.
         var root = Path.Combine("/tmp", "cqa-" + Guid.NewGuid().ToString("N")[..8]);
         var node = NodeNameFor(address);
+        TestTrust.Shared.WriteNodeFolder(Path.Combine(root, "tls"), node, IPAddress.Parse(address));
         var builder = WebApplication.CreateBuilder();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Agent:NodeName"] = node,
             ["Agent:Listen"] = $"{address}:{port}",
-            ["Agent:ControllerUrl"] = "http://127.0.0.1:9",
+            ["Agent:ControllerUrl"] = "https://127.0.0.1:9",
+            ["Agent:TlsDirectory"] = Path.Combine(root, "tls"),
             ["Agent:Backend"] = "qemu",
             ["Agent:Qemu:DataDirectory"] = Path.Combine(root, "d"),
             ["Agent:Qemu:Accelerator"] = "tcg",
@@ -82,8 +90,8 @@ internal sealed class AgentServer : IAsyncDisposable
         var app = builder.Build();
         app.MapAgent();
         await app.StartAsync();
-        var url = $"http://{address}:{port}";
-        return new AgentServer(app, address, url, root, GrpcChannel.ForAddress(url)) { NodeName = node };
+        var url = $"https://{address}:{port}";
+        return new AgentServer(app, address, url, root, TestTrust.Shared.Channel(new Uri(url), TestTrust.Shared.Controller)) { NodeName = node };
     }
 
     public async ValueTask DisposeAsync()

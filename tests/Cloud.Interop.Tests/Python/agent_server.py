@@ -2,6 +2,10 @@
 would a real one, for the interop tests. Not a backend: it answers what the tests ask and says on
 stdout what it saw.
 
+Serves mutual TLS, as a node agent does: its certificate and key are node.pem and node.key in the
+folder named by the CLOUD_TLS_DIR environment variable, and a client must present a certificate
+from that folder's ca.pem.
+
 Prints {"port": N} once serving on 127.0.0.1, then one JSON line per thing it observed
 ({"event": ...}), and serves until its stdin closes, so it cannot outlive the test process.
 
@@ -18,6 +22,7 @@ Behaviour, by the id in the request:
   WatchEvents       three events, vm-1..vm-3, in order, then the stream ends.
 """
 import json
+import os
 import sys
 import threading
 import time
@@ -96,7 +101,15 @@ class NodeAgent(agent_pb2_grpc.NodeAgentServicer):
 def main():
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     agent_pb2_grpc.add_NodeAgentServicer_to_server(NodeAgent(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    folder = os.environ["CLOUD_TLS_DIR"]
+
+    def read(name):
+        with open(os.path.join(folder, name), "rb") as f:
+            return f.read()
+
+    credentials = grpc.ssl_server_credentials([(read("node.key"), read("node.pem"))],
+                                              root_certificates=read("ca.pem"), require_client_auth=True)
+    port = server.add_secure_port("127.0.0.1:0", credentials)
     server.start()
     print(json.dumps({"port": port}), flush=True)
     for line in sys.stdin:

@@ -12,8 +12,14 @@ Usage:
   probe.py console-cancel ADDRESS TOKEN VM AFTER
                                             the same with a 30 s timeout, cancelled by the
                                             client after AFTER seconds
+
+TLS, from the environment: CLOUD_CA, a PEM file of the roots to trust (without it, plaintext);
+CLOUD_CERT and CLOUD_KEY, the client's certificate and key (mutual TLS, as agents require);
+CLOUD_READY_TIMEOUT, seconds to wait for the channel (default 10). A channel that does not
+become ready in that time (its handshake fails) prints {"code": "NOT_READY", ...}.
 """
 import json
+import os
 import sys
 import time
 
@@ -96,7 +102,10 @@ def flavors(channel, token):
 
 
 def node_info(channel):
-    response = agent_pb2_grpc.NodeAgentStub(channel).GetNodeInfo(agent_pb2.GetNodeInfoRequest(), timeout=TIMEOUT)
+    try:
+        response = agent_pb2_grpc.NodeAgentStub(channel).GetNodeInfo(agent_pb2.GetNodeInfoRequest(), timeout=TIMEOUT)
+    except grpc.RpcError as e:
+        return error(e)
     return dict(code="OK", node_name=response.node_name, hypervisor=response.hypervisor,
                 inventories={i.resource_class: i.total for i in response.inventories})
 
@@ -128,10 +137,32 @@ def console_cancel(channel, token, vm, after):
     return dict(code=code, cancelled=cancelled, elapsed=time.monotonic() - started)
 
 
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(address):
+    options = [("grpc.enable_http_proxy", 0)]
+    if "CLOUD_CA" not in os.environ:
+        return grpc.insecure_channel(address, options=options)
+    key = os.environ.get("CLOUD_KEY")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=read(os.environ["CLOUD_CA"]),
+        private_key=read(key) if key else None,
+        certificate_chain=read(os.environ["CLOUD_CERT"]) if key else None)
+    return grpc.secure_channel(address, credentials, options=options)
+
+
 def main():
     command, address, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    with grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)]) as channel:
-        grpc.channel_ready_future(channel).result(timeout=TIMEOUT)
+    ready_timeout = float(os.environ.get("CLOUD_READY_TIMEOUT", TIMEOUT))
+    with open_channel(address) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=ready_timeout)
+        except grpc.FutureTimeoutError:
+            print(json.dumps(dict(code="NOT_READY", waited=ready_timeout)), flush=True)
+            return
         if command == "reflect":
             result = reflect(channel, args)
         elif command == "health":

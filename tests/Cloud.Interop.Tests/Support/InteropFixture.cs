@@ -1,8 +1,11 @@
 using System.Diagnostics;
+using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
+using Cloud.Contracts.Trust;
 using Cloud.Controller.Tests.Support;
+using Cloud.Testing;
 using Grpc.Net.Client;
 
 namespace Cloud.Interop.Tests.Support;
@@ -17,7 +20,10 @@ public sealed class InteropCollection : ICollectionFixture<InteropFixture>
 /// The controller tests' cloud (PostgreSQL, the controller, two agents on the fake backend, all on
 /// loopback), the Python stubs (generated once by Debian's protoc and grpc_python_plugin from the
 /// repository's protos and Debian's grpc-proto), and a Python NodeAgent server (agent_server.py).
-/// Every Python process started here is stopped in DisposeAsync.
+/// TLS is on everywhere, as in production: the Python agent serves mutual TLS with a node
+/// certificate of node <see cref="PythonNodeName"/> from the tests' CA, and Python clients trust
+/// that CA (<see cref="TrustingCa"/>) and present the controller's certificate to agents
+/// (<see cref="AsController"/>). Every Python process started here is stopped in DisposeAsync.
 /// </summary>
 public sealed class InteropFixture : IAsyncLifetime
 {
@@ -25,6 +31,9 @@ public sealed class InteropFixture : IAsyncLifetime
     private const string PythonPlugin = "/usr/bin/grpc_python_plugin";
     private const string GrpcProtos = "/usr/share/grpc-proto/grpc";
     private static readonly TimeSpan StartupTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>The node the Python agent is: the name in its certificate and in its NodeInfo.</summary>
+    public const string PythonNodeName = "py-agent";
 
     /// <summary>Debian's grpc-proto files, renamed so that their Python modules do not shadow the grpc package.</summary>
     private static readonly (string Source, string Name)[] GrpcServiceProtos =
@@ -41,6 +50,23 @@ public sealed class InteropFixture : IAsyncLifetime
     private string? _pythonNodeId;
 
     public CloudFixture Cloud { get; } = new();
+
+    /// <summary>The PEM files Python processes use: the CA, a stranger CA, the controller's certificate, the Python agent's TLS folder.</summary>
+    private string Tls => Path.Combine(_work, "tls");
+
+    /// <summary>A Python client's environment that trusts the cloud CA and presents no certificate (probe.py's CLOUD_CA).</summary>
+    public IReadOnlyDictionary<string, string> TrustingCa => new Dictionary<string, string> { ["CLOUD_CA"] = Path.Combine(Tls, "ca.pem") };
+
+    /// <summary>A Python client's environment that trusts the cloud CA and presents the controller's certificate, as agents require.</summary>
+    public IReadOnlyDictionary<string, string> AsController => new Dictionary<string, string>
+    {
+        ["CLOUD_CA"] = Path.Combine(Tls, "ca.pem"),
+        ["CLOUD_CERT"] = Path.Combine(Tls, "controller.pem"),
+        ["CLOUD_KEY"] = Path.Combine(Tls, "controller.key"),
+    };
+
+    /// <summary>A Python client's environment that trusts another CA than the cloud's.</summary>
+    public IReadOnlyDictionary<string, string> TrustingStranger => new Dictionary<string, string> { ["CLOUD_CA"] = Path.Combine(Tls, "stranger-ca.pem") };
 
     /// <summary>Where the generated Python modules are (the scripts' PYTHONPATH).</summary>
     public string Stubs => Path.Combine(_work, "stubs");
@@ -67,13 +93,24 @@ public sealed class InteropFixture : IAsyncLifetime
             }
         }
         await GenerateStubsAsync();
+        WriteTlsFiles();
         await Cloud.InitializeAsync();
 
-        _agent = PythonProcess.Start(ScriptDirectory, Stubs, "agent_server.py");
+        _agent = PythonProcess.Start(ScriptDirectory, Stubs, new Dictionary<string, string> { ["CLOUD_TLS_DIR"] = Path.Combine(Tls, PythonNodeName) }, "agent_server.py");
         var ready = await _agent.WaitForJsonAsync(e => e.TryGetProperty("port", out _), StartupTimeout);
-        PythonAgentUrl = new Uri($"http://127.0.0.1:{ready.GetProperty("port").GetInt32()}");
-        _agentChannel = GrpcChannel.ForAddress(PythonAgentUrl);
+        PythonAgentUrl = new Uri($"https://127.0.0.1:{ready.GetProperty("port").GetInt32()}");
+        _agentChannel = TestTrust.Shared.Channel(PythonAgentUrl, TestTrust.Shared.Controller);
         PythonAgent = new NodeAgent.NodeAgentClient(_agentChannel);
+    }
+
+    private void WriteTlsFiles()
+    {
+        var trust = TestTrust.Shared;
+        trust.WriteNodeCa(Tls);
+        PemFiles.Write(Path.Combine(Tls, "controller.pem"), trust.Controller.ExportCertificatePem(), secret: false);
+        PemFiles.Write(Path.Combine(Tls, "controller.key"), trust.Controller.GetECDsaPrivateKey()!.ExportPkcs8PrivateKeyPem(), secret: true);
+        PemFiles.Write(Path.Combine(Tls, "stranger-ca.pem"), TestTrust.NewStranger().Authority.CertificatePem(), secret: false);
+        trust.WriteNodeFolder(Path.Combine(Tls, PythonNodeName), PythonNodeName, System.Net.IPAddress.Loopback);
     }
 
     private async Task GenerateStubsAsync()
@@ -120,10 +157,13 @@ public sealed class InteropFixture : IAsyncLifetime
     /// <summary>The next observation of the Python agent that <paramref name="match"/> accepts.</summary>
     public Task<JsonElement> AgentObservedAsync(Func<JsonElement, bool> match) => PythonAgentProcess.WaitForJsonAsync(match, StartupTimeout);
 
-    /// <summary>Runs probe.py once and returns the JSON it printed.</summary>
-    public async Task<JsonElement> ProbeAsync(params string[] args)
+    /// <summary>Runs probe.py once, trusting the cloud CA and presenting no certificate, and returns the JSON it printed.</summary>
+    public Task<JsonElement> ProbeAsync(params string[] args) => ProbeAsync(TrustingCa, args);
+
+    /// <summary>Runs probe.py once with <paramref name="tls"/> (<see cref="TrustingCa"/>, <see cref="AsController"/>, ...) and returns the JSON it printed.</summary>
+    public async Task<JsonElement> ProbeAsync(IReadOnlyDictionary<string, string> tls, params string[] args)
     {
-        await using var probe = PythonProcess.Start(ScriptDirectory, Stubs, "probe.py", args);
+        await using var probe = PythonProcess.Start(ScriptDirectory, Stubs, tls, "probe.py", args);
         var result = await probe.WaitForJsonAsync(_ => true, StartupTimeout);
         var exitCode = await probe.WaitForExitAsync(StartupTimeout);
         Assert.True(exitCode == 0, $"probe.py {string.Join(' ', args)} exited with {exitCode}. stderr:\n{probe.StandardError}");
@@ -139,8 +179,8 @@ public sealed class InteropFixture : IAsyncLifetime
 
     /// <summary>
     /// The Python agent as a node of the controller, registered the way an agent registers
-    /// (RegistrationLoop: its NodeInfo, then NodeRegistry.Register with its address and the
-    /// agents' registration token), and
+    /// (RegistrationLoop: its NodeInfo, then NodeRegistry.Register on the controller's node port
+    /// with its address, presenting its node certificate), and
     /// cordoned, so that no VM a test creates through the API lands there. Its node id.
     /// </summary>
     public async Task<string> PythonNodeAsync()
@@ -151,10 +191,11 @@ public sealed class InteropFixture : IAsyncLifetime
             if (_pythonNodeId is null)
             {
                 var info = await PythonAgent.GetNodeInfoAsync(new GetNodeInfoRequest(), deadline: DateTime.UtcNow.AddSeconds(10));
-                using var channel = GrpcChannel.ForAddress(Cloud.GrpcUrl);
+                Assert.Equal(PythonNodeName, info.NodeName);
+                using var certificate = TestTrust.Shared.Node(PythonNodeName);
+                using var channel = TestTrust.Shared.Channel(Cloud.NodeUrl, certificate);
                 var registered = await new NodeRegistry.NodeRegistryClient(channel).RegisterAsync(
-                    new RegisterRequest { Node = info, AgentAddress = PythonAgentUrl.ToString().TrimEnd('/') },
-                    new Grpc.Core.Metadata { { "authorization", "Bearer " + CloudFixture.AgentToken } }, DateTime.UtcNow.AddSeconds(10));
+                    new RegisterRequest { Node = info, AgentAddress = PythonAgentUrl.ToString().TrimEnd('/') }, deadline: DateTime.UtcNow.AddSeconds(10));
                 var (status, body) = await Cloud.Http.PostAsync($"/v1/nodes/{info.NodeName}/cordon", "{}");
                 Assert.True(status == System.Net.HttpStatusCode.OK, body.ToString());
                 _pythonNodeId = registered.NodeId;

@@ -20,6 +20,10 @@ internal sealed class PythonProcess : IAsyncDisposable
     private PythonProcess(Process process) => _process = process;
 
     public static PythonProcess Start(string workingDirectory, string pythonPath, string script, params string[] args)
+        => Start(workingDirectory, pythonPath, new Dictionary<string, string>(), script, args);
+
+    /// <summary>Starts <paramref name="script"/> with <paramref name="environment"/> added to its environment (TLS files, say).</summary>
+    public static PythonProcess Start(string workingDirectory, string pythonPath, IReadOnlyDictionary<string, string> environment, string script, params string[] args)
     {
         var info = new ProcessStartInfo(Interpreter)
         {
@@ -36,6 +40,10 @@ internal sealed class PythonProcess : IAsyncDisposable
             info.ArgumentList.Add(arg);
         }
         info.Environment["PYTHONPATH"] = pythonPath;
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
         // Loopback traffic only: no proxy may be picked up from the environment.
         foreach (var proxy in new[] { "http_proxy", "https_proxy", "grpc_proxy", "HTTP_PROXY", "HTTPS_PROXY", "GRPC_PROXY" })
         {
