@@ -132,10 +132,9 @@ public sealed class NodeIdentityTests : IDisposable
         // 20 hours into the certificate's day: past its renewal time (16 h), before it expires.
         var time = new ManualTimeProvider(DateTimeOffset.UtcNow.AddHours(20));
         var identity = Identity(time);
-        var options = Options.Create(new AgentOptions { NodeName = Node, TlsDirectory = _folder, Listen = "127.0.0.2:7070" });
+        var options = Options.Create(new AgentOptions { NodeName = Node, TlsDirectory = _folder, Listen = "127.0.0.2:7070", ControllerUrl = "https://127.0.0.1:9" });
         // The controller's node port is down: nothing listens on the discard port.
-        using var channel = GrpcChannel.ForAddress("https://127.0.0.1:9", new GrpcChannelOptions { HttpHandler = identity.NewHandler(CloudIdentity.IsController) });
-        using var renewal = new CertificateRenewal(identity, new NodeTrust.NodeTrustClient(channel), options,
+        using var renewal = new CertificateRenewal(identity, options,
             new ConfigurationBuilder().Build(), time, NullLogger<CertificateRenewal>.Instance);
         var health = new CertificateHealthCheck(renewal);
 
@@ -166,9 +165,8 @@ public sealed class NodeIdentityTests : IDisposable
     public async Task Start_without_a_certificate_or_a_join_token_fails_naming_the_join_token()
     {
         var identity = Identity();
-        var options = Options.Create(new AgentOptions { NodeName = Node, TlsDirectory = _folder, Listen = "127.0.0.2:7070" });
-        using var channel = GrpcChannel.ForAddress("https://127.0.0.1:9", new GrpcChannelOptions { HttpHandler = identity.NewHandler(CloudIdentity.IsController) });
-        using var renewal = new CertificateRenewal(identity, new NodeTrust.NodeTrustClient(channel), options,
+        var options = Options.Create(new AgentOptions { NodeName = Node, TlsDirectory = _folder, Listen = "127.0.0.2:7070", ControllerUrl = "https://127.0.0.1:9" });
+        using var renewal = new CertificateRenewal(identity, options,
             new ConfigurationBuilder().Build(), TimeProvider.System, NullLogger<CertificateRenewal>.Instance);
 
         var error = await Assert.ThrowsAnyAsync<Exception>(() => renewal.StartAsync(CancellationToken.None));
