@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Cloud.Contracts.Agent.V1;
+using Cloud.Testing;
 
 namespace Cloud.Agent.Qemu.Benchmarks;
 
@@ -100,7 +101,8 @@ internal static class SnapshotMigrateBenchmark
         }
         var timer = Stopwatch.StartNew();
         var prepared = await destination.Client.PrepareMigrationAsync(
-            new PrepareMigrationRequest { Spec = spec, MigrationId = vmId, SnapshotSource = source.Url }, AgentProcess.Deadline(cancellationToken));
+            new PrepareMigrationRequest { Spec = spec, MigrationId = vmId, SnapshotSource = source.Url,
+                SnapshotGrant = TestTrust.Shared.SnapshotGrant(AgentProcess.NodeNameFor(new Uri(destination.Url).Host), AgentProcess.NodeNameFor(new Uri(source.Url).Host), spec.VmId) }, AgentProcess.Deadline(cancellationToken));
         var prepare = timer.Elapsed.TotalMilliseconds;
         if (prepared.SnapshotIds.Count != snapshots)
         {

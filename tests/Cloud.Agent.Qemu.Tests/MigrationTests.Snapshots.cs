@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Cloud.Agent.Hypervisor;
 using Cloud.Agent.Qemu.Tests.Support;
 using Cloud.Contracts.Agent.V1;
+using Cloud.Testing;
 using Grpc.Core;
 using Phase = Cloud.Contracts.Agent.V1.MigrationProgress.Types.Phase;
 
@@ -31,7 +32,7 @@ public sealed partial class MigrationTests
         Assert.Equal(["snap-mem"], (await ListAsync(source)).Single().SnapshotIds);
 
         var prepared = await destination.Client.PrepareMigrationAsync(
-            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-snap", SnapshotSource = source.Url }, Deadline);
+            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-snap", SnapshotSource = source.Url, SnapshotGrant = TestTrust.Shared.SnapshotGrant(destination.NodeName, source.NodeName, spec.VmId) }, Deadline);
         Assert.Equal(["snap-mem"], prepared.SnapshotIds);
         // Byte for byte what the source listed (a blank disk has no base to repoint).
         var arrived = Assert.Single((await destination.Client.ListSnapshotsAsync(new VmRef { VmId = "vm-snapmove" }, Deadline)).Snapshots);
@@ -76,7 +77,7 @@ public sealed partial class MigrationTests
         await source.Client.StartVmAsync(new StartVmRequest { VmId = "vm-coldsnap", Paused = true }, Deadline);
 
         var prepared = await destination.Client.PrepareMigrationAsync(
-            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-cold-snap", SnapshotSource = source.Url }, Deadline);
+            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-cold-snap", SnapshotSource = source.Url, SnapshotGrant = TestTrust.Shared.SnapshotGrant(destination.NodeName, source.NodeName, spec.VmId) }, Deadline);
         Assert.Equal(["snap-warm"], prepared.SnapshotIds);
         var progress = await MigrateAsync(source, new MigrateRequest { VmId = "vm-coldsnap", MigrationId = "mig-cold-snap", MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri });
         Assert.True(progress[^1].Phase == Phase.Completed, $"the migration ended {progress[^1].Phase}: {progress[^1].Error}");
@@ -132,7 +133,7 @@ public sealed partial class MigrationTests
         damaged[^1] ^= 0xff;
         await File.WriteAllBytesAsync(snapshotDisk, damaged);
         var refused = await Assert.ThrowsAsync<RpcException>(() => destination.Client.PrepareMigrationAsync(
-            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-damaged", SnapshotSource = source.Url }, Deadline).ResponseAsync);
+            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-damaged", SnapshotSource = source.Url, SnapshotGrant = TestTrust.Shared.SnapshotGrant(destination.NodeName, source.NodeName, spec.VmId) }, Deadline).ResponseAsync);
         Assert.Contains("arrived damaged", refused.Status.Detail, StringComparison.Ordinal);
         Assert.Empty(await ListAsync(destination));
         Assert.False(Directory.Exists(destination.VmDirectory("vm-based")));
@@ -143,7 +144,7 @@ public sealed partial class MigrationTests
             new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-bad-source", SnapshotSource = "http://agent-1:7070" }, Deadline).ResponseAsync);
         Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
         var prepared = await destination.Client.PrepareMigrationAsync(
-            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-healthy", SnapshotSource = source.Url }, Deadline);
+            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-healthy", SnapshotSource = source.Url, SnapshotGrant = TestTrust.Shared.SnapshotGrant(destination.NodeName, source.NodeName, spec.VmId) }, Deadline);
         Assert.Equal(["snap-disk"], prepared.SnapshotIds);
         var progress = await MigrateAsync(source, new MigrateRequest { VmId = "vm-based", MigrationId = "mig-healthy", MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri });
         Assert.True(progress[^1].Phase == Phase.Completed, $"the migration ended {progress[^1].Phase}: {progress[^1].Error}");
@@ -174,7 +175,7 @@ public sealed partial class MigrationTests
         }
         var listed = (await source.Client.ListSnapshotsAsync(new VmRef { VmId = "vm-keep" }, Deadline)).Snapshots;
         var prepared = await destination.Client.PrepareMigrationAsync(
-            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-die", SnapshotSource = source.Url }, Deadline);
+            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-die", SnapshotSource = source.Url, SnapshotGrant = TestTrust.Shared.SnapshotGrant(destination.NodeName, source.NodeName, spec.VmId) }, Deadline);
         Assert.Equal(["snap-a", "snap-b"], prepared.SnapshotIds.Order());
         var incomingPid = (await ListAsync(destination)).Single().Pid;
         using var call = source.Client.Migrate(new MigrateRequest
@@ -221,7 +222,7 @@ public sealed partial class MigrationTests
         await source.Client.CreateSnapshotAsync(new CreateSnapshotRequest { VmId = "vm-landed", SnapshotId = "kept", Name = "kept" }, Deadline);
         await source.Client.StartVmAsync(new StartVmRequest { VmId = "vm-landed", Paused = true }, Deadline);
         var prepared = await destination.Client.PrepareMigrationAsync(
-            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-landed", SnapshotSource = source.Url }, Deadline);
+            new PrepareMigrationRequest { Spec = spec, MigrationId = "mig-landed", SnapshotSource = source.Url, SnapshotGrant = TestTrust.Shared.SnapshotGrant(destination.NodeName, source.NodeName, spec.VmId) }, Deadline);
         var progress = await MigrateAsync(source, new MigrateRequest { VmId = "vm-landed", MigrationId = "mig-landed", MigrationUri = prepared.MigrationUri, DiskUri = prepared.DiskUri });
         Assert.True(progress[^1].Phase == Phase.Completed, $"the migration ended {progress[^1].Phase}: {progress[^1].Error}");
         await Eventually.GetAsync(() => ListAsync(destination), v => v.Count == 1 && v[0].State != VmState.Incoming, Boot, "vm-landed to arrive");

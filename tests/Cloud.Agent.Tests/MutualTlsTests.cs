@@ -125,20 +125,47 @@ public sealed class MutualTlsTests(AgentServerFixture agent) : IClassFixture<Age
     }
 
     [Fact]
-    public async Task Another_nodes_certificate_may_read_snapshots_and_images_only()
+    public async Task Another_nodes_certificate_reads_snapshots_and_images_only_with_the_controllers_grant()
     {
         await agent.Client.CreateVmAsync(Create("peer-target"), Deadline);
         using var certificate = TestTrust.Shared.Node("node-x");
         using var channel = agent.NewChannel(certificate);
         var peer = new NodeAgent.NodeAgentClient(channel);
+        var expires = DateTimeOffset.UtcNow.AddMinutes(5);
+        string Grant(string reader, string holder, string kind, string resource, DateTimeOffset? until = null)
+            => new PeerGrant(reader, holder, kind, resource, until ?? expires).Sign(TestTrust.Shared.Controller);
+        CallOptions With(string grant) => new(new Metadata { { PeerGrant.Header, grant } }, DateTime.UtcNow.AddSeconds(10));
 
-        // Allowed: these answer as the agent would answer the controller.
-        var snapshots = await peer.ListSnapshotsAsync(new VmRef { VmId = "peer-target" }, Deadline);
+        // With the grant for exactly this read: answered as the agent would answer the controller.
+        var snapshots = await peer.ListSnapshotsAsync(new VmRef { VmId = "peer-target" },
+            With(Grant("node-x", AgentServerFixture.NodeName, PeerGrant.VmKind, "peer-target")));
         Assert.Empty(snapshots.Snapshots);
-        using (var read = peer.ReadImage(new ReadStoredImageRequest { ImageId = "no-such-image" }, Deadline))
+        using (var read = peer.ReadImage(new ReadStoredImageRequest { ImageId = "no-such-image" },
+            With(Grant("node-x", AgentServerFixture.NodeName, PeerGrant.ImageKind, "no-such-image"))))
         {
             var missing = await Assert.ThrowsAsync<RpcException>(() => read.ResponseStream.MoveNext(CancellationToken.None));
             Assert.Equal(StatusCode.NotFound, missing.StatusCode);
+        }
+
+        // Without one, or with one for another reader, holder, VM, kind, or expired, or signed by
+        // anyone but the controller of this cloud: refused.
+        var refusedGrants = new[]
+        {
+            Deadline,
+            With("not-a-grant"),
+            With(Grant("node-y", AgentServerFixture.NodeName, PeerGrant.VmKind, "peer-target")),
+            With(Grant("node-x", "other-holder", PeerGrant.VmKind, "peer-target")),
+            With(Grant("node-x", AgentServerFixture.NodeName, PeerGrant.VmKind, "another-vm")),
+            With(Grant("node-x", AgentServerFixture.NodeName, PeerGrant.ImageKind, "peer-target")),
+            With(Grant("node-x", AgentServerFixture.NodeName, PeerGrant.VmKind, "peer-target", DateTimeOffset.UtcNow.AddSeconds(-1))),
+            With(new PeerGrant("node-x", AgentServerFixture.NodeName, PeerGrant.VmKind, "peer-target", expires).Sign(TestTrust.NewStranger().Controller)),
+            With(new PeerGrant("node-x", AgentServerFixture.NodeName, PeerGrant.VmKind, "peer-target", expires).Sign(certificate)),
+        };
+        foreach (var options in refusedGrants)
+        {
+            var refused = await Assert.ThrowsAsync<RpcException>(() => peer.ListSnapshotsAsync(new VmRef { VmId = "peer-target" }, options).ResponseAsync);
+            Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode);
+            Assert.Contains("grant", refused.Status.Detail, StringComparison.Ordinal);
         }
 
         // Refused: the node's own verbs are the controller's.

@@ -74,6 +74,10 @@ public sealed class TestTrust
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
     }
 
+    /// <summary>The controller's grant for node <paramref name="reader"/> to read VM <paramref name="vmId"/>'s snapshots from node <paramref name="holder"/>.</summary>
+    public string SnapshotGrant(string reader, string holder, string vmId)
+        => new PeerGrant(reader, holder, PeerGrant.VmKind, vmId, DateTimeOffset.UtcNow.AddHours(1)).Sign(Controller);
+
     /// <summary>A node's certificate, to call as that node.</summary>
     public X509Certificate2 Node(string node) => Issue(CloudIdentity.NodeSubject(node), CloudIdentity.NodeUri(node), [IPAddress.Loopback]);
 

@@ -5,6 +5,7 @@ using Cloud.Agent.Hypervisor;
 using Cloud.Agent.Qemu;
 using Cloud.Contracts.Agent.V1;
 using Cloud.Contracts.Node.V1;
+using Cloud.Contracts.Trust;
 using Grpc.Core;
 using Microsoft.Extensions.Options;
 
@@ -36,7 +37,9 @@ internal interface IImageSourceReader
 internal static class ImageSources
 {
     public static IAsyncEnumerable<ReadOnlyMemory<byte>> Read(IImageSourceReader controller, PeerAgents peers, PullImageRequest request, CancellationToken cancellationToken)
-        => request.SourceNode.Length > 0 ? peers.ReadImageAsync(request.SourceNode, request.ImageId, cancellationToken) : controller.ReadAsync(request.ImageId, cancellationToken);
+        => request.SourceNode.Length > 0
+            ? peers.ReadImageAsync(peers.Source(request.SourceNode, request.SourceGrant, PeerGrant.ImageKind, request.ImageId, "source_node"), request.ImageId, cancellationToken)
+            : controller.ReadAsync(request.ImageId, cancellationToken);
 }
 
 /// <summary>

@@ -1,11 +1,12 @@
 using Cloud.Agent.Hypervisor;
 using Cloud.Contracts.Agent.V1;
+using Cloud.Contracts.Trust;
 using Grpc.Core;
 
 namespace Cloud.Agent.Rpc;
 
 /// <summary>The NodeAgent gRPC service: validates each request and hands it to the backend.</summary>
-internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller images, SnapshotPuller snapshots, IImageTarget imageStore) : NodeAgent.NodeAgentBase
+internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller images, SnapshotPuller snapshots, PeerAgents peers, IImageTarget imageStore) : NodeAgent.NodeAgentBase
 {
     private static readonly TimeSpan DefaultStopTimeout = TimeSpan.FromSeconds(30);
     // Well under the 4 MiB a gRPC message may carry by default, large enough that framing costs little.
@@ -90,7 +91,9 @@ internal sealed class NodeAgentService(IHypervisor hypervisor, ImagePuller image
     {
         var spec = request.Spec ?? throw Invalid("spec is required.");
         var migrationId = Id(request.MigrationId, "migration_id");
-        var source = request.SnapshotSource.Length > 0 ? PeerAgents.Validate(request.SnapshotSource, "snapshot_source") : null;
+        var source = request.SnapshotSource.Length > 0
+            ? peers.Source(request.SnapshotSource, request.SnapshotGrant, PeerGrant.VmKind, spec.VmId, "snapshot_source")
+            : null;
         var prepared = await hypervisor.PrepareMigrationAsync(spec, migrationId, request.MemoryLayout, request.PeerNode, context.CancellationToken);
         if (source is not null)
         {

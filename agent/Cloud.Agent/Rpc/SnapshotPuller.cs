@@ -8,7 +8,7 @@ namespace Cloud.Agent.Rpc;
 /// </summary>
 internal sealed partial class SnapshotPuller(IHypervisor hypervisor, PeerAgents peers, ILogger<SnapshotPuller> logger)
 {
-    public async Task PullAllAsync(string source, string vmId, CancellationToken cancellationToken)
+    public async Task PullAllAsync(PeerSource source, string vmId, CancellationToken cancellationToken)
     {
         // A backend without snapshot files (the fake) carries its snapshots its own way; whatever
         // it holds is what PrepareMigration answers, and the controller moves the VM only if that

@@ -27,6 +27,7 @@ internal static class TrustHosting
         services.AddSingleton<RevokedCertificates>();
         services.AddSingleton<JoinTokens>();
         services.AddSingleton<NodeCertificateIssuer>();
+        services.AddSingleton<PeerGrants>();
         return services;
     }
 

@@ -28,6 +28,7 @@ internal sealed partial class LiveMigration(
     CapacityLedger ledger,
     Images.ImageDistribution images,
     VmSpecs specs,
+    Trust.PeerGrants grants,
     ILogger<LiveMigration> logger)
 {
     /// <summary>How long a target may take to prepare, its copy of the VM's snapshots included.</summary>
@@ -112,6 +113,7 @@ internal sealed partial class LiveMigration(
             MigrationId = migrationId,
             MemoryLayout = running?.MemoryLayout,
             SnapshotSource = source.Address,
+            SnapshotGrant = grants.ForSnapshots(targetNode.Name, sourceNode.Name, vm.Id),
             // Each side's QEMU admits (target) or expects (source) only the other node's certificate.
             PeerNode = sourceNode.Name,
         }, new CallOptions(deadline: DateTime.UtcNow + PrepareTimeout, cancellationToken: cancellationToken));

@@ -23,6 +23,7 @@ internal sealed class SnapshotExports(
     NpgsqlDataSource dataSource,
     AgentConnections agents,
     IOptions<ImageOptions> imageOptions,
+    Trust.PeerGrants grants,
     TimeProvider time)
 {
     /// <summary>
@@ -96,6 +97,7 @@ internal sealed class SnapshotExports(
             Sha256 = export.Sha256,
             SizeBytes = export.SizeBytes,
             SourceNode = export.Node.Address,
+            SourceGrant = grants.ForImage(target.Name, export.Node.Name, imageId),
         };
         await agents.For(target).Client.PullImageAsync(request,
             new CallOptions(deadline: time.GetUtcNow().UtcDateTime + imageOptions.Value.PullTimeout, cancellationToken: cancellationToken));
