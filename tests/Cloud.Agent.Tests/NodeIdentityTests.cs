@@ -119,7 +119,7 @@ public sealed class NodeIdentityTests : IDisposable
         TestTrust.Shared.WriteNodeFolder(_folder, Node, IPAddress.Loopback);
         using var certificate = Identity().LoadSaved()!;
 
-        var due = NodeIdentity.RenewalTime(certificate);
+        var due = CertificateAuthority.RenewalTime(certificate);
 
         var life = certificate.NotAfter.ToUniversalTime() - certificate.NotBefore.ToUniversalTime();
         Assert.Equal(certificate.NotBefore.ToUniversalTime() + life * 2 / 3, due.UtcDateTime);

@@ -241,7 +241,6 @@ public sealed class NodeTrustTests(CloudFixture cloud)
         var issued = await new NodeTrust.NodeTrustClient(channel).JoinAsync(
             new JoinRequest { NodeName = node, JoinToken = token, Requests = keys.Requests }, Soon);
         using var nodeCertificate = X509Certificate2.CreateFromPem(issued.NodeCertificate);
-        using var withKey = nodeCertificate.CopyWithPrivateKey(keys.NodeKey);
-        return (X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null), X509Certificate2.CreateFromPem(issued.QemuCertificate));
+        return (CertificateAuthority.WithKey(nodeCertificate, keys.NodeKey), X509Certificate2.CreateFromPem(issued.QemuCertificate));
     }
 }

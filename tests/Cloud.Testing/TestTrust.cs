@@ -70,8 +70,7 @@ public sealed class TestTrust
         var publicKey = new CertificateRequest(subject, key, HashAlgorithmName.SHA256).PublicKey;
         // Issue backdates by a minute; a test's "expired" certificate is made to end in the past.
         using var issued = Authority.Issue(publicKey, subject, identityUri, [], addresses, (notBefore ?? DateTimeOffset.UtcNow).AddMinutes(1), lifetime ?? TimeSpan.FromDays(1));
-        using var withKey = issued.CopyWithPrivateKey(key);
-        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+        return CertificateAuthority.WithKey(issued, key);
     }
 
     /// <summary>The controller's grant for node <paramref name="reader"/> to read VM <paramref name="vmId"/>'s snapshots from node <paramref name="holder"/>.</summary>

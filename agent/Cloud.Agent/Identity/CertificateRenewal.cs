@@ -48,7 +48,7 @@ internal sealed partial class CertificateRenewal(
         while (!stoppingToken.IsCancellationRequested)
         {
             var current = identity.Certificate!;
-            var wait = NodeIdentity.RenewalTime(current) - time.GetUtcNow();
+            var wait = CertificateAuthority.RenewalTime(current) - time.GetUtcNow();
             if (wait > TimeSpan.Zero)
             {
                 await Task.Delay(wait, time, stoppingToken);

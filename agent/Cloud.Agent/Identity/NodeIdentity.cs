@@ -143,14 +143,6 @@ internal sealed class NodeIdentity(IOptions<AgentOptions> options, TimeProvider 
         }
     }
 
-    /// <summary>Due at two thirds of its life.</summary>
-    public static DateTimeOffset RenewalTime(X509Certificate2 certificate)
-    {
-        var notBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime());
-        var notAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime());
-        return notBefore + (notAfter - notBefore) * 2 / 3;
-    }
-
     // TLS on Linux wants a certificate whose key is not ephemeral: export and load again.
     private static X509Certificate2 Reloaded(X509Certificate2 certificate)
         => X509CertificateLoader.LoadPkcs12(certificate.Export(X509ContentType.Pkcs12), null);

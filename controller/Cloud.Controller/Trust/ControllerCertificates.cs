@@ -54,13 +54,13 @@ internal sealed class ControllerCertificates : IDisposable
         get
         {
             var current = _own;
-            if (!IsDueForRenewal(current, _time.GetUtcNow()))
+            if (_time.GetUtcNow() < CertificateAuthority.RenewalTime(current))
             {
                 return current;
             }
             lock (_renewal)
             {
-                if (IsDueForRenewal(_own, _time.GetUtcNow()))
+                if (_time.GetUtcNow() >= CertificateAuthority.RenewalTime(_own))
                 {
                     // The old one is not disposed: connections made with it may still use it.
                     _own = IssueOwn();
@@ -80,22 +80,12 @@ internal sealed class ControllerCertificates : IDisposable
     public X509Certificate2 Issue(PublicKey key, X500DistinguishedName subject, string identityUri, IEnumerable<IPAddress> addresses)
         => _ca.Issue(key, subject, identityUri, [], addresses, _time.GetUtcNow(), _options.CertificateLifetime);
 
-    /// <summary>Due at two thirds of its life, as agents renew theirs.</summary>
-    public static bool IsDueForRenewal(X509Certificate2 certificate, DateTimeOffset now)
-    {
-        var notBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime());
-        var notAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime());
-        return now >= notBefore + (notAfter - notBefore) * 2 / 3;
-    }
-
     private X509Certificate2 IssueOwn()
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var issued = _ca.Issue(new CertificateRequest(CloudIdentity.ControllerSubject, key, HashAlgorithmName.SHA256).PublicKey,
             CloudIdentity.ControllerSubject, CloudIdentity.ControllerUri, _dnsNames, _addresses, _time.GetUtcNow(), _options.CertificateLifetime);
-        using var withKey = issued.CopyWithPrivateKey(key);
-        // Exported and loaded again: TLS on Linux wants a certificate whose key is not ephemeral.
-        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+        return CertificateAuthority.WithKey(issued, key);
     }
 
     private static CertificateAuthority LoadOrCreateCa(TrustOptions options, TimeProvider time)

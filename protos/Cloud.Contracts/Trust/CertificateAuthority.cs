@@ -104,6 +104,24 @@ public sealed class CertificateAuthority : IDisposable
         return chain.Build(certificate);
     }
 
+    /// <summary>When a certificate is due for renewal: at two thirds of its life, on every side.</summary>
+    public static DateTimeOffset RenewalTime(X509Certificate2 certificate)
+    {
+        var notBefore = new DateTimeOffset(certificate.NotBefore.ToUniversalTime());
+        var notAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime());
+        return notBefore + (notAfter - notBefore) * 2 / 3;
+    }
+
+    /// <summary>
+    /// <paramref name="certificate"/> with <paramref name="key"/>, exported and loaded again:
+    /// TLS on Linux wants a certificate whose key is not ephemeral.
+    /// </summary>
+    public static X509Certificate2 WithKey(X509Certificate2 certificate, ECDsa key)
+    {
+        using var withKey = certificate.CopyWithPrivateKey(key);
+        return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
+    }
+
     public void Dispose()
     {
         _key.Dispose();
